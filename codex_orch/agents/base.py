@@ -1,0 +1,108 @@
+"""The agent contract: an attempt request in, a stream of events, a result out."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Protocol
+
+from codex_orch.failures import FailureKind
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_write_input_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_output_tokens: int = 0
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> Usage:
+        data = data or {}
+        return cls(**{f.name: int(data.get(f.name) or 0) for f in fields(cls)})
+
+    def to_json(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
+
+    def __sub__(self, other: Usage) -> Usage:
+        return Usage(**{f.name: max(0, getattr(self, f.name) - getattr(other, f.name)) for f in fields(self)})
+
+    @property
+    def total(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(frozen=True)
+class AttemptRequest:
+    prompt: str
+    workdir: Path
+    attempt_dir: Path
+    sandbox: str
+    output_schema: Path
+    env: Mapping[str, str]
+    timeout: float
+    idle_timeout: float
+    stop_grace: float
+    model: str | None = None
+    profile: str | None = None
+    resume_thread: str | None = None
+    command: tuple[str, ...] = ("codex",)
+    extra_args: tuple[str, ...] = ()
+
+    @property
+    def events_path(self) -> Path:
+        return self.attempt_dir / "events.jsonl"
+
+    @property
+    def stderr_path(self) -> Path:
+        return self.attempt_dir / "stderr.log"
+
+    @property
+    def last_message_path(self) -> Path:
+        return self.attempt_dir / "last_message.txt"
+
+
+@dataclass(frozen=True)
+class AgentResult:
+    thread_id: str | None
+    final_message: str | None
+    usage: Usage  # as reported: for a resumed thread, cumulative over the thread
+    failure: FailureKind | None
+    failure_message: str
+    exit_code: int | None
+    pid: int | None
+    started: float
+    ended: float
+    event_count: int = 0
+    garbage_lines: int = 0
+    item_counts: Mapping[str, int] = field(default_factory=dict)
+    stop_steps: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the agent is doing now, for live displays."""
+
+    thread_id: str | None
+    action: str
+    usage: Usage | None = None
+
+
+class AgentBackend(Protocol):
+    name: str
+
+    def build_argv(self, request: AttemptRequest) -> list[str]: ...
+
+    def run(
+        self,
+        request: AttemptRequest,
+        cancel: threading.Event | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+        on_start: Callable[[int], None] | None = None,
+    ) -> AgentResult: ...

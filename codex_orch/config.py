@@ -1,0 +1,249 @@
+"""orchestrator.yaml: the packaged defaults, overlaid by the host repo's file, checked key by key."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from codex_orch.errors import InputError
+from codex_orch.layout import CONFIG_NAME, Layout, packaged_templates
+from codex_orch.schema_check import check
+
+SANDBOXES = ("read-only", "workspace-write", "danger-full-access")
+_POS_NUM = {"type": "number", "exclusiveMinimum": 0}
+_OPT_POS_NUM = {"type": ["number", "null"], "exclusiveMinimum": 0}
+_OPT_STR = {"type": ["string", "null"]}
+_STR_LIST = {"type": "array", "items": {"type": "string"}}
+
+
+def _closed(properties: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"type": "object", "additionalProperties": False, "properties": properties, **extra}
+
+
+_ROLE = _closed(
+    {
+        "sandbox": {"enum": list(SANDBOXES)},
+        "output_schema": {"type": "string", "minLength": 1},
+        "prompt_template": {"type": "string", "minLength": 1},
+        "model": _OPT_STR,
+        "profile": _OPT_STR,
+        "timeout": _OPT_POS_NUM,
+        "idle_timeout": _OPT_POS_NUM,
+    }
+)
+
+CONFIG_SCHEMA: dict[str, Any] = _closed(
+    {
+        "version": {"const": 1},
+        "codex": _closed(
+            {
+                "command": {
+                    "anyOf": [
+                        {"type": "string", "minLength": 1},
+                        {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                    ]
+                },
+                "extra_args": _STR_LIST,
+                "env": {"type": "object", "additionalProperties": {"type": "string"}},
+                "home": {"type": "string", "minLength": 1},
+                "config": {"type": "object"},
+            }
+        ),
+        "git": _closed(
+            {
+                "base_ref": {"type": "string", "minLength": 1},
+                "branch_template": {"type": "string", "minLength": 1},
+                "shared_branch_template": {"type": "string", "minLength": 1},
+            }
+        ),
+        "use_single_workspace": {"type": "boolean"},
+        "limits": _closed(
+            {
+                "retries": {"type": "integer", "minimum": 0},
+                "transient_retries": {"type": "integer", "minimum": 0},
+                "timeout": _POS_NUM,
+                "idle_timeout": _POS_NUM,
+                "stop_grace": _POS_NUM,
+                "max_workers": {"type": "integer", "minimum": 1},
+            }
+        ),
+        "roles": {"type": "object", "additionalProperties": _ROLE},
+        "role_aliases": {"type": "object", "additionalProperties": {"type": "string"}},
+        "concurrency": _closed({"allow": _STR_LIST, "ignore": _STR_LIST}),
+    }
+)
+
+
+@dataclass(frozen=True)
+class RoleConfig:
+    name: str
+    sandbox: str
+    output_schema: str
+    prompt_template: str
+    model: str | None = None
+    profile: str | None = None
+    timeout: float | None = None
+    idle_timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class CodexConfig:
+    command: tuple[str, ...]
+    extra_args: tuple[str, ...]
+    env: Mapping[str, str]
+    home: str
+    config: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class GitConfig:
+    base_ref: str
+    branch_template: str
+    shared_branch_template: str
+
+
+@dataclass(frozen=True)
+class Limits:
+    retries: int
+    transient_retries: int
+    timeout: float
+    idle_timeout: float
+    stop_grace: float
+    max_workers: int
+
+
+@dataclass(frozen=True)
+class Config:
+    source: str  # the file it came from, or "(defaults)"
+    codex: CodexConfig
+    git: GitConfig
+    use_single_workspace: bool
+    limits: Limits
+    roles: Mapping[str, RoleConfig]
+    role_aliases: Mapping[str, str]
+    concurrency_allow: tuple[str, ...] = ()
+    concurrency_ignore: tuple[str, ...] = ()
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def resolve_role(self, name: str) -> str | None:
+        """The canonical role for `name` (itself or through an alias), or None."""
+        if name in self.roles:
+            return name
+        target = self.role_aliases.get(name)
+        return target if target in self.roles else None
+
+    def roles_hint(self) -> str:
+        hint = f"Valid roles: {', '.join(sorted(self.roles))}"
+        if self.role_aliases:
+            aliases = ", ".join(f"{k} -> {v}" for k, v in sorted(self.role_aliases.items()))
+            hint += f" (aliases: {aliases})"
+        return hint + "."
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict) and key not in ("env", "config"):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _read_yaml(path: Path, label: str) -> Any:
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{label}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise InputError(f"{label}: cannot read: {exc.strerror}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InputError(f"{label}: {where}invalid YAML: {problem}") from None
+
+
+_DEFAULTS: dict[str, Any] | None = None
+
+
+def default_raw() -> dict[str, Any]:
+    global _DEFAULTS
+    if _DEFAULTS is None:
+        _DEFAULTS = _read_yaml(packaged_templates() / CONFIG_NAME, "(packaged defaults)")
+    return copy.deepcopy(_DEFAULTS)
+
+
+def load_config(layout: Layout) -> Config:
+    """The host repo's config over the defaults; the defaults alone when there is no file yet."""
+    raw = default_raw()
+    source = "(defaults)"
+    path = layout.config_path
+    if path.is_file():
+        label = str(path.relative_to(layout.root))
+        user = _read_yaml(path, label)
+        if user is None:
+            user = {}
+        if not isinstance(user, dict):
+            raise InputError(f"{label}: (top level): must be a mapping of keys, not {type(user).__name__}")
+        check(user, CONFIG_SCHEMA, label)
+        raw = _merge(raw, user)
+        source = label
+    return build_config(raw, source)
+
+
+def build_config(raw: dict[str, Any], source: str) -> Config:
+    check(raw, CONFIG_SCHEMA, source)
+    roles: dict[str, RoleConfig] = {}
+    for name, settings in raw["roles"].items():
+        missing = [k for k in ("sandbox", "output_schema", "prompt_template") if k not in settings]
+        if missing:
+            raise InputError(f"{source}: roles.{name}: missing {', '.join(missing)}")
+        roles[name] = RoleConfig(name=name, **settings)
+    aliases = dict(raw.get("role_aliases") or {})
+    for alias, target in aliases.items():
+        if target not in roles:
+            raise InputError(f"{source}: role_aliases.{alias}: unknown role {target!r}. Valid roles: {', '.join(sorted(roles))}.")
+    codex = raw["codex"]
+    command = codex["command"]
+    home = codex["home"]
+    if home not in ("inherit", "isolated") and not Path(home).is_absolute():
+        raise InputError(f"{source}: codex.home: must be 'inherit', 'isolated' or an absolute path, not {home!r}")
+    limits = raw["limits"]
+    git = raw["git"]
+    return Config(
+        source=source,
+        codex=CodexConfig(
+            command=(command,) if isinstance(command, str) else tuple(command),
+            extra_args=tuple(codex.get("extra_args") or ()),
+            env=dict(codex.get("env") or {}),
+            home=home,
+            config=dict(codex.get("config") or {}),
+        ),
+        git=GitConfig(
+            base_ref=git["base_ref"],
+            branch_template=git["branch_template"],
+            shared_branch_template=git["shared_branch_template"],
+        ),
+        use_single_workspace=bool(raw["use_single_workspace"]),
+        limits=Limits(
+            retries=int(limits["retries"]),
+            transient_retries=int(limits["transient_retries"]),
+            timeout=float(limits["timeout"]),
+            idle_timeout=float(limits["idle_timeout"]),
+            stop_grace=float(limits["stop_grace"]),
+            max_workers=int(limits["max_workers"]),
+        ),
+        roles=roles,
+        role_aliases=aliases,
+        concurrency_allow=tuple(raw["concurrency"]["allow"]),
+        concurrency_ignore=tuple(raw["concurrency"]["ignore"]),
+        raw=raw,
+    )

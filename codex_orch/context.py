@@ -1,0 +1,82 @@
+"""What every part of a run shares: paths, config, state, git, the agent's environment."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from codex_orch.config import Config, RoleConfig
+from codex_orch.errors import InputError
+from codex_orch.gitops import Git
+from codex_orch.layout import Layout, packaged_templates
+from codex_orch.plan import Plan
+from codex_orch.prompts import PromptRenderer
+from codex_orch.state import RunStore
+from codex_orch.workspace import Workspaces
+
+# notify(kind, task_id, data): progress for displays; never required for correctness.
+Notify = Callable[[str, str | None, Mapping[str, Any]], None]
+
+
+def _no_notify(kind: str, task_id: str | None, data: Mapping[str, Any]) -> None:
+    return None
+
+
+@dataclass
+class RunContext:
+    layout: Layout
+    config: Config
+    run_id: str
+    plan: Plan
+    spec: str | None
+    store: RunStore
+    git: Git
+    workspaces: Workspaces
+    agent_env: Mapping[str, str]
+    command: tuple[str, ...]
+    cancel: threading.Event = field(default_factory=threading.Event)
+    notify: Notify = _no_notify
+    fail_fast: bool = False
+    _schemas: dict[str, tuple[Path, dict[str, Any]]] = field(default_factory=dict)
+    _renderer: PromptRenderer | None = None
+    _guard: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.layout.run_dir(self.run_id)
+
+    @property
+    def renderer(self) -> PromptRenderer:
+        with self._guard:
+            if self._renderer is None:
+                self._renderer = PromptRenderer(self.layout)
+            return self._renderer
+
+    def role(self, name: str) -> RoleConfig:
+        return self.config.roles[name]
+
+    def schema(self, role: RoleConfig) -> tuple[Path, dict[str, Any]]:
+        """The role's output schema (path, parsed), read once per run."""
+        with self._guard:
+            if role.output_schema not in self._schemas:
+                self._schemas[role.output_schema] = load_schema(self.layout, role.output_schema)
+            return self._schemas[role.output_schema]
+
+
+def load_schema(layout: Layout, name: str) -> tuple[Path, dict[str, Any]]:
+    """A schema from .orchestrator/schemas, else from the packaged defaults."""
+    for folder in (layout.schemas_dir, packaged_templates() / "schemas"):
+        path = folder / name
+        if path.is_file():
+            try:
+                data = json.loads(path.read_text("utf-8"))
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise InputError(f"{path}: invalid JSON schema file: {exc}") from None
+            if not isinstance(data, dict):
+                raise InputError(f"{path}: a schema must be a JSON object")
+            return path.resolve(), data
+    raise InputError(f"{name}: output schema not found in {layout.schemas_dir} nor among the defaults")

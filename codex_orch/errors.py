@@ -1,0 +1,38 @@
+"""The one family of user-facing errors and the exit codes they map to."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_TASKS_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class OrchError(Exception):
+    """An expected failure: one line for the user, an optional hint, an exit code."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message} {self.hint}"
+
+
+class InputError(OrchError):
+    """Bad input: a plan, config, spec file or argument that cannot be used (exit 2)."""
+
+
+class GitError(OrchError):
+    """git refused or failed; carries git's own words."""
+
+
+class RunLockedError(OrchError):
+    """Another codex-orch process is driving this run."""
+
+
+class Interrupted(OrchError):
+    exit_code = EXIT_INTERRUPTED

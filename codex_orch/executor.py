@@ -1,0 +1,291 @@
+"""One task, start to finish: its workspace, its attempts, validation with retry, its commit.
+
+A task's failure is its result, never the run's crash: every path ends in a recorded status.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from codex_orch.agents import AttemptRequest, Usage, get_backend
+from codex_orch.agents.base import AgentResult, Progress
+from codex_orch.context import RunContext
+from codex_orch.errors import OrchError
+from codex_orch.failures import FailureKind, Retry, info
+from codex_orch.plan import Task
+from codex_orch.state import now_iso
+from codex_orch.validation import Verdict, judge, retry_prompt
+from codex_orch.workspace import Workspace, branch_name, commit_message, decisions_entry
+
+log = logging.getLogger(__name__)
+
+FAILED_RESULT_STATUSES = ("blocked", "failed")
+
+
+def attempt_dir(ctx: RunContext, task_id: str, n: int) -> Path:
+    return ctx.run_dir / "tasks" / task_id / f"attempt-{n}"
+
+
+def dependency_context(ctx: RunContext, task: Task) -> list[dict[str, Any]]:
+    deps = []
+    for dep_id in task.blocked_by:
+        dep = ctx.store.task(dep_id)
+        result = dep.get("result") or {}
+        deps.append(
+            {
+                "id": dep_id,
+                "role": dep["role"],
+                "status": dep["status"],
+                "summary": result.get("summary", ""),
+                "files_changed": dep.get("files_changed") or result.get("files_changed") or [],
+                "decisions": result.get("decisions") or [],
+                "result": result,
+            }
+        )
+    return deps
+
+
+def render_task_prompt(ctx: RunContext, task: Task, worktree: Path) -> str:
+    role = ctx.role(task.role)
+    context = {
+        "run_id": ctx.run_id,
+        "role": task.role,
+        "goal": ctx.plan.goal,
+        "assumptions": list(ctx.plan.assumptions),
+        "spec": ctx.spec or "",
+        "task": task.context(),
+        "acceptance": task.acceptance,
+        "dependencies": dependency_context(ctx, task),
+        "worktree": str(worktree),
+    }
+    return ctx.renderer.render(role.prompt_template, context)
+
+
+def _workspace(ctx: RunContext, task: Task) -> Workspace:
+    """The shared worktree, or this task's own, branched from its dependencies' work."""
+    rec = ctx.store.task(task.id)
+    if ctx.store.get("single_workspace"):
+        worktree = Path(ctx.store.get("worktree"))
+        ws = ctx.workspaces.ensure(worktree, ctx.store.get("branch"), ctx.store.get("base_commit"))
+        if rec["worktree"] is None:
+            ctx.store.record("task.workspace", task=task.id, branch=ws.branch, worktree=str(worktree),
+                             base_commit=ctx.workspaces.git.at(worktree).head())
+        return ws
+    if rec["worktree"] is not None:
+        return ctx.workspaces.ensure(Path(rec["worktree"]), rec["branch"], rec["base_commit"])
+    heads = [ctx.store.task(dep)["head"] for dep in task.blocked_by]
+    start = heads[0] if heads else ctx.store.get("base_commit")
+    branch = branch_name(
+        ctx.config.git.branch_template, ctx.config.source,
+        date=ctx.store.get("date"), run_id=ctx.run_id, task_id=task.id, role=task.role,
+    )
+    worktree = ctx.layout.task_worktree(ctx.run_id, task.id)
+    ws = ctx.workspaces.ensure(worktree, branch, start)
+    others = [h for h in dict.fromkeys(heads[1:]) if h and h != start]
+    if others:
+        ctx.workspaces.merge_into(worktree, others, task.id)
+    ctx.store.record("task.workspace", task=task.id, branch=branch, worktree=str(worktree), base_commit=start)
+    return ws
+
+
+def _interrupted_prompt(ctx: RunContext, worktree: Path) -> str:
+    changes = ctx.workspaces.git.at(worktree).status()
+    listing = "\n".join(f"  {c.code} {c.path}" for c in changes[:200]) or "  (none)"
+    return (
+        "You were interrupted before you finished this task (codex-orch was stopped). Continue from where "
+        "you left off: the worktree still holds your uncommitted changes, listed by `git status`:\n"
+        f"{listing}\n\nCheck them, complete the task and its acceptance criteria, then answer with the JSON "
+        "object the output schema asks for, as before."
+    )
+
+
+def _transient_prompt(result: AgentResult) -> str:
+    return (
+        f"Your previous turn did not finish ({result.failure}: {result.failure_message}). Continue the task "
+        "from where you left off, then answer with the JSON object the output schema asks for."
+    )
+
+
+class TaskRunner:
+    def __init__(self, ctx: RunContext, task: Task) -> None:
+        self.ctx = ctx
+        self.task = task
+        self.role = ctx.role(task.role)
+        self.schema_path, self.schema = ctx.schema(self.role)
+
+    def run(self) -> str:
+        ctx, task = self.ctx, self.task
+        store = ctx.store
+        try:
+            ws = _workspace(ctx, task)
+        except OrchError as exc:
+            return self._fail(FailureKind.WORKSPACE, str(exc))
+        rec = store.task(task.id)
+        store.record("task.status", task=task.id, status="running")
+        if rec["result"] is not None:  # a crash came after a valid answer and before the commit
+            return self._finish(ws, rec["result"], rec["attempts"][-1]["n"], rec["thread_id"])
+
+        n = len(rec["attempts"]) + 1
+        thread = rec["thread_id"]
+        if rec["status"] in ("interrupted", "running") and rec["attempts"]:
+            prompt = _interrupted_prompt(ctx, ws.worktree) if thread else render_task_prompt(ctx, task, ws.worktree)
+        else:
+            thread = None
+            prompt = render_task_prompt(ctx, task, ws.worktree)
+        answer_retries = transient_retries = 0
+        previous_usage = Usage()
+        if thread:
+            previous_usage = _thread_usage(rec["attempts"], thread)
+        while True:
+            result, verdict = self._attempt(ws, n, prompt, thread, previous_usage)
+            if result.failure is None and verdict is not None and verdict.ok:
+                store.record("task.result", task=task.id, result=verdict.value)
+                return self._finish(ws, verdict.value, n, result.thread_id)
+            kind = result.failure or (verdict.failure if verdict else None) or FailureKind.CRASHED
+            message = result.failure_message or "; ".join(verdict.errors[:3] if verdict else ())
+            if kind == FailureKind.INTERRUPTED:
+                store.record("task.status", task=task.id, status="interrupted",
+                             error={"kind": str(kind), "message": message})
+                return "interrupted"
+            if result.thread_id:
+                thread = result.thread_id
+                previous_usage = result.usage
+            policy = info(kind).retry
+            if policy == Retry.ANSWER and thread and answer_retries < ctx.config.limits.retries:
+                answer_retries += 1
+                prompt = retry_prompt(verdict or Verdict(None, kind, (message,)), self.schema_path.name)
+            elif policy == Retry.TRANSIENT and transient_retries < ctx.config.limits.transient_retries:
+                transient_retries += 1
+                if thread:
+                    prompt = _transient_prompt(result)
+                else:
+                    prompt = render_task_prompt(ctx, task, ws.worktree)
+            else:
+                return self._fail(kind, message)
+            if ctx.cancel.is_set():
+                store.record("task.status", task=task.id, status="interrupted",
+                             error={"kind": "interrupted", "message": "stopped before a retry"})
+                return "interrupted"
+            n += 1
+
+    def _attempt(
+        self, ws: Workspace, n: int, prompt: str, thread: str | None, previous_usage: Usage
+    ) -> tuple[AgentResult, Verdict | None]:
+        ctx, task, role = self.ctx, self.task, self.role
+        folder = attempt_dir(ctx, task.id, n)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "prompt.md").write_text(prompt, "utf-8")
+        ctx.store.record("attempt.started", task=task.id, n=n, resume_thread=thread)
+        ctx.notify("attempt", task.id, {"n": n, "thread": thread})
+        seen_thread = [thread]
+
+        def on_progress(progress: Progress) -> None:
+            if progress.thread_id and progress.thread_id != seen_thread[0]:
+                seen_thread[0] = progress.thread_id
+                ctx.store.record("attempt.thread", task=task.id, thread_id=progress.thread_id)
+            ctx.notify("progress", task.id, {"action": progress.action,
+                                             "usage": progress.usage.to_json() if progress.usage else None})
+
+        request = AttemptRequest(
+            prompt=prompt,
+            workdir=ws.worktree,
+            attempt_dir=folder,
+            sandbox=role.sandbox,
+            output_schema=self.schema_path,
+            env=ctx.agent_env,
+            timeout=task.timeout or role.timeout or ctx.config.limits.timeout,
+            idle_timeout=role.idle_timeout or ctx.config.limits.idle_timeout,
+            stop_grace=ctx.config.limits.stop_grace,
+            model=task.model or role.model,
+            profile=role.profile,
+            resume_thread=thread,
+            command=ctx.command,
+            extra_args=ctx.config.codex.extra_args,
+        )
+        backend = get_backend(task.agent)
+        result = backend.run(
+            request,
+            cancel=ctx.cancel,
+            on_progress=on_progress,
+            on_start=lambda pid: ctx.store.record("attempt.pid", task=task.id, pid=pid),
+        )
+        verdict = judge(result.final_message, self.schema) if result.failure is None else None
+        (folder / "final.json").write_text(result.final_message or "", "utf-8")
+        if verdict is not None:
+            (folder / "validation.txt").write_text(
+                "valid\n" if verdict.ok else f"{verdict.failure}\n" + "".join(f"{e}\n" for e in verdict.errors),
+                "utf-8",
+            )
+        else:
+            (folder / "validation.txt").write_text(f"not validated: {result.failure}: {result.failure_message}\n", "utf-8")
+        resumed_same = thread is not None and result.thread_id == thread
+        usage = result.usage - previous_usage if resumed_same else result.usage
+        failure = result.failure or (verdict.failure if verdict else None)
+        ctx.store.record(
+            "attempt.finished",
+            task=task.id,
+            thread_id=result.thread_id,
+            exit_code=result.exit_code,
+            failure=str(failure) if failure else None,
+            failure_message=result.failure_message or ("; ".join(verdict.errors[:5]) if verdict else ""),
+            usage=usage.to_json(),
+            thread_usage=result.usage.to_json(),
+            events=result.event_count,
+            garbage_lines=result.garbage_lines,
+            items=dict(result.item_counts),
+            duration=round(result.ended - result.started, 3),
+            stop_steps=list(result.stop_steps),
+        )
+        return result, verdict
+
+    def _finish(self, ws: Workspace, value: Any, n: int, thread: str | None) -> str:
+        ctx, task = self.ctx, self.task
+        status = str(value.get("status", "done")) if isinstance(value, dict) else "done"
+        summary = str(value.get("summary", "")) if isinstance(value, dict) else ""
+        decisions = value.get("decisions") if isinstance(value, dict) else None
+        rec = ctx.store.task(task.id)
+        try:
+            sha = ctx.workspaces.find_commit(ws.worktree, ctx.run_id, task.id, rec["base_commit"] or ws.base_commit)
+            violations: list[str] = []
+            if sha is None:
+                paths = list(task.paths) if task.paths is not None and ctx.store.get("single_workspace") else None
+                if paths is not None:
+                    violations = ctx.workspaces.outside_changes(ws.worktree, paths)
+                entry = decisions_entry(ctx.run_id, task.id, task.role, decisions, now_iso()[:10]) if decisions else None
+                message = commit_message(ctx.run_id, {"id": task.id, "role": task.role}, n, thread, summary)
+                sha, head = ctx.workspaces.commit(ws.worktree, message, paths, entry)
+            else:
+                head = ctx.workspaces.git.at(ws.worktree).head()
+        except OrchError as exc:
+            return self._fail(FailureKind.WORKSPACE, f"commit failed: {exc}")
+        files = ctx.workspaces.git.changed_files(sha) if sha else []
+        ctx.store.record("task.committed", task=task.id, commit=sha, head=head, files_changed=files, violations=violations)
+        if status in FAILED_RESULT_STATUSES:
+            return self._fail(FailureKind.AGENT_REPORTED, f"the agent reported status {status!r}: {summary[:200]}")
+        ctx.store.record("task.status", task=task.id, status="succeeded")
+        ctx.notify("finished", task.id, {"status": "succeeded", "commit": sha})
+        return "succeeded"
+
+    def _fail(self, kind: FailureKind, message: str) -> str:
+        self.ctx.store.record("task.status", task=self.task.id, status="failed",
+                              error={"kind": str(kind), "message": message, "hint": info(kind).hint})
+        self.ctx.notify("finished", self.task.id, {"status": "failed", "kind": str(kind), "message": message})
+        return "failed"
+
+
+def _thread_usage(attempts: list[dict[str, Any]], thread: str) -> Usage:
+    for attempt in reversed(attempts):
+        if attempt.get("thread_id") == thread and attempt.get("thread_usage"):
+            return Usage.from_json(attempt["thread_usage"])
+    return Usage()
+
+
+def run_task(ctx: RunContext, task: Task) -> str:
+    """Run one task to a final status; never raises for the task's own failures."""
+    try:
+        return TaskRunner(ctx, task).run()
+    except OrchError as exc:
+        log.info("task %s failed: %s", task.id, exc)
+        return TaskRunner(ctx, task)._fail(FailureKind.WORKSPACE, str(exc))

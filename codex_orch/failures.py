@@ -1,0 +1,87 @@
+"""Every way an agent attempt can fail, in one table: what it is, whether to retry, what to do."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+
+
+class FailureKind(str, Enum):
+    TIMEOUT = "timeout"
+    IDLE = "idle"
+    CRASHED = "crashed"
+    SPAWN_FAILED = "spawn_failed"
+    TURN_FAILED = "turn_failed"
+    TRANSPORT = "transport"
+    RATE_LIMITED = "rate_limited"
+    AUTH = "auth"
+    EMPTY_ANSWER = "empty_answer"
+    NOT_JSON = "not_json"
+    SCHEMA_INVALID = "schema_invalid"
+    AGENT_REPORTED = "agent_reported"
+    INTERRUPTED = "interrupted"
+    WORKSPACE = "workspace"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Retry(str, Enum):
+    ANSWER = "answer"  # continue the same thread, quoting what was wrong with the answer
+    TRANSIENT = "transient"  # try again (on the thread when there is one), up to limits.transient_retries
+    NEVER = "never"
+
+
+@dataclass(frozen=True)
+class FailureInfo:
+    kind: FailureKind
+    retry: Retry
+    hint: str
+
+
+FAILURES: dict[FailureKind, FailureInfo] = {
+    info.kind: info
+    for info in (
+        FailureInfo(FailureKind.TIMEOUT, Retry.TRANSIENT, "The attempt ran past its wall-clock limit; raise limits.timeout or the task's timeout, or split the task."),
+        FailureInfo(FailureKind.IDLE, Retry.TRANSIENT, "No event arrived within the idle limit; the agent or its model server hung (limits.idle_timeout)."),
+        FailureInfo(FailureKind.CRASHED, Retry.TRANSIENT, "The agent exited abnormally; see stderr.log in the attempt folder."),
+        FailureInfo(FailureKind.SPAWN_FAILED, Retry.NEVER, "The agent could not be started; check codex.command in orchestrator.yaml and that codex is installed."),
+        FailureInfo(FailureKind.TURN_FAILED, Retry.NEVER, "The agent reported that its turn failed; see the message and events.jsonl."),
+        FailureInfo(FailureKind.TRANSPORT, Retry.TRANSIENT, "The model server failed or cut the stream; try again later (limits.transient_retries)."),
+        FailureInfo(FailureKind.RATE_LIMITED, Retry.TRANSIENT, "The model provider rate-limited the request; wait, lower limits.max_workers, or resume later."),
+        FailureInfo(FailureKind.AUTH, Retry.NEVER, "The model provider refused the credentials; log in with `codex login` or set the provider's key."),
+        FailureInfo(FailureKind.EMPTY_ANSWER, Retry.ANSWER, "The agent finished without a final message."),
+        FailureInfo(FailureKind.NOT_JSON, Retry.ANSWER, "The final message was not JSON."),
+        FailureInfo(FailureKind.SCHEMA_INVALID, Retry.ANSWER, "The final message did not conform to the role's output schema (validation.txt lists why)."),
+        FailureInfo(FailureKind.AGENT_REPORTED, Retry.NEVER, "The agent itself reported the task blocked or failed; read its summary and risks."),
+        FailureInfo(FailureKind.INTERRUPTED, Retry.NEVER, "The attempt was stopped by Ctrl-C or a crash of codex-orch; `codex-orch resume` continues it."),
+        FailureInfo(FailureKind.WORKSPACE, Retry.NEVER, "The task's worktree could not be prepared or committed; see the message."),
+    )
+}
+
+# Turn-failure messages of the real codex CLI (see shared/CODEX.md), most specific first.
+_TURN_PATTERNS: tuple[tuple[re.Pattern[str], FailureKind], ...] = (
+    (re.compile(r"\b429\b|too many requests|rate.?limit|quota", re.I), FailureKind.RATE_LIMITED),
+    (re.compile(r"\b40[13]\b|unauthori[sz]ed|forbidden|invalid api key|authentication", re.I), FailureKind.AUTH),
+    (re.compile(r"idle timeout", re.I), FailureKind.IDLE),
+    (
+        re.compile(
+            r"\b5\d\d\b|high demand|stream closed|stream disconnected|connection|timed out|transport|"
+            r"error sending request|internal server error|service unavailable|overloaded",
+            re.I,
+        ),
+        FailureKind.TRANSPORT,
+    ),
+)
+
+
+def classify_turn_failure(message: str) -> FailureKind:
+    for pattern, kind in _TURN_PATTERNS:
+        if pattern.search(message):
+            return kind
+    return FailureKind.TURN_FAILED
+
+
+def info(kind: FailureKind) -> FailureInfo:
+    return FAILURES[kind]

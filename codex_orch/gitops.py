@@ -1,0 +1,213 @@
+"""Every git command codex-orch runs, as typed functions over GitPython's command runner.
+
+The environment is passed per call (parallel workers share os.environ, so it is never changed), with
+inherited GIT_* variables scrubbed so that a hook or a parent git cannot redirect us to another repo.
+Worktree additions and removals are serialized by a lock in the repository's common git dir:
+git's own `config.lock` races otherwise.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from codex_orch.errors import GitError
+
+_KEEP_GIT_VARS = ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_NOSYSTEM")
+FALLBACK_IDENTITY = ("codex-orch", "codex-orch@localhost")
+_process_lock = threading.Lock()
+
+
+def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """os.environ without the GIT_* variables that could point git elsewhere."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_") or k in _KEEP_GIT_VARS}
+    env["GIT_TERMINAL_PROMPT"] = "0"
+    env["LC_ALL"] = "C"
+    if extra:
+        env.update(extra)
+    return env
+
+
+@dataclass(frozen=True)
+class Status:
+    """One entry of `git status --porcelain=v1 -z`."""
+
+    code: str
+    path: str
+
+
+class Git:
+    """git, run in one directory (a checkout or a worktree)."""
+
+    def __init__(self, cwd: Path, env: Mapping[str, str] | None = None) -> None:
+        from git.cmd import Git as _GitCmd
+
+        self.cwd = Path(cwd)
+        self._cmd = _GitCmd(str(self.cwd))
+        self._env = clean_env(env)
+
+    def at(self, cwd: Path) -> Git:
+        return Git(cwd, {k: v for k, v in self._env.items() if k.startswith("GIT_")})
+
+    def run(self, *args: str, check: bool = True, stdin: bytes | None = None, strip: bool = True) -> str:
+        code, out, err = self.run_full(*args, stdin=stdin, strip=strip)
+        if check and code != 0:
+            raise GitError(f"git {' '.join(args[:3])} failed: {_first_line(err or out)}")
+        return out
+
+    def run_full(self, *args: str, stdin: bytes | None = None, strip: bool = True) -> tuple[int, str, str]:
+        from git.exc import GitCommandNotFound
+
+        kwargs: dict[str, Any] = {
+            "with_extended_output": True,
+            "with_exceptions": False,
+            "env": self._env,
+            "strip_newline_in_stdout": strip,
+        }
+        import tempfile
+
+        with tempfile.TemporaryFile() as feed:  # GitPython wants a real file for stdin
+            if stdin is not None:
+                feed.write(stdin)
+                feed.seek(0)
+                kwargs["istream"] = feed
+            try:
+                code, out, err = self._cmd.execute(["git", *args], **kwargs)
+            except GitCommandNotFound:
+                raise GitError("git is not installed or not on PATH.", "Install git and try again.") from None
+        return int(code), str(out), str(err)
+
+    def ok(self, *args: str) -> bool:
+        return self.run_full(*args)[0] == 0
+
+    # --- queries -------------------------------------------------------------------------------
+    def toplevel(self) -> Path:
+        code, out, err = self.run_full("rev-parse", "--show-toplevel")
+        if code != 0:
+            raise GitError(f"{self.cwd} is not inside a git repository.", "Run codex-orch from a checkout (git init first).")
+        return Path(out)
+
+    def common_dir(self) -> Path:
+        out = self.run("rev-parse", "--git-common-dir")
+        path = Path(out)
+        return path if path.is_absolute() else (self.cwd / path).resolve()
+
+    def rev(self, ref: str) -> str:
+        code, out, err = self.run_full("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+        if code != 0:
+            raise GitError(f"'{ref}' is not a commit in this repository.", "Check git.base_ref, or make a first commit.")
+        return out
+
+    def head(self) -> str:
+        return self.run("rev-parse", "HEAD")
+
+    def branch_exists(self, branch: str) -> bool:
+        return self.ok("show-ref", "--verify", "--quiet", f"refs/heads/{branch}")
+
+    def valid_branch_name(self, branch: str) -> bool:
+        return self.ok("check-ref-format", "--branch", branch)
+
+    def status(self, paths: Sequence[str] = ()) -> list[Status]:
+        out = self.run("status", "--porcelain=v1", "-z", "--untracked-files=all", "--", *paths, strip=False)
+        entries: list[Status] = []
+        parts = out.split("\0")
+        i = 0
+        while i < len(parts):
+            item = parts[i]
+            i += 1
+            if len(item) < 4:
+                continue
+            code, path = item[:2], item[3:]
+            if code[0] in "RC":
+                i += 1  # the rename's source follows
+            entries.append(Status(code, path))
+        return entries
+
+    def has_identity(self) -> bool:
+        return bool(self.run_full("config", "user.name")[1]) and bool(self.run_full("config", "user.email")[1])
+
+    def commits_with_trailer(self, rev_range: str, key: str, value: str) -> list[str]:
+        out = self.run("log", "--format=%H", f"--grep=^{key}: {value}$", rev_range)
+        return out.split()
+
+    # --- changes -------------------------------------------------------------------------------
+    def commit_all(self, message: str, paths: Sequence[str] | None, identity: tuple[str, str] | None) -> str | None:
+        """Stage (all, or only `paths`) and commit; the new commit's sha, or None when nothing changed."""
+        if paths is None:
+            self.run("add", "-A")
+        elif paths:
+            self.run("add", "-A", "--", *paths)
+        if self.ok("diff", "--cached", "--quiet"):
+            return None
+        args = []
+        if identity is not None:
+            args = ["-c", f"user.name={identity[0]}", "-c", f"user.email={identity[1]}"]
+        self.run(*args, "commit", "--no-verify", "-q", "-F", "-", stdin=message.encode("utf-8"))
+        return self.head()
+
+    def changed_files(self, commit: str) -> list[str]:
+        out = self.run("diff-tree", "--no-commit-id", "--name-only", "-r", "-z", "--root", commit, strip=False)
+        return [p for p in out.split("\0") if p]
+
+
+def _first_line(text: str) -> str:
+    for line in text.splitlines():
+        line = line.strip()
+        if line:
+            return line[:400]
+    return "(no message)"
+
+
+@contextmanager
+def repo_lock(git: Git) -> Iterator[None]:
+    """Serialize worktree add/remove within this process and across codex-orch processes."""
+    with _process_lock:
+        path = git.common_dir() / "codex-orch-worktree.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
+def add_worktree(git: Git, path: Path, branch: str, start: str) -> None:
+    with repo_lock(git):
+        git.run("worktree", "add", "-q", "-b", branch, str(path), start)
+
+
+def attach_worktree(git: Git, path: Path, branch: str) -> None:
+    """Check an existing branch out into a new worktree (after a crash removed the folder)."""
+    with repo_lock(git):
+        git.run("worktree", "prune")
+        git.run("worktree", "add", "-q", str(path), branch)
+
+
+def remove_worktree(git: Git, path: Path, force: bool = False) -> None:
+    with repo_lock(git):
+        args = ["worktree", "remove"] + (["--force"] if force else []) + [str(path)]
+        git.run(*args)
+
+
+def worktree_list(git: Git) -> list[dict[str, str]]:
+    out = git.run("worktree", "list", "--porcelain", "-z", strip=False)
+    items: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    for field in out.split("\0"):
+        if not field:
+            if current:
+                items.append(current)
+                current = {}
+            continue
+        key, _, value = field.partition(" ")
+        current[key] = value
+    if current:
+        items.append(current)
+    return items

@@ -1,0 +1,254 @@
+"""Plans: the original codex-orch JSON format, loaded unchanged, checked before anything runs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from codex_orch.config import Config
+from codex_orch.errors import InputError
+from codex_orch.layout import id_problem
+from codex_orch.schema_check import check
+
+_STR_LIST = {"type": "array", "items": {"type": "string"}}
+
+# Loader schema: lenient where the original format is (ids and blocked_by optional), closed elsewhere.
+PLAN_FILE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["tasks"],
+    "properties": {
+        "goal": {"type": "string"},
+        "assumptions": _STR_LIST,
+        "tasks": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["role", "prompt"],
+                "additionalProperties": False,
+                "properties": {
+                    "id": {"type": ["string", "null"]},
+                    "role": {"type": "string", "minLength": 1},
+                    "prompt": {"type": "string", "minLength": 1},
+                    "acceptance": {"type": ["string", "null"]},
+                    "blocked_by": {"type": ["array", "null"], "items": {"type": "string"}},
+                    "paths": {"type": ["array", "null"], "items": {"type": "string", "minLength": 1}},
+                    "locks": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {"reads": _STR_LIST, "writes": _STR_LIST},
+                    },
+                    "timeout": {"type": ["number", "null"], "exclusiveMinimum": 0},
+                    "model": {"type": ["string", "null"]},
+                    "agent": {"type": ["string", "null"]},
+                },
+            },
+        },
+    },
+}
+
+KNOWN_AGENTS = ("codex",)
+
+
+@dataclass(frozen=True)
+class Task:
+    id: str
+    role: str
+    prompt: str
+    acceptance: str
+    blocked_by: tuple[str, ...] = ()
+    paths: tuple[str, ...] | None = None
+    lock_reads: tuple[str, ...] = ()
+    lock_writes: tuple[str, ...] = ()
+    timeout: float | None = None
+    model: str | None = None
+    agent: str = "codex"
+    written_role: str = ""
+
+    def context(self) -> dict[str, Any]:
+        """Every field, for prompt templates (StrictUndefined: a missing key would be an error)."""
+        return {
+            "id": self.id,
+            "role": self.role,
+            "prompt": self.prompt,
+            "acceptance": self.acceptance,
+            "blocked_by": list(self.blocked_by),
+            "paths": list(self.paths) if self.paths is not None else None,
+            "locks": {"reads": list(self.lock_reads), "writes": list(self.lock_writes)},
+            "timeout": self.timeout,
+            "model": self.model,
+            "agent": self.agent,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": self.id,
+            "role": self.role,
+            "prompt": self.prompt,
+            "acceptance": self.acceptance,
+            "blocked_by": list(self.blocked_by),
+        }
+        if self.paths is not None:
+            data["paths"] = list(self.paths)
+        if self.lock_reads or self.lock_writes:
+            data["locks"] = {"reads": list(self.lock_reads), "writes": list(self.lock_writes)}
+        for key in ("timeout", "model"):
+            if getattr(self, key) is not None:
+                data[key] = getattr(self, key)
+        if self.agent != "codex":
+            data["agent"] = self.agent
+        return data
+
+
+@dataclass(frozen=True)
+class Plan:
+    goal: str
+    assumptions: tuple[str, ...]
+    tasks: tuple[Task, ...]
+
+    def task(self, task_id: str) -> Task:
+        for task in self.tasks:
+            if task.id == task_id:
+                return task
+        raise KeyError(task_id)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "goal": self.goal,
+            "assumptions": list(self.assumptions),
+            "tasks": [task.to_json() for task in self.tasks],
+        }
+
+
+def read_json_file(path: Path, label: str) -> Any:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{label}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{label}: is a directory, not a file") from None
+    except OSError as exc:
+        raise InputError(f"{label}: cannot read: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{label}: not UTF-8 text (invalid byte at offset {exc.start})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{label}: line {exc.lineno}, column {exc.colno}: invalid JSON: {exc.msg}") from None
+
+
+def load_plan(path: Path, config: Config, label: str | None = None) -> Plan:
+    label = label or str(path)
+    return parse_plan(read_json_file(path, label), config, label)
+
+
+def parse_plan(data: Any, config: Config, label: str) -> Plan:
+    if not isinstance(data, dict):
+        raise InputError(f"{label}: (top level): a plan is a JSON object with 'goal', 'assumptions' and 'tasks'")
+    check(data, PLAN_FILE_SCHEMA, label)
+    raw_tasks: Sequence[Mapping[str, Any]] = data["tasks"]
+    if not raw_tasks:
+        raise InputError(f"{label}: tasks: the plan has no tasks")
+    tasks: list[Task] = []
+    seen: dict[str, int] = {}
+    for index, raw in enumerate(raw_tasks):
+        where = f"{label}: tasks[{index}]"
+        task_id = raw.get("id") or f"T{index + 1:04d}"
+        problem = id_problem(task_id)
+        if problem:
+            raise InputError(f"{where}.id: {task_id!r} {problem}")
+        if task_id in seen:
+            raise InputError(f"{where}.id: duplicate id {task_id!r} (also tasks[{seen[task_id]}])")
+        seen[task_id] = index
+        role = config.resolve_role(raw["role"])
+        if role is None:
+            raise InputError(f"{where}.role: unknown role {raw['role']!r}. {config.roles_hint()}")
+        agent = raw.get("agent") or "codex"
+        if agent not in KNOWN_AGENTS:
+            raise InputError(f"{where}.agent: unknown agent {agent!r}. Known: {', '.join(KNOWN_AGENTS)}.")
+        locks = raw.get("locks") or {}
+        paths = raw.get("paths")
+        tasks.append(
+            Task(
+                id=task_id,
+                role=role,
+                prompt=raw["prompt"],
+                acceptance=raw.get("acceptance") or "",
+                blocked_by=tuple(raw.get("blocked_by") or ()),
+                paths=tuple(paths) if paths is not None else None,
+                lock_reads=tuple(locks.get("reads", ())),
+                lock_writes=tuple(locks.get("writes", ())),
+                timeout=raw.get("timeout"),
+                model=raw.get("model"),
+                agent=agent,
+                written_role=raw["role"],
+            )
+        )
+    for index, task in enumerate(tasks):
+        for dep_index, dep in enumerate(task.blocked_by):
+            if dep not in seen:
+                raise InputError(f"{label}: tasks[{index}].blocked_by[{dep_index}]: unknown task {dep!r}")
+            if dep == task.id:
+                raise InputError(f"{label}: tasks[{index}].blocked_by[{dep_index}]: task {dep!r} waits for itself")
+    cycle = find_cycle(tasks)
+    if cycle:
+        first = seen[cycle[0]]
+        raise InputError(f"{label}: tasks[{first}].blocked_by: dependency cycle {' -> '.join(cycle)}")
+    return Plan(
+        goal=data.get("goal") or "",
+        assumptions=tuple(data.get("assumptions") or ()),
+        tasks=tuple(tasks),
+    )
+
+
+def find_cycle(tasks: Sequence[Task]) -> list[str] | None:
+    """A dependency cycle as [a, b, …, a], or None. Iterative, so deep chains cannot overflow."""
+    deps = {task.id: task.blocked_by for task in tasks}
+    color: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    for start in deps:
+        if color.get(start):
+            continue
+        path: list[str] = [start]
+        stack = [iter(deps[start])]
+        color[start] = 1
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                color[path.pop()] = 2
+                stack.pop()
+                continue
+            state = color.get(nxt)
+            if state == 1:
+                return path[path.index(nxt) :] + [nxt]
+            if state is None:
+                color[nxt] = 1
+                path.append(nxt)
+                stack.append(iter(deps.get(nxt, ())))
+    return None
+
+
+def topological_order(tasks: Sequence[Task]) -> list[Task]:
+    """Dependencies first; among ready tasks, plan order (stable)."""
+    import heapq
+
+    position = {task.id: i for i, task in enumerate(tasks)}
+    waiting = {task.id: len(set(task.blocked_by)) for task in tasks}
+    dependents: dict[str, list[str]] = {task.id: [] for task in tasks}
+    for task in tasks:
+        for dep in set(task.blocked_by):
+            dependents[dep].append(task.id)
+    ready = [position[t] for t, n in waiting.items() if n == 0]
+    heapq.heapify(ready)
+    order: list[Task] = []
+    while ready:
+        task = tasks[heapq.heappop(ready)]
+        order.append(task)
+        for dependent in dependents[task.id]:
+            waiting[dependent] -= 1
+            if waiting[dependent] == 0:
+                heapq.heappush(ready, position[dependent])
+    return order

@@ -1,0 +1,316 @@
+"""The one place that starts child processes.
+
+A child runs in its own session and process group, stdin either closed or fed from a thread. Its
+stdout is streamed: every byte goes to a file as it arrives and complete lines are handed to a
+callback, so memory stays bounded however long the stream is. A wall-clock limit, an idle limit (no
+stdout for N seconds) and a cancel event stop the whole group, escalating INT -> TERM -> KILL. When
+the child's leader exits, whatever it left behind in its group is killed too: nothing survives.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import selectors
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+log = logging.getLogger(__name__)
+
+MAX_LINE = 8 * 1024 * 1024  # a longer stdout line is written to disk but not handed on
+STDERR_TAIL = 16 * 1024
+_CHUNK = 256 * 1024
+
+
+@dataclass(frozen=True)
+class ProcRequest:
+    argv: tuple[str, ...]
+    cwd: Path
+    env: Mapping[str, str]
+    stdout_path: Path
+    stderr_path: Path
+    stdin_data: bytes | None = None  # None: stdin is /dev/null
+    timeout: float | None = None
+    idle_timeout: float | None = None
+    stop_grace: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not self.argv:
+            raise ValueError("argv must not be empty")
+
+
+@dataclass(frozen=True)
+class ProcOutcome:
+    pid: int | None
+    returncode: int | None  # negative: killed by that signal
+    started: float
+    ended: float
+    timed_out: bool = False
+    idle_out: bool = False
+    cancelled: bool = False
+    spawn_error: str | None = None
+    stderr_tail: str = ""
+    stop_steps: tuple[str, ...] = field(default=())
+    oversized_lines: int = 0
+
+    @property
+    def signal(self) -> int | None:
+        return -self.returncode if self.returncode is not None and self.returncode < 0 else None
+
+    @property
+    def stopped(self) -> bool:
+        return self.timed_out or self.idle_out or self.cancelled
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of a process group, read from /proc."""
+    members = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:  # no /proc: fall back to asking the kernel about the group as a whole
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return []
+        return [pgid]
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        # pid (comm) state ppid pgrp ...: comm may hold spaces and parens, so split after the last ')'.
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            members.append(int(entry))
+    return members
+
+
+def kill_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def reap_group(pgid: int, wait: float = 5.0) -> bool:
+    """SIGKILL every member of the group until none is left; True when the group is gone."""
+    deadline = time.monotonic() + wait
+    while True:
+        members = group_members(pgid)
+        if not members:
+            return True
+        if time.monotonic() > deadline:
+            log.warning("process group %d still has members %s", pgid, members)
+            return False
+        kill_group(pgid, signal.SIGKILL)
+        time.sleep(0.02)
+
+
+class _Stream:
+    """Tees one pipe into a file; splits stdout into bounded lines."""
+
+    def __init__(self, fd: int, sink: BinaryIO, on_line: Callable[[bytes], None] | None) -> None:
+        self.fd = fd
+        self.sink = sink
+        self.on_line = on_line
+        self.partial = bytearray()
+        self.overflow = False
+        self.oversized = 0
+        self.tail = bytearray()
+
+    def feed(self, chunk: bytes) -> None:
+        self.sink.write(chunk)
+        if self.on_line is None:
+            self.tail += chunk
+            if len(self.tail) > 2 * STDERR_TAIL:
+                del self.tail[: len(self.tail) - STDERR_TAIL]
+            return
+        start = 0
+        while True:
+            nl = chunk.find(b"\n", start)
+            if nl < 0:
+                self._keep(chunk[start:])
+                return
+            self._keep(chunk[start:nl])
+            self._emit()
+            start = nl + 1
+
+    def _keep(self, piece: bytes) -> None:
+        if self.overflow:
+            return
+        if len(self.partial) + len(piece) > MAX_LINE:
+            self.overflow = True
+            self.partial = bytearray()
+            return
+        self.partial += piece
+
+    def _emit(self) -> None:
+        if self.overflow:
+            self.oversized += 1
+            self.overflow = False
+        elif self.partial and self.on_line is not None:
+            self.on_line(bytes(self.partial))
+        self.partial = bytearray()
+
+    def close(self) -> None:
+        if self.partial or self.overflow:
+            self._emit()
+        self.sink.flush()
+
+
+def _feed_stdin(pipe: BinaryIO, data: bytes) -> None:
+    try:
+        pipe.write(data)
+    except (BrokenPipeError, OSError):
+        pass
+    finally:
+        try:
+            pipe.close()
+        except OSError:
+            pass
+
+
+def run_streaming(
+    request: ProcRequest,
+    on_line: Callable[[bytes], None],
+    cancel: threading.Event | None = None,
+    on_start: Callable[[int], None] | None = None,
+) -> ProcOutcome:
+    """Run the child to the end (or until stopped); see the module docstring."""
+    started = time.time()
+    request.stdout_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(request.stdout_path, "ab") as out_file, open(request.stderr_path, "ab") as err_file:
+        try:
+            proc = subprocess.Popen(
+                list(request.argv),
+                cwd=request.cwd,
+                env=dict(request.env),
+                stdin=subprocess.PIPE if request.stdin_data is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except OSError as exc:
+            message = f"cannot start {request.argv[0]!r}: {exc.strerror or exc}"
+            err_file.write(message.encode() + b"\n")
+            return ProcOutcome(pid=None, returncode=None, started=started, ended=time.time(), spawn_error=message)
+        pgid = proc.pid
+        if on_start is not None:
+            on_start(proc.pid)
+        writer = None
+        if request.stdin_data is not None and proc.stdin is not None:
+            writer = threading.Thread(target=_feed_stdin, args=(proc.stdin, request.stdin_data), daemon=True)
+            writer.start()
+        assert proc.stdout is not None and proc.stderr is not None
+        err_stream = _Stream(proc.stderr.fileno(), err_file, None)
+        streams = {proc.stdout.fileno(): _Stream(proc.stdout.fileno(), out_file, on_line), err_stream.fd: err_stream}
+        selector = selectors.DefaultSelector()
+        for fd in streams:
+            os.set_blocking(fd, False)
+            selector.register(fd, selectors.EVENT_READ)
+        stdout_fd = proc.stdout.fileno()
+        wall_deadline = time.monotonic() + request.timeout if request.timeout else None
+        last_output = time.monotonic()
+        reason: str | None = None
+        steps: list[str] = []
+        leader_done_at: float | None = None
+        try:
+            while True:
+                if not selector.get_map():
+                    if leader_done_at is not None or proc.poll() is not None:
+                        break
+                now = time.monotonic()
+                wait = 0.25
+                if wall_deadline is not None:
+                    wait = min(wait, max(0.0, wall_deadline - now))
+                if request.idle_timeout:
+                    wait = min(wait, max(0.0, last_output + request.idle_timeout - now))
+                if selector.get_map():
+                    ready = selector.select(wait)
+                else:  # both pipes closed but the leader lives on: just watch the clock
+                    time.sleep(wait)
+                    ready = []
+                for key, _ in ready:
+                    fd = int(key.fd)
+                    try:
+                        chunk = os.read(fd, _CHUNK)
+                    except BlockingIOError:
+                        continue
+                    if not chunk:
+                        selector.unregister(fd)
+                        continue
+                    streams[fd].feed(chunk)
+                    if fd == stdout_fd:
+                        last_output = time.monotonic()
+                if reason is None and leader_done_at is None:
+                    now = time.monotonic()
+                    if cancel is not None and cancel.is_set():
+                        reason = "cancelled"
+                    elif wall_deadline is not None and now >= wall_deadline:
+                        reason = "timed_out"
+                    elif request.idle_timeout and now - last_output >= request.idle_timeout:
+                        reason = "idle_out"
+                    if reason is not None:
+                        steps += _stop(proc, request.stop_grace)
+                        leader_done_at = time.monotonic()
+                if leader_done_at is None and proc.poll() is not None:
+                    leader_done_at = time.monotonic()
+                if leader_done_at is not None:
+                    # The leader is gone: kill what it left in its group, then drain the pipes to EOF.
+                    if group_members(pgid):
+                        steps.append("killed leftover processes of the group")
+                        reap_group(pgid)
+                    if time.monotonic() - leader_done_at > 2.0:
+                        break  # a process outside the group still holds the pipe: stop reading it
+        finally:
+            selector.close()
+            if proc.poll() is None:
+                steps += _stop(proc, request.stop_grace)
+            reap_group(pgid)
+            for stream in streams.values():
+                stream.close()
+            proc.stdout.close()
+            proc.stderr.close()
+            proc.wait()
+            if writer is not None:
+                writer.join(timeout=1.0)
+        for step in steps:
+            log.info("pid %d: %s", proc.pid, step)
+        tail = bytes(err_stream.tail[-STDERR_TAIL:])
+        return ProcOutcome(
+            pid=proc.pid,
+            returncode=proc.returncode,
+            started=started,
+            ended=time.time(),
+            timed_out=reason == "timed_out",
+            idle_out=reason == "idle_out",
+            cancelled=reason == "cancelled",
+            stderr_tail=tail.decode("utf-8", "replace"),
+            stop_steps=tuple(steps),
+            oversized_lines=streams[stdout_fd].oversized,
+        )
+
+
+def _stop(proc: subprocess.Popen[bytes], grace: float) -> list[str]:
+    """INT, then TERM, then KILL to the whole group, each after `grace` seconds without an exit."""
+    steps = []
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+        if proc.poll() is not None:
+            break
+        steps.append(f"sent {signal.Signals(sig).name} to process group {proc.pid}")
+        kill_group(proc.pid, sig)
+        try:
+            proc.wait(timeout=grace if sig != signal.SIGKILL else 10)
+        except subprocess.TimeoutExpired:
+            continue
+    return steps

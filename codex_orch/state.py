@@ -1,0 +1,359 @@
+"""A run's state on disk: an append-only journal plus a snapshot, and the lock that guards them.
+
+Every transition is one journal line (a single write, so a crash leaves at most a torn last line,
+which is ignored). The in-memory state is the journal folded through `apply`; state.json is that fold
+at some journal offset, written atomically from time to time. Reading = snapshot + the journal's tail.
+So the cost of a transition does not grow with the plan, and the state can always be rebuilt.
+"""
+
+from __future__ import annotations
+
+import copy
+import fcntl
+import json
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from codex_orch.errors import InputError, RunLockedError
+
+SCHEMA_VERSION = 1
+STATE_NAME = "state.json"
+JOURNAL_NAME = "journal.jsonl"
+LOCK_NAME = "lock"
+SNAPSHOT_EVERY = 256  # journal records between automatic snapshots
+
+TERMINAL = ("succeeded", "failed", "blocked", "cancelled")
+TASK_STATUSES = ("pending", "running", "succeeded", "failed", "blocked", "interrupted", "cancelled")
+RUN_STATUSES = ("running", "succeeded", "failed", "partial", "interrupted")
+
+STATE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["schema_version", "run_id", "seq", "status", "tasks", "task_order"],
+    "properties": {
+        "schema_version": {"const": SCHEMA_VERSION},
+        "run_id": {"type": "string"},
+        "seq": {"type": "integer", "minimum": 0},
+        "status": {"enum": list(RUN_STATUSES)},
+        "task_order": {"type": "array", "items": {"type": "string"}},
+        "tasks": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["id", "role", "status", "attempts", "blocked_by"],
+                "properties": {
+                    "status": {"enum": list(TASK_STATUSES)},
+                    "attempts": {"type": "array", "items": {"type": "object", "required": ["n"]}},
+                },
+            },
+        },
+    },
+}
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Temp file in the same folder, fsync, rename over the target, fsync the folder."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def atomic_write_json(path: Path, value: Any) -> None:
+    atomic_write(path, (json.dumps(value, indent=1, sort_keys=False) + "\n").encode("utf-8"))
+
+
+# --- the fold --------------------------------------------------------------------------------------
+def _new_task(spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": spec["id"],
+        "role": spec["role"],
+        "blocked_by": list(spec.get("blocked_by", [])),
+        "status": "pending",
+        "attempts": [],
+        "thread_id": None,
+        "branch": None,
+        "worktree": None,
+        "base_commit": None,
+        "commit": None,
+        "head": None,
+        "files_changed": [],
+        "result": None,
+        "error": None,
+        "started_at": None,
+        "ended_at": None,
+        "violations": [],
+        "follow_ups": [],
+    }
+
+
+def apply(state: dict[str, Any], rec: dict[str, Any]) -> None:
+    """Fold one journal record into the state (the only place the state changes)."""
+    kind = rec["type"]
+    ts = rec.get("ts")
+    if kind == "run.created":
+        state.update(copy.deepcopy(rec["run"]))
+        state["schema_version"] = SCHEMA_VERSION
+        state["status"] = "running"
+        state["created_at"] = ts
+        state["tasks"] = {spec["id"]: _new_task(spec) for spec in rec["tasks"]}
+        state["task_order"] = [spec["id"] for spec in rec["tasks"]]
+    elif kind == "run.status":
+        state["status"] = rec["status"]
+        if rec["status"] != "running":
+            state["ended_at"] = ts
+    elif kind == "run.resumed":
+        state["status"] = "running"
+        state["resumed"] = state.get("resumed", 0) + 1
+    elif kind == "task.added":
+        spec = rec["task"]
+        state["tasks"][spec["id"]] = _new_task(spec)
+        state["task_order"].append(spec["id"])
+    else:
+        task = state["tasks"][rec["task"]]
+        if kind == "task.status":
+            task["status"] = rec["status"]
+            if rec["status"] == "running" and task["started_at"] is None:
+                task["started_at"] = ts
+            if rec["status"] in TERMINAL or rec["status"] == "interrupted":
+                task["ended_at"] = ts
+            if "error" in rec:
+                task["error"] = rec["error"]
+            elif rec["status"] in ("running", "pending", "succeeded"):
+                task["error"] = None
+        elif kind == "task.workspace":
+            for key in ("branch", "worktree", "base_commit"):
+                task[key] = rec[key]
+            task["head"] = task["head"] or rec["base_commit"]
+        elif kind == "attempt.started":
+            task["attempts"].append(
+                {"n": rec["n"], "started_at": ts, "ended_at": None, "resumed_thread": rec.get("resume_thread"),
+                 "kind": rec.get("kind", "task"), "thread_id": rec.get("resume_thread"), "pid": None}
+            )
+        elif kind == "attempt.pid":
+            task["attempts"][-1]["pid"] = rec["pid"]
+        elif kind == "attempt.thread":
+            task["attempts"][-1]["thread_id"] = rec["thread_id"]
+            task["thread_id"] = rec["thread_id"]
+        elif kind == "attempt.finished":
+            attempt = task["attempts"][-1]
+            attempt.update({k: v for k, v in rec.items() if k not in ("type", "task", "ts", "seq")})
+            attempt["ended_at"] = ts
+            attempt["pid"] = None
+            if rec.get("thread_id"):
+                task["thread_id"] = rec["thread_id"]
+        elif kind == "task.result":
+            task["result"] = rec["result"]
+        elif kind == "task.committed":
+            task["commit"] = rec["commit"]
+            task["head"] = rec["head"]
+            task["files_changed"] = rec["files_changed"]
+            task["violations"] = rec.get("violations", [])
+        elif kind == "task.follow_ups":
+            task["follow_ups"] = rec["follow_ups"]
+        else:
+            raise ValueError(f"unknown journal record type {kind!r}")
+    state["seq"] = rec["seq"]
+    state["updated_at"] = ts
+
+
+# --- the store -------------------------------------------------------------------------------------
+class RunStore:
+    """The state of one run, kept in memory and on disk. Thread-safe."""
+
+    def __init__(self, run_dir: Path, state: dict[str, Any], journal_offset: int) -> None:
+        self.run_dir = run_dir
+        self._state = state
+        self._lock = threading.RLock()
+        self._since_snapshot = 0
+        self._fd = os.open(run_dir / JOURNAL_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._offset = journal_offset
+
+    @classmethod
+    def create(cls, run_dir: Path, run: dict[str, Any], tasks: list[dict[str, Any]]) -> RunStore:
+        store = cls(run_dir, {"seq": 0}, 0)
+        store.record("run.created", run=run, tasks=tasks)
+        store.snapshot()
+        return store
+
+    @classmethod
+    def open(cls, run_dir: Path) -> RunStore:
+        state, offset = read_state(run_dir, with_offset=True)
+        journal = run_dir / JOURNAL_NAME
+        if journal.stat().st_size != offset:  # a torn last line: cut it so new records start clean
+            os.truncate(journal, offset)
+        return cls(run_dir, state, offset)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd >= 0:
+                self.snapshot()
+                os.close(self._fd)
+                self._fd = -1
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def record(self, kind: str, **fields: Any) -> None:
+        with self._lock:
+            rec = {"seq": self._state["seq"] + 1, "ts": now_iso(), "type": kind, **fields}
+            line = (json.dumps(rec, separators=(",", ":")) + "\n").encode("utf-8")
+            apply(self._state, rec)  # first, so that a bad record never reaches the journal
+            written = os.write(self._fd, line)
+            while written < len(line):
+                written += os.write(self._fd, line[written:])
+            self._offset += len(line)
+            self._since_snapshot += 1
+            if self._since_snapshot >= SNAPSHOT_EVERY:
+                self.snapshot()
+
+    def snapshot(self) -> None:
+        with self._lock:
+            from codex_orch.schema_check import check
+
+            os.fsync(self._fd)
+            snap = dict(self._state, journal_offset=self._offset)
+            check(snap, STATE_SCHEMA, str(self.run_dir / STATE_NAME))
+            atomic_write_json(self.run_dir / STATE_NAME, snap)
+            self._since_snapshot = 0
+
+    def view(self) -> dict[str, Any]:
+        """A deep copy of the current state, safe to read while workers go on."""
+        with self._lock:
+            return copy.deepcopy(self._state)
+
+    def task(self, task_id: str) -> dict[str, Any]:
+        with self._lock:
+            return copy.deepcopy(self._state["tasks"][task_id])
+
+    def get(self, key: str) -> Any:
+        with self._lock:
+            return copy.deepcopy(self._state.get(key))
+
+
+def _journal_records(path: Path, offset: int) -> Iterator[tuple[dict[str, Any], int]]:
+    """Complete records after `offset`, with the offset just past each; a torn tail is skipped."""
+    try:
+        fh = open(path, "rb")
+    except FileNotFoundError:
+        return
+    with fh:
+        fh.seek(offset)
+        for line in fh:
+            if not line.endswith(b"\n"):
+                return
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                return
+            offset += len(line)
+            yield rec, offset
+
+
+def read_state(run_dir: Path, with_offset: bool = False) -> Any:
+    """The run's state: state.json plus whatever the journal recorded after it."""
+    label = str(run_dir / STATE_NAME)
+    snapshot_path = run_dir / STATE_NAME
+    state: dict[str, Any] = {"seq": 0}
+    offset = 0
+    if snapshot_path.is_file():
+        try:
+            state = json.loads(snapshot_path.read_text("utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InputError(f"{label}: unreadable state ({exc}); it can be rebuilt from the journal by removing it") from None
+        if state.get("schema_version") != SCHEMA_VERSION:
+            raise InputError(f"{label}: schema_version {state.get('schema_version')!r} is not supported (expected {SCHEMA_VERSION})")
+        offset = int(state.pop("journal_offset", 0))
+    elif not (run_dir / JOURNAL_NAME).is_file():
+        raise InputError(f"{run_dir}: no such run (no state.json nor journal.jsonl)")
+    for rec, end in _journal_records(run_dir / JOURNAL_NAME, offset):
+        if rec.get("seq", 0) <= state.get("seq", 0):
+            offset = end
+            continue
+        apply(state, rec)
+        offset = end
+    if "run_id" not in state:
+        raise InputError(f"{run_dir}: the journal holds no run")
+    return (state, offset) if with_offset else state
+
+
+class RunLock:
+    """An exclusive, non-blocking lock on a run: released by the kernel when its holder dies."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / LOCK_NAME
+        self._fd = -1
+
+    def acquire(self) -> RunLock:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "?"
+            os.close(fd)
+            raise RunLockedError(
+                f"run {self.path.parent.name} is being driven by another codex-orch process (pid {holder}).",
+                "Wait for it to finish, or stop it first.",
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+        return self
+
+    def is_held_elsewhere(self) -> bool:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def wait_for_lock_free(run_dir: Path, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    lock = RunLock(run_dir)
+    while lock.is_held_elsewhere():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True

@@ -1,0 +1,60 @@
+"""The agent's final answer: parsed, checked against the role's schema, and the retry prompt."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from codex_orch.failures import FailureKind
+from codex_orch.schema_check import schema_errors
+
+MAX_QUOTED_ERRORS = 20
+
+
+@dataclass(frozen=True)
+class Verdict:
+    value: Any | None
+    failure: FailureKind | None
+    errors: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+
+def _strip_fence(text: str) -> str:
+    """Models sometimes wrap JSON in a ```json fence; accept exactly that and nothing looser."""
+    stripped = text.strip()
+    if stripped.startswith("```") and stripped.endswith("```"):
+        body = stripped[3:-3]
+        first_newline = body.find("\n")
+        if first_newline >= 0 and body[:first_newline].strip() in ("", "json"):
+            return body[first_newline + 1 :]
+    return stripped
+
+
+def judge(final_message: str | None, schema: dict[str, Any]) -> Verdict:
+    if not final_message or not final_message.strip():
+        return Verdict(None, FailureKind.EMPTY_ANSWER, ("the final message was empty",))
+    try:
+        value = json.loads(_strip_fence(final_message))
+    except json.JSONDecodeError as exc:
+        return Verdict(None, FailureKind.NOT_JSON, (f"not JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}",))
+    problems = schema_errors(value, schema)
+    if problems:
+        return Verdict(value, FailureKind.SCHEMA_INVALID, tuple(f"{place}: {msg}" for place, msg in problems))
+    return Verdict(value, None, ())
+
+
+def retry_prompt(verdict: Verdict, schema_name: str) -> str:
+    quoted = "\n".join(f"- {error}" for error in verdict.errors[:MAX_QUOTED_ERRORS])
+    more = len(verdict.errors) - MAX_QUOTED_ERRORS
+    if more > 0:
+        quoted += f"\n- … and {more} more"
+    return (
+        "Your final message could not be accepted: it must be one JSON object that conforms to the output "
+        f"schema ({schema_name}), with no text around it.\n\n"
+        f"The validator reported:\n{quoted}\n\n"
+        "Do not redo the work unless it is incomplete. Reply with the corrected JSON object only."
+    )

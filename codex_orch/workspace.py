@@ -1,0 +1,145 @@
+"""Worktrees and branches of a run, and the commits codex-orch makes in them."""
+
+from __future__ import annotations
+
+import fnmatch
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from codex_orch.errors import GitError, InputError
+from codex_orch.gitops import FALLBACK_IDENTITY, Git, add_worktree, attach_worktree
+
+DECISIONS_FILE = "docs/ai/decisions.md"
+
+
+@dataclass(frozen=True)
+class Workspace:
+    worktree: Path
+    branch: str
+    base_commit: str
+
+
+def branch_name(template: str, source: str, **values: str) -> str:
+    try:
+        return template.format(**values)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise InputError(f"{source}: git branch template {template!r}: unknown or bad placeholder {exc}") from None
+
+
+def path_matches(path: str, globs: Sequence[str]) -> bool:
+    """Does a repository path fall under any of the globs? `dir/` and `dir/**` cover a whole folder."""
+    for glob in globs:
+        g = glob.rstrip("/")
+        if fnmatch.fnmatchcase(path, g) or path.startswith(g + "/") or fnmatch.fnmatchcase(path, g + "/*"):
+            return True
+        if g.endswith("/**") and path.startswith(g[:-3] + "/"):
+            return True
+    return False
+
+
+def commit_message(run_id: str, task: Mapping[str, Any], attempt: int, thread_id: str | None, summary: str) -> str:
+    first = " ".join(summary.split())[:72] or "no summary"
+    body = summary.strip()
+    lines = [f"{task['id']} ({task['role']}): {first}", ""]
+    if body and body != first:
+        lines += [body, ""]
+    lines += [
+        f"Orch-Run: {run_id}",
+        f"Orch-Task: {task['id']}",
+        f"Orch-Role: {task['role']}",
+        f"Orch-Attempt: {attempt}",
+        f"Codex-Thread: {thread_id or 'none'}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def decisions_entry(run_id: str, task_id: str, role: str, decisions: Sequence[Mapping[str, Any]], date: str) -> str:
+    lines = [f"## {date} · run {run_id} · {task_id} ({role})", ""]
+    for item in decisions:
+        decision = " ".join(str(item.get("decision", "")).split())
+        rationale = " ".join(str(item.get("rationale", "")).split())
+        lines.append(f"- **{decision}**" + (f" — {rationale}" if rationale else ""))
+    return "\n".join(lines) + "\n\n"
+
+
+class Workspaces:
+    """Creates the run's worktrees and commits tasks' work in them. Commits in one worktree are
+    serialized, so parallel tasks sharing a worktree never interleave their staging."""
+
+    def __init__(self, git: Git, identity: tuple[str, str] | None) -> None:
+        self.git = git
+        self.identity = identity
+        self._commit_locks: dict[Path, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    @staticmethod
+    def identity_for(git: Git) -> tuple[str, str] | None:
+        return None if git.has_identity() else FALLBACK_IDENTITY
+
+    def ensure(self, worktree: Path, branch: str, start: str) -> Workspace:
+        """The worktree on `branch`, created from `start` when the branch is new; reused after a crash."""
+        if not self.git.valid_branch_name(branch):
+            raise InputError(f"branch name {branch!r} is not valid for git (check git.branch_template)")
+        if (worktree / ".git").exists():
+            return Workspace(worktree, branch, start)
+        worktree.parent.mkdir(parents=True, exist_ok=True)
+        if self.git.branch_exists(branch):
+            attach_worktree(self.git, worktree, branch)
+        else:
+            add_worktree(self.git, worktree, branch, start)
+        return Workspace(worktree, branch, start)
+
+    def merge_into(self, worktree: Path, commits: Sequence[str], task_id: str) -> None:
+        """Bring further dependencies' work into a fresh per-task worktree."""
+        git = self.git.at(worktree)
+        for commit in commits:
+            args = ["-c", f"user.name={self.identity[0]}", "-c", f"user.email={self.identity[1]}"] if self.identity else []
+            code, out, err = git.run_full(*args, "merge", "--no-edit", "-q", "-m", f"{task_id}: merge dependency {commit[:12]}", commit)
+            if code != 0:
+                git.run_full("merge", "--abort")
+                raise GitError(f"{task_id}: its dependencies conflict ({(err or out).strip().splitlines()[-1:]})")
+
+    def _lock_for(self, worktree: Path) -> threading.Lock:
+        with self._guard:
+            return self._commit_locks.setdefault(worktree, threading.Lock())
+
+    def find_commit(self, worktree: Path, run_id: str, task_id: str, base: str) -> str | None:
+        """The commit already made for this task (a crash may have come between commit and journal)."""
+        git = self.git.at(worktree)
+        for sha in git.commits_with_trailer(f"{base}..HEAD", "Orch-Task", task_id):
+            body = git.run("log", "-1", "--format=%B", sha)
+            if f"\nOrch-Run: {run_id}\n" in f"\n{body}\n":
+                return sha
+        return None
+
+    def commit(
+        self,
+        worktree: Path,
+        message: str,
+        paths: Sequence[str] | None,
+        decisions: str | None,
+    ) -> tuple[str | None, str]:
+        """Commit the task's changes (only under `paths` when given); returns (commit or None, head)."""
+        git = self.git.at(worktree)
+        with self._lock_for(worktree):
+            stage: list[str] | None = None
+            if paths is not None:
+                stage = [entry.path for entry in git.status() if path_matches(entry.path, paths)]
+            if decisions:
+                target = worktree / DECISIONS_FILE
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if not target.exists():
+                    target.write_text("# Decisions\n\nRecorded by codex-orch from the agents' answers.\n\n", "utf-8")
+                with open(target, "a", encoding="utf-8") as fh:
+                    fh.write(decisions)
+                if stage is not None:
+                    stage.append(DECISIONS_FILE)
+            sha = git.commit_all(message, stage, self.identity)
+            return sha, git.head()
+
+    def outside_changes(self, worktree: Path, paths: Sequence[str]) -> list[str]:
+        git = self.git.at(worktree)
+        return [entry.path for entry in git.status() if not path_matches(entry.path, paths)]

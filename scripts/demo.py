@@ -1,0 +1,134 @@
+"""The README's first command: the real codex CLI carries out a real 3-task plan, offline.
+
+The MODEL IS SCRIPTED. codex_orch.scripted_model is a local server on 127.0.0.1 that speaks the
+OpenAI Responses API and replays canned tool calls and answers; it understands nothing. Everything
+else is real: the codex CLI (tools/codex, pinned), its sandbox running the shell commands and
+patches, codex-orch's worktrees, validation, commits and state. No API key and no network needed.
+
+    bash scripts/demo.sh        # sets up, then runs this
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from codex_orch.scripted_model import ScriptedModelServer, codex_config
+
+ROOT = Path(__file__).resolve().parent.parent
+CODEX = ROOT / "tools" / "codex" / "node_modules" / ".bin" / "codex"
+
+CALC = 'def add(a, b):\n    return a + b\n'
+TEST_PATCH = """*** Begin Patch
+*** Add File: test_calc.py
++import unittest
++
++from calc import add, subtract
++
++
++class CalcTest(unittest.TestCase):
++    def test_add(self):
++        self.assertEqual(add(2, 3), 5)
++
++    def test_subtract(self):
++        self.assertEqual(subtract(5, 3), 2)
++
++
++if __name__ == "__main__":
++    unittest.main()
+*** End Patch
+"""
+
+PLAN = {
+    "goal": "Give calc.py a subtract function, with tests.",
+    "assumptions": ["Python 3 is available", "tests use unittest"],
+    "tasks": [
+        {"role": "implementer", "prompt": "Add a subtract(a, b) function to calc.py.",
+         "acceptance": "calc.subtract(5, 3) == 2", "blocked_by": []},
+        {"role": "tester", "prompt": "Write unit tests for add and subtract in test_calc.py and run them.",
+         "acceptance": "python3 -m unittest passes", "blocked_by": ["T0001"]},
+        {"role": "reviewer", "prompt": "Review the new function and its tests.",
+         "acceptance": "no major findings", "blocked_by": ["T0002"]},
+    ],
+}
+
+SCRIPT = {
+    "rules": [
+        {"match": "Add a subtract(a, b) function", "steps": [
+            {"shell": "cat calc.py"},
+            {"shell": "cat >> calc.py <<'EOF'\n\n\ndef subtract(a, b):\n    return a - b\nEOF"},
+            {"answer": {"status": "done", "summary": "Added subtract(a, b) to calc.py.",
+                        "files_changed": ["calc.py"],
+                        "decisions": [{"decision": "subtract mirrors add", "rationale": "same style, no checks"}],
+                        "risks": [], "next_tasks": []}},
+        ]},
+        {"match": "Write unit tests", "steps": [
+            {"patch": TEST_PATCH},
+            {"shell": "python3 -m unittest -q test_calc"},
+            {"answer": {"status": "done", "summary": "Added test_calc.py; both tests pass.",
+                        "files_changed": ["test_calc.py"], "decisions": [], "risks": [], "next_tasks": [],
+                        "tests": [{"command": "python3 -m unittest -q test_calc", "passed": True,
+                                   "summary": "2 tests OK"}]}},
+        ]},
+        {"match": "Review the new function", "steps": [
+            {"shell": "git log --oneline -3 && cat calc.py"},
+            {"answer": {"status": "approved", "summary": "Small, correct and tested.",
+                        "findings": [{"severity": "info", "file": "calc.py", "line": 5,
+                                      "message": "subtract has no type hints, like add"}],
+                        "risks": [], "decisions": [], "next_tasks": []}},
+        ]},
+    ],
+}
+
+
+def sh(cwd: Path, *argv: str) -> str:
+    return subprocess.run(argv, cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def main() -> int:
+    if not CODEX.exists():
+        print("codex is not installed: run bash scripts/setup.sh first", file=sys.stderr)
+        return 2
+    base = ROOT / ".demo" / time.strftime("%Y%m%d-%H%M%S")
+    repo = base / "repo"
+    repo.mkdir(parents=True)
+    sh(repo, "git", "init", "-q", "-b", "main")
+    sh(repo, "git", "config", "user.name", "Demo User")
+    sh(repo, "git", "config", "user.email", "demo@example.com")
+    (repo / "calc.py").write_text(CALC)
+    sh(repo, "git", "add", "calc.py")
+    sh(repo, "git", "commit", "-q", "-m", "calc with add")
+    (base / "plan.json").write_text(json.dumps(PLAN, indent=2))
+    codex_orch = [str(Path(sys.executable).parent / "codex-orch")]
+
+    print(f"== demo repository: {repo}")
+    print("== the model is SCRIPTED (codex_orch.scripted_model on 127.0.0.1): the codex CLI, its sandbox,")
+    print("   git and codex-orch are real.\n")
+    with ScriptedModelServer(SCRIPT) as server:
+        subprocess.run([*codex_orch, "init"], cwd=repo, check=True, stdout=subprocess.DEVNULL)
+        config_path = repo / ".orchestrator" / "orchestrator.yaml"
+        config = yaml.safe_load(config_path.read_text())
+        config["codex"].update({"command": str(CODEX), "home": "isolated", "config": codex_config(server.base_url)})
+        config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        print(f"$ codex-orch run --plan-file {base / 'plan.json'} --run-id demo")
+        result = subprocess.run([*codex_orch, "run", "--plan-file", str(base / "plan.json"), "--run-id", "demo"],
+                                cwd=repo)
+        requests = len(server.requests)
+    branch = sh(repo, "git", "for-each-ref", "--format=%(refname:short)", "refs/heads/orch/")
+    print(f"\n== the model server answered {requests} requests from codex")
+    print(f"== commits on {branch}:")
+    print(sh(repo, "git", "log", "--format=%h %s%n%(trailers:only,unfold)", f"main..{branch}"))
+    print("== calc.py on the run branch:")
+    print(sh(repo, "git", "show", f"{branch}:calc.py"))
+    print(f"\n== run state: {repo / '.orchestrator/runs/demo/state.json'}")
+    print(f"== merge it with: cd {repo} && codex-orch merge --run-id demo   (or git merge {branch})")
+    return result.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Set up a development checkout from scratch, idempotently: a virtualenv in .venv with codex-orch
+# installed in editable mode (with its dev tools), and the pinned codex CLI in tools/codex.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+PYTHON="${PYTHON:-python3}"
+
+if [[ ! -x .venv/bin/python ]]; then
+    echo "setup: creating .venv with $("$PYTHON" --version)" >&2
+    "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.codex-orch-installed
+if [[ ! -f "$stamp" || pyproject.toml -nt "$stamp" ]]; then
+    echo "setup: pip install -e .[dev]" >&2
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]' >&2
+    touch "$stamp"
+fi
+bash scripts/install-codex.sh >/dev/null
