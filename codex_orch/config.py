@@ -72,7 +72,7 @@ CONFIG_SCHEMA: dict[str, Any] = _closed(
         ),
         "roles": {"type": "object", "additionalProperties": _ROLE},
         "role_aliases": {"type": "object", "additionalProperties": {"type": "string"}},
-        "concurrency": _closed({"allow": _STR_LIST, "ignore": _STR_LIST}),
+        "concurrency": _closed({"allow": _STR_LIST, "ignore": _STR_LIST, "on_violation": {"enum": ["warn", "fail"]}}),
     }
 )
 
@@ -126,6 +126,7 @@ class Config:
     role_aliases: Mapping[str, str]
     concurrency_allow: tuple[str, ...] = ()
     concurrency_ignore: tuple[str, ...] = ()
+    on_violation: str = "warn"
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def resolve_role(self, name: str) -> str | None:
@@ -245,5 +246,6 @@ def build_config(raw: dict[str, Any], source: str) -> Config:
         role_aliases=aliases,
         concurrency_allow=tuple(raw["concurrency"]["allow"]),
         concurrency_ignore=tuple(raw["concurrency"]["ignore"]),
+        on_violation=raw["concurrency"]["on_violation"],
         raw=raw,
     )

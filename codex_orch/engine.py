@@ -112,6 +112,14 @@ def _check_templates(layout: Layout, config: Config, plan: Plan) -> None:
         })
 
 
+def _base_branch(git: Git, base_ref: str) -> str | None:
+    """The branch a merge should move: base_ref itself when it names a branch, else HEAD's branch."""
+    if base_ref != "HEAD":
+        return base_ref if git.branch_exists(base_ref) else None
+    code, out, _ = git.run_full("symbolic-ref", "--quiet", "--short", "HEAD")
+    return out if code == 0 else None
+
+
 def start_run(
     root: Path, plan_file: Path, spec_file: Path | None, options: RunOptions, notify: Notify = _no_notify
 ) -> RunOutcome:
@@ -177,6 +185,7 @@ def create_and_drive(
             "repo_root": str(layout.root),
             "base_ref": config.git.base_ref,
             "base_commit": base_commit,
+            "base_branch": _base_branch(git, config.git.base_ref),
             "single_workspace": single,
             "branch": branches[0] if single else None,
             "worktree": str(layout.run_worktree(run_id)) if single else None,
