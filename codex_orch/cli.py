@@ -65,18 +65,15 @@ def run_options(func: F) -> F:
     func = click.option("--run-id", help="Name the run (default: date, time and a random suffix).")(func)
     func = click.option("--max-workers", type=click.IntRange(min=1), help="Tasks at once (default: limits.max_workers).")(func)
     func = click.option("--fail-fast", is_flag=True, help="Stop every task when one fails.")(func)
-    func = click.option("--no-progress", is_flag=True, help="No progress lines while the run goes on.")(func)
+    func = click.option("--no-progress", is_flag=True, help="Plain progress lines instead of the live table.")(func)
     return func
 
 
-def _notify(no_progress: bool) -> Any:
-    if no_progress:
-        from codex_orch.context import _no_notify
+def _progress(no_progress: bool) -> Any:
+    """Progress goes to stderr: a live table on a terminal, plain lines otherwise."""
+    from codex_orch.render import make_console, progress
 
-        return _no_notify
-    from codex_orch.render import LineReporter, make_console
-
-    return LineReporter(make_console(sys.stderr))
+    return progress(make_console(sys.stderr), plain=no_progress)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -110,7 +107,9 @@ def run(plan_file: Path, spec_file: Path | None, run_id: str | None, max_workers
     """Execute a plan."""
     from codex_orch.engine import start_run
 
-    outcome = start_run(_repo(), plan_file, spec_file, _run_options(run_id, max_workers, fail_fast), _notify(no_progress))
+    root = _repo()
+    with _progress(no_progress) as notify:
+        outcome = start_run(root, plan_file, spec_file, _run_options(run_id, max_workers, fail_fast), notify)
     _finish_run(outcome)
 
 
@@ -135,8 +134,8 @@ def task(role: str, acceptance: str, spec_file: Path | None, prompt: str, run_id
     plan = parse_plan({"goal": prompt, "assumptions": [], "tasks": [{"role": role, "prompt": prompt,
                        "acceptance": acceptance, "blocked_by": []}]}, config, "--role/PROMPT")
     spec = read_spec(spec_file) if spec_file else None
-    outcome = create_and_drive(layout, config, plan, spec, _run_options(run_id, max_workers, fail_fast),
-                               _notify(no_progress))
+    with _progress(no_progress) as notify:
+        outcome = create_and_drive(layout, config, plan, spec, _run_options(run_id, max_workers, fail_fast), notify)
     _finish_run(outcome)
 
 
@@ -145,12 +144,14 @@ def task(role: str, acceptance: str, spec_file: Path | None, prompt: str, run_id
 @click.option("--spec-file", type=click.Path(path_type=Path), help="Replace the run's spec text.")
 @click.option("--max-workers", type=click.IntRange(min=1), help="Tasks at once.")
 @click.option("--fail-fast", is_flag=True, help="Stop every task when one fails.")
-@click.option("--no-progress", is_flag=True, help="No progress lines.")
+@click.option("--no-progress", is_flag=True, help="Plain progress lines instead of the live table.")
 def resume(run_id: str, spec_file: Path | None, max_workers: int | None, fail_fast: bool, no_progress: bool) -> None:
     """Continue a run: interrupted tasks go on on their agent thread; succeeded tasks never rerun."""
     from codex_orch.engine import resume_run
 
-    outcome = resume_run(_repo(), run_id, spec_file, _run_options(run_id, max_workers, fail_fast), _notify(no_progress))
+    root = _repo()
+    with _progress(no_progress) as notify:
+        outcome = resume_run(root, run_id, spec_file, _run_options(None, max_workers, fail_fast), notify)
     _finish_run(outcome)
 
 

@@ -41,6 +41,8 @@ class RunContext:
     cancel: threading.Event = field(default_factory=threading.Event)
     notify: Notify = _no_notify
     fail_fast: bool = False
+    # paths declared by the tasks running now (None: the task declared none and runs alone)
+    active_paths: dict[str, tuple[str, ...] | None] = field(default_factory=dict)
     _schemas: dict[str, tuple[Path, dict[str, Any]]] = field(default_factory=dict)
     _renderer: PromptRenderer | None = None
     _guard: threading.Lock = field(default_factory=threading.Lock)
@@ -55,6 +57,17 @@ class RunContext:
             if self._renderer is None:
                 self._renderer = PromptRenderer(self.layout)
             return self._renderer
+
+    def other_paths(self, task_id: str) -> list[str]:
+        with self._guard:
+            return [glob for tid, globs in self.active_paths.items() if tid != task_id for glob in globs or ()]
+
+    def set_active(self, task_id: str, paths: tuple[str, ...] | None, active: bool) -> None:
+        with self._guard:
+            if active:
+                self.active_paths[task_id] = paths
+            else:
+                self.active_paths.pop(task_id, None)
 
     def role(self, name: str) -> RoleConfig:
         return self.config.roles[name]

@@ -9,7 +9,10 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -211,6 +214,26 @@ def _context(layout: Layout, config: Config, plan: Plan, spec: str | None, store
     )
 
 
+@contextmanager
+def _stop_on_signals(cancel: threading.Event, stopped_by_user: threading.Event) -> Iterator[None]:
+    """Ctrl-C and SIGTERM stop the run in order: no new task starts, running agents are stopped
+    (INT -> TERM -> KILL), their tasks are recorded interrupted, and the state is written."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        stopped_by_user.set()
+        cancel.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 def _drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
     store = ctx.store
     state = store.view()
@@ -228,22 +251,23 @@ def _drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
         ctx.plan.tasks, statuses, lambda task: run_task(ctx, task), on_blocked, rules,
         options.max_workers or ctx.config.limits.max_workers, ctx.cancel, options.fail_fast,
     )
-    interrupted = False
+    ctx.notify("plan", None, {"tasks": {tid: {"role": t["role"], "status": t["status"]}
+                                        for tid, t in state["tasks"].items()}})
+    stopped_by_user = threading.Event()
     try:
-        scheduler.run()
+        with _stop_on_signals(ctx.cancel, stopped_by_user):
+            scheduler.run()
     except KeyboardInterrupt:
-        interrupted = True
+        stopped_by_user.set()
     finally:
-        final = store.view()["tasks"]
-        interrupted = interrupted or any(t["status"] == "interrupted" for t in final.values())
-        if ctx.fail_fast and not interrupted:
-            for tid, task in final.items():
+        if ctx.cancel.is_set() and not stopped_by_user.is_set():  # --fail-fast
+            for tid, task in store.view()["tasks"].items():
                 if task["status"] == "pending":
                     store.record("task.status", task=tid, status="cancelled",
                                  error={"kind": "cancelled", "message": "not started: --fail-fast stopped the run"})
         final = store.view()["tasks"]
         values = [t["status"] for t in final.values()]
-        if interrupted:
+        if stopped_by_user.is_set():
             status = "interrupted"
         elif all(v == "succeeded" for v in values):
             status = "succeeded"

@@ -124,6 +124,7 @@ class TaskRunner:
             return self._fail(FailureKind.WORKSPACE, str(exc))
         rec = store.task(task.id)
         store.record("task.status", task=task.id, status="running")
+        ctx.notify("started", task.id, {"role": task.role})
         if rec["result"] is not None:  # a crash came after a valid answer and before the commit
             return self._finish(ws, rec["result"], rec["attempts"][-1]["n"], rec["thread_id"])
 
@@ -246,22 +247,31 @@ class TaskRunner:
         summary = str(value.get("summary", "")) if isinstance(value, dict) else ""
         decisions = value.get("decisions") if isinstance(value, dict) else None
         rec = ctx.store.task(task.id)
+        violations: tuple[str, ...] = ()
         try:
             sha = ctx.workspaces.find_commit(ws.worktree, ctx.run_id, task.id, rec["base_commit"] or ws.base_commit)
-            violations: list[str] = []
             if sha is None:
-                paths = list(task.paths) if task.paths is not None and ctx.store.get("single_workspace") else None
-                if paths is not None:
-                    violations = ctx.workspaces.outside_changes(ws.worktree, paths)
+                shared = bool(ctx.store.get("single_workspace"))
+                paths = list(task.paths) if task.paths is not None and shared else None
                 entry = decisions_entry(ctx.run_id, task.id, task.role, decisions, now_iso()[:10]) if decisions else None
                 message = commit_message(ctx.run_id, {"id": task.id, "role": task.role}, n, thread, summary)
-                sha, head = ctx.workspaces.commit(ws.worktree, message, paths, entry)
+                outcome = ctx.workspaces.commit(
+                    ws.worktree, message, paths, entry, others=ctx.other_paths(task.id),
+                    preserve_ref=f"refs/orch/{ctx.run_id}/violations/{task.id}",
+                )
+                sha, head, violations = outcome.commit, outcome.head, outcome.violations
             else:
                 head = ctx.workspaces.git.at(ws.worktree).head()
         except OrchError as exc:
             return self._fail(FailureKind.WORKSPACE, f"commit failed: {exc}")
         files = ctx.workspaces.git.changed_files(sha) if sha else []
-        ctx.store.record("task.committed", task=task.id, commit=sha, head=head, files_changed=files, violations=violations)
+        ctx.store.record("task.committed", task=task.id, commit=sha, head=head, files_changed=files,
+                         violations=list(violations))
+        if violations:
+            ctx.notify("violation", task.id, {"files": list(violations)})
+            if ctx.config.on_violation == "fail":
+                return self._fail(FailureKind.PATHS_VIOLATION,
+                                  f"changed files outside its paths: {', '.join(violations[:10])}")
         if status in FAILED_RESULT_STATUSES:
             return self._fail(FailureKind.AGENT_REPORTED, f"the agent reported status {status!r}: {summary[:200]}")
         ctx.store.record("task.status", task=task.id, status="succeeded")
@@ -284,8 +294,11 @@ def _thread_usage(attempts: list[dict[str, Any]], thread: str) -> Usage:
 
 def run_task(ctx: RunContext, task: Task) -> str:
     """Run one task to a final status; never raises for the task's own failures."""
+    ctx.set_active(task.id, task.paths, True)
     try:
         return TaskRunner(ctx, task).run()
     except OrchError as exc:
         log.info("task %s failed: %s", task.id, exc)
         return TaskRunner(ctx, task)._fail(FailureKind.WORKSPACE, str(exc))
+    finally:
+        ctx.set_active(task.id, None, False)

@@ -22,6 +22,7 @@ class FailureKind(str, Enum):
     AGENT_REPORTED = "agent_reported"
     INTERRUPTED = "interrupted"
     WORKSPACE = "workspace"
+    PATHS_VIOLATION = "paths_violation"
 
     def __str__(self) -> str:
         return self.value
@@ -57,6 +58,7 @@ FAILURES: dict[FailureKind, FailureInfo] = {
         FailureInfo(FailureKind.AGENT_REPORTED, Retry.NEVER, "The agent itself reported the task blocked or failed; read its summary and risks."),
         FailureInfo(FailureKind.INTERRUPTED, Retry.NEVER, "The attempt was stopped by Ctrl-C or a crash of codex-orch; `codex-orch resume` continues it."),
         FailureInfo(FailureKind.WORKSPACE, Retry.NEVER, "The task's worktree could not be prepared or committed; see the message."),
+        FailureInfo(FailureKind.PATHS_VIOLATION, Retry.NEVER, "The agent changed files outside the task's declared paths; they were saved under refs/orch/<run>/violations/<task> and reverted (concurrency.on_violation: fail)."),
     )
 }
 

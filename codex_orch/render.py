@@ -6,7 +6,8 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import IO, Any
 
 from codex_orch.views import RunView
@@ -57,7 +58,7 @@ class LineReporter:
         self._start = time.monotonic()
 
     def __call__(self, kind: str, task_id: str | None, data: Mapping[str, Any]) -> None:
-        if kind == "progress":
+        if kind in ("progress", "plan", "started"):
             return
         if kind == "attempt":
             thread = data.get("thread")
@@ -72,6 +73,8 @@ class LineReporter:
             elif status == "blocked":
                 extra = f" (waits for {data.get('cause')})"
             line = f"{task_id}: {status}{extra}"
+        elif kind == "violation":
+            line = f"{task_id}: changed files outside its paths (left out of its commit): {', '.join(data['files'][:5])}"
         else:
             line = f"{task_id or ''}: {kind}"
         from rich.markup import escape
@@ -79,3 +82,81 @@ class LineReporter:
         with self._lock:
             elapsed = time.monotonic() - self._start
             self.console.print(f"[dim]{elapsed:7.1f}s[/] {escape(line)}", markup=True, highlight=False)
+
+
+class LiveTable:
+    """A live table, one row per task: status, elapsed, attempt, the agent's latest action, tokens.
+
+    `notify` is called from worker threads; rich's Live refreshes from its own thread."""
+
+    def __init__(self, console: Any) -> None:
+        self.console = console
+        self._lock = threading.Lock()
+        self._rows: dict[str, dict[str, Any]] = {}
+        self._live: Any = None
+
+    def __enter__(self) -> LiveTable:
+        from rich.live import Live
+
+        self._live = Live(get_renderable=self._render, console=self.console, refresh_per_second=4, transient=True)
+        self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.__exit__(*exc)
+
+    def __call__(self, kind: str, task_id: str | None, data: Mapping[str, Any]) -> None:
+        with self._lock:
+            if kind == "plan":
+                for tid, info in data["tasks"].items():
+                    self._rows.setdefault(tid, _row(info["role"], info["status"]))
+                return
+            if task_id is None:
+                return
+            row = self._rows.setdefault(task_id, _row(str(data.get("role", "?")), "pending"))
+            if kind == "started":
+                row.update(status="running", start=row["start"] or time.monotonic(), end=None)
+            elif kind == "attempt":
+                row.update(attempt=data["n"], action="starting agent")
+            elif kind == "progress":
+                row["action"] = str(data.get("action", ""))
+                usage = data.get("usage")
+                if usage:
+                    row["tokens"] += int(usage.get("input_tokens", 0)) + int(usage.get("output_tokens", 0))
+            elif kind == "finished":
+                row.update(status=data.get("status", "?"), end=time.monotonic())
+                row["action"] = str(data.get("kind") or data.get("cause") or "")
+            elif kind == "violation":
+                row["action"] = f"outside its paths: {', '.join(data.get('files', [])[:3])}"
+
+    def _render(self) -> Any:
+        from rich.table import Table
+        from rich.text import Text
+
+        table = Table(expand=False, box=None, padding=(0, 1))
+        for column in ("task", "role", "status", "elapsed", "try", "tokens", "now"):
+            table.add_column(column, no_wrap=True, overflow="ellipsis", max_width=60 if column == "now" else None)
+        now = time.monotonic()
+        with self._lock:
+            rows = list(self._rows.items())
+        for tid, row in rows:
+            elapsed = "" if row["start"] is None else f"{(row['end'] or now) - row['start']:.0f}s"
+            style = _STYLE.get(row["status"], "")
+            table.add_row(tid, row["role"], Text(row["status"], style=style), elapsed,
+                          str(row["attempt"] or ""), str(row["tokens"] or ""), Text(row["action"]))
+        return table
+
+
+def _row(role: str, status: str) -> dict[str, Any]:
+    return {"role": role, "status": status, "attempt": 0, "action": "", "tokens": 0, "start": None, "end": None}
+
+
+@contextmanager
+def progress(console: Any, plain: bool) -> Iterator[Any]:
+    """The progress sink for a run: a live table on a terminal, plain lines otherwise."""
+    if plain or not console.is_terminal:
+        yield LineReporter(console)
+        return
+    with LiveTable(console) as table:
+        yield table

@@ -16,6 +16,14 @@ DECISIONS_FILE = "docs/ai/decisions.md"
 
 
 @dataclass(frozen=True)
+class CommitOutcome:
+    commit: str | None
+    head: str
+    violations: tuple[str, ...] = ()
+    preserved_ref: str | None = None
+
+
+@dataclass(frozen=True)
 class Workspace:
     worktree: Path
     branch: str
@@ -121,13 +129,28 @@ class Workspaces:
         message: str,
         paths: Sequence[str] | None,
         decisions: str | None,
-    ) -> tuple[str | None, str]:
-        """Commit the task's changes (only under `paths` when given); returns (commit or None, head)."""
+        others: Sequence[str] = (),
+        preserve_ref: str = "",
+    ) -> CommitOutcome:
+        """Commit the task's changes.
+
+        With `paths` (parallel tasks in a shared worktree) only changes under them are committed;
+        changes outside them and outside `others` (the paths of tasks still running there) are
+        violations: saved in a commit under `preserve_ref`, then reverted, so nothing is lost and no
+        later task commits them under its own name.
+        """
         git = self.git.at(worktree)
         with self._lock_for(worktree):
             stage: list[str] | None = None
+            violations: list[str] = []
+            preserved = None
             if paths is not None:
-                stage = [entry.path for entry in git.status() if path_matches(entry.path, paths)]
+                entries = git.status()
+                stage = [e.path for e in entries if path_matches(e.path, paths)]
+                violations = [e.path for e in entries if not path_matches(e.path, paths)
+                              and not path_matches(e.path, others)]
+                if violations:
+                    preserved = self._preserve_and_revert(git, violations, preserve_ref, message)
             if decisions:
                 target = worktree / DECISIONS_FILE
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -138,8 +161,33 @@ class Workspaces:
                 if stage is not None:
                     stage.append(DECISIONS_FILE)
             sha = git.commit_all(message, stage, self.identity)
-            return sha, git.head()
+            return CommitOutcome(sha, git.head(), tuple(violations), preserved)
 
-    def outside_changes(self, worktree: Path, paths: Sequence[str]) -> list[str]:
-        git = self.git.at(worktree)
-        return [entry.path for entry in git.status() if not path_matches(entry.path, paths)]
+    def _preserve_and_revert(self, git: Git, files: Sequence[str], ref: str, message: str) -> str:
+        """Save `files` as they are in a commit on `ref` (via a private index), then restore them to HEAD."""
+        import os
+        import tempfile
+
+        fd, index = tempfile.mkstemp(prefix="codex-orch-index-")
+        os.close(fd)
+        try:
+            private = Git(git.cwd, {"GIT_INDEX_FILE": index})
+            private.run("read-tree", "HEAD")
+            private.run("add", "-A", "--", *files)
+            tree = private.run("write-tree")
+        finally:
+            os.unlink(index)
+        args = ["-c", f"user.name={self.identity[0]}", "-c", f"user.email={self.identity[1]}"] if self.identity else []
+        sha = git.run(*args, "commit-tree", tree, "-p", "HEAD", "-m", "changes outside the task's paths\n\n" + message)
+        git.run("update-ref", ref, sha)
+        in_head = set(git.run("ls-tree", "-r", "-z", "--name-only", "HEAD", "--", *files, strip=False).split("\0"))
+        tracked = [f for f in files if f in in_head]
+        if tracked:
+            git.run("checkout", "HEAD", "--", *tracked)
+        for rel in files:
+            if rel not in in_head:
+                git.run("rm", "-q", "--cached", "--ignore-unmatch", "--", rel)
+                target = git.cwd / rel
+                if target.is_file() or target.is_symlink():
+                    target.unlink()
+        return ref
