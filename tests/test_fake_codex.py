@@ -13,7 +13,7 @@ from typing import Any
 
 from conftest import FAKE_CODEX, Repo
 
-CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "codex-captures"
+CAPTURES = Path(__file__).resolve().parent / "fake_codex" / "captures"  # copied from shared/codex-captures
 
 
 def fake(tmp_path: Path, cwd: Path, *args: str, script: dict[str, Any] | None = None, prompt: str = "do it",
