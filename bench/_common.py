@@ -14,6 +14,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 FAKE_CODEX = ROOT / "tests" / "fake_codex" / "codex"
+INSTANT_CODEX = ROOT / "bench" / "agents" / "instant_codex.sh"
 
 
 def git(cwd: Path, *args: str) -> str:
@@ -35,6 +36,15 @@ def scratch_repo(files: int = 0) -> Path:
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "initial")
     return repo
+
+
+def configure_instant(repo: Path, sleep: float = 0, **overrides: Any) -> None:
+    """Point codex-orch at the near-zero-cost bench agent (bench/agents/instant_codex.sh)."""
+    config: dict[str, Any] = {"codex": {"command": str(INSTANT_CODEX), "env": {"BENCH_AGENT_SLEEP": f"{sleep:g}"}}}
+    config.update(overrides)
+    target = repo / ".orchestrator" / "orchestrator.yaml"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(yaml.safe_dump(config))
 
 
 def configure(repo: Path, script: dict[str, Any], **overrides: Any) -> Path:

@@ -51,12 +51,12 @@ def _run_options(run_id: str | None, max_workers: int | None, fail_fast: bool) -
 
 
 def _finish_run(outcome: Any) -> None:
-    from codex_orch.render import status_table
+    from codex_orch.render import print_status
     from codex_orch.state import read_state
     from codex_orch.views import build_view
 
     console = _console()
-    console.print(status_table(build_view(read_state(outcome.run_dir))))
+    print_status(console, build_view(read_state(outcome.run_dir)))
     console.print(f"state: {outcome.run_dir / 'state.json'}", highlight=False, markup=False)
     sys.exit(outcome.exit_code)
 
@@ -169,7 +169,7 @@ def _latest_run(runs_dir: Path) -> str:
 def status(run_id: str | None, as_json: bool, watch: bool) -> None:
     """Show a run's tasks and their state."""
     from codex_orch.layout import Layout, id_problem
-    from codex_orch.render import status_table
+    from codex_orch.render import print_status, status_table
     from codex_orch.state import read_state
     from codex_orch.views import build_view, view_to_json
 
@@ -182,7 +182,7 @@ def status(run_id: str | None, as_json: bool, watch: bool) -> None:
         return
     console = _console()
     if not watch:
-        console.print(status_table(build_view(read_state(layout.run_dir(run_id)))))
+        print_status(console, build_view(read_state(layout.run_dir(run_id))))
         return
     import time
 

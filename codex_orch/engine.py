@@ -161,10 +161,11 @@ def create_and_drive(
         for task in plan.tasks:
             branches.append(branch_name(config.git.branch_template, config.source,
                                         date=date, run_id=run_id, task_id=task.id, role=task.role))
+    existing = git.local_branches()
     for branch in branches:
         if not git.valid_branch_name(branch):
             raise InputError(f"{config.source}: git: branch name {branch!r} is not valid for git")
-        if git.branch_exists(branch):
+        if branch in existing:
             raise InputError(f"branch {branch!r} already exists", "Choose another --run-id.")
     command = resolve_command(config, layout.root)
     _check_templates(layout, config, plan)

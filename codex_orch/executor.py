@@ -126,7 +126,7 @@ class TaskRunner:
         store.record("task.status", task=task.id, status="running")
         ctx.notify("started", task.id, {"role": task.role})
         if rec["result"] is not None:  # a crash came after a valid answer and before the commit
-            return self._finish(ws, rec["result"], rec["attempts"][-1]["n"], rec["thread_id"])
+            return self._finish(ws, rec["result"], rec["attempts"][-1]["n"], rec["thread_id"], recovering=True)
 
         n = len(rec["attempts"]) + 1
         thread = rec["thread_id"]
@@ -241,15 +241,19 @@ class TaskRunner:
         )
         return result, verdict
 
-    def _finish(self, ws: Workspace, value: Any, n: int, thread: str | None) -> str:
+    def _finish(self, ws: Workspace, value: Any, n: int, thread: str | None, recovering: bool = False) -> str:
         ctx, task = self.ctx, self.task
         status = str(value.get("status", "done")) if isinstance(value, dict) else "done"
         summary = str(value.get("summary", "")) if isinstance(value, dict) else ""
         decisions = value.get("decisions") if isinstance(value, dict) else None
         rec = ctx.store.task(task.id)
         violations: tuple[str, ...] = ()
+        files: list[str] = []
         try:
-            sha = ctx.workspaces.find_commit(ws.worktree, ctx.run_id, task.id, rec["base_commit"] or ws.base_commit)
+            git = ctx.workspaces.git.at(ws.worktree)
+            # After a crash between commit and journal, the commit exists already: adopt it.
+            sha = ctx.workspaces.find_commit(ws.worktree, ctx.run_id, task.id, rec["base_commit"] or ws.base_commit) \
+                if recovering else None
             if sha is None:
                 shared = bool(ctx.store.get("single_workspace"))
                 paths = list(task.paths) if task.paths is not None and shared else None
@@ -259,12 +263,12 @@ class TaskRunner:
                     ws.worktree, message, paths, entry, others=ctx.other_paths(task.id),
                     preserve_ref=f"refs/orch/{ctx.run_id}/violations/{task.id}",
                 )
-                sha, head, violations = outcome.commit, outcome.head, outcome.violations
+                sha, head, violations, files = outcome.commit, outcome.head, outcome.violations, list(outcome.files)
             else:
-                head = ctx.workspaces.git.at(ws.worktree).head()
+                head = git.head()
+                files = git.changed_files(sha)
         except OrchError as exc:
             return self._fail(FailureKind.WORKSPACE, f"commit failed: {exc}")
-        files = ctx.workspaces.git.changed_files(sha) if sha else []
         ctx.store.record("task.committed", task=task.id, commit=sha, head=head, files_changed=files,
                          violations=list(violations))
         if violations:

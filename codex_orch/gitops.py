@@ -111,7 +111,11 @@ class Git:
         return self.ok("show-ref", "--verify", "--quiet", f"refs/heads/{branch}")
 
     def valid_branch_name(self, branch: str) -> bool:
-        return self.ok("check-ref-format", "--branch", branch)
+        return valid_branch_name(branch)
+
+    def local_branches(self, prefix: str = "") -> set[str]:
+        out = self.run("for-each-ref", "--format=%(refname:short)", f"refs/heads/{prefix}")
+        return set(out.split())
 
     def status(self, paths: Sequence[str] = ()) -> list[Status]:
         out = self.run("status", "--porcelain=v1", "-z", "--untracked-files=all", "--", *paths, strip=False)
@@ -137,23 +141,46 @@ class Git:
         return out.split()
 
     # --- changes -------------------------------------------------------------------------------
-    def commit_all(self, message: str, paths: Sequence[str] | None, identity: tuple[str, str] | None) -> str | None:
-        """Stage (all, or only `paths`) and commit; the new commit's sha, or None when nothing changed."""
+    def commit_changes(self, message: str, paths: Sequence[str] | None, identity: tuple[str, str] | None,
+                       extra: Sequence[str] = ()) -> tuple[str | None, list[str]]:
+        """Stage everything (paths None) or exactly `paths` plus `extra`, and commit.
+
+        Returns the new commit (None when nothing was staged) and the files it changed."""
         if paths is None:
             self.run("add", "-A")
-        elif paths:
-            self.run("add", "-A", "--", *paths)
-        if self.ok("diff", "--cached", "--quiet"):
-            return None
+        elif paths or extra:
+            self.run("add", "-A", "--pathspec-from-file=-", "--pathspec-file-nul",
+                     stdin=b"\0".join(p.encode("utf-8") for p in [*paths, *extra]))
+        else:
+            return None, []
+        if paths is None and extra:
+            self.run("add", "-A", "--", *extra)
+        staged = [p for p in self.run("diff", "--cached", "--name-only", "-z", strip=False).split("\0") if p]
+        if not staged:
+            return None, []
         args = []
         if identity is not None:
             args = ["-c", f"user.name={identity[0]}", "-c", f"user.email={identity[1]}"]
         self.run(*args, "commit", "--no-verify", "-q", "-F", "-", stdin=message.encode("utf-8"))
-        return self.head()
+        return self.head(), staged
 
     def changed_files(self, commit: str) -> list[str]:
         out = self.run("diff-tree", "--no-commit-id", "--name-only", "-r", "-z", "--root", commit, strip=False)
         return [p for p in out.split("\0") if p]
+
+
+_BAD_REF_CHARS = set(" ~^:?*[\\\x7f")
+
+
+def valid_branch_name(name: str) -> bool:
+    """git's check-ref-format rules for a branch name, without starting git once per name."""
+    if not name or name == "@" or name.startswith(("-", "/")) or name.endswith(("/", ".", ".lock")):
+        return False
+    if ".." in name or "@{" in name or "//" in name:
+        return False
+    if any(ch in _BAD_REF_CHARS or ord(ch) < 32 for ch in name):
+        return False
+    return all(part and not part.startswith(".") and not part.endswith(".lock") for part in name.split("/"))
 
 
 def _first_line(text: str) -> str:

@@ -70,6 +70,12 @@ class ProcOutcome:
 
 def group_members(pgid: int) -> list[int]:
     """Live (non-zombie) processes of a process group, read from /proc."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return []  # no process at all, not even a zombie: no need to scan /proc
+    except PermissionError:
+        pass
     members = []
     try:
         entries = os.listdir("/proc")
@@ -237,8 +243,11 @@ def run_streaming(
                     wait = min(wait, max(0.0, last_output + request.idle_timeout - now))
                 if selector.get_map():
                     ready = selector.select(wait)
-                else:  # both pipes closed but the leader lives on: just watch the clock
-                    time.sleep(wait)
+                else:  # both pipes closed, the leader not yet reaped (or living on): wait for it
+                    try:
+                        proc.wait(timeout=wait)
+                    except subprocess.TimeoutExpired:
+                        pass
                     ready = []
                 for key, _ in ready:
                     fd = int(key.fd)

@@ -37,16 +37,35 @@ def status_table(view: RunView) -> Any:
     for column in ("task", "role", "status", "attempts", "commit", "tokens in/out", "time", "note"):
         table.add_column(column, no_wrap=column != "note")
     for t in view.tasks:
-        style = _STYLE.get(t.status, "")
-        note = ""
-        if t.error_kind:
-            note = f"{t.error_kind}: {t.error_message or ''}"[:120]
-        table.add_row(
-            t.id, t.role, f"[{style}]{t.status}[/]" if style else t.status, str(len(t.attempts)),
-            _short(t.commit), f"{t.usage.input_tokens}/{t.usage.output_tokens}",
-            f"{t.duration:.1f}s" if t.duration is not None else "-", Text(note),
-        )
+        cells = _cells(t)
+        table.add_row(*cells[:2], Text(t.status, style=_STYLE.get(t.status, "")), *cells[3:7], Text(cells[7]))
     return table
+
+
+RICH_TABLE_MAX_ROWS = 200
+
+
+def _cells(t: Any) -> list[str]:
+    note = f"{t.error_kind}: {t.error_message or ''}"[:120] if t.error_kind else ""
+    return [t.id, t.role, t.status, str(len(t.attempts)), _short(t.commit),
+            f"{t.usage.input_tokens}/{t.usage.output_tokens}",
+            f"{t.duration:.1f}s" if t.duration is not None else "-", note]
+
+
+def print_status(console: Any, view: RunView) -> None:
+    """The status table; past RICH_TABLE_MAX_ROWS tasks, plain aligned columns (rich's layout of a
+    thousand rows takes the better part of a second)."""
+    if len(view.tasks) <= RICH_TABLE_MAX_ROWS:
+        console.print(status_table(view))
+        return
+    header = ["task", "role", "status", "attempts", "commit", "tokens in/out", "time", "note"]
+    rows = [_cells(t) for t in view.tasks]
+    widths = [max(len(header[i]), *(len(r[i]) for r in rows)) for i in range(len(header) - 1)]
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(view.counts.items()))
+    lines = [f"run {view.run_id} — {view.status} ({counts})",
+             "  ".join(h.ljust(w) for h, w in zip(header, [*widths, 0], strict=True)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, [*widths, 0], strict=True)).rstrip() for r in rows]
+    console.file.write("\n".join(lines) + "\n")
 
 
 class LineReporter:

@@ -26,7 +26,7 @@ SCHEMA_VERSION = 1
 STATE_NAME = "state.json"
 JOURNAL_NAME = "journal.jsonl"
 LOCK_NAME = "lock"
-SNAPSHOT_EVERY = 256  # journal records between automatic snapshots
+SNAPSHOT_EVERY = 256  # journal records between automatic snapshots, at least; more for big runs
 
 TERMINAL = ("succeeded", "failed", "blocked", "cancelled")
 TASK_STATUSES = ("pending", "running", "succeeded", "failed", "blocked", "interrupted", "cancelled")
@@ -230,7 +230,9 @@ class RunStore:
                 written += os.write(self._fd, line[written:])
             self._offset += len(line)
             self._since_snapshot += 1
-            if self._since_snapshot >= SNAPSHOT_EVERY:
+            # A snapshot costs as much as the state is big: taking one every (8 x tasks) records keeps
+            # the cost per record flat whatever the plan's size.
+            if self._since_snapshot >= max(SNAPSHOT_EVERY, 8 * len(self._state.get("tasks", ()))):
                 self.snapshot()
 
     def snapshot(self) -> None:

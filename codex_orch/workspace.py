@@ -19,6 +19,7 @@ DECISIONS_FILE = "docs/ai/decisions.md"
 class CommitOutcome:
     commit: str | None
     head: str
+    files: tuple[str, ...] = ()
     violations: tuple[str, ...] = ()
     preserved_ref: str | None = None
 
@@ -141,9 +142,9 @@ class Workspaces:
         """
         git = self.git.at(worktree)
         with self._lock_for(worktree):
-            stage: list[str] | None = None
             violations: list[str] = []
             preserved = None
+            stage: list[str] | None = None
             if paths is not None:
                 entries = git.status()
                 stage = [e.path for e in entries if path_matches(e.path, paths)]
@@ -151,6 +152,7 @@ class Workspaces:
                               and not path_matches(e.path, others)]
                 if violations:
                     preserved = self._preserve_and_revert(git, violations, preserve_ref, message)
+            extra: list[str] = []
             if decisions:
                 target = worktree / DECISIONS_FILE
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -158,10 +160,9 @@ class Workspaces:
                     target.write_text("# Decisions\n\nRecorded by codex-orch from the agents' answers.\n\n", "utf-8")
                 with open(target, "a", encoding="utf-8") as fh:
                     fh.write(decisions)
-                if stage is not None:
-                    stage.append(DECISIONS_FILE)
-            sha = git.commit_all(message, stage, self.identity)
-            return CommitOutcome(sha, git.head(), tuple(violations), preserved)
+                extra.append(DECISIONS_FILE)
+            sha, files = git.commit_changes(message, stage, self.identity, extra)
+            return CommitOutcome(sha, sha or git.head(), tuple(files), tuple(violations), preserved)
 
     def _preserve_and_revert(self, git: Git, files: Sequence[str], ref: str, message: str) -> str:
         """Save `files` as they are in a commit on `ref` (via a private index), then restore them to HEAD."""

@@ -1,0 +1,53 @@
+"""Parallel speed-up: 16 independent tasks of a 2 s agent at 8 workers, against the ideal wall time.
+
+    .venv/bin/python bench/parallel.py [--tasks 16] [--seconds 2] [--workers 8]
+
+The agent is bench/agents/instant_codex.sh: it sleeps the given seconds and costs ~7 ms otherwise, so
+the figure is codex-orch's. Ideal = ceil(tasks / workers) x seconds. Measured = the whole `codex-orch run` (start-up, worktrees,
+16 agents, 16 commits, state) as a child process. Both workspace modes: per-task worktrees, and one
+shared worktree where each task declares disjoint `paths`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import time
+
+from _common import codex_orch_argv, configure_instant, env, scratch_repo
+
+
+def run(mode: str, tasks: int, seconds: float, workers: int) -> float:
+    repo = scratch_repo()
+    configure_instant(repo, seconds, use_single_workspace=(mode == "shared"))
+    plan = repo.parent / "plan.json"
+    plan.write_text(json.dumps({"goal": "bench", "tasks": [
+        {"role": "implementer", "prompt": f"job {i}.", "acceptance": "", "paths": [f"out/{i}/**"]}
+        for i in range(tasks)]}))
+    start = time.perf_counter()
+    result = subprocess.run(codex_orch_argv("run", "--plan-file", str(plan), "--run-id", "bench", "--max-workers",
+                                            str(workers), "--no-progress"), cwd=repo, env=env(),
+                            capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"{mode}: codex-orch exited {result.returncode}: {result.stderr[-2000:]}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tasks", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--workers", type=int, default=8)
+    args = parser.parse_args()
+    ideal = math.ceil(args.tasks / args.workers) * args.seconds
+    print(f"{args.tasks} tasks x {args.seconds:g} s agent, {args.workers} workers: ideal {ideal:.2f} s")
+    for mode in ("per-task", "shared"):
+        elapsed = run(mode, args.tasks, args.seconds, args.workers)
+        print(f"{mode:9} worktrees: {elapsed:6.2f} s  = {elapsed / ideal:.3f} x ideal")
+
+
+if __name__ == "__main__":
+    main()
