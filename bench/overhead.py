@@ -7,6 +7,7 @@ file (out/all/result.txt, new content each time) and answers at once — the sam
 that git's own cost stays flat and any growth is codex-orch's. For each plan size:
 - codex-orch: wall time of the `run` phase (from the run's creation to its end, as recorded in its
   journal) divided by the number of tasks, plus the process's total wall time;
+- `codex-orch status` of the largest run, as a new process;
 - the floor, measured in the same run: for each task, the same agent spawned with the same prompt on
   stdin (its events read to the end), then `git add -A` and `git commit` — what the work itself costs.
 """
@@ -58,12 +59,23 @@ def main() -> None:
     args = parser.parse_args()
     print(f"{'tasks':>6} {'codex-orch ms/task':>19} {'floor ms/task':>14} {'over floor':>11} {'ratio':>6} {'process s':>10}")
     per_task = {}
+    largest = None
     for size in args.sizes:
-        mine, total, _ = codex_orch(size)
+        mine, total, repo = codex_orch(size)
+        largest = repo
         base = floor(size)
         per_task[size] = mine
         print(f"{size:6} {mine * 1000:19.1f} {base * 1000:14.1f} {(mine - base) * 1000:+11.1f} {mine / base:6.2f} "
               f"{total:10.2f}")
+    if largest is not None:
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            subprocess.run(codex_orch_argv("status", "--run-id", "bench"), cwd=largest, env=env(), check=True,
+                           capture_output=True)
+            times.append(time.perf_counter() - start)
+        times.sort()
+        print(f"codex-orch status of the {max(args.sizes)}-task run: median {times[2] * 1000:.0f} ms (of 5)")
     if len(per_task) > 1:
         small, large = min(per_task), max(per_task)
         print(f"per-task cost at {large} tasks / at {small} tasks: {per_task[large] / per_task[small]:.2f}")

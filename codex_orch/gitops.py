@@ -143,7 +143,7 @@ class Git:
     # --- changes -------------------------------------------------------------------------------
     def commit_changes(self, message: str, paths: Sequence[str] | None, identity: tuple[str, str] | None,
                        extra: Sequence[str] = ()) -> tuple[str | None, list[str]]:
-        """Stage everything (paths None) or exactly `paths` plus `extra`, and commit.
+        """Stage everything (paths None) or exactly `paths` (changed files, from status) plus `extra`, and commit.
 
         Returns the new commit (None when nothing was staged) and the files it changed."""
         if paths is None:
@@ -153,11 +153,14 @@ class Git:
                      stdin=b"\0".join(p.encode("utf-8") for p in [*paths, *extra]))
         else:
             return None, []
-        if paths is None and extra:
-            self.run("add", "-A", "--", *extra)
-        staged = [p for p in self.run("diff", "--cached", "--name-only", "-z", strip=False).split("\0") if p]
-        if not staged:
-            return None, []
+        if paths is None:
+            if extra:
+                self.run("add", "-A", "--", *extra)
+            staged = [p for p in self.run("diff", "--cached", "--name-only", "-z", strip=False).split("\0") if p]
+            if not staged:
+                return None, []
+        else:  # the caller listed the changed files from `git status`
+            staged = sorted({*paths, *extra})
         args = []
         if identity is not None:
             args = ["-c", f"user.name={identity[0]}", "-c", f"user.email={identity[1]}"]
