@@ -54,8 +54,10 @@ def configure(repo: Path, script: dict[str, Any], **overrides: Any) -> Path:
     script_path = folder / "script.json"
     script_path.write_text(json.dumps(script))
     config: dict[str, Any] = {
-        "codex": {"command": [sys.executable, str(FAKE_CODEX)],
-                  "env": {"FAKE_CODEX_SCRIPT": str(script_path), "CODEX_HOME": str(folder / "home")}},
+        "codex": {
+            "command": [sys.executable, str(FAKE_CODEX)],
+            "env": {"FAKE_CODEX_SCRIPT": str(script_path), "CODEX_HOME": str(folder / "home")},
+        },
     }
     config.update(overrides)
     target = repo / ".orchestrator" / "orchestrator.yaml"

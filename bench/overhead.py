@@ -28,8 +28,12 @@ def floor(tasks: int) -> float:
     repo = scratch_repo()
     start = time.perf_counter()
     for i in range(tasks):
-        subprocess.run([str(INSTANT_CODEX), "exec", "--json", "-C", str(repo), "-o", str(repo.parent / "last.txt"), "-"],
-                       input=f"job all. task {i}".encode(), capture_output=True, check=True)
+        subprocess.run(
+            [str(INSTANT_CODEX), "exec", "--json", "-C", str(repo), "-o", str(repo.parent / "last.txt"), "-"],
+            input=f"job all. task {i}".encode(),
+            capture_output=True,
+            check=True,
+        )
         subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
         subprocess.run(["git", "commit", "-q", "-m", f"task {i}"], cwd=repo, check=True)
     return (time.perf_counter() - start) / tasks
@@ -39,15 +43,30 @@ def codex_orch(tasks: int) -> tuple[float, float, Path]:
     repo = scratch_repo()
     configure_instant(repo, 0)
     plan = repo.parent / "plan.json"
-    plan.write_text(json.dumps({"goal": "bench", "tasks": [
-        {"role": "implementer", "prompt": f"job all. task {i}", "acceptance": ""} for i in range(tasks)]}))
+    plan.write_text(
+        json.dumps(
+            {
+                "goal": "bench",
+                "tasks": [
+                    {"role": "implementer", "prompt": f"job all. task {i}", "acceptance": ""} for i in range(tasks)
+                ],
+            }
+        )
+    )
     start = time.perf_counter()
-    subprocess.run(codex_orch_argv("run", "--plan-file", str(plan), "--run-id", "bench", "--no-progress"), cwd=repo,
-                   env=env(), check=True, capture_output=True)
+    subprocess.run(
+        codex_orch_argv("run", "--plan-file", str(plan), "--run-id", "bench", "--no-progress"),
+        cwd=repo,
+        env=env(),
+        check=True,
+        capture_output=True,
+    )
     total = time.perf_counter() - start
     run_dir = repo / ".orchestrator" / "runs" / "bench"
     state = json.loads((run_dir / "state.json").read_text())
-    run_phase = (datetime.fromisoformat(state["ended_at"]) - datetime.fromisoformat(state["created_at"])).total_seconds()
+    run_phase = (
+        datetime.fromisoformat(state["ended_at"]) - datetime.fromisoformat(state["created_at"])
+    ).total_seconds()
     commits = int(git(repo, "rev-list", "--count", f"main..{state['branch']}"))
     assert commits == tasks, (commits, tasks)
     return run_phase / tasks, total, repo
@@ -57,7 +76,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
     args = parser.parse_args()
-    print(f"{'tasks':>6} {'codex-orch ms/task':>19} {'floor ms/task':>14} {'over floor':>11} {'ratio':>6} {'process s':>10}")
+    print(
+        f"{'tasks':>6} {'codex-orch ms/task':>19} {'floor ms/task':>14} {'over floor':>11} {'ratio':>6}"
+        f" {'process s':>10}"
+    )
     per_task = {}
     largest = None
     for size in args.sizes:
@@ -65,14 +87,17 @@ def main() -> None:
         largest = repo
         base = floor(size)
         per_task[size] = mine
-        print(f"{size:6} {mine * 1000:19.1f} {base * 1000:14.1f} {(mine - base) * 1000:+11.1f} {mine / base:6.2f} "
-              f"{total:10.2f}")
+        print(
+            f"{size:6} {mine * 1000:19.1f} {base * 1000:14.1f} {(mine - base) * 1000:+11.1f} {mine / base:6.2f} "
+            f"{total:10.2f}"
+        )
     if largest is not None:
         times = []
         for _ in range(5):
             start = time.perf_counter()
-            subprocess.run(codex_orch_argv("status", "--run-id", "bench"), cwd=largest, env=env(), check=True,
-                           capture_output=True)
+            subprocess.run(
+                codex_orch_argv("status", "--run-id", "bench"), cwd=largest, env=env(), check=True, capture_output=True
+            )
             times.append(time.perf_counter() - start)
         times.sort()
         print(f"codex-orch status of the {max(args.sizes)}-task run: median {times[2] * 1000:.0f} ms (of 5)")

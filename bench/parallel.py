@@ -3,7 +3,8 @@
     .venv/bin/python bench/parallel.py [--tasks 16] [--seconds 2] [--workers 8]
 
 The agent is bench/agents/instant_codex.sh: it sleeps the given seconds and costs ~7 ms otherwise, so
-the figure is codex-orch's. Ideal = ceil(tasks / workers) x seconds. Measured: the whole `codex-orch run` process (interpreter
+the figure is codex-orch's. Ideal = ceil(tasks / workers) x seconds. Measured: the whole
+`codex-orch run` process (interpreter
 start-up, checks, worktrees, 16 agents, 16 commits, state), and its run phase alone (from the run's
 creation to its end, as recorded in state.json). Both workspace modes: per-task worktrees, and one
 shared worktree where each task declares disjoint `paths`.
@@ -25,13 +26,27 @@ def run(mode: str, tasks: int, seconds: float, workers: int) -> tuple[float, flo
     repo = scratch_repo()
     configure_instant(repo, seconds, use_single_workspace=(mode == "shared"))
     plan = repo.parent / "plan.json"
-    plan.write_text(json.dumps({"goal": "bench", "tasks": [
-        {"role": "implementer", "prompt": f"job {i}.", "acceptance": "", "paths": [f"out/{i}/**"]}
-        for i in range(tasks)]}))
+    plan.write_text(
+        json.dumps(
+            {
+                "goal": "bench",
+                "tasks": [
+                    {"role": "implementer", "prompt": f"job {i}.", "acceptance": "", "paths": [f"out/{i}/**"]}
+                    for i in range(tasks)
+                ],
+            }
+        )
+    )
     start = time.perf_counter()
-    result = subprocess.run(codex_orch_argv("run", "--plan-file", str(plan), "--run-id", "bench", "--max-workers",
-                                            str(workers), "--no-progress"), cwd=repo, env=env(),
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        codex_orch_argv(
+            "run", "--plan-file", str(plan), "--run-id", "bench", "--max-workers", str(workers), "--no-progress"
+        ),
+        cwd=repo,
+        env=env(),
+        capture_output=True,
+        text=True,
+    )
     elapsed = time.perf_counter() - start
     if result.returncode != 0:
         raise SystemExit(f"{mode}: codex-orch exited {result.returncode}: {result.stderr[-2000:]}")
@@ -50,8 +65,10 @@ def main() -> None:
     print(f"{args.tasks} tasks x {args.seconds:g} s agent, {args.workers} workers: ideal {ideal:.2f} s")
     for mode in ("per-task", "shared"):
         elapsed, in_run = run(mode, args.tasks, args.seconds, args.workers)
-        print(f"{mode:9} worktrees: whole process {elapsed:6.2f} s = {elapsed / ideal:.3f} x ideal;"
-              f" run phase {in_run:6.2f} s = {in_run / ideal:.3f} x ideal")
+        print(
+            f"{mode:9} worktrees: whole process {elapsed:6.2f} s = {elapsed / ideal:.3f} x ideal;"
+            f" run phase {in_run:6.2f} s = {in_run / ideal:.3f} x ideal"
+        )
 
 
 if __name__ == "__main__":

@@ -34,13 +34,23 @@ def main() -> None:
     args = parser.parse_args()
     size = int(args.gigabytes * 1024**3)
     repo = scratch_repo()
-    configure(repo, {"default": [[{"flood": size, "line_bytes": 4096}, {"answer": answer("flooded")}]]},
-              limits={"idle_timeout": 120, "timeout": 3600})
+    configure(
+        repo,
+        {"default": [[{"flood": size, "line_bytes": 4096}, {"answer": answer("flooded")}]]},
+        limits={"idle_timeout": 120, "timeout": 3600},
+    )
     plan = repo.parent / "plan.json"
-    plan.write_text(json.dumps({"goal": "flood", "tasks": [{"role": "implementer", "prompt": "flood", "acceptance": ""}]}))
+    plan.write_text(
+        json.dumps({"goal": "flood", "tasks": [{"role": "implementer", "prompt": "flood", "acceptance": ""}]})
+    )
     start = time.perf_counter()
-    proc = subprocess.Popen(codex_orch_argv("run", "--plan-file", str(plan), "--run-id", "flood", "--no-progress"),
-                            cwd=repo, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        codex_orch_argv("run", "--plan-file", str(plan), "--run-id", "flood", "--no-progress"),
+        cwd=repo,
+        env=env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     peak = 0
     while proc.poll() is None:
         value = peak_rss_kib(proc.pid)
@@ -53,7 +63,10 @@ def main() -> None:
         raise SystemExit(f"codex-orch exited {proc.returncode}: {stderr}")
     events = repo / ".orchestrator/runs/flood/tasks/T0001/attempt-1/events.jsonl"
     recorded = events.stat().st_size
-    print(f"event stream recorded: {recorded / 1024**2:,.0f} MiB in {elapsed:.1f} s ({recorded / 1024**2 / elapsed:,.0f} MiB/s)")
+    print(
+        f"event stream recorded: {recorded / 1024**2:,.0f} MiB in {elapsed:.1f} s"
+        f" ({recorded / 1024**2 / elapsed:,.0f} MiB/s)"
+    )
     print(f"codex-orch peak RSS (VmHWM): {peak / 1024:.1f} MiB")
 
 

@@ -32,8 +32,11 @@ def main() -> None:
     ours, plain = [], []
     for i in range(args.count):
         start = time.perf_counter()
-        subprocess.run(["git", "worktree", "add", "-q", "-b", f"plain/{i}", str(repo.parent / "plain" / str(i)), base],
-                       cwd=repo, check=True)
+        subprocess.run(
+            ["git", "worktree", "add", "-q", "-b", f"plain/{i}", str(repo.parent / "plain" / str(i)), base],
+            cwd=repo,
+            check=True,
+        )
         plain.append(time.perf_counter() - start)
         start = time.perf_counter()
         workspaces.ensure(repo.parent / "orch" / str(i), f"orch/{i}", base)

@@ -63,10 +63,11 @@ def _finish_run(outcome: Any) -> None:
 
 def run_options(func: F) -> F:
     func = click.option("--run-id", help="Name the run (default: date, time and a random suffix).")(func)
-    func = click.option("--max-workers", type=click.IntRange(min=1), help="Tasks at once (default: limits.max_workers).")(func)
+    func = click.option(
+        "--max-workers", type=click.IntRange(min=1), help="Tasks at once (default: limits.max_workers)."
+    )(func)
     func = click.option("--fail-fast", is_flag=True, help="Stop every task when one fails.")(func)
-    func = click.option("--no-progress", is_flag=True, help="Plain progress lines instead of the live table.")(func)
-    return func
+    return click.option("--no-progress", is_flag=True, help="Plain progress lines instead of the live table.")(func)
 
 
 def _progress(no_progress: bool) -> Any:
@@ -102,8 +103,14 @@ def init(force: bool) -> None:
 @click.option("--plan-file", required=True, type=click.Path(path_type=Path, dir_okay=False), help="The plan (JSON).")
 @click.option("--spec-file", type=click.Path(path_type=Path), help="A UTF-8 text file given to every prompt.")
 @run_options
-def run(plan_file: Path, spec_file: Path | None, run_id: str | None, max_workers: int | None,
-        fail_fast: bool, no_progress: bool) -> None:
+def run(
+    plan_file: Path,
+    spec_file: Path | None,
+    run_id: str | None,
+    max_workers: int | None,
+    fail_fast: bool,
+    no_progress: bool,
+) -> None:
     """Execute a plan."""
     from codex_orch.engine import start_run
 
@@ -119,8 +126,16 @@ def run(plan_file: Path, spec_file: Path | None, run_id: str | None, max_workers
 @click.option("--spec-file", type=click.Path(path_type=Path), help="A UTF-8 text file given to the prompt.")
 @click.argument("prompt")
 @run_options
-def task(role: str, acceptance: str, spec_file: Path | None, prompt: str, run_id: str | None,
-         max_workers: int | None, fail_fast: bool, no_progress: bool) -> None:
+def task(
+    role: str,
+    acceptance: str,
+    spec_file: Path | None,
+    prompt: str,
+    run_id: str | None,
+    max_workers: int | None,
+    fail_fast: bool,
+    no_progress: bool,
+) -> None:
     """Run a single task: codex-orch task --role implementer "add a --verbose flag"."""
     from codex_orch.config import load_config
     from codex_orch.engine import create_and_drive
@@ -131,8 +146,15 @@ def task(role: str, acceptance: str, spec_file: Path | None, prompt: str, run_id
     root = _repo()
     layout = Layout(root)
     config = load_config(layout)
-    plan = parse_plan({"goal": prompt, "assumptions": [], "tasks": [{"role": role, "prompt": prompt,
-                       "acceptance": acceptance, "blocked_by": []}]}, config, "--role/PROMPT")
+    plan = parse_plan(
+        {
+            "goal": prompt,
+            "assumptions": [],
+            "tasks": [{"role": role, "prompt": prompt, "acceptance": acceptance, "blocked_by": []}],
+        },
+        config,
+        "--role/PROMPT",
+    )
     spec = read_spec(spec_file) if spec_file else None
     with _progress(no_progress) as notify:
         outcome = create_and_drive(layout, config, plan, spec, _run_options(run_id, max_workers, fail_fast), notify)

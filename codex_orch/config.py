@@ -165,7 +165,7 @@ def _read_yaml(path: Path, label: str) -> Any:
         raise InputError(f"{label}: cannot read: {exc.strerror}") from None
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~20x faster
     try:
-        return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
+        return yaml.load(text, Loader=loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -212,7 +212,9 @@ def build_config(raw: dict[str, Any], source: str) -> Config:
     aliases = dict(raw.get("role_aliases") or {})
     for alias, target in aliases.items():
         if target not in roles:
-            raise InputError(f"{source}: role_aliases.{alias}: unknown role {target!r}. Valid roles: {', '.join(sorted(roles))}.")
+            raise InputError(
+                f"{source}: role_aliases.{alias}: unknown role {target!r}. Valid roles: {', '.join(sorted(roles))}."
+            )
     codex = raw["codex"]
     command = codex["command"]
     home = codex["home"]

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,13 @@ from codex_orch.scheduler import ConcurrencyRules, Scheduler
 from codex_orch.state import RunLock, RunStore, atomic_write_json
 from codex_orch.workspace import Workspaces, branch_name
 
-_AGENT_KEEP_GIT = ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL", "GIT_CONFIG_GLOBAL")
+_AGENT_KEEP_GIT = (
+    "GIT_AUTHOR_NAME",
+    "GIT_AUTHOR_EMAIL",
+    "GIT_COMMITTER_NAME",
+    "GIT_COMMITTER_EMAIL",
+    "GIT_CONFIG_GLOBAL",
+)
 
 
 @dataclass(frozen=True)
@@ -59,7 +65,7 @@ class RunOutcome:
 
 
 def new_run_id() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
 
 
 def repo_root(cwd: Path | None = None) -> Path:
@@ -72,12 +78,16 @@ def resolve_command(config: Config, root: Path) -> tuple[str, ...]:
     if "/" in program:
         path = Path(program) if Path(program).is_absolute() else root / program
         if not (path.is_file() and os.access(path, os.X_OK)):
-            raise InputError(f"{config.source}: codex.command: {program!r} is not an executable file",
-                             "Install codex (npm i -g @openai/codex) or fix the path.")
+            raise InputError(
+                f"{config.source}: codex.command: {program!r} is not an executable file",
+                "Install codex (npm i -g @openai/codex) or fix the path.",
+            )
         return (str(path), *rest)
     if shutil.which(program) is None:
-        raise InputError(f"{config.source}: codex.command: {program!r} was not found on PATH.",
-                         "Install codex (npm i -g @openai/codex) or set codex.command in orchestrator.yaml.")
+        raise InputError(
+            f"{config.source}: codex.command: {program!r} was not found on PATH.",
+            "Install codex (npm i -g @openai/codex) or set codex.command in orchestrator.yaml.",
+        )
     return (program, *rest)
 
 
@@ -109,10 +119,20 @@ def _check_templates(layout: Layout, config: Config, plan: Plan) -> None:
         checked.add(task.role)
         role = config.roles[task.role]
         load_schema(layout, role.output_schema)
-        renderer.render(role.prompt_template, {
-            "run_id": "check", "role": task.role, "goal": plan.goal, "assumptions": list(plan.assumptions),
-            "spec": "", "task": task.context(), "acceptance": task.acceptance, "dependencies": [], "worktree": "",
-        })
+        renderer.render(
+            role.prompt_template,
+            {
+                "run_id": "check",
+                "role": task.role,
+                "goal": plan.goal,
+                "assumptions": list(plan.assumptions),
+                "spec": "",
+                "task": task.context(),
+                "acceptance": task.acceptance,
+                "dependencies": [],
+                "worktree": "",
+            },
+        )
 
 
 def _base_branch(git: Git, base_ref: str) -> str | None:
@@ -152,15 +172,18 @@ def create_and_drive(
     if run_dir.exists():
         raise InputError(f"--run-id: run {run_id!r} already exists", f"Use `codex-orch resume --run-id {run_id}`.")
     base_commit = git.rev(config.git.base_ref)
-    date = datetime.now(timezone.utc).strftime("%Y%m%d")
+    date = datetime.now(UTC).strftime("%Y%m%d")
     single = config.use_single_workspace
     branches = []
     if single:
         branches.append(branch_name(config.git.shared_branch_template, config.source, date=date, run_id=run_id))
     else:
         for task in plan.tasks:
-            branches.append(branch_name(config.git.branch_template, config.source,
-                                        date=date, run_id=run_id, task_id=task.id, role=task.role))
+            branches.append(
+                branch_name(
+                    config.git.branch_template, config.source, date=date, run_id=run_id, task_id=task.id, role=task.role
+                )
+            )
     existing = git.local_branches()
     for branch in branches:
         if not git.valid_branch_name(branch):
@@ -206,12 +229,32 @@ def create_and_drive(
         lock.release()
 
 
-def _context(layout: Layout, config: Config, plan: Plan, spec: str | None, store: RunStore, git: Git,
-             command: tuple[str, ...], home: Path | None, notify: Notify, options: RunOptions) -> RunContext:
+def _context(
+    layout: Layout,
+    config: Config,
+    plan: Plan,
+    spec: str | None,
+    store: RunStore,
+    git: Git,
+    command: tuple[str, ...],
+    home: Path | None,
+    notify: Notify,
+    options: RunOptions,
+) -> RunContext:
     return RunContext(
-        layout=layout, config=config, run_id=store.get("run_id"), plan=plan, spec=spec, store=store, git=git,
-        workspaces=Workspaces(git, Workspaces.identity_for(git)), agent_env=agent_env(config, home),
-        command=command, notify=notify, fail_fast=options.fail_fast, cancel=threading.Event(),
+        layout=layout,
+        config=config,
+        run_id=store.get("run_id"),
+        plan=plan,
+        spec=spec,
+        store=store,
+        git=git,
+        workspaces=Workspaces(git, Workspaces.identity_for(git)),
+        agent_env=agent_env(config, home),
+        command=command,
+        notify=notify,
+        fail_fast=options.fail_fast,
+        cancel=threading.Event(),
     )
 
 
@@ -244,16 +287,27 @@ def _drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
     rules = ConcurrencyRules(state["single_workspace"], ctx.config.concurrency_allow, ctx.config.concurrency_ignore)
 
     def on_blocked(task: Task, cause: str) -> None:
-        store.record("task.status", task=task.id, status="blocked",
-                     error={"kind": "blocked", "message": f"waits for {cause}, which did not succeed"})
+        store.record(
+            "task.status",
+            task=task.id,
+            status="blocked",
+            error={"kind": "blocked", "message": f"waits for {cause}, which did not succeed"},
+        )
         ctx.notify("finished", task.id, {"status": "blocked", "cause": cause})
 
     scheduler = Scheduler(
-        ctx.plan.tasks, statuses, lambda task: run_task(ctx, task), on_blocked, rules,
-        options.max_workers or ctx.config.limits.max_workers, ctx.cancel, options.fail_fast,
+        ctx.plan.tasks,
+        statuses,
+        lambda task: run_task(ctx, task),
+        on_blocked,
+        rules,
+        options.max_workers or ctx.config.limits.max_workers,
+        ctx.cancel,
+        options.fail_fast,
     )
-    ctx.notify("plan", None, {"tasks": {tid: {"role": t["role"], "status": t["status"]}
-                                        for tid, t in state["tasks"].items()}})
+    ctx.notify(
+        "plan", None, {"tasks": {tid: {"role": t["role"], "status": t["status"]} for tid, t in state["tasks"].items()}}
+    )
     stopped_by_user = threading.Event()
     try:
         with _stop_on_signals(ctx.cancel, stopped_by_user):
@@ -264,8 +318,12 @@ def _drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
         if ctx.cancel.is_set() and not stopped_by_user.is_set():  # --fail-fast
             for tid, task in store.view()["tasks"].items():
                 if task["status"] == "pending":
-                    store.record("task.status", task=tid, status="cancelled",
-                                 error={"kind": "cancelled", "message": "not started: --fail-fast stopped the run"})
+                    store.record(
+                        "task.status",
+                        task=tid,
+                        status="cancelled",
+                        error={"kind": "cancelled", "message": "not started: --fail-fast stopped the run"},
+                    )
         final = store.view()["tasks"]
         values = [t["status"] for t in final.values()]
         if stopped_by_user.is_set():
@@ -293,7 +351,11 @@ def resume_run(
         raise InputError(f"--run-id: no run {run_id!r} in {layout.runs_dir}")
     config = load_config(layout)
     plan = load_plan(run_dir / "plan.json", config)
-    spec = read_spec(spec_file) if spec_file else (read_spec(run_dir / "spec.md") if (run_dir / "spec.md").is_file() else None)
+    spec = (
+        read_spec(spec_file)
+        if spec_file
+        else (read_spec(run_dir / "spec.md") if (run_dir / "spec.md").is_file() else None)
+    )
     git = Git(layout.root)
     command = resolve_command(config, layout.root)
     _check_templates(layout, config, plan)
@@ -306,8 +368,12 @@ def resume_run(
             attempt = task["attempts"][-1] if task["attempts"] else None
             if attempt and attempt.get("pid") and group_members(int(attempt["pid"])):
                 reap_group(int(attempt["pid"]))  # an agent orphaned by a crash of codex-orch
-            store.record("task.status", task=tid, status="interrupted",
-                         error={"kind": "interrupted", "message": "found running with no live codex-orch process"})
+            store.record(
+                "task.status",
+                task=tid,
+                status="interrupted",
+                error={"kind": "interrupted", "message": "found running with no live codex-orch process"},
+            )
         store.record("run.resumed")
         home = Path(store.get("codex_home")) if store.get("codex_home") else None
         ctx = _context(layout, config, plan, spec, store, git, command, home, notify, options)

@@ -70,16 +70,25 @@ def _workspace(ctx: RunContext, task: Task) -> Workspace:
         worktree = Path(ctx.store.get("worktree"))
         ws = ctx.workspaces.ensure(worktree, ctx.store.get("branch"), ctx.store.get("base_commit"))
         if rec["worktree"] is None:
-            ctx.store.record("task.workspace", task=task.id, branch=ws.branch, worktree=str(worktree),
-                             base_commit=ctx.workspaces.git.at(worktree).head())
+            ctx.store.record(
+                "task.workspace",
+                task=task.id,
+                branch=ws.branch,
+                worktree=str(worktree),
+                base_commit=ctx.workspaces.git.at(worktree).head(),
+            )
         return ws
     if rec["worktree"] is not None:
         return ctx.workspaces.ensure(Path(rec["worktree"]), rec["branch"], rec["base_commit"])
     heads = [ctx.store.task(dep)["head"] for dep in task.blocked_by]
     start = heads[0] if heads else ctx.store.get("base_commit")
     branch = branch_name(
-        ctx.config.git.branch_template, ctx.config.source,
-        date=ctx.store.get("date"), run_id=ctx.run_id, task_id=task.id, role=task.role,
+        ctx.config.git.branch_template,
+        ctx.config.source,
+        date=ctx.store.get("date"),
+        run_id=ctx.run_id,
+        task_id=task.id,
+        role=task.role,
     )
     worktree = ctx.layout.task_worktree(ctx.run_id, task.id)
     ws = ctx.workspaces.ensure(worktree, branch, start)
@@ -147,8 +156,9 @@ class TaskRunner:
             kind = result.failure or (verdict.failure if verdict else None) or FailureKind.CRASHED
             message = result.failure_message or "; ".join(verdict.errors[:3] if verdict else ())
             if kind == FailureKind.INTERRUPTED:
-                store.record("task.status", task=task.id, status="interrupted",
-                             error={"kind": str(kind), "message": message})
+                store.record(
+                    "task.status", task=task.id, status="interrupted", error={"kind": str(kind), "message": message}
+                )
                 return "interrupted"
             if result.thread_id:
                 thread = result.thread_id
@@ -159,15 +169,16 @@ class TaskRunner:
                 prompt = retry_prompt(verdict or Verdict(None, kind, (message,)), self.schema_path.name)
             elif policy == Retry.TRANSIENT and transient_retries < ctx.config.limits.transient_retries:
                 transient_retries += 1
-                if thread:
-                    prompt = _transient_prompt(result)
-                else:
-                    prompt = render_task_prompt(ctx, task, ws.worktree)
+                prompt = _transient_prompt(result) if thread else render_task_prompt(ctx, task, ws.worktree)
             else:
                 return self._fail(kind, message)
             if ctx.cancel.is_set():
-                store.record("task.status", task=task.id, status="interrupted",
-                             error={"kind": "interrupted", "message": "stopped before a retry"})
+                store.record(
+                    "task.status",
+                    task=task.id,
+                    status="interrupted",
+                    error={"kind": "interrupted", "message": "stopped before a retry"},
+                )
                 return "interrupted"
             n += 1
 
@@ -186,8 +197,11 @@ class TaskRunner:
             if progress.thread_id and progress.thread_id != seen_thread[0]:
                 seen_thread[0] = progress.thread_id
                 ctx.store.record("attempt.thread", task=task.id, thread_id=progress.thread_id)
-            ctx.notify("progress", task.id, {"action": progress.action,
-                                             "usage": progress.usage.to_json() if progress.usage else None})
+            ctx.notify(
+                "progress",
+                task.id,
+                {"action": progress.action, "usage": progress.usage.to_json() if progress.usage else None},
+            )
 
         request = AttemptRequest(
             prompt=prompt,
@@ -220,7 +234,9 @@ class TaskRunner:
                 "utf-8",
             )
         else:
-            (folder / "validation.txt").write_text(f"not validated: {result.failure}: {result.failure_message}\n", "utf-8")
+            (folder / "validation.txt").write_text(
+                f"not validated: {result.failure}: {result.failure_message}\n", "utf-8"
+            )
         resumed_same = thread is not None and result.thread_id == thread
         usage = result.usage - previous_usage if resumed_same else result.usage
         failure = result.failure or (verdict.failure if verdict else None)
@@ -252,15 +268,24 @@ class TaskRunner:
         try:
             git = ctx.workspaces.git.at(ws.worktree)
             # After a crash between commit and journal, the commit exists already: adopt it.
-            sha = ctx.workspaces.find_commit(ws.worktree, ctx.run_id, task.id, rec["base_commit"] or ws.base_commit) \
-                if recovering else None
+            sha = (
+                ctx.workspaces.find_commit(ws.worktree, ctx.run_id, task.id, rec["base_commit"] or ws.base_commit)
+                if recovering
+                else None
+            )
             if sha is None:
                 shared = bool(ctx.store.get("single_workspace"))
                 paths = list(task.paths) if task.paths is not None and shared else None
-                entry = decisions_entry(ctx.run_id, task.id, task.role, decisions, now_iso()[:10]) if decisions else None
+                entry = (
+                    decisions_entry(ctx.run_id, task.id, task.role, decisions, now_iso()[:10]) if decisions else None
+                )
                 message = commit_message(ctx.run_id, {"id": task.id, "role": task.role}, n, thread, summary)
                 outcome = ctx.workspaces.commit(
-                    ws.worktree, message, paths, entry, others=ctx.other_paths(task.id),
+                    ws.worktree,
+                    message,
+                    paths,
+                    entry,
+                    others=ctx.other_paths(task.id),
                     preserve_ref=f"refs/orch/{ctx.run_id}/violations/{task.id}",
                 )
                 sha, head, violations, files = outcome.commit, outcome.head, outcome.violations, list(outcome.files)
@@ -269,13 +294,15 @@ class TaskRunner:
                 files = git.changed_files(sha)
         except OrchError as exc:
             return self._fail(FailureKind.WORKSPACE, f"commit failed: {exc}")
-        ctx.store.record("task.committed", task=task.id, commit=sha, head=head, files_changed=files,
-                         violations=list(violations))
+        ctx.store.record(
+            "task.committed", task=task.id, commit=sha, head=head, files_changed=files, violations=list(violations)
+        )
         if violations:
             ctx.notify("violation", task.id, {"files": list(violations)})
             if ctx.config.on_violation == "fail":
-                return self._fail(FailureKind.PATHS_VIOLATION,
-                                  f"changed files outside its paths: {', '.join(violations[:10])}")
+                return self._fail(
+                    FailureKind.PATHS_VIOLATION, f"changed files outside its paths: {', '.join(violations[:10])}"
+                )
         if status in FAILED_RESULT_STATUSES:
             return self._fail(FailureKind.AGENT_REPORTED, f"the agent reported status {status!r}: {summary[:200]}")
         ctx.store.record("task.status", task=task.id, status="succeeded")
@@ -283,8 +310,12 @@ class TaskRunner:
         return "succeeded"
 
     def _fail(self, kind: FailureKind, message: str) -> str:
-        self.ctx.store.record("task.status", task=self.task.id, status="failed",
-                              error={"kind": str(kind), "message": message, "hint": info(kind).hint})
+        self.ctx.store.record(
+            "task.status",
+            task=self.task.id,
+            status="failed",
+            error={"kind": str(kind), "message": message, "hint": info(kind).hint},
+        )
         self.ctx.notify("finished", self.task.id, {"status": "failed", "kind": str(kind), "message": message})
         return "failed"
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class FailureKind(str, Enum):
+class FailureKind(StrEnum):
     TIMEOUT = "timeout"
     IDLE = "idle"
     CRASHED = "crashed"
@@ -24,11 +24,8 @@ class FailureKind(str, Enum):
     WORKSPACE = "workspace"
     PATHS_VIOLATION = "paths_violation"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class Retry(str, Enum):
+class Retry(StrEnum):
     ANSWER = "answer"  # continue the same thread, quoting what was wrong with the answer
     TRANSIENT = "transient"  # try again (on the thread when there is one), up to limits.transient_retries
     NEVER = "never"
@@ -44,21 +41,71 @@ class FailureInfo:
 FAILURES: dict[FailureKind, FailureInfo] = {
     info.kind: info
     for info in (
-        FailureInfo(FailureKind.TIMEOUT, Retry.TRANSIENT, "The attempt ran past its wall-clock limit; raise limits.timeout or the task's timeout, or split the task."),
-        FailureInfo(FailureKind.IDLE, Retry.TRANSIENT, "No event arrived within the idle limit; the agent or its model server hung (limits.idle_timeout)."),
-        FailureInfo(FailureKind.CRASHED, Retry.TRANSIENT, "The agent exited abnormally; see stderr.log in the attempt folder."),
-        FailureInfo(FailureKind.SPAWN_FAILED, Retry.NEVER, "The agent could not be started; check codex.command in orchestrator.yaml and that codex is installed."),
-        FailureInfo(FailureKind.TURN_FAILED, Retry.NEVER, "The agent reported that its turn failed; see the message and events.jsonl."),
-        FailureInfo(FailureKind.TRANSPORT, Retry.TRANSIENT, "The model server failed or cut the stream; try again later (limits.transient_retries)."),
-        FailureInfo(FailureKind.RATE_LIMITED, Retry.TRANSIENT, "The model provider rate-limited the request; wait, lower limits.max_workers, or resume later."),
-        FailureInfo(FailureKind.AUTH, Retry.NEVER, "The model provider refused the credentials; log in with `codex login` or set the provider's key."),
+        FailureInfo(
+            FailureKind.TIMEOUT,
+            Retry.TRANSIENT,
+            "The attempt ran past its wall-clock limit; raise limits.timeout or the task's timeout, or split the task.",
+        ),
+        FailureInfo(
+            FailureKind.IDLE,
+            Retry.TRANSIENT,
+            "No event arrived within the idle limit; the agent or its model server hung (limits.idle_timeout).",
+        ),
+        FailureInfo(
+            FailureKind.CRASHED, Retry.TRANSIENT, "The agent exited abnormally; see stderr.log in the attempt folder."
+        ),
+        FailureInfo(
+            FailureKind.SPAWN_FAILED,
+            Retry.NEVER,
+            "The agent could not be started; check codex.command in orchestrator.yaml and that codex is installed.",
+        ),
+        FailureInfo(
+            FailureKind.TURN_FAILED,
+            Retry.NEVER,
+            "The agent reported that its turn failed; see the message and events.jsonl.",
+        ),
+        FailureInfo(
+            FailureKind.TRANSPORT,
+            Retry.TRANSIENT,
+            "The model server failed or cut the stream; try again later (limits.transient_retries).",
+        ),
+        FailureInfo(
+            FailureKind.RATE_LIMITED,
+            Retry.TRANSIENT,
+            "The model provider rate-limited the request; wait, lower limits.max_workers, or resume later.",
+        ),
+        FailureInfo(
+            FailureKind.AUTH,
+            Retry.NEVER,
+            "The model provider refused the credentials; log in with `codex login` or set the provider's key.",
+        ),
         FailureInfo(FailureKind.EMPTY_ANSWER, Retry.ANSWER, "The agent finished without a final message."),
         FailureInfo(FailureKind.NOT_JSON, Retry.ANSWER, "The final message was not JSON."),
-        FailureInfo(FailureKind.SCHEMA_INVALID, Retry.ANSWER, "The final message did not conform to the role's output schema (validation.txt lists why)."),
-        FailureInfo(FailureKind.AGENT_REPORTED, Retry.NEVER, "The agent itself reported the task blocked or failed; read its summary and risks."),
-        FailureInfo(FailureKind.INTERRUPTED, Retry.NEVER, "The attempt was stopped by Ctrl-C or a crash of codex-orch; `codex-orch resume` continues it."),
-        FailureInfo(FailureKind.WORKSPACE, Retry.NEVER, "The task's worktree could not be prepared or committed; see the message."),
-        FailureInfo(FailureKind.PATHS_VIOLATION, Retry.NEVER, "The agent changed files outside the task's declared paths; they were saved under refs/orch/<run>/violations/<task> and reverted (concurrency.on_violation: fail)."),
+        FailureInfo(
+            FailureKind.SCHEMA_INVALID,
+            Retry.ANSWER,
+            "The final message did not conform to the role's output schema (validation.txt lists why).",
+        ),
+        FailureInfo(
+            FailureKind.AGENT_REPORTED,
+            Retry.NEVER,
+            "The agent itself reported the task blocked or failed; read its summary and risks.",
+        ),
+        FailureInfo(
+            FailureKind.INTERRUPTED,
+            Retry.NEVER,
+            "The attempt was stopped by Ctrl-C or a crash of codex-orch; `codex-orch resume` continues it.",
+        ),
+        FailureInfo(
+            FailureKind.WORKSPACE,
+            Retry.NEVER,
+            "The task's worktree could not be prepared or committed; see the message.",
+        ),
+        FailureInfo(
+            FailureKind.PATHS_VIOLATION,
+            Retry.NEVER,
+            "The agent changed files outside the task's declared paths; they were saved under refs/orch/<run>/violations/<task> and reverted (concurrency.on_violation: fail).",
+        ),
     )
 }
 

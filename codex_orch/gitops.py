@@ -19,7 +19,14 @@ from typing import Any
 
 from codex_orch.errors import GitError
 
-_KEEP_GIT_VARS = ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_NOSYSTEM")
+_KEEP_GIT_VARS = (
+    "GIT_AUTHOR_NAME",
+    "GIT_AUTHOR_EMAIL",
+    "GIT_COMMITTER_NAME",
+    "GIT_COMMITTER_EMAIL",
+    "GIT_CONFIG_GLOBAL",
+    "GIT_CONFIG_NOSYSTEM",
+)
 FALLBACK_IDENTITY = ("codex-orch", "codex-orch@localhost")
 _process_lock = threading.Lock()
 
@@ -88,9 +95,11 @@ class Git:
 
     # --- queries -------------------------------------------------------------------------------
     def toplevel(self) -> Path:
-        code, out, err = self.run_full("rev-parse", "--show-toplevel")
+        code, out, _ = self.run_full("rev-parse", "--show-toplevel")
         if code != 0:
-            raise GitError(f"{self.cwd} is not inside a git repository.", "Run codex-orch from a checkout (git init first).")
+            raise GitError(
+                f"{self.cwd} is not inside a git repository.", "Run codex-orch from a checkout (git init first)."
+            )
         return Path(out)
 
     def common_dir(self) -> Path:
@@ -99,9 +108,11 @@ class Git:
         return path if path.is_absolute() else (self.cwd / path).resolve()
 
     def rev(self, ref: str) -> str:
-        code, out, err = self.run_full("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+        code, out, _ = self.run_full("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
         if code != 0:
-            raise GitError(f"'{ref}' is not a commit in this repository.", "Check git.base_ref, or make a first commit.")
+            raise GitError(
+                f"'{ref}' is not a commit in this repository.", "Check git.base_ref, or make a first commit."
+            )
         return out
 
     def head(self) -> str:
@@ -141,16 +152,22 @@ class Git:
         return out.split()
 
     # --- changes -------------------------------------------------------------------------------
-    def commit_changes(self, message: str, paths: Sequence[str] | None, identity: tuple[str, str] | None,
-                       extra: Sequence[str] = ()) -> tuple[str | None, list[str]]:
+    def commit_changes(
+        self, message: str, paths: Sequence[str] | None, identity: tuple[str, str] | None, extra: Sequence[str] = ()
+    ) -> tuple[str | None, list[str]]:
         """Stage everything (paths None) or exactly `paths` (changed files, from status) plus `extra`, and commit.
 
         Returns the new commit (None when nothing was staged) and the files it changed."""
         if paths is None:
             self.run("add", "-A")
         elif paths or extra:
-            self.run("add", "-A", "--pathspec-from-file=-", "--pathspec-file-nul",
-                     stdin=b"\0".join(p.encode("utf-8") for p in [*paths, *extra]))
+            self.run(
+                "add",
+                "-A",
+                "--pathspec-from-file=-",
+                "--pathspec-file-nul",
+                stdin=b"\0".join(p.encode("utf-8") for p in [*paths, *extra]),
+            )
         else:
             return None, []
         if paths is None:
@@ -187,8 +204,8 @@ def valid_branch_name(name: str) -> bool:
 
 
 def _first_line(text: str) -> str:
-    for line in text.splitlines():
-        line = line.strip()
+    for raw in text.splitlines():
+        line = raw.strip()
         if line:
             return line[:400]
     return "(no message)"

@@ -209,11 +209,11 @@ def find_cycle(tasks: Sequence[Task]) -> list[str] | None:
     """A dependency cycle as [a, b, …, a], or None. Iterative, so deep chains cannot overflow."""
     deps = {task.id: task.blocked_by for task in tasks}
     color: dict[str, int] = {}  # 1 = on the current path, 2 = done
-    for start in deps:
+    for start, first_deps in deps.items():
         if color.get(start):
             continue
         path: list[str] = [start]
-        stack = [iter(deps[start])]
+        stack = [iter(first_deps)]
         color[start] = 1
         while stack:
             nxt = next(stack[-1], None)
@@ -223,7 +223,7 @@ def find_cycle(tasks: Sequence[Task]) -> list[str] | None:
                 continue
             state = color.get(nxt)
             if state == 1:
-                return path[path.index(nxt) :] + [nxt]
+                return [*path[path.index(nxt) :], nxt]
             if state is None:
                 color[nxt] = 1
                 path.append(nxt)

@@ -217,7 +217,8 @@ def run_streaming(
         if request.stdin_data is not None and proc.stdin is not None:
             writer = threading.Thread(target=_feed_stdin, args=(proc.stdin, request.stdin_data), daemon=True)
             writer.start()
-        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout is not None
+        assert proc.stderr is not None
         err_stream = _Stream(proc.stderr.fileno(), err_file, None)
         streams = {proc.stdout.fileno(): _Stream(proc.stdout.fileno(), out_file, on_line), err_stream.fd: err_stream}
         selector = selectors.DefaultSelector()
@@ -232,9 +233,8 @@ def run_streaming(
         leader_done_at: float | None = None
         try:
             while True:
-                if not selector.get_map():
-                    if leader_done_at is not None or proc.poll() is not None:
-                        break
+                if not selector.get_map() and (leader_done_at is not None or proc.poll() is not None):
+                    break
                 now = time.monotonic()
                 wait = 0.25
                 if wall_deadline is not None:

@@ -12,8 +12,16 @@ from typing import IO, Any
 
 from codex_orch.views import RunView
 
-_STYLE = {"succeeded": "green", "failed": "red", "blocked": "yellow", "running": "cyan",
-          "interrupted": "magenta", "cancelled": "yellow", "pending": "dim", "partial": "yellow"}
+_STYLE = {
+    "succeeded": "green",
+    "failed": "red",
+    "blocked": "yellow",
+    "running": "cyan",
+    "interrupted": "magenta",
+    "cancelled": "yellow",
+    "pending": "dim",
+    "partial": "yellow",
+}
 
 
 def make_console(file: IO[str] | None = None) -> Any:
@@ -47,9 +55,16 @@ RICH_TABLE_MAX_ROWS = 200
 
 def _cells(t: Any) -> list[str]:
     note = f"{t.error_kind}: {t.error_message or ''}"[:120] if t.error_kind else ""
-    return [t.id, t.role, t.status, str(len(t.attempts)), _short(t.commit),
-            f"{t.usage.input_tokens}/{t.usage.output_tokens}",
-            f"{t.duration:.1f}s" if t.duration is not None else "-", note]
+    return [
+        t.id,
+        t.role,
+        t.status,
+        str(len(t.attempts)),
+        _short(t.commit),
+        f"{t.usage.input_tokens}/{t.usage.output_tokens}",
+        f"{t.duration:.1f}s" if t.duration is not None else "-",
+        note,
+    ]
 
 
 def print_status(console: Any, view: RunView) -> None:
@@ -62,8 +77,10 @@ def print_status(console: Any, view: RunView) -> None:
     rows = [_cells(t) for t in view.tasks]
     widths = [max(len(header[i]), *(len(r[i]) for r in rows)) for i in range(len(header) - 1)]
     counts = ", ".join(f"{n} {status}" for status, n in sorted(view.counts.items()))
-    lines = [f"run {view.run_id} — {view.status} ({counts})",
-             "  ".join(h.ljust(w) for h, w in zip(header, [*widths, 0], strict=True)).rstrip()]
+    lines = [
+        f"run {view.run_id} — {view.status} ({counts})",
+        "  ".join(h.ljust(w) for h, w in zip(header, [*widths, 0], strict=True)).rstrip(),
+    ]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, [*widths, 0], strict=True)).rstrip() for r in rows]
     console.file.write("\n".join(lines) + "\n")
 
@@ -93,7 +110,9 @@ class LineReporter:
                 extra = f" (waits for {data.get('cause')})"
             line = f"{task_id}: {status}{extra}"
         elif kind == "violation":
-            line = f"{task_id}: changed files outside its paths (left out of its commit): {', '.join(data['files'][:5])}"
+            line = (
+                f"{task_id}: changed files outside its paths (left out of its commit): {', '.join(data['files'][:5])}"
+            )
         else:
             line = f"{task_id or ''}: {kind}"
         from rich.markup import escape
@@ -162,8 +181,15 @@ class LiveTable:
         for tid, row in rows:
             elapsed = "" if row["start"] is None else f"{(row['end'] or now) - row['start']:.0f}s"
             style = _STYLE.get(row["status"], "")
-            table.add_row(tid, row["role"], Text(row["status"], style=style), elapsed,
-                          str(row["attempt"] or ""), str(row["tokens"] or ""), Text(row["action"]))
+            table.add_row(
+                tid,
+                row["role"],
+                Text(row["status"], style=style),
+                elapsed,
+                str(row["attempt"] or ""),
+                str(row["tokens"] or ""),
+                Text(row["action"]),
+            )
         return table
 
 

@@ -54,7 +54,8 @@ class ConcurrencyRules:
                 continue
             mine, theirs = self._effective(task), self._effective(other)
             if mine is None or theirs is None:
-                return f"{task.id if mine is None else other.id} declares no paths and must run alone in the shared worktree"
+                alone = task.id if mine is None else other.id
+                return f"{alone} declares no paths and must run alone in the shared worktree"
             for a in mine:
                 for b in theirs:
                     if globs_overlap(a, b) and not (path_matches(a, self.allow) and path_matches(b, self.allow)):
@@ -106,7 +107,9 @@ class Scheduler:
     def _enqueue(self, task: Task) -> None:
         deps = set(task.blocked_by)
         if any(self.statuses[d] in ("failed", "blocked", "cancelled") for d in deps):
-            self._block(task.id, next(d for d in task.blocked_by if self.statuses[d] in ("failed", "blocked", "cancelled")))
+            self._block(
+                task.id, next(d for d in task.blocked_by if self.statuses[d] in ("failed", "blocked", "cancelled"))
+            )
             return
         self.waiting[task.id] = sum(1 for d in deps if self.statuses[d] != "succeeded")
         if self.waiting[task.id] == 0:

@@ -141,9 +141,9 @@ from typing import Any
 
 __all__ = [
     "DEFAULT_USAGE",
-    "codex_config",
     "ScriptError",
     "ScriptedModelServer",
+    "codex_config",
     "main",
     "prompt_of",
     "user_texts",

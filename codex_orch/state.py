@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,7 @@ STATE_SCHEMA: dict[str, Any] = {
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -150,8 +150,15 @@ def apply(state: dict[str, Any], rec: dict[str, Any]) -> None:
             task["head"] = task["head"] or rec["base_commit"]
         elif kind == "attempt.started":
             task["attempts"].append(
-                {"n": rec["n"], "started_at": ts, "ended_at": None, "resumed_thread": rec.get("resume_thread"),
-                 "kind": rec.get("kind", "task"), "thread_id": rec.get("resume_thread"), "pid": None}
+                {
+                    "n": rec["n"],
+                    "started_at": ts,
+                    "ended_at": None,
+                    "resumed_thread": rec.get("resume_thread"),
+                    "kind": rec.get("kind", "task"),
+                    "thread_id": rec.get("resume_thread"),
+                    "pid": None,
+                }
             )
         elif kind == "attempt.pid":
             task["attempts"][-1]["pid"] = rec["pid"]
@@ -261,11 +268,9 @@ class RunStore:
 
 def _journal_records(path: Path, offset: int) -> Iterator[tuple[dict[str, Any], int]]:
     """Complete records after `offset`, with the offset just past each; a torn tail is skipped."""
-    try:
-        fh = open(path, "rb")
-    except FileNotFoundError:
+    if not path.is_file():
         return
-    with fh:
+    with open(path, "rb") as fh:
         fh.seek(offset)
         for line in fh:
             if not line.endswith(b"\n"):
@@ -288,9 +293,13 @@ def read_state(run_dir: Path, with_offset: bool = False) -> Any:
         try:
             state = json.loads(snapshot_path.read_text("utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:
-            raise InputError(f"{label}: unreadable state ({exc}); it can be rebuilt from the journal by removing it") from None
+            raise InputError(
+                f"{label}: unreadable state ({exc}); it can be rebuilt from the journal by removing it"
+            ) from None
         if state.get("schema_version") != SCHEMA_VERSION:
-            raise InputError(f"{label}: schema_version {state.get('schema_version')!r} is not supported (expected {SCHEMA_VERSION})")
+            raise InputError(
+                f"{label}: schema_version {state.get('schema_version')!r} is not supported (expected {SCHEMA_VERSION})"
+            )
         offset = int(state.pop("journal_offset", 0))
     elif not (run_dir / JOURNAL_NAME).is_file():
         raise InputError(f"{run_dir}: no such run (no state.json nor journal.jsonl)")

@@ -142,8 +142,14 @@ def view_to_json(view: RunView) -> dict[str, Any]:
                 "status": t.status,
                 "blocked_by": list(t.blocked_by),
                 "attempts": [
-                    {"n": a.n, "thread_id": a.thread_id, "failure": a.failure, "failure_message": a.failure_message,
-                     "duration": a.duration, "usage": a.usage.to_json()}
+                    {
+                        "n": a.n,
+                        "thread_id": a.thread_id,
+                        "failure": a.failure,
+                        "failure_message": a.failure_message,
+                        "duration": a.duration,
+                        "usage": a.usage.to_json(),
+                    }
                     for a in t.attempts
                 ],
                 "thread_id": t.thread_id,

@@ -105,8 +105,12 @@ class Workspaces:
         """Bring further dependencies' work into a fresh per-task worktree."""
         git = self.git.at(worktree)
         for commit in commits:
-            args = ["-c", f"user.name={self.identity[0]}", "-c", f"user.email={self.identity[1]}"] if self.identity else []
-            code, out, err = git.run_full(*args, "merge", "--no-edit", "-q", "-m", f"{task_id}: merge dependency {commit[:12]}", commit)
+            args = (
+                ["-c", f"user.name={self.identity[0]}", "-c", f"user.email={self.identity[1]}"] if self.identity else []
+            )
+            code, out, err = git.run_full(
+                *args, "merge", "--no-edit", "-q", "-m", f"{task_id}: merge dependency {commit[:12]}", commit
+            )
             if code != 0:
                 git.run_full("merge", "--abort")
                 raise GitError(f"{task_id}: its dependencies conflict ({(err or out).strip().splitlines()[-1:]})")
@@ -148,8 +152,9 @@ class Workspaces:
             if paths is not None:
                 entries = git.status()
                 stage = [e.path for e in entries if path_matches(e.path, paths)]
-                violations = [e.path for e in entries if not path_matches(e.path, paths)
-                              and not path_matches(e.path, others)]
+                violations = [
+                    e.path for e in entries if not path_matches(e.path, paths) and not path_matches(e.path, others)
+                ]
                 if violations:
                     preserved = self._preserve_and_revert(git, violations, preserve_ref, message)
             extra: list[str] = []

@@ -23,7 +23,7 @@ from codex_orch.scripted_model import ScriptedModelServer, codex_config
 ROOT = Path(__file__).resolve().parent.parent
 CODEX = ROOT / "tools" / "codex" / "node_modules" / ".bin" / "codex"
 
-CALC = 'def add(a, b):\n    return a + b\n'
+CALC = "def add(a, b):\n    return a + b\n"
 TEST_PATCH = """*** Begin Patch
 *** Add File: test_calc.py
 +import unittest
@@ -48,40 +48,89 @@ PLAN = {
     "goal": "Give calc.py a subtract function, with tests.",
     "assumptions": ["Python 3 is available", "tests use unittest"],
     "tasks": [
-        {"role": "implementer", "prompt": "Add a subtract(a, b) function to calc.py.",
-         "acceptance": "calc.subtract(5, 3) == 2", "blocked_by": []},
-        {"role": "tester", "prompt": "Write unit tests for add and subtract in test_calc.py and run them.",
-         "acceptance": "python3 -m unittest passes", "blocked_by": ["T0001"]},
-        {"role": "reviewer", "prompt": "Review the new function and its tests.",
-         "acceptance": "no major findings", "blocked_by": ["T0002"]},
+        {
+            "role": "implementer",
+            "prompt": "Add a subtract(a, b) function to calc.py.",
+            "acceptance": "calc.subtract(5, 3) == 2",
+            "blocked_by": [],
+        },
+        {
+            "role": "tester",
+            "prompt": "Write unit tests for add and subtract in test_calc.py and run them.",
+            "acceptance": "python3 -m unittest passes",
+            "blocked_by": ["T0001"],
+        },
+        {
+            "role": "reviewer",
+            "prompt": "Review the new function and its tests.",
+            "acceptance": "no major findings",
+            "blocked_by": ["T0002"],
+        },
     ],
 }
 
 SCRIPT = {
     "rules": [
-        {"match": "Add a subtract(a, b) function", "steps": [
-            {"shell": "cat calc.py"},
-            {"shell": "cat >> calc.py <<'EOF'\n\n\ndef subtract(a, b):\n    return a - b\nEOF"},
-            {"answer": {"status": "done", "summary": "Added subtract(a, b) to calc.py.",
+        {
+            "match": "Add a subtract(a, b) function",
+            "steps": [
+                {"shell": "cat calc.py"},
+                {"shell": "cat >> calc.py <<'EOF'\n\n\ndef subtract(a, b):\n    return a - b\nEOF"},
+                {
+                    "answer": {
+                        "status": "done",
+                        "summary": "Added subtract(a, b) to calc.py.",
                         "files_changed": ["calc.py"],
                         "decisions": [{"decision": "subtract mirrors add", "rationale": "same style, no checks"}],
-                        "risks": [], "next_tasks": []}},
-        ]},
-        {"match": "Write unit tests", "steps": [
-            {"patch": TEST_PATCH},
-            {"shell": "python3 -m unittest -q test_calc"},
-            {"answer": {"status": "done", "summary": "Added test_calc.py; both tests pass.",
-                        "files_changed": ["test_calc.py"], "decisions": [], "risks": [], "next_tasks": [],
-                        "tests": [{"command": "python3 -m unittest -q test_calc", "passed": True,
-                                   "summary": "2 tests OK"}]}},
-        ]},
-        {"match": "Review the new function", "steps": [
-            {"shell": "git log --oneline -3 && cat calc.py"},
-            {"answer": {"status": "approved", "summary": "Small, correct and tested.",
-                        "findings": [{"severity": "info", "file": "calc.py", "line": 5,
-                                      "message": "subtract has no type hints, like add"}],
-                        "risks": [], "decisions": [], "next_tasks": []}},
-        ]},
+                        "risks": [],
+                        "next_tasks": [],
+                    }
+                },
+            ],
+        },
+        {
+            "match": "Write unit tests",
+            "steps": [
+                {"patch": TEST_PATCH},
+                {"shell": "python3 -m unittest -q test_calc"},
+                {
+                    "answer": {
+                        "status": "done",
+                        "summary": "Added test_calc.py; both tests pass.",
+                        "files_changed": ["test_calc.py"],
+                        "decisions": [],
+                        "risks": [],
+                        "next_tasks": [],
+                        "tests": [
+                            {"command": "python3 -m unittest -q test_calc", "passed": True, "summary": "2 tests OK"}
+                        ],
+                    }
+                },
+            ],
+        },
+        {
+            "match": "Review the new function",
+            "steps": [
+                {"shell": "git log --oneline -3 && cat calc.py"},
+                {
+                    "answer": {
+                        "status": "approved",
+                        "summary": "Small, correct and tested.",
+                        "findings": [
+                            {
+                                "severity": "info",
+                                "file": "calc.py",
+                                "line": 5,
+                                "message": "subtract has no type hints, like add",
+                            }
+                        ],
+                        "risks": [],
+                        "decisions": [],
+                        "next_tasks": [],
+                    }
+                },
+            ],
+        },
     ],
 }
 
@@ -116,8 +165,9 @@ def main() -> int:
         config["codex"].update({"command": str(CODEX), "home": "isolated", "config": codex_config(server.base_url)})
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         print(f"$ codex-orch run --plan-file {base / 'plan.json'} --run-id demo")
-        result = subprocess.run([*codex_orch, "run", "--plan-file", str(base / "plan.json"), "--run-id", "demo"],
-                                cwd=repo)
+        result = subprocess.run(
+            [*codex_orch, "run", "--plan-file", str(base / "plan.json"), "--run-id", "demo"], cwd=repo
+        )
         requests = len(server.requests)
     branch = sh(repo, "git", "for-each-ref", "--format=%(refname:short)", "refs/heads/orch/")
     print(f"\n== the model server answered {requests} requests from codex")

@@ -32,7 +32,7 @@ def pytest_configure(config: pytest.Config) -> None:
     for key in list(os.environ):
         if key.startswith("GIT_") and key not in ("GIT_CONFIG_GLOBAL", "GIT_CONFIG_NOSYSTEM"):
             del os.environ[key]
-        if key.startswith("CODEX_") or key.startswith("FAKE_CODEX"):
+        if key.startswith(("CODEX_", "FAKE_CODEX")):
             del os.environ[key]
 
 
@@ -83,8 +83,11 @@ class Repo:
         return [b for b in self.git("branch", "--format=%(refname:short)").splitlines() if b]
 
     def worktrees(self) -> list[str]:
-        return [line.split(" ", 1)[1] for line in self.git("worktree", "list", "--porcelain").splitlines()
-                if line.startswith("worktree ")]
+        return [
+            line.split(" ", 1)[1]
+            for line in self.git("worktree", "list", "--porcelain").splitlines()
+            if line.startswith("worktree ")
+        ]
 
 
 @pytest.fixture
@@ -117,8 +120,12 @@ class FakeCodex:
     def config(self, **extra_env: str) -> dict[str, Any]:
         return {
             "command": [sys.executable, str(FAKE_CODEX)],
-            "env": {"FAKE_CODEX_SCRIPT": str(self.script_path), "FAKE_CODEX_LOG": str(self.log_path),
-                    "CODEX_HOME": str(self.dir / "codex-home"), **extra_env},
+            "env": {
+                "FAKE_CODEX_SCRIPT": str(self.script_path),
+                "FAKE_CODEX_LOG": str(self.log_path),
+                "CODEX_HOME": str(self.dir / "codex-home"),
+                **extra_env,
+            },
         }
 
 
@@ -132,11 +139,22 @@ def fake_codex(tmp_path: Path, repo: Repo) -> FakeCodex:
     return fake
 
 
-def answer(summary: str = "done", files: list[str] | None = None, decisions: list[dict[str, str]] | None = None,
-           status: str = "done", **extra: Any) -> dict[str, Any]:
+def answer(
+    summary: str = "done",
+    files: list[str] | None = None,
+    decisions: list[dict[str, str]] | None = None,
+    status: str = "done",
+    **extra: Any,
+) -> dict[str, Any]:
     """A schema-valid implementer answer."""
-    value = {"status": status, "summary": summary, "files_changed": files or [], "decisions": decisions or [],
-             "risks": [], "next_tasks": []}
+    value = {
+        "status": status,
+        "summary": summary,
+        "files_changed": files or [],
+        "decisions": decisions or [],
+        "risks": [],
+        "next_tasks": [],
+    }
     value.update(extra)
     return value
 
@@ -151,8 +169,13 @@ class CliResult:
 def run_cli(cwd: Path, *args: str, timeout: float = 120, env: dict[str, str] | None = None) -> CliResult:
     """codex-orch as a real child process, exactly as a user starts it."""
     result = subprocess.run(
-        [sys.executable, "-m", "codex_orch", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-        env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL,
+        [sys.executable, "-m", "codex_orch", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL,
     )
     return CliResult(result.returncode, result.stdout, result.stderr)
 

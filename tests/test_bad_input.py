@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import FakeCodex, Repo, run_cli
 
 GOOD_TASK = {"role": "implementer", "prompt": "p", "acceptance": "a", "blocked_by": []}
@@ -18,18 +17,37 @@ def snapshot(repo: Repo) -> tuple[list[str], list[str], list[str]]:
 
 
 CASES = [
-    ("cycle", json.dumps({"goal": "g", "tasks": [dict(GOOD_TASK, id="A", blocked_by=["B"]),
-                                                   dict(GOOD_TASK, id="B", blocked_by=["A"])]}),
-     "plan.json: tasks[0].blocked_by: dependency cycle A -> B -> A"),
-    ("unknown dependency", json.dumps({"goal": "g", "tasks": [dict(GOOD_TASK, blocked_by=["T7"])]}),
-     "plan.json: tasks[0].blocked_by[0]: unknown task 'T7'"),
-    ("duplicate ids", json.dumps({"goal": "g", "tasks": [dict(GOOD_TASK, id="X"), dict(GOOD_TASK, id="X")]}),
-     "plan.json: tasks[1].id: duplicate id 'X'"),
-    ("unknown role", json.dumps({"goal": "g", "tasks": [dict(GOOD_TASK, role="wizard")]}),
-     "plan.json: tasks[0].role: unknown role 'wizard'"),
+    (
+        "cycle",
+        json.dumps(
+            {
+                "goal": "g",
+                "tasks": [dict(GOOD_TASK, id="A", blocked_by=["B"]), dict(GOOD_TASK, id="B", blocked_by=["A"])],
+            }
+        ),
+        "plan.json: tasks[0].blocked_by: dependency cycle A -> B -> A",
+    ),
+    (
+        "unknown dependency",
+        json.dumps({"goal": "g", "tasks": [dict(GOOD_TASK, blocked_by=["T7"])]}),
+        "plan.json: tasks[0].blocked_by[0]: unknown task 'T7'",
+    ),
+    (
+        "duplicate ids",
+        json.dumps({"goal": "g", "tasks": [dict(GOOD_TASK, id="X"), dict(GOOD_TASK, id="X")]}),
+        "plan.json: tasks[1].id: duplicate id 'X'",
+    ),
+    (
+        "unknown role",
+        json.dumps({"goal": "g", "tasks": [dict(GOOD_TASK, role="wizard")]}),
+        "plan.json: tasks[0].role: unknown role 'wizard'",
+    ),
     ("invalid json", '{"goal": "g", "tasks": [', "plan.json: line 1, column 25: invalid JSON"),
-    ("path traversal id", json.dumps({"goal": "g", "tasks": [dict(GOOD_TASK, id="../../x")]}),
-     "plan.json: tasks[0].id: '../../x' must be"),
+    (
+        "path traversal id",
+        json.dumps({"goal": "g", "tasks": [dict(GOOD_TASK, id="../../x")]}),
+        "plan.json: tasks[0].id: '../../x' must be",
+    ),
 ]
 
 

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import Repo
+
 from codex_orch.config import load_config
 from codex_orch.errors import InputError
 from codex_orch.layout import Layout
@@ -34,15 +34,30 @@ def test_partial_file_overlays_defaults(repo: Repo) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("limits:\n  retries: two\n", ".orchestrator/orchestrator.yaml: limits.retries: 'two' is not of type 'integer'"),
+        (
+            "limits:\n  retries: two\n",
+            ".orchestrator/orchestrator.yaml: limits.retries: 'two' is not of type 'integer'",
+        ),
         ("limit:\n  retries: 2\n", ".orchestrator/orchestrator.yaml: (top level): unknown key 'limit'"),
-        ("roles:\n  implementer:\n    sandbox: yolo\n", ".orchestrator/orchestrator.yaml: roles.implementer.sandbox: 'yolo' is not one of"),
-        ("use_single_workspace: maybe\n", ".orchestrator/orchestrator.yaml: use_single_workspace: 'maybe' is not of type 'boolean'"),
+        (
+            "roles:\n  implementer:\n    sandbox: yolo\n",
+            ".orchestrator/orchestrator.yaml: roles.implementer.sandbox: 'yolo' is not one of",
+        ),
+        (
+            "use_single_workspace: maybe\n",
+            ".orchestrator/orchestrator.yaml: use_single_workspace: 'maybe' is not of type 'boolean'",
+        ),
         ("role_aliases:\n  dev: wizard\n", ".orchestrator/orchestrator.yaml: role_aliases.dev: unknown role 'wizard'"),
-        ("roles:\n  ops:\n    sandbox: read-only\n", ".orchestrator/orchestrator.yaml: roles.ops: missing output_schema, prompt_template"),
+        (
+            "roles:\n  ops:\n    sandbox: read-only\n",
+            ".orchestrator/orchestrator.yaml: roles.ops: missing output_schema, prompt_template",
+        ),
         ("limits: [1\n", ".orchestrator/orchestrator.yaml: line 2, column 1: invalid YAML"),
         ("- a\n- b\n", ".orchestrator/orchestrator.yaml: (top level): must be a mapping"),
-        ("codex:\n  home: relative/dir\n", ".orchestrator/orchestrator.yaml: codex.home: must be 'inherit', 'isolated' or an absolute path"),
+        (
+            "codex:\n  home: relative/dir\n",
+            ".orchestrator/orchestrator.yaml: codex.home: must be 'inherit', 'isolated' or an absolute path",
+        ),
     ],
 )
 def test_bad_config_names_file_and_key(repo: Repo, text: str, expected: str) -> None:

@@ -16,14 +16,27 @@ from conftest import FAKE_CODEX, Repo
 CAPTURES = Path(__file__).resolve().parent / "fake_codex" / "captures"  # copied from shared/codex-captures
 
 
-def fake(tmp_path: Path, cwd: Path, *args: str, script: dict[str, Any] | None = None, prompt: str = "do it",
-         timeout: float = 30) -> subprocess.CompletedProcess[str]:
+def fake(
+    tmp_path: Path,
+    cwd: Path,
+    *args: str,
+    script: dict[str, Any] | None = None,
+    prompt: str = "do it",
+    timeout: float = 30,
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "CODEX_HOME": str(tmp_path / "home"), "FAKE_CODEX_LOG": str(tmp_path / "log.jsonl")}
     if script is not None:
         (tmp_path / "script.json").write_text(json.dumps(script))
         env["FAKE_CODEX_SCRIPT"] = str(tmp_path / "script.json")
-    return subprocess.run([sys.executable, str(FAKE_CODEX), *args], cwd=cwd, input=prompt, capture_output=True,
-                          text=True, env=env, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(FAKE_CODEX), *args],
+        cwd=cwd,
+        input=prompt,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
 
 
 def events(out: str) -> list[dict[str, Any]]:
@@ -49,10 +62,21 @@ def test_event_sequence_matches_the_real_capture(repo: Repo, tmp_path: Path) -> 
 
 
 def test_turn_failed_matches_the_real_capture(repo: Repo, tmp_path: Path) -> None:
-    real = [e for e in events((CAPTURES / "fail_500_noretry_stdout.jsonl").read_text())
-            if shape(e) not in (("item.completed", "error"), ("error", None))]
-    result = fake(tmp_path, repo.path, "exec", "--json", "-o", str(tmp_path / "last.txt"), "-",
-                  script={"default": [[{"fail": "We're currently experiencing high demand"}]]})
+    real = [
+        e
+        for e in events((CAPTURES / "fail_500_noretry_stdout.jsonl").read_text())
+        if shape(e) not in (("item.completed", "error"), ("error", None))
+    ]
+    result = fake(
+        tmp_path,
+        repo.path,
+        "exec",
+        "--json",
+        "-o",
+        str(tmp_path / "last.txt"),
+        "-",
+        script={"default": [[{"fail": "We're currently experiencing high demand"}]]},
+    )
     assert result.returncode == 1
     assert [shape(e) for e in events(result.stdout)] == [shape(e) for e in real]
     assert (tmp_path / "last.txt").read_text() == ""
@@ -62,8 +86,19 @@ def test_resume_continues_the_thread_with_cumulative_usage(repo: Repo, tmp_path:
     script = {"rules": [{"match": "task X", "turns": [[{"answer": "first"}], [{"answer": "second"}]]}]}
     first = fake(tmp_path, repo.path, "exec", "--json", "-", script=script, prompt="task X")
     thread = events(first.stdout)[0]["thread_id"]
-    second = fake(tmp_path, repo.path, "exec", "--json", "-s", "workspace-write", "resume", thread, "-",
-                  script=script, prompt="fix it")
+    second = fake(
+        tmp_path,
+        repo.path,
+        "exec",
+        "--json",
+        "-s",
+        "workspace-write",
+        "resume",
+        thread,
+        "-",
+        script=script,
+        prompt="fix it",
+    )
     evs = events(second.stdout)
     assert evs[0] == {"type": "thread.started", "thread_id": thread}
     assert evs[2]["item"]["text"] == "second"
@@ -84,11 +119,18 @@ def test_usage_errors_and_the_git_check(repo: Repo, tmp_path: Path) -> None:
 
 
 def test_ignore_signals_survives_term(repo: Repo, tmp_path: Path) -> None:
-    (tmp_path / "script.json").write_text(json.dumps({"default": [[{"ignore_signals": True}, {"marker": str(
-        tmp_path / "m")}, {"hang": True}]]}))
+    (tmp_path / "script.json").write_text(
+        json.dumps({"default": [[{"ignore_signals": True}, {"marker": str(tmp_path / "m")}, {"hang": True}]]})
+    )
     env = {**os.environ, "CODEX_HOME": str(tmp_path / "home"), "FAKE_CODEX_SCRIPT": str(tmp_path / "script.json")}
-    proc = subprocess.Popen([sys.executable, str(FAKE_CODEX), "exec", "--json", "-"], cwd=repo.path, env=env,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, str(FAKE_CODEX), "exec", "--json", "-"],
+        cwd=repo.path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         while not (tmp_path / "m").exists():
             time.sleep(0.02)
@@ -103,7 +145,10 @@ def test_ignore_signals_survives_term(repo: Repo, tmp_path: Path) -> None:
 def test_flood_writes_the_bytes_asked_for(repo: Repo, tmp_path: Path) -> None:
     (tmp_path / "s.json").write_text(json.dumps({"default": [[{"flood": 20_000_000}]]}))
     result = subprocess.run(
-        [sys.executable, str(FAKE_CODEX), "exec", "--json", "-"], cwd=repo.path, input=b"x", capture_output=True,
+        [sys.executable, str(FAKE_CODEX), "exec", "--json", "-"],
+        cwd=repo.path,
+        input=b"x",
+        capture_output=True,
         env={**os.environ, "CODEX_HOME": str(tmp_path / "home"), "FAKE_CODEX_SCRIPT": str(tmp_path / "s.json")},
     )
     assert result.returncode == 0

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 from conftest import Repo, run_cli
+
 from codex_orch.scaffold import default_files
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -16,7 +17,7 @@ def tree(folder: Path) -> dict[str, bytes]:
 def test_committed_example_is_exactly_what_init_writes(repo: Repo) -> None:
     result = run_cli(repo.path, "init")
     assert result.code == 0, result.err
-    written = {k: v for k, v in tree(repo.path / ".orchestrator").items()}
+    written = tree(repo.path / ".orchestrator")
     assert written == tree(ROOT / ".orchestrator.example")
     assert set(written) == set(default_files())
 

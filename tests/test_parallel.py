@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import FakeCodex, Repo, answer, read_state, run_cli, write_plan
+
 from codex_orch.gitops import Git, add_worktree, remove_worktree
 from codex_orch.plan import Task
 from codex_orch.scheduler import ConcurrencyRules, globs_overlap
@@ -35,8 +35,10 @@ def intervals(state: dict[str, Any]) -> dict[str, tuple[float, float]]:
     out = {}
     for tid, task in state["tasks"].items():
         attempt = task["attempts"][0]
-        out[tid] = (datetime.fromisoformat(attempt["started_at"]).timestamp(),
-                    datetime.fromisoformat(attempt["ended_at"]).timestamp())
+        out[tid] = (
+            datetime.fromisoformat(attempt["started_at"]).timestamp(),
+            datetime.fromisoformat(attempt["ended_at"]).timestamp(),
+        )
     return out
 
 
@@ -44,10 +46,17 @@ def overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
     return a[0] < b[1] and b[0] < a[1]
 
 
-def run_plan(repo: Repo, fake: FakeCodex, tmp_path: Path, tasks: list[dict[str, Any]], run_id: str,
-             *args: str) -> dict[str, Any]:
-    fake.script({"rules": [sleeper(t["id"], 1.0, t.get("paths", [None])[0] and t["paths"][0].replace("/**", "/f.txt"))
-                           for t in tasks]})
+def run_plan(
+    repo: Repo, fake: FakeCodex, tmp_path: Path, tasks: list[dict[str, Any]], run_id: str, *args: str
+) -> dict[str, Any]:
+    fake.script(
+        {
+            "rules": [
+                sleeper(t["id"], 1.0, t.get("paths", [None])[0] and t["paths"][0].replace("/**", "/f.txt"))
+                for t in tasks
+            ]
+        }
+    )
     plan = write_plan(tmp_path / f"{run_id}.json", tasks)
     result = run_cli(repo.path, "run", "--plan-file", str(plan), "--run-id", run_id, "--max-workers", "4", *args)
     assert result.code == 0, result.err
@@ -72,8 +81,9 @@ def test_overlapping_paths_do_not_run_together(repo: Repo, fake_codex: FakeCodex
     assert overlap(spans["A"], spans["C"]) or overlap(spans["B"], spans["C"])
 
 
-def test_a_task_without_paths_runs_alone_in_a_shared_worktree(repo: Repo, fake_codex: FakeCodex,
-                                                              tmp_path: Path) -> None:
+def test_a_task_without_paths_runs_alone_in_a_shared_worktree(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
     tasks = [job("A", paths=["a/**"]), job("B"), job("C", paths=["c/**"])]
     spans = intervals(run_plan(repo, fake_codex, tmp_path, tasks, "p3"))
     assert not overlap(spans["B"], spans["A"]) and not overlap(spans["B"], spans["C"])
@@ -81,9 +91,14 @@ def test_a_task_without_paths_runs_alone_in_a_shared_worktree(repo: Repo, fake_c
 
 def test_dependencies_and_write_locks_serialize(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
     repo.configure(use_single_workspace=False)
-    tasks = [job("A", locks={"writes": ["db"]}), job("B", locks={"writes": ["db"]}),
-             job("C", locks={"reads": ["db"]}), job("D", blocked_by=["A"]), job("E", locks={"reads": ["cache"]}),
-             job("F", locks={"reads": ["cache"]})]
+    tasks = [
+        job("A", locks={"writes": ["db"]}),
+        job("B", locks={"writes": ["db"]}),
+        job("C", locks={"reads": ["db"]}),
+        job("D", blocked_by=["A"]),
+        job("E", locks={"reads": ["cache"]}),
+        job("F", locks={"reads": ["cache"]}),
+    ]
     spans = intervals(run_plan(repo, fake_codex, tmp_path, tasks, "p4"))
     assert not overlap(spans["A"], spans["B"]) and not overlap(spans["A"], spans["C"])
     assert not overlap(spans["B"], spans["C"])
@@ -91,16 +106,24 @@ def test_dependencies_and_write_locks_serialize(repo: Repo, fake_codex: FakeCode
     assert overlap(spans["E"], spans["F"])  # shared reads
 
 
-def test_per_task_worktrees_let_tasks_without_paths_overlap(repo: Repo, fake_codex: FakeCodex,
-                                                            tmp_path: Path) -> None:
+def test_per_task_worktrees_let_tasks_without_paths_overlap(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
     repo.configure(use_single_workspace=False)
     spans = intervals(run_plan(repo, fake_codex, tmp_path, [job("A"), job("B")], "p5"))
     assert overlap(spans["A"], spans["B"])
 
 
 def test_changes_outside_declared_paths_are_set_aside(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
-    fake_codex.script({"default": [[{"write": "mine/ok.txt", "content": "ok"}, {"write": "stray.txt", "content": "x"},
-                                    {"answer": answer("wrote two files")}]]})
+    fake_codex.script(
+        {
+            "default": [
+                [
+                    {"write": "mine/ok.txt", "content": "ok"},
+                    {"write": "stray.txt", "content": "x"},
+                    {"answer": answer("wrote two files")},
+                ]
+            ]
+        }
+    )
     plan = write_plan(tmp_path / "plan.json", [job("A", paths=["mine/**"]), job("B", blocked_by=["A"])])
     result = run_cli(repo.path, "run", "--plan-file", str(plan), "--run-id", "v1")
     assert result.code == 0, result.err
@@ -122,13 +145,19 @@ def test_on_violation_fail(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) ->
     assert read_state(repo, "v2")["tasks"]["A"]["error"]["kind"] == "paths_violation"
 
 
-def test_failure_blocks_dependents_but_independent_work_goes_on(repo: Repo, fake_codex: FakeCodex,
-                                                                tmp_path: Path) -> None:
-    fake_codex.script({"rules": [{"match": "job A.", "turns": [[{"fail": "boom"}]]}, sleeper("C", 0.2)],
-                       "default": [[{"answer": answer("ok")}]]})
+def test_failure_blocks_dependents_but_independent_work_goes_on(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    fake_codex.script(
+        {
+            "rules": [{"match": "job A.", "turns": [[{"fail": "boom"}]]}, sleeper("C", 0.2)],
+            "default": [[{"answer": answer("ok")}]],
+        }
+    )
     repo.configure(use_single_workspace=False)
-    plan = write_plan(tmp_path / "plan.json", [job("A"), job("B", blocked_by=["A"]), job("X", blocked_by=["B"]),
-                                               job("C")])
+    plan = write_plan(
+        tmp_path / "plan.json", [job("A"), job("B", blocked_by=["A"]), job("X", blocked_by=["B"]), job("C")]
+    )
     result = run_cli(repo.path, "run", "--plan-file", str(plan), "--run-id", "f1", "--max-workers", "2")
     assert result.code == 1
     state = read_state(repo, "f1")
@@ -138,8 +167,12 @@ def test_failure_blocks_dependents_but_independent_work_goes_on(repo: Repo, fake
 
 
 def test_fail_fast_stops_everything(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
-    fake_codex.script({"rules": [{"match": "job A.", "turns": [[{"fail": "boom"}]]}, sleeper("S", 30)],
-                       "default": [[{"answer": answer("ok")}]]})
+    fake_codex.script(
+        {
+            "rules": [{"match": "job A.", "turns": [[{"fail": "boom"}]]}, sleeper("S", 30)],
+            "default": [[{"answer": answer("ok")}]],
+        }
+    )
     repo.configure(use_single_workspace=False)
     plan = write_plan(tmp_path / "plan.json", [job("A"), job("S"), job("L1", blocked_by=["S"])])
     start = time.monotonic()
@@ -161,16 +194,33 @@ def alive(pid: int) -> bool:
         return False
 
 
-def test_ctrl_c_stops_agents_records_interrupted_and_resume_finishes(repo: Repo, fake_codex: FakeCodex,
-                                                                    tmp_path: Path) -> None:
+def test_ctrl_c_stops_agents_records_interrupted_and_resume_finishes(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
     children = tmp_path / "children.txt"
     repo.configure(codex=fake_codex.config(FAKE_CODEX_CHILD_PIDS=str(children)), use_single_workspace=False)
     slow = [[{"spawn_child": True}, {"sleep": 60}], [{"answer": answer("resumed")}]]
     fake_codex.script({"rules": [{"match": "job C.", "turns": [[{"answer": answer("C")}]]}], "default": slow})
     plan = write_plan(tmp_path / "plan.json", [job("A"), job("B"), job("C", blocked_by=["A"])])
-    proc = subprocess.Popen([sys.executable, "-m", "codex_orch", "run", "--plan-file", str(plan), "--run-id", "cc",
-                             "--max-workers", "2", "--no-progress"], cwd=repo.path, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "codex_orch",
+            "run",
+            "--plan-file",
+            str(plan),
+            "--run-id",
+            "cc",
+            "--max-workers",
+            "2",
+            "--no-progress",
+        ],
+        cwd=repo.path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 30
     while len(fake_codex.calls()) < 2 or not children.exists() or len(children.read_text().split()) < 2:
         assert time.monotonic() < deadline
@@ -199,7 +249,7 @@ def test_eight_worktrees_created_in_parallel_twenty_times(repo: Repo) -> None:
     for round_ in range(20):
         paths = [repo.path.parent / "wt" / f"r{round_}-{i}" for i in range(8)]
 
-        def add(path: Path, i: int) -> None:
+        def add(path: Path, i: int, round_: int = round_) -> None:
             try:
                 add_worktree(git, path, f"wt/r{round_}-{i}", "HEAD")
             except BaseException as exc:  # collected and asserted below
@@ -222,8 +272,14 @@ def test_eight_worktrees_created_in_parallel_twenty_times(repo: Repo) -> None:
 
 @pytest.mark.parametrize(
     ("a", "b", "expected"),
-    [("src/**", "src/b/**", True), ("src/a/**", "src/b/**", False), ("a.txt", "a.txt", True),
-     ("a.txt", "b.txt", False), ("docs", "docs/x.md", True), ("*.md", "src/x.py", True)],
+    [
+        ("src/**", "src/b/**", True),
+        ("src/a/**", "src/b/**", False),
+        ("a.txt", "a.txt", True),
+        ("a.txt", "b.txt", False),
+        ("docs", "docs/x.md", True),
+        ("*.md", "src/x.py", True),
+    ],
 )
 def test_glob_overlap_is_conservative(a: str, b: str, expected: bool) -> None:
     assert globs_overlap(a, b) is expected

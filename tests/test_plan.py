@@ -54,7 +54,10 @@ def test_role_alias_maps_to_canonical_role() -> None:
     [
         (plan_of(task(), task(blocked_by=["T9"])), "plan.json: tasks[1].blocked_by[0]: unknown task 'T9'"),
         (plan_of(task(id="A"), task(id="A")), "plan.json: tasks[1].id: duplicate id 'A' (also tasks[0])"),
-        (plan_of(task("dev2")), "plan.json: tasks[0].role: unknown role 'dev2'. Valid roles: implementer, navigator, reviewer, tester"),
+        (
+            plan_of(task("dev2")),
+            "plan.json: tasks[0].role: unknown role 'dev2'. Valid roles: implementer, navigator, reviewer, tester",
+        ),
         (plan_of(task(id="../../x")), "plan.json: tasks[0].id: '../../x' must be"),
         (plan_of(task(id="a..b")), "plan.json: tasks[0].id: 'a..b' must not contain '..'"),
         (plan_of(task(prompt=3)), "plan.json: tasks[0].prompt: 3 is not of type 'string'"),
@@ -93,7 +96,8 @@ def test_non_utf8_plan(tmp_path: Path) -> None:
 def test_topological_order_is_stable_and_dependencies_first() -> None:
     plan = parse_plan(
         plan_of(task(id="A", blocked_by=["C"]), task(id="B"), task(id="C"), task(id="D", blocked_by=["A", "B"])),
-        CONFIG, "plan.json",
+        CONFIG,
+        "plan.json",
     )
     assert [t.id for t in topological_order(plan.tasks)] == ["B", "C", "A", "D"]
     assert find_cycle(plan.tasks) is None

@@ -15,8 +15,12 @@ from codex_orch.proc import MAX_LINE, ProcRequest, group_members, run_streaming
 
 def request(tmp_path: Path, code: str, **kw: object) -> ProcRequest:
     return ProcRequest(
-        argv=(sys.executable, "-c", code), cwd=tmp_path, env=dict(os.environ),
-        stdout_path=tmp_path / "out.jsonl", stderr_path=tmp_path / "err.log", **kw,  # type: ignore[arg-type]
+        argv=(sys.executable, "-c", code),
+        cwd=tmp_path,
+        env=dict(os.environ),
+        stdout_path=tmp_path / "out.jsonl",
+        stderr_path=tmp_path / "err.log",
+        **kw,  # type: ignore[arg-type]
     )
 
 
@@ -48,8 +52,9 @@ def test_lines_reach_the_callback_and_every_byte_reaches_the_file(tmp_path: Path
 
 def test_prompt_goes_to_stdin_and_stdin_is_closed(tmp_path: Path) -> None:
     lines: list[bytes] = []
-    outcome = run_streaming(request(tmp_path, "import sys; print(len(sys.stdin.read()))", stdin_data=b"x" * 3_000_000),
-                            lines.append)
+    outcome = run_streaming(
+        request(tmp_path, "import sys; print(len(sys.stdin.read()))", stdin_data=b"x" * 3_000_000), lines.append
+    )
     assert outcome.returncode == 0 and lines == [b"3000000"]
 
 
@@ -106,15 +111,17 @@ def test_an_oversized_line_is_kept_on_disk_but_not_in_memory(tmp_path: Path) -> 
 
 
 def test_a_missing_program_is_a_spawn_error(tmp_path: Path) -> None:
-    req = ProcRequest(argv=(str(tmp_path / "nope"),), cwd=tmp_path, env={}, stdout_path=tmp_path / "o",
-                      stderr_path=tmp_path / "e")
+    req = ProcRequest(
+        argv=(str(tmp_path / "nope"),), cwd=tmp_path, env={}, stdout_path=tmp_path / "o", stderr_path=tmp_path / "e"
+    )
     outcome = run_streaming(req, lambda line: None)
     assert outcome.spawn_error and "cannot start" in outcome.spawn_error and outcome.pid is None
 
 
 def test_stderr_tail_is_kept(tmp_path: Path) -> None:
-    outcome = run_streaming(request(tmp_path, "import sys; sys.stderr.write('x' * 100000 + 'END'); sys.exit(3)"),
-                            lambda line: None)
+    outcome = run_streaming(
+        request(tmp_path, "import sys; sys.stderr.write('x' * 100000 + 'END'); sys.exit(3)"), lambda line: None
+    )
     assert outcome.returncode == 3 and outcome.stderr_tail.endswith("END") and len(outcome.stderr_tail) <= 16 * 1024
     assert (tmp_path / "err.log").stat().st_size == 100003
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import Repo, answer, read_state, run_cli, write_plan
+
 from codex_orch.scripted_model import ScriptedModelServer, codex_config, prompt_of
 
 pytestmark = pytest.mark.realcodex
@@ -56,13 +56,21 @@ TASK_B = {"role": "implementer", "prompt": "Create beta.txt", "acceptance": "bet
 
 
 def test_two_task_plan_with_the_real_codex(repo: Repo, tmp_path: Path) -> None:
-    script = {"rules": [
-        {"match": "Create alpha.txt", "steps": [{"shell": "echo alpha > alpha.txt"},
-                                                {"answer": answer("alpha", ["alpha.txt"])}]},
-        {"match": "Create beta.txt", "steps": [
-            {"patch": "*** Begin Patch\n*** Add File: beta.txt\n+beta\n*** End Patch\n"},
-            {"answer": answer("beta", ["beta.txt"], [{"decision": "beta by patch", "rationale": "test"}])}]},
-    ]}
+    script = {
+        "rules": [
+            {
+                "match": "Create alpha.txt",
+                "steps": [{"shell": "echo alpha > alpha.txt"}, {"answer": answer("alpha", ["alpha.txt"])}],
+            },
+            {
+                "match": "Create beta.txt",
+                "steps": [
+                    {"patch": "*** Begin Patch\n*** Add File: beta.txt\n+beta\n*** End Patch\n"},
+                    {"answer": answer("beta", ["beta.txt"], [{"decision": "beta by patch", "rationale": "test"}])},
+                ],
+            },
+        ]
+    }
     with ScriptedModelServer(script) as server:
         use_real_codex(repo, server)
         plan = write_plan(tmp_path / "plan.json", [TASK_A, TASK_B])
@@ -92,11 +100,18 @@ def test_two_task_plan_with_the_real_codex(repo: Repo, tmp_path: Path) -> None:
 
 
 def test_schema_invalid_answer_is_retried_through_real_resume(repo: Repo, tmp_path: Path) -> None:
-    script = {"rules": [{"match": "Create alpha.txt", "steps": [
-        {"shell": "echo alpha > alpha.txt"},
-        {"answer": {"status": "done", "summary": ["not", "a", "string"]}},
-        {"answer": answer("alpha, fixed", ["alpha.txt"])},
-    ]}]}
+    script = {
+        "rules": [
+            {
+                "match": "Create alpha.txt",
+                "steps": [
+                    {"shell": "echo alpha > alpha.txt"},
+                    {"answer": {"status": "done", "summary": ["not", "a", "string"]}},
+                    {"answer": answer("alpha, fixed", ["alpha.txt"])},
+                ],
+            }
+        ]
+    }
     with ScriptedModelServer(script) as server:
         use_real_codex(repo, server)
         plan = write_plan(tmp_path / "plan.json", [TASK_A])
@@ -155,17 +170,28 @@ def test_a_silent_stream_is_classified_idle_within_its_bound(repo: Repo, tmp_pat
 
 
 def test_killed_codex_orch_is_resumed_on_the_recorded_thread(repo: Repo, tmp_path: Path) -> None:
-    script = {"rules": [{"match": "Create alpha.txt", "steps": [
-        {"shell": "echo partial > alpha.txt"},
-        {"answer": answer("never delivered"), "delay": 60},
-        {"answer": answer("alpha, after resume", ["alpha.txt"])},
-    ]}]}
+    script = {
+        "rules": [
+            {
+                "match": "Create alpha.txt",
+                "steps": [
+                    {"shell": "echo partial > alpha.txt"},
+                    {"answer": answer("never delivered"), "delay": 60},
+                    {"answer": answer("alpha, after resume", ["alpha.txt"])},
+                ],
+            }
+        ]
+    }
     with ScriptedModelServer(script) as server:
         use_real_codex(repo, server)
         plan = write_plan(tmp_path / "plan.json", [TASK_A])
-        proc = subprocess.Popen([sys.executable, "-m", "codex_orch", "run", "--plan-file", str(plan), "--run-id",
-                                 "kill9", "--no-progress"], cwd=repo.path, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "codex_orch", "run", "--plan-file", str(plan), "--run-id", "kill9", "--no-progress"],
+            cwd=repo.path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 60
         while len(server.responses_requests()) < 2:  # codex ran the shell step and now waits for the model
             assert time.monotonic() < deadline and proc.poll() is None

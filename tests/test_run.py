@@ -17,11 +17,23 @@ THREE_TASKS = [
 def three_task_script() -> dict:
     rules = []
     for name in "abc":
-        rules.append({"match": f"create {name}.txt", "turns": [[
-            {"write": f"{name}.txt", "content": f"{name}\n"},
-            {"answer": answer(f"created {name}.txt", [f"{name}.txt"],
-                              [{"decision": f"use {name}.txt", "rationale": "the plan says so"}])},
-        ]]})
+        rules.append(
+            {
+                "match": f"create {name}.txt",
+                "turns": [
+                    [
+                        {"write": f"{name}.txt", "content": f"{name}\n"},
+                        {
+                            "answer": answer(
+                                f"created {name}.txt",
+                                [f"{name}.txt"],
+                                [{"decision": f"use {name}.txt", "rationale": "the plan says so"}],
+                            )
+                        },
+                    ]
+                ],
+            }
+        )
     return {"rules": rules}
 
 
@@ -58,20 +70,33 @@ def test_three_task_plan_in_a_shared_worktree(repo: Repo, fake_codex: FakeCodex,
     # every attempt folder is complete
     for task_id in ("T0001", "T0002", "T0003"):
         folder = repo.path / ".orchestrator/runs/r1/tasks" / task_id / "attempt-1"
-        assert {p.name for p in folder.iterdir()} >= {"prompt.md", "events.jsonl", "stderr.log", "final.json", "validation.txt"}
+        assert {p.name for p in folder.iterdir()} >= {
+            "prompt.md",
+            "events.jsonl",
+            "stderr.log",
+            "final.json",
+            "validation.txt",
+        }
         assert (folder / "validation.txt").read_text() == "valid\n"
         assert json.loads((folder / "final.json").read_text())["status"] == "done"
         events = [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines()]
         assert events[0]["type"] == "thread.started" and events[-1]["type"] == "turn.completed"
     usage = state["tasks"]["T0001"]["attempts"][0]["usage"]
-    assert set(usage) == {"input_tokens", "cached_input_tokens", "cache_write_input_tokens", "output_tokens",
-                          "reasoning_output_tokens"}
+    assert set(usage) == {
+        "input_tokens",
+        "cached_input_tokens",
+        "cache_write_input_tokens",
+        "output_tokens",
+        "reasoning_output_tokens",
+    }
     assert usage["input_tokens"] > 0 and usage["output_tokens"] > 0
 
     # the prompt reached the agent on stdin, rendered with the plan's context
     assert "create b.txt" in calls[1]["prompt"] and "b.txt exists" in calls[1]["prompt"]
     assert "T0001 (implementer): succeeded" in calls[1]["prompt"]  # the dependency's result
-    assert calls[0]["sandbox"] == "workspace-write" and calls[0]["output_schema_json"]["title"] == "codex-orch task result"
+    assert (
+        calls[0]["sandbox"] == "workspace-write" and calls[0]["output_schema_json"]["title"] == "codex-orch task result"
+    )
     # the user's checkout is untouched
     assert repo.git("rev-parse", "HEAD") == repo.git("rev-parse", "main")
     assert not (repo.path / "a.txt").exists()
@@ -81,13 +106,35 @@ def test_per_task_worktrees_branch_from_their_dependencies(repo: Repo, fake_code
     fake_codex.script(three_task_script())
     repo.configure(use_single_workspace=False)
     tasks = [dict(t) for t in THREE_TASKS]
-    tasks.append({"id": "J", "role": "implementer", "prompt": "create d.txt", "acceptance": "", "blocked_by": ["T0001"]})
-    tasks.append({"id": "K", "role": "reviewer", "prompt": "review all", "acceptance": "", "blocked_by": ["T0003", "J"]})
+    tasks.append(
+        {"id": "J", "role": "implementer", "prompt": "create d.txt", "acceptance": "", "blocked_by": ["T0001"]}
+    )
+    tasks.append(
+        {"id": "K", "role": "reviewer", "prompt": "review all", "acceptance": "", "blocked_by": ["T0003", "J"]}
+    )
     script = three_task_script()
-    script["rules"].append({"match": "create d.txt", "turns": [[{"write": "d.txt", "content": "d\n"},
-                                                                 {"answer": answer("d")}]]})
-    script["rules"].append({"match": "review all", "turns": [[{"answer": {
-        "status": "approved", "summary": "fine", "findings": [], "risks": [], "decisions": [], "next_tasks": []}}]]})
+    script["rules"].append(
+        {"match": "create d.txt", "turns": [[{"write": "d.txt", "content": "d\n"}, {"answer": answer("d")}]]}
+    )
+    script["rules"].append(
+        {
+            "match": "review all",
+            "turns": [
+                [
+                    {
+                        "answer": {
+                            "status": "approved",
+                            "summary": "fine",
+                            "findings": [],
+                            "risks": [],
+                            "decisions": [],
+                            "next_tasks": [],
+                        }
+                    }
+                ]
+            ],
+        }
+    )
     fake_codex.script(script)
     plan = write_plan(tmp_path / "plan.json", tasks)
     result = run_cli(repo.path, "run", "--plan-file", str(plan), "--run-id", "r2")
@@ -105,16 +152,22 @@ def test_per_task_worktrees_branch_from_their_dependencies(repo: Repo, fake_code
     assert "b.txt" not in files(branches["J"]) and "d.txt" in files(branches["J"])
     assert files(branches["K"]) >= {"a.txt", "b.txt", "c.txt", "d.txt"}  # both dependencies merged
     assert state["tasks"]["K"]["commit"] is None  # a reviewer changes nothing: no commit, recorded
-    assert repo.git("merge-base", "--is-ancestor", state["tasks"]["T0001"]["commit"], branches["T0002"], check=False) == ""
+    assert (
+        repo.git("merge-base", "--is-ancestor", state["tasks"]["T0001"]["commit"], branches["T0002"], check=False) == ""
+    )
     worktrees = repo.worktrees()
     assert str(repo.path / ".orchestrator/worktrees/r2/T0003") in worktrees
 
 
 def test_schema_invalid_answer_is_retried_on_the_same_thread(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
-    fake_codex.script({"default": [
-        [{"write": "x.txt", "content": "x"}, {"answer": {"status": "done", "summary": 42}}],
-        [{"answer": answer("fixed", ["x.txt"])}],
-    ]})
+    fake_codex.script(
+        {
+            "default": [
+                [{"write": "x.txt", "content": "x"}, {"answer": {"status": "done", "summary": 42}}],
+                [{"answer": answer("fixed", ["x.txt"])}],
+            ]
+        }
+    )
     plan = write_plan(tmp_path / "plan.json", [THREE_TASKS[0]])
     result = run_cli(repo.path, "run", "--plan-file", str(plan), "--run-id", "r3")
     assert result.code == 0, result.err
@@ -174,10 +227,16 @@ def test_status_table_and_json(repo: Repo, fake_codex: FakeCodex, tmp_path: Path
     assert missing.code == 2 and "no run 'nope'" in missing.err
 
 
-def test_agent_reported_failure_fails_the_task_but_keeps_its_work(repo: Repo, fake_codex: FakeCodex,
-                                                                  tmp_path: Path) -> None:
-    fake_codex.script({"default": [[{"write": "half.txt", "content": "half"},
-                                    {"answer": answer("could not finish", status="blocked")}]]})
+def test_agent_reported_failure_fails_the_task_but_keeps_its_work(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    fake_codex.script(
+        {
+            "default": [
+                [{"write": "half.txt", "content": "half"}, {"answer": answer("could not finish", status="blocked")}]
+            ]
+        }
+    )
     plan = write_plan(tmp_path / "plan.json", THREE_TASKS[:1])
     result = run_cli(repo.path, "run", "--plan-file", str(plan), "--run-id", "b1")
     assert result.code == 1
