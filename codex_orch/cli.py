@@ -44,10 +44,10 @@ def _sigterm_as_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _run_options(run_id: str | None, max_workers: int | None, fail_fast: bool) -> Any:
+def _run_options(run_id: str | None, max_workers: int | None, fail_fast: bool, follow: bool | None = None) -> Any:
     from codex_orch.engine import RunOptions
 
-    return RunOptions(run_id=run_id, max_workers=max_workers, fail_fast=fail_fast)
+    return RunOptions(run_id=run_id, max_workers=max_workers, fail_fast=fail_fast, follow_next_tasks=follow)
 
 
 def _finish_run(outcome: Any) -> None:
@@ -61,13 +61,23 @@ def _finish_run(outcome: Any) -> None:
     sys.exit(outcome.exit_code)
 
 
-def run_options(func: F) -> F:
-    func = click.option("--run-id", help="Name the run (default: date, time and a random suffix).")(func)
+def drive_options(func: F) -> F:
+    """Options of every command that drives a run (run, task, resume)."""
     func = click.option(
         "--max-workers", type=click.IntRange(min=1), help="Tasks at once (default: limits.max_workers)."
     )(func)
     func = click.option("--fail-fast", is_flag=True, help="Stop every task when one fails.")(func)
-    return click.option("--no-progress", is_flag=True, help="Plain progress lines instead of the live table.")(func)
+    func = click.option("--no-progress", is_flag=True, help="Plain progress lines instead of the live table.")(func)
+    return click.option(
+        "--follow-next-tasks/--no-follow-next-tasks",
+        default=None,
+        help="Let tasks the agents propose join the run (default: follow_next_tasks in the config).",
+    )(func)
+
+
+def run_options(func: F) -> F:
+    func = drive_options(func)
+    return click.option("--run-id", help="Name the run (default: date, time and a random suffix).")(func)
 
 
 def _progress(no_progress: bool) -> Any:
@@ -110,13 +120,15 @@ def run(
     max_workers: int | None,
     fail_fast: bool,
     no_progress: bool,
+    follow_next_tasks: bool | None,
 ) -> None:
     """Execute a plan."""
     from codex_orch.engine import start_run
 
     root = _repo()
+    options = _run_options(run_id, max_workers, fail_fast, follow_next_tasks)
     with _progress(no_progress) as notify:
-        outcome = start_run(root, plan_file, spec_file, _run_options(run_id, max_workers, fail_fast), notify)
+        outcome = start_run(root, plan_file, spec_file, options, notify)
     _finish_run(outcome)
 
 
@@ -135,6 +147,7 @@ def task(
     max_workers: int | None,
     fail_fast: bool,
     no_progress: bool,
+    follow_next_tasks: bool | None,
 ) -> None:
     """Run a single task: codex-orch task --role implementer "add a --verbose flag"."""
     from codex_orch.config import load_config
@@ -157,23 +170,30 @@ def task(
     )
     spec = read_spec(spec_file) if spec_file else None
     with _progress(no_progress) as notify:
-        outcome = create_and_drive(layout, config, plan, spec, _run_options(run_id, max_workers, fail_fast), notify)
+        options = _run_options(run_id, max_workers, fail_fast, follow_next_tasks)
+        outcome = create_and_drive(layout, config, plan, spec, options, notify)
     _finish_run(outcome)
 
 
 @main.command()
 @click.option("--run-id", required=True, help="The run to continue.")
 @click.option("--spec-file", type=click.Path(path_type=Path), help="Replace the run's spec text.")
-@click.option("--max-workers", type=click.IntRange(min=1), help="Tasks at once.")
-@click.option("--fail-fast", is_flag=True, help="Stop every task when one fails.")
-@click.option("--no-progress", is_flag=True, help="Plain progress lines instead of the live table.")
-def resume(run_id: str, spec_file: Path | None, max_workers: int | None, fail_fast: bool, no_progress: bool) -> None:
+@drive_options
+def resume(
+    run_id: str,
+    spec_file: Path | None,
+    max_workers: int | None,
+    fail_fast: bool,
+    no_progress: bool,
+    follow_next_tasks: bool | None,
+) -> None:
     """Continue a run: interrupted tasks go on on their agent thread; succeeded tasks never rerun."""
     from codex_orch.engine import resume_run
 
     root = _repo()
+    options = _run_options(None, max_workers, fail_fast, follow_next_tasks)
     with _progress(no_progress) as notify:
-        outcome = resume_run(root, run_id, spec_file, _run_options(None, max_workers, fail_fast), notify)
+        outcome = resume_run(root, run_id, spec_file, options, notify)
     _finish_run(outcome)
 
 

@@ -60,6 +60,7 @@ CONFIG_SCHEMA: dict[str, Any] = _closed(
             }
         ),
         "use_single_workspace": {"type": "boolean"},
+        "follow_next_tasks": {"type": "boolean"},
         "limits": _closed(
             {
                 "retries": {"type": "integer", "minimum": 0},
@@ -68,6 +69,7 @@ CONFIG_SCHEMA: dict[str, Any] = _closed(
                 "idle_timeout": _POS_NUM,
                 "stop_grace": _POS_NUM,
                 "max_workers": {"type": "integer", "minimum": 1},
+                "max_tasks": {"type": "integer", "minimum": 1},
             }
         ),
         "roles": {"type": "object", "additionalProperties": _ROLE},
@@ -113,6 +115,7 @@ class Limits:
     idle_timeout: float
     stop_grace: float
     max_workers: int
+    max_tasks: int = 100
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,7 @@ class Config:
     concurrency_allow: tuple[str, ...] = ()
     concurrency_ignore: tuple[str, ...] = ()
     on_violation: str = "warn"
+    follow_next_tasks: bool = False
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def resolve_role(self, name: str) -> str | None:
@@ -244,11 +248,13 @@ def build_config(raw: dict[str, Any], source: str) -> Config:
             idle_timeout=float(limits["idle_timeout"]),
             stop_grace=float(limits["stop_grace"]),
             max_workers=int(limits["max_workers"]),
+            max_tasks=int(limits["max_tasks"]),
         ),
         roles=roles,
         role_aliases=aliases,
         concurrency_allow=tuple(raw["concurrency"]["allow"]),
         concurrency_ignore=tuple(raw["concurrency"]["ignore"]),
         on_violation=raw["concurrency"]["on_violation"],
+        follow_next_tasks=bool(raw["follow_next_tasks"]),
         raw=raw,
     )

@@ -46,6 +46,7 @@ class RunOptions:
     run_id: str | None = None
     max_workers: int | None = None
     fail_fast: bool = False
+    follow_next_tasks: bool | None = None  # None: the config's follow_next_tasks
 
 
 @dataclass(frozen=True)
@@ -295,6 +296,7 @@ def _drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
         )
         ctx.notify("finished", task.id, {"status": "blocked", "cause": cause})
 
+    follow = ctx.config.follow_next_tasks if options.follow_next_tasks is None else options.follow_next_tasks
     scheduler = Scheduler(
         ctx.plan.tasks,
         statuses,
@@ -304,6 +306,7 @@ def _drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
         options.max_workers or ctx.config.limits.max_workers,
         ctx.cancel,
         options.fail_fast,
+        (lambda task: _follow_ups(ctx, task)) if follow else None,
     )
     ctx.notify(
         "plan", None, {"tasks": {tid: {"role": t["role"], "status": t["status"]} for tid, t in state["tasks"].items()}}
@@ -339,6 +342,44 @@ def _drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
     return RunOutcome(ctx.run_id, status, ctx.run_dir, {tid: t["status"] for tid, t in final.items()})
 
 
+def _follow_ups(ctx: RunContext, task: Task) -> list[Task]:
+    """The next_tasks a succeeded task proposed, as new tasks that wait for it, up to limits.max_tasks."""
+    store = ctx.store
+    proposals = (store.task(task.id).get("result") or {}).get("next_tasks") or []
+    if not proposals:
+        return []
+    total = len(store.get("task_order"))
+    added: list[Task] = []
+    notes: list[dict[str, str]] = []
+    for index, proposal in enumerate(proposals, start=1):
+        task_id = f"{task.id}.{index}"
+        role = ctx.config.resolve_role(str(proposal.get("role", "")))
+        if total >= ctx.config.limits.max_tasks:
+            notes.append({"id": task_id, "skipped": f"limits.max_tasks ({ctx.config.limits.max_tasks}) reached"})
+            continue
+        if role is None:
+            notes.append({"id": task_id, "skipped": f"unknown role {proposal.get('role')!r}"})
+            continue
+        if task_id in store.get("tasks"):
+            continue  # added before a crash: the scheduler already knows it from the state
+        new = Task(
+            id=task_id,
+            role=role,
+            prompt=str(proposal.get("prompt", "")),
+            acceptance=str(proposal.get("acceptance", "")),
+            blocked_by=(task.id,),
+            written_role=str(proposal.get("role")),
+        )
+        store.record("task.added", task=new.to_json(), proposed_by=task.id)
+        notes.append({"id": task_id, "added": new.role})
+        added.append(new)
+        total += 1
+    store.record("task.follow_ups", task=task.id, follow_ups=notes)
+    for new in added:
+        ctx.notify("plan", None, {"tasks": {new.id: {"role": new.role, "status": "pending"}}})
+    return added
+
+
 def resume_run(
     root: Path, run_id: str, spec_file: Path | None, options: RunOptions, notify: Notify = _no_notify
 ) -> RunOutcome:
@@ -362,6 +403,9 @@ def resume_run(
     lock = RunLock(run_dir).acquire()
     try:
         store = RunStore.open(run_dir)
+        added = [Task.from_json(t["spec"]) for t in store.view()["tasks"].values() if t.get("spec")]
+        if added:
+            plan = Plan(plan.goal, plan.assumptions, plan.tasks + tuple(added))
         for tid, task in store.view()["tasks"].items():
             if task["status"] != "running":
                 continue

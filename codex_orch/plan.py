@@ -82,6 +82,26 @@ class Task:
             "agent": self.agent,
         }
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Task:
+        """A task written by to_json (already checked when it was first loaded)."""
+        locks = data.get("locks") or {}
+        paths = data.get("paths")
+        return cls(
+            id=data["id"],
+            role=data["role"],
+            prompt=data["prompt"],
+            acceptance=data.get("acceptance") or "",
+            blocked_by=tuple(data.get("blocked_by") or ()),
+            paths=tuple(paths) if paths is not None else None,
+            lock_reads=tuple(locks.get("reads", ())),
+            lock_writes=tuple(locks.get("writes", ())),
+            timeout=data.get("timeout"),
+            model=data.get("model"),
+            agent=data.get("agent") or "codex",
+            written_role=data["role"],
+        )
+
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "id": self.id,

@@ -76,6 +76,7 @@ class Scheduler:
         max_workers: int,
         cancel: threading.Event,
         fail_fast: bool = False,
+        follow_ups: Callable[[Task], list[Task]] | None = None,
     ) -> None:
         self.tasks = list(tasks)
         self.by_id = {t.id: t for t in self.tasks}
@@ -87,6 +88,7 @@ class Scheduler:
         self.max_workers = max(1, max_workers)
         self.cancel = cancel
         self.fail_fast = fail_fast
+        self.follow_ups = follow_ups
         self.dependents: dict[str, list[str]] = {t.id: [] for t in self.tasks}
         self.waiting: dict[str, int] = {}
         for task in self.tasks:
@@ -176,6 +178,8 @@ class Scheduler:
                     self.waiting[dependent] -= 1
                     if self.waiting[dependent] == 0:
                         heapq.heappush(self.ready, self.position[dependent])
+            for follow_up in self.follow_ups(task) if self.follow_ups else ():
+                self.add_task(follow_up)
         elif status == "interrupted":
             self.cancel.set()
         else:

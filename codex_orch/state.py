@@ -130,7 +130,10 @@ def apply(state: dict[str, Any], rec: dict[str, Any]) -> None:
         state["resumed"] = state.get("resumed", 0) + 1
     elif kind == "task.added":
         spec = rec["task"]
-        state["tasks"][spec["id"]] = _new_task(spec)
+        task = _new_task(spec)
+        task["spec"] = spec  # the whole task: it is in no frozen plan.json
+        task["proposed_by"] = rec.get("proposed_by")
+        state["tasks"][spec["id"]] = task
         state["task_order"].append(spec["id"])
     else:
         task = state["tasks"][rec["task"]]

@@ -243,3 +243,45 @@ def test_agent_reported_failure_fails_the_task_but_keeps_its_work(
     task = read_state(repo, "b1")["tasks"]["T0001"]
     assert task["status"] == "failed" and task["error"]["kind"] == "agent_reported"
     assert task["commit"] and "half.txt" in task["files_changed"]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+
+
+def test_a_hanging_agent_is_stopped_by_the_idle_timeout(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
+    children = tmp_path / "children.txt"
+    repo.configure(
+        codex=fake_codex.config(FAKE_CODEX_CHILD_PIDS=str(children)), limits={"idle_timeout": 1, "stop_grace": 0.5}
+    )
+    fake_codex.script({"default": [[{"spawn_child": True}, {"reasoning": "thinking"}, {"hang": True}]]})
+    plan = write_plan(tmp_path / "plan.json", THREE_TASKS[:1])
+    result = run_cli(repo.path, "run", "--plan-file", str(plan), "--run-id", "idle")
+    assert result.code == 1
+    task = read_state(repo, "idle")["tasks"]["T0001"]
+    assert task["error"]["kind"] == "idle"
+    assert task["attempts"][0]["stop_steps"][0].startswith("sent SIGINT to process group")
+    pids = [c["pid"] for c in fake_codex.calls()] + [int(p) for p in children.read_text().split()]
+    assert not [p for p in pids if _alive(p)]
+
+
+def test_an_agent_ignoring_sigterm_is_killed(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
+    children = tmp_path / "children.txt"
+    repo.configure(
+        codex=fake_codex.config(FAKE_CODEX_CHILD_PIDS=str(children)),
+        limits={"timeout": 2, "idle_timeout": 30, "stop_grace": 0.5},
+    )
+    fake_codex.script({"default": [[{"ignore_signals": True}, {"spawn_child": True}, {"hang": True}]]})
+    plan = write_plan(tmp_path / "plan.json", THREE_TASKS[:1])
+    result = run_cli(repo.path, "run", "--plan-file", str(plan), "--run-id", "term")
+    assert result.code == 1
+    task = read_state(repo, "term")["tasks"]["T0001"]
+    assert task["error"]["kind"] == "timeout"
+    steps = task["attempts"][0]["stop_steps"]
+    assert [s.split()[1] for s in steps[:3]] == ["SIGINT", "SIGTERM", "SIGKILL"]
+    pids = [c["pid"] for c in fake_codex.calls()] + [int(p) for p in children.read_text().split()]
+    assert not [p for p in pids if _alive(p)]
