@@ -284,7 +284,10 @@ def _drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
     state = store.view()
     statuses = {tid: ("succeeded" if t["status"] == "succeeded" else "pending") for tid, t in state["tasks"].items()}
     if state["single_workspace"]:
-        ctx.workspaces.ensure(Path(state["worktree"]), state["branch"], state["base_commit"])
+        ready = bool(state.get("workspace_ready"))
+        ctx.workspaces.ensure(Path(state["worktree"]), state["branch"], state["base_commit"], ready=ready)
+        if not ready:
+            store.record("run.workspace_ready")
     rules = ConcurrencyRules(state["single_workspace"], ctx.config.concurrency_allow, ctx.config.concurrency_ignore)
 
     def on_blocked(task: Task, cause: str) -> None:

@@ -68,7 +68,7 @@ def _workspace(ctx: RunContext, task: Task) -> Workspace:
     rec = ctx.store.task(task.id)
     if ctx.store.get("single_workspace"):
         worktree = Path(ctx.store.get("worktree"))
-        ws = ctx.workspaces.ensure(worktree, ctx.store.get("branch"), ctx.store.get("base_commit"))
+        ws = ctx.workspaces.ensure(worktree, ctx.store.get("branch"), ctx.store.get("base_commit"), ready=True)
         if rec["worktree"] is None:
             ctx.store.record(
                 "task.workspace",
@@ -79,7 +79,7 @@ def _workspace(ctx: RunContext, task: Task) -> Workspace:
             )
         return ws
     if rec["worktree"] is not None:
-        return ctx.workspaces.ensure(Path(rec["worktree"]), rec["branch"], rec["base_commit"])
+        return ctx.workspaces.ensure(Path(rec["worktree"]), rec["branch"], rec["base_commit"], ready=True)
     heads = [ctx.store.task(dep)["head"] for dep in task.blocked_by]
     start = heads[0] if heads else ctx.store.get("base_commit")
     branch = branch_name(

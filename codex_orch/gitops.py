@@ -237,6 +237,16 @@ def attach_worktree(git: Git, path: Path, branch: str) -> None:
         git.run("worktree", "add", "-q", str(path), branch)
 
 
+def discard_worktree(git: Git, path: Path) -> None:
+    """Remove a worktree that holds nothing of value (a creation cut short by a crash)."""
+    import shutil
+
+    with repo_lock(git):
+        if git.run_full("worktree", "remove", "--force", "--force", str(path))[0] != 0:
+            shutil.rmtree(path, ignore_errors=True)
+        git.run("worktree", "prune")
+
+
 def remove_worktree(git: Git, path: Path, force: bool = False) -> None:
     with repo_lock(git):
         args = ["worktree", "remove"] + (["--force"] if force else []) + [str(path)]

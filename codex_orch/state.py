@@ -125,6 +125,8 @@ def apply(state: dict[str, Any], rec: dict[str, Any]) -> None:
         state["status"] = rec["status"]
         if rec["status"] != "running":
             state["ended_at"] = ts
+    elif kind == "run.workspace_ready":
+        state["workspace_ready"] = True
     elif kind == "run.resumed":
         state["status"] = "running"
         state["resumed"] = state.get("resumed", 0) + 1

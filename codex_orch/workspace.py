@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from codex_orch.errors import GitError, InputError
-from codex_orch.gitops import FALLBACK_IDENTITY, Git, add_worktree, attach_worktree
+from codex_orch.gitops import FALLBACK_IDENTITY, Git, add_worktree, attach_worktree, discard_worktree
 
 DECISIONS_FILE = "docs/ai/decisions.md"
 
@@ -88,18 +88,36 @@ class Workspaces:
     def identity_for(git: Git) -> tuple[str, str] | None:
         return None if git.has_identity() else FALLBACK_IDENTITY
 
-    def ensure(self, worktree: Path, branch: str, start: str) -> Workspace:
-        """The worktree on `branch`, created from `start` when the branch is new; reused after a crash."""
+    def ensure(self, worktree: Path, branch: str, start: str, ready: bool = False) -> Workspace:
+        """The worktree on `branch`, created from `start` when the branch is new.
+
+        `ready` says the state recorded this worktree as complete: after a crash it is reused as it is
+        (the agent's uncommitted work included), minus git lock files the crash left behind. A worktree
+        that exists but was never recorded complete is one whose creation a crash cut short: it is
+        discarded and made again (nothing ran in it)."""
         if not self.git.valid_branch_name(branch):
             raise InputError(f"branch name {branch!r} is not valid for git (check git.branch_template)")
-        if (worktree / ".git").exists():
+        if (worktree / ".git").exists() and ready:
+            self._clear_stale_locks(worktree, branch)
             return Workspace(worktree, branch, start)
+        if worktree.exists():
+            discard_worktree(self.git, worktree)
         worktree.parent.mkdir(parents=True, exist_ok=True)
         if self.git.branch_exists(branch):
             attach_worktree(self.git, worktree, branch)
         else:
             add_worktree(self.git, worktree, branch, start)
         return Workspace(worktree, branch, start)
+
+    def _clear_stale_locks(self, worktree: Path, branch: str) -> None:
+        """Remove git lock files left by a crashed codex-orch. Only the process holding the run's lock
+        calls this, and no one else works in a run's worktrees, so such a lock cannot be live."""
+        dot_git = worktree / ".git"
+        gitdir = Path(dot_git.read_text("utf-8").split(":", 1)[1].strip()) if dot_git.is_file() else dot_git
+        common = self.git.common_dir()
+        for lock in (gitdir / "index.lock", gitdir / "HEAD.lock", common / "refs" / "heads" / f"{branch}.lock"):
+            if lock.exists():
+                lock.unlink()
 
     def merge_into(self, worktree: Path, commits: Sequence[str], task_id: str) -> None:
         """Bring further dependencies' work into a fresh per-task worktree."""
