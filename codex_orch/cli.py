@@ -110,7 +110,7 @@ def init(force: bool) -> None:
 
 
 @main.command()
-@click.option("--plan-file", required=True, type=click.Path(path_type=Path, dir_okay=False), help="The plan (JSON).")
+@click.option("--plan-file", required=True, type=click.Path(path_type=Path), help="The plan (JSON).")
 @click.option("--spec-file", type=click.Path(path_type=Path), help="A UTF-8 text file given to every prompt.")
 @run_options
 def run(

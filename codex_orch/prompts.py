@@ -10,10 +10,19 @@ from codex_orch.errors import InputError
 from codex_orch.layout import Layout, packaged_templates
 
 
+MAX_SPEC_BYTES = 10 * 1024 * 1024
+
+
 def read_spec(path: Path, label: str | None = None) -> str:
     """A spec file's text. Anything but UTF-8 text is an error, raised before any agent starts."""
     label = label or str(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_SPEC_BYTES and path.is_file():
+            raise InputError(
+                f"{label}: too large ({size / 1024**2:.1f} MiB; a spec may be {MAX_SPEC_BYTES // 1024**2} MiB,"
+                " since every prompt carries it whole)"
+            )
         data = path.read_bytes()
     except FileNotFoundError:
         raise InputError(f"{label}: no such file") from None

@@ -1,0 +1,148 @@
+"""Crash and resume through the CLI: kill -9 of codex-orch mid-task, then `resume` finishes the plan."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import FakeCodex, Repo, answer, read_state, run_cli, write_plan
+
+PLAN = [
+    {"role": "implementer", "prompt": "create a.txt", "acceptance": "a.txt exists", "blocked_by": []},
+    {"role": "implementer", "prompt": "create b.txt", "acceptance": "b.txt exists", "blocked_by": ["T0001"]},
+    {"role": "implementer", "prompt": "create c.txt", "acceptance": "c.txt exists", "blocked_by": ["T0002"]},
+]
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+
+
+def script(marker: Path, children: Path | None = None) -> dict[str, Any]:
+    """T0002 writes half of its work, leaves a marker and sleeps in its first turn; it answers in its second."""
+
+    def quick(name: str) -> dict[str, Any]:
+        return {
+            "match": f"create {name}.txt",
+            "turns": [[{"write": f"{name}.txt", "content": f"{name}\n"}, {"answer": answer(name, [f"{name}.txt"])}]],
+        }
+
+    first_turn: list[dict[str, Any]] = [{"write": "b.txt", "content": "half of b\n"}]
+    if children is not None:
+        first_turn.append({"spawn_child": True})
+    first_turn += [{"marker": str(marker)}, {"sleep": 30}]
+    slow = {
+        "match": "create b.txt",
+        "turns": [first_turn, [{"append": "b.txt", "content": "rest of b\n"}, {"answer": answer("b", ["b.txt"])}]],
+    }
+    return {"rules": [quick("a"), slow, quick("c")]}
+
+
+def wait_for(condition: Any, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def start_run(repo: Repo, plan: Path, run_id: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "codex_orch", "run", "--plan-file", str(plan), "--run-id", run_id, "--no-progress"],
+        cwd=repo.path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def thread_recorded(repo: Repo, run_id: str, task_id: str) -> bool:
+    journal = repo.path / ".orchestrator/runs" / run_id / "journal.jsonl"
+    return any(
+        rec.get("type") == "attempt.thread" and rec.get("task") == task_id
+        for rec in (json.loads(line) for line in journal.read_text().splitlines() if line.endswith("}"))
+    )
+
+
+def kill_mid_task(repo: Repo, fake: FakeCodex, tmp_path: Path, run_id: str) -> tuple[int, list[int]]:
+    """Run the plan, kill -9 codex-orch while T0002's agent works; the agent's pid and its children's."""
+    marker = tmp_path / "marker"
+    children = tmp_path / "children.txt"
+    repo.configure(codex=fake.config(FAKE_CODEX_CHILD_PIDS=str(children)))
+    fake.script(script(marker, children))
+    plan = write_plan(tmp_path / "plan.json", PLAN)
+    proc = start_run(repo, plan, run_id)
+    try:
+        wait_for(marker.exists, "the agent of T0002 to start")
+        wait_for(lambda: thread_recorded(repo, run_id, "T0002"), "the thread of T0002 to be recorded")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    agent = int(marker.read_text().split()[0])
+    orphans = [agent, *(int(p) for p in children.read_text().split())]
+    assert all(alive(pid) for pid in orphans)  # kill -9 gives codex-orch no chance to stop its agent
+    return agent, orphans
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["shared", "per-task"])
+def test_kill_9_mid_task_then_resume_continues_the_thread(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path, shared: bool
+) -> None:
+    repo.configure(use_single_workspace=shared)
+    _, orphans = kill_mid_task(repo, fake_codex, tmp_path, "k9")
+    state = read_state(repo, "k9")
+    assert [state["tasks"][t]["status"] for t in ("T0001", "T0002", "T0003")] == ["succeeded", "running", "pending"]
+    thread = state["tasks"]["T0002"]["thread_id"]
+    worktree = Path(state["tasks"]["T0002"]["worktree"])
+    assert (worktree / "b.txt").read_text() == "half of b\n"
+
+    result = run_cli(repo.path, "resume", "--run-id", "k9")
+    assert result.code == 0, result.err + result.out
+    assert not [pid for pid in orphans if alive(pid)]  # the orphaned agent's whole group is gone
+
+    state = read_state(repo, "k9")
+    assert state["status"] == "succeeded"
+    tasks = state["tasks"]
+    assert [tasks[t]["status"] for t in ("T0001", "T0002", "T0003")] == ["succeeded"] * 3
+    # T0002 went on on its recorded thread, told about the partial work it left in the worktree
+    calls = fake_codex.calls()
+    b_calls = [c for c in calls if c["thread_id"] == thread]
+    assert [c["resume"] for c in b_calls] == [False, True]
+    assert "interrupted" in b_calls[1]["prompt"] and "b.txt" in b_calls[1]["prompt"]
+    assert [a["resumed_thread"] for a in tasks["T0002"]["attempts"]] == [None, thread]
+    # T0001 never reran; every task has exactly one commit
+    assert sum("create a.txt" in c["prompt"] for c in calls) == 1
+    final = tasks["T0003"]["branch"]
+    log = repo.git("log", "--format=%(trailers:key=Orch-Task,valueonly)", f"main..{final}").split()
+    assert sorted(log) == ["T0001", "T0002", "T0003"]
+    assert repo.git("show", f"{final}:b.txt") == "half of b\nrest of b"
+    assert repo.git("show", f"{tasks['T0002']['commit']}:b.txt") == "half of b\nrest of b"
+    # nothing left uncommitted in the worktrees
+    for tid in ("T0001", "T0002", "T0003"):
+        assert repo.git("-C", tasks[tid]["worktree"], "status", "--porcelain") == ""
+
+
+def test_resume_of_an_unknown_or_live_run_is_refused(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
+    missing = run_cli(repo.path, "resume", "--run-id", "nope")
+    assert missing.code == 2 and missing.err.startswith("codex-orch: error: --run-id: no run 'nope'")
+    marker = tmp_path / "marker"
+    fake_codex.script({"default": [[{"marker": str(marker)}, {"sleep": 30}]]})
+    proc = start_run(repo, write_plan(tmp_path / "plan.json", PLAN[:1]), "live")
+    try:
+        wait_for(marker.exists, "the agent to start")
+        busy = run_cli(repo.path, "resume", "--run-id", "live")
+        assert busy.code == 2 and "being driven by another codex-orch process" in busy.err
+    finally:
+        os.kill(proc.pid, signal.SIGINT)
+        proc.wait(timeout=30)
