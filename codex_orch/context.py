@@ -15,6 +15,7 @@ from codex_orch.gitops import Git
 from codex_orch.layout import Layout, packaged_templates
 from codex_orch.plan import Plan
 from codex_orch.prompts import PromptRenderer
+from codex_orch.redaction import Redactor
 from codex_orch.state import RunStore
 from codex_orch.workspace import Workspaces
 
@@ -41,6 +42,7 @@ class RunContext:
     cancel: threading.Event = field(default_factory=threading.Event)
     notify: Notify = _no_notify
     fail_fast: bool = False
+    redactor: Redactor = field(default_factory=lambda: Redactor({}))
     # paths declared by the tasks running now (None: the task declared none and runs alone)
     active_paths: dict[str, tuple[str, ...] | None] = field(default_factory=dict)
     _schemas: dict[str, tuple[Path, dict[str, Any]]] = field(default_factory=dict)

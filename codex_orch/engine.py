@@ -27,6 +27,7 @@ from codex_orch.layout import Layout, id_problem
 from codex_orch.plan import Plan, Task, load_plan
 from codex_orch.proc import group_members, reap_group
 from codex_orch.prompts import read_spec
+from codex_orch.redaction import Redactor
 from codex_orch.scaffold import ensure_scaffold
 from codex_orch.scheduler import ConcurrencyRules, Scheduler
 from codex_orch.state import RunLock, RunStore, atomic_write_json
@@ -98,6 +99,10 @@ def agent_env(config: Config, codex_home: Path | None) -> dict[str, str]:
     if codex_home is not None:
         env["CODEX_HOME"] = str(codex_home)
     return env
+
+
+def _redactor(config: Config) -> Redactor:
+    return Redactor({**os.environ, **config.codex.env})
 
 
 def _codex_home(config: Config, run_dir: Path) -> Path | None:
@@ -223,7 +228,7 @@ def create_and_drive(
             "max_workers": options.max_workers or config.limits.max_workers,
         }
         tasks = [{"id": t.id, "role": t.role, "blocked_by": list(t.blocked_by)} for t in plan.tasks]
-        store = RunStore.create(run_dir, run, tasks)
+        store = RunStore.create(run_dir, run, tasks, _redactor(config))
         ctx = _context(layout, config, plan, spec, store, git, command, home, notify, options)
         return _drive(ctx, options)
     finally:
@@ -254,6 +259,7 @@ def _context(
         agent_env=agent_env(config, home),
         command=command,
         notify=notify,
+        redactor=_redactor(config),
         fail_fast=options.fail_fast,
         cancel=threading.Event(),
     )
@@ -405,7 +411,7 @@ def resume_run(
     _check_templates(layout, config, plan)
     lock = RunLock(run_dir).acquire()
     try:
-        store = RunStore.open(run_dir)
+        store = RunStore.open(run_dir, _redactor(config))
         added = [Task.from_json(t["spec"]) for t in store.view()["tasks"].values() if t.get("spec")]
         if added:
             plan = Plan(plan.goal, plan.assumptions, plan.tasks + tuple(added))

@@ -188,7 +188,7 @@ class TaskRunner:
         ctx, task, role = self.ctx, self.task, self.role
         folder = attempt_dir(ctx, task.id, n)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "prompt.md").write_text(prompt, "utf-8")
+        (folder / "prompt.md").write_text(ctx.redactor.text(prompt), "utf-8")
         ctx.store.record("attempt.started", task=task.id, n=n, resume_thread=thread)
         ctx.notify("attempt", task.id, {"n": n, "thread": thread})
         seen_thread = [thread]
@@ -218,6 +218,7 @@ class TaskRunner:
             resume_thread=thread,
             command=ctx.command,
             extra_args=ctx.config.codex.extra_args,
+            redactor=ctx.redactor,
         )
         backend = get_backend(task.agent)
         result = backend.run(
@@ -227,16 +228,12 @@ class TaskRunner:
             on_start=lambda pid: ctx.store.record("attempt.pid", task=task.id, pid=pid),
         )
         verdict = judge(result.final_message, self.schema) if result.failure is None else None
-        (folder / "final.json").write_text(result.final_message or "", "utf-8")
+        (folder / "final.json").write_text(ctx.redactor.text(result.final_message or ""), "utf-8")
         if verdict is not None:
-            (folder / "validation.txt").write_text(
-                "valid\n" if verdict.ok else f"{verdict.failure}\n" + "".join(f"{e}\n" for e in verdict.errors),
-                "utf-8",
-            )
+            report = "valid\n" if verdict.ok else f"{verdict.failure}\n" + "".join(f"{e}\n" for e in verdict.errors)
         else:
-            (folder / "validation.txt").write_text(
-                f"not validated: {result.failure}: {result.failure_message}\n", "utf-8"
-            )
+            report = f"not validated: {result.failure}: {result.failure_message}\n"
+        (folder / "validation.txt").write_text(ctx.redactor.text(report), "utf-8")
         resumed_same = thread is not None and result.thread_id == thread
         usage = result.usage - previous_usage if resumed_same else result.usage
         failure = result.failure or (verdict.failure if verdict else None)
@@ -277,9 +274,13 @@ class TaskRunner:
                 shared = bool(ctx.store.get("single_workspace"))
                 paths = list(task.paths) if task.paths is not None and shared else None
                 entry = (
-                    decisions_entry(ctx.run_id, task.id, task.role, decisions, now_iso()[:10]) if decisions else None
+                    ctx.redactor.text(decisions_entry(ctx.run_id, task.id, task.role, decisions, now_iso()[:10]))
+                    if decisions
+                    else None
                 )
-                message = commit_message(ctx.run_id, {"id": task.id, "role": task.role}, n, thread, summary)
+                message = ctx.redactor.text(
+                    commit_message(ctx.run_id, {"id": task.id, "role": task.role}, n, thread, summary)
+                )
                 outcome = ctx.workspaces.commit(
                     ws.worktree,
                     message,

@@ -149,7 +149,8 @@ def read_json_file(path: Path, label: str) -> Any:
     try:
         size = path.stat().st_size
         if size > MAX_PLAN_BYTES and path.is_file():
-            raise InputError(f"{label}: too large ({size / 1024**2:.0f} MiB; a plan may be {MAX_PLAN_BYTES // 1024**2} MiB)")
+            limit = MAX_PLAN_BYTES // 1024**2
+            raise InputError(f"{label}: too large ({size / 1024**2:.0f} MiB; a plan may be {limit} MiB)")
         data = path.read_bytes()
     except FileNotFoundError:
         raise InputError(f"{label}: no such file") from None

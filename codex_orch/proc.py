@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from codex_orch.redaction import Redactor, StreamRedactor
+
 log = logging.getLogger(__name__)
 
 MAX_LINE = 8 * 1024 * 1024  # a longer stdout line is written to disk but not handed on
@@ -39,6 +41,7 @@ class ProcRequest:
     timeout: float | None = None
     idle_timeout: float | None = None
     stop_grace: float = 5.0
+    redactor: Redactor | None = None  # applied to what is written to the two files
 
     def __post_init__(self) -> None:
         if not self.argv:
@@ -124,9 +127,12 @@ def reap_group(pgid: int, wait: float = 5.0) -> bool:
 class _Stream:
     """Tees one pipe into a file; splits stdout into bounded lines."""
 
-    def __init__(self, fd: int, sink: BinaryIO, on_line: Callable[[bytes], None] | None) -> None:
+    def __init__(
+        self, fd: int, sink: BinaryIO, on_line: Callable[[bytes], None] | None, redactor: Redactor | None
+    ) -> None:
         self.fd = fd
         self.sink = sink
+        self.redact: StreamRedactor | None = redactor.stream() if redactor else None
         self.on_line = on_line
         self.partial = bytearray()
         self.overflow = False
@@ -134,7 +140,7 @@ class _Stream:
         self.tail = bytearray()
 
     def feed(self, chunk: bytes) -> None:
-        self.sink.write(chunk)
+        self.sink.write(self.redact.feed(chunk) if self.redact else chunk)
         if self.on_line is None:
             self.tail += chunk
             if len(self.tail) > 2 * STDERR_TAIL:
@@ -170,6 +176,8 @@ class _Stream:
     def close(self) -> None:
         if self.partial or self.overflow:
             self._emit()
+        if self.redact:
+            self.sink.write(self.redact.flush())
         self.sink.flush()
 
 
@@ -219,8 +227,9 @@ def run_streaming(
             writer.start()
         assert proc.stdout is not None
         assert proc.stderr is not None
-        err_stream = _Stream(proc.stderr.fileno(), err_file, None)
-        streams = {proc.stdout.fileno(): _Stream(proc.stdout.fileno(), out_file, on_line), err_stream.fd: err_stream}
+        err_stream = _Stream(proc.stderr.fileno(), err_file, None, request.redactor)
+        out_stream = _Stream(proc.stdout.fileno(), out_file, on_line, request.redactor)
+        streams = {out_stream.fd: out_stream, err_stream.fd: err_stream}
         selector = selectors.DefaultSelector()
         for fd in streams:
             os.set_blocking(fd, False)

@@ -9,7 +9,6 @@ from typing import Any
 from codex_orch.errors import InputError
 from codex_orch.layout import Layout, packaged_templates
 
-
 MAX_SPEC_BYTES = 10 * 1024 * 1024
 
 

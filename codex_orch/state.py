@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from codex_orch.errors import InputError, RunLockedError
+from codex_orch.redaction import Redactor
 
 SCHEMA_VERSION = 1
 STATE_NAME = "state.json"
@@ -127,6 +128,9 @@ def apply(state: dict[str, Any], rec: dict[str, Any]) -> None:
             state["ended_at"] = ts
     elif kind == "run.workspace_ready":
         state["workspace_ready"] = True
+    elif kind in ("run.merged", "run.cleaned", "run.validated"):  # the lifecycle commands' last outcome
+        key = {"run.merged": "merge", "run.cleaned": "cleaned", "run.validated": "validation"}[kind]
+        state[key] = {k: v for k, v in rec.items() if k not in ("type", "seq")}
     elif kind == "run.resumed":
         state["status"] = "running"
         state["resumed"] = state.get("resumed", 0) + 1
@@ -196,8 +200,11 @@ def apply(state: dict[str, Any], rec: dict[str, Any]) -> None:
 class RunStore:
     """The state of one run, kept in memory and on disk. Thread-safe."""
 
-    def __init__(self, run_dir: Path, state: dict[str, Any], journal_offset: int) -> None:
+    def __init__(
+        self, run_dir: Path, state: dict[str, Any], journal_offset: int, redactor: Redactor | None = None
+    ) -> None:
         self.run_dir = run_dir
+        self.redactor = redactor
         self._state = state
         self._lock = threading.RLock()
         self._since_snapshot = 0
@@ -205,19 +212,21 @@ class RunStore:
         self._offset = journal_offset
 
     @classmethod
-    def create(cls, run_dir: Path, run: dict[str, Any], tasks: list[dict[str, Any]]) -> RunStore:
-        store = cls(run_dir, {"seq": 0}, 0)
+    def create(
+        cls, run_dir: Path, run: dict[str, Any], tasks: list[dict[str, Any]], redactor: Redactor | None = None
+    ) -> RunStore:
+        store = cls(run_dir, {"seq": 0}, 0, redactor)
         store.record("run.created", run=run, tasks=tasks)
         store.snapshot()
         return store
 
     @classmethod
-    def open(cls, run_dir: Path) -> RunStore:
+    def open(cls, run_dir: Path, redactor: Redactor | None = None) -> RunStore:
         state, offset = read_state(run_dir, with_offset=True)
         journal = run_dir / JOURNAL_NAME
         if journal.stat().st_size != offset:  # a torn last line: cut it so new records start clean
             os.truncate(journal, offset)
-        return cls(run_dir, state, offset)
+        return cls(run_dir, state, offset, redactor)
 
     def close(self) -> None:
         with self._lock:
@@ -235,7 +244,12 @@ class RunStore:
     def record(self, kind: str, **fields: Any) -> None:
         with self._lock:
             rec = {"seq": self._state["seq"] + 1, "ts": now_iso(), "type": kind, **fields}
-            line = (json.dumps(rec, separators=(",", ":")) + "\n").encode("utf-8")
+            text = json.dumps(rec, separators=(",", ":"))
+            if self.redactor:
+                redacted = self.redactor.text(text)
+                if redacted != text:
+                    text, rec = redacted, json.loads(redacted)
+            line = (text + "\n").encode("utf-8")
             apply(self._state, rec)  # first, so that a bad record never reaches the journal
             written = os.write(self._fd, line)
             while written < len(line):

@@ -35,8 +35,15 @@ from codex_orch.state import STATE_SCHEMA, apply, read_state  # noqa: E402
 
 
 def answer(summary: str = "done", **extra: Any) -> dict[str, Any]:
-    return {"status": "done", "summary": summary, "files_changed": [], "decisions": [], "risks": [],
-            "next_tasks": [], **extra}
+    return {
+        "status": "done",
+        "summary": summary,
+        "files_changed": [],
+        "decisions": [],
+        "risks": [],
+        "next_tasks": [],
+        **extra,
+    }
 
 
 def git(cwd: Path, *args: str) -> str:
@@ -44,8 +51,11 @@ def git(cwd: Path, *args: str) -> str:
 
 
 def env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "CODEX_", "FAKE_CODEX"))
-            or k in ("GIT_CONFIG_GLOBAL", "GIT_CONFIG_NOSYSTEM")}
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("GIT_", "CODEX_", "FAKE_CODEX")) or k in ("GIT_CONFIG_GLOBAL", "GIT_CONFIG_NOSYSTEM")
+    }
 
 
 @dataclass
@@ -73,10 +83,15 @@ class Sandbox:
     def configure(self, script: dict[str, Any], **overrides: Any) -> None:
         (self.base / "script.json").write_text(json.dumps(script))
         config: dict[str, Any] = {
-            "codex": {"command": [sys.executable, str(FAKE)],
-                      "env": {"FAKE_CODEX_SCRIPT": str(self.base / "script.json"), "FAKE_CODEX_LOG": str(self.log),
-                              "CODEX_HOME": str(self.base / "codex-home"),
-                              "FAKE_CODEX_CHILD_PIDS": str(self.base / "children.txt")}},
+            "codex": {
+                "command": [sys.executable, str(FAKE)],
+                "env": {
+                    "FAKE_CODEX_SCRIPT": str(self.base / "script.json"),
+                    "FAKE_CODEX_LOG": str(self.log),
+                    "CODEX_HOME": str(self.base / "codex-home"),
+                    "FAKE_CODEX_CHILD_PIDS": str(self.base / "children.txt"),
+                },
+            },
             "limits": {"timeout": 60, "idle_timeout": 20, "stop_grace": 0.5},
         }
         for key, value in overrides.items():
@@ -89,12 +104,25 @@ class Sandbox:
         target.write_text(yaml.safe_dump(config))
 
     def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "codex_orch", *args], cwd=self.repo, env=env(), timeout=timeout,
-                              capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            [sys.executable, "-m", "codex_orch", *args],
+            cwd=self.repo,
+            env=env(),
+            timeout=timeout,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
 
     def popen(self, *args: str) -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-m", "codex_orch", *args], cwd=self.repo, env=env(),
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return subprocess.Popen(
+            [sys.executable, "-m", "codex_orch", *args],
+            cwd=self.repo,
+            env=env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     def agent_pids(self) -> list[int]:
         pids = [json.loads(line)["pid"] for line in self.log.read_text().splitlines()] if self.log.exists() else []
@@ -140,16 +168,28 @@ def crash_plan(rng: random.Random, tasks: int) -> list[dict[str, Any]]:
     plan = []
     for i in range(tasks):
         deps = sorted({f"T{rng.randrange(i) + 1:04d}" for _ in range(rng.randrange(3))}) if i else []
-        plan.append({"id": f"T{i + 1:04d}", "role": "implementer", "prompt": f"drill task {i + 1}.",
-                     "acceptance": "", "blocked_by": deps, "paths": [f"t{i + 1}/**"]})
+        plan.append(
+            {
+                "id": f"T{i + 1:04d}",
+                "role": "implementer",
+                "prompt": f"drill task {i + 1}.",
+                "acceptance": "",
+                "blocked_by": deps,
+                "paths": [f"t{i + 1}/**"],
+            }
+        )
     return plan
 
 
 def crash_script(tasks: int, rng: random.Random) -> dict[str, Any]:
     rules = []
     for i in range(1, tasks + 1):
-        turn = [{"write": f"t{i}/a.txt", "content": f"{i}\n"}, {"sleep": round(rng.uniform(0.05, 0.4), 2)},
-                {"shell": f"echo more >> t{i}/a.txt"}, {"answer": answer(f"task {i}")}]
+        turn = [
+            {"write": f"t{i}/a.txt", "content": f"{i}\n"},
+            {"sleep": round(rng.uniform(0.05, 0.4), 2)},
+            {"shell": f"echo more >> t{i}/a.txt"},
+            {"answer": answer(f"task {i}")},
+        ]
         rules.append({"match": f"drill task {i}.", "turns": [turn]})
     return {"rules": rules}
 
@@ -163,8 +203,16 @@ def crash_trial(base: Path, seed: int, single: bool, workers: int, tasks: int = 
     plan_path.write_text(json.dumps({"goal": "drill", "tasks": crash_plan(rng, tasks)}))
     problems: list[str] = []
     kills = 0
-    command = ["run", "--plan-file", str(plan_path), "--run-id", "drill", "--max-workers", str(workers),
-               "--no-progress"]
+    command = [
+        "run",
+        "--plan-file",
+        str(plan_path),
+        "--run-id",
+        "drill",
+        "--max-workers",
+        str(workers),
+        "--no-progress",
+    ]
     for _round in range(4):  # kill -9 at a random moment, up to 3 times, then let it finish
         proc = box.popen(*command)
         if _round < 3:
@@ -213,7 +261,9 @@ def check_run(box: Sandbox, tasks: int, single: bool) -> list[str]:
     if set(statuses.values()) != {"succeeded"}:
         problems.append(f"not all succeeded: {statuses}")
     per_task: dict[str, set[str]] = {}
-    for line in git(box.repo, "log", "--all", "--format=%H %(trailers:key=Orch-Task,valueonly,separator=)").splitlines():
+    for line in git(
+        box.repo, "log", "--all", "--format=%H %(trailers:key=Orch-Task,valueonly,separator=)"
+    ).splitlines():
         sha, _, task = line.partition(" ")
         if task:
             per_task.setdefault(task.strip(), set()).add(sha)
@@ -224,10 +274,14 @@ def check_run(box: Sandbox, tasks: int, single: bool) -> list[str]:
     expected_branches = {state["branch"]} if single else {t["branch"] for t in state["tasks"].values()}
     branches = set(git(box.repo, "branch", "--format=%(refname:short)").split()) - {"main"}
     if branches != expected_branches:
-        problems.append(f"branches: orphan {sorted(branches - expected_branches)}, "
-                        f"missing {sorted(expected_branches - branches)}")
-    worktrees = {line.split(" ", 1)[1] for line in git(box.repo, "worktree", "list", "--porcelain").splitlines()
-                 if line.startswith("worktree ")} - {str(box.repo)}
+        problems.append(
+            f"branches: orphan {sorted(branches - expected_branches)}, missing {sorted(expected_branches - branches)}"
+        )
+    worktrees = {
+        line.split(" ", 1)[1]
+        for line in git(box.repo, "worktree", "list", "--porcelain").splitlines()
+        if line.startswith("worktree ")
+    } - {str(box.repo)}
     expected_trees = {state["worktree"]} if single else {t["worktree"] for t in state["tasks"].values()}
     if worktrees != expected_trees:
         problems.append(f"worktrees: orphan {sorted(worktrees - expected_trees)}")
@@ -257,31 +311,58 @@ def _garbage_counted(task: dict[str, Any]) -> str | None:
 
 FAULTS = [
     Fault("crash at start", [[{"exit": 1}]], "crashed"),
-    Fault("crash mid-stream (SIGSEGV)", [[{"write": "x.txt", "content": "x"}, {"reasoning": "hm"},
-                                          {"kill_self": "SEGV"}]], "crashed"),
+    Fault(
+        "crash mid-stream (SIGSEGV)",
+        [[{"write": "x.txt", "content": "x"}, {"reasoning": "hm"}, {"kill_self": "SEGV"}]],
+        "crashed",
+    ),
     Fault("exit 0 with no answer", [[{"reasoning": "thinking"}]], "empty_answer"),
     Fault("invalid JSON, always", [[{"answer": "here you go: {not json"}]], "not_json"),
     Fault("schema-invalid, always", [[{"answer": {"status": "done"}}]], "schema_invalid"),
     Fault("endless stream", [[{"flood": 100 * 1024**3}]], "timeout", {"timeout": 3}),
     Fault("silent hang", [[{"reasoning": "x"}, {"hang": True}]], "idle", {"idle_timeout": 1}),
-    Fault("ignores SIGTERM and hangs", [[{"ignore_signals": True}, {"spawn_child": True}, {"hang": True}]], "idle",
-          {"idle_timeout": 1}),
-    Fault("turn failed: rate limit", [[{"fail": "exceeded retry limit, last status: 429 Too Many Requests"}]],
-          "rate_limited"),
+    Fault(
+        "ignores SIGTERM and hangs",
+        [[{"ignore_signals": True}, {"spawn_child": True}, {"hang": True}]],
+        "idle",
+        {"idle_timeout": 1},
+    ),
+    Fault(
+        "turn failed: rate limit",
+        [[{"fail": "exceeded retry limit, last status: 429 Too Many Requests"}]],
+        "rate_limited",
+    ),
     Fault("turn failed: auth", [[{"fail": "unexpected status 401 Unauthorized: Missing bearer"}]], "auth"),
-    Fault("turn failed: stream cut", [[{"fail": "stream disconnected before completion: stream closed before "
-                                                "response.completed"}]], "transport"),
-    Fault("writes outside its worktree", [[{"write_outside": "{outside}/stray.txt", "content": "x"},
-                                           {"answer": answer("wrote outside")}]], "succeeded"),
-    Fault("non-UTF-8 bytes in events", [[{"raw_b64": "/w==/v8="}, {"answer": answer("ok")}]], "succeeded",
-          check=_garbage_counted),
-    Fault("garbage lines in events", [[{"raw": "not json at all"}, {"raw": "[1, 2"}, {"answer": answer("ok")}]],
-          "succeeded", check=_garbage_counted),
-    Fault("a single 50 MB line", [[{"big_line": 50 * 1024 * 1024}, {"answer": answer("ok")}]], "succeeded",
-          check=_garbage_counted),
+    Fault(
+        "turn failed: stream cut",
+        [[{"fail": "stream disconnected before completion: stream closed before response.completed"}]],
+        "transport",
+    ),
+    Fault(
+        "writes outside its worktree",
+        [[{"write_outside": "{outside}/stray.txt", "content": "x"}, {"answer": answer("wrote outside")}]],
+        "succeeded",
+    ),
+    Fault(
+        "non-UTF-8 bytes in events",
+        [[{"raw_b64": "/w==/v8="}, {"answer": answer("ok")}]],
+        "succeeded",
+        check=_garbage_counted,
+    ),
+    Fault(
+        "garbage lines in events",
+        [[{"raw": "not json at all"}, {"raw": "[1, 2"}, {"answer": answer("ok")}]],
+        "succeeded",
+        check=_garbage_counted,
+    ),
+    Fault(
+        "a single 50 MB line",
+        [[{"big_line": 50 * 1024 * 1024}, {"answer": answer("ok")}]],
+        "succeeded",
+        check=_garbage_counted,
+    ),
     Fault("answer, then exit 1", [[{"answer": answer("ok")}, {"exit": 1}]], "crashed"),
-    Fault("unknown thread on resume", [[{"answer": {"status": "done"}}], [{"exit": 1}]], "crashed",
-          {"retries": 1}),
+    Fault("unknown thread on resume", [[{"answer": {"status": "done"}}], [{"exit": 1}]], "crashed", {"retries": 1}),
 ]
 
 
@@ -303,8 +384,9 @@ def fault_drill(base: Path, fault: Fault) -> FaultResult:
     limits = {"timeout": 20, "idle_timeout": 10, "stop_grace": 0.5, "retries": 2, **fault.limits}
     box.configure({"default": turns}, limits=limits)
     plan = base / "plan.json"
-    plan.write_text(json.dumps({"goal": "fault", "tasks": [{"role": "implementer", "prompt": "fault drill",
-                                                            "acceptance": ""}]}))
+    plan.write_text(
+        json.dumps({"goal": "fault", "tasks": [{"role": "implementer", "prompt": "fault drill", "acceptance": ""}]})
+    )
     box.cli("init")  # so that the run itself adds nothing to the checkout (.gitignore)
     checkout_before = git(box.repo, "status", "--porcelain", "--untracked-files=all")
     start = time.monotonic()
@@ -360,69 +442,164 @@ def _bad_inputs() -> list[BadInput]:
     run = ("run", "--plan-file", "plan.json")
     cfg = ".orchestrator/orchestrator.yaml"
     good_plan = {"plan.json": _plan(GOOD)}
-    cases = [
-        BadInput("plan: cycle", {"plan.json": _plan(dict(GOOD, id="A", blocked_by=["B"]), dict(GOOD, id="B", blocked_by=["A"]))},
-                 run, "plan.json: tasks[0].blocked_by: dependency cycle A -> B -> A"),
-        BadInput("plan: self-dependency", {"plan.json": _plan(dict(GOOD, id="A", blocked_by=["A"]))}, run,
-                 "plan.json: tasks[0].blocked_by[0]"),
-        BadInput("plan: unknown dependency", {"plan.json": _plan(dict(GOOD, blocked_by=["T9"]))}, run,
-                 "plan.json: tasks[0].blocked_by[0]: unknown task 'T9'"),
-        BadInput("plan: duplicate ids", {"plan.json": _plan(dict(GOOD, id="X"), dict(GOOD, id="X"))}, run,
-                 "plan.json: tasks[1].id: duplicate id"),
-        BadInput("plan: unknown role", {"plan.json": _plan(dict(GOOD, role="wizard"))}, run,
-                 "plan.json: tasks[0].role: unknown role 'wizard'"),
+    return [
+        BadInput(
+            "plan: cycle",
+            {"plan.json": _plan(dict(GOOD, id="A", blocked_by=["B"]), dict(GOOD, id="B", blocked_by=["A"]))},
+            run,
+            "plan.json: tasks[0].blocked_by: dependency cycle A -> B -> A",
+        ),
+        BadInput(
+            "plan: self-dependency",
+            {"plan.json": _plan(dict(GOOD, id="A", blocked_by=["A"]))},
+            run,
+            "plan.json: tasks[0].blocked_by[0]",
+        ),
+        BadInput(
+            "plan: unknown dependency",
+            {"plan.json": _plan(dict(GOOD, blocked_by=["T9"]))},
+            run,
+            "plan.json: tasks[0].blocked_by[0]: unknown task 'T9'",
+        ),
+        BadInput(
+            "plan: duplicate ids",
+            {"plan.json": _plan(dict(GOOD, id="X"), dict(GOOD, id="X"))},
+            run,
+            "plan.json: tasks[1].id: duplicate id",
+        ),
+        BadInput(
+            "plan: unknown role",
+            {"plan.json": _plan(dict(GOOD, role="wizard"))},
+            run,
+            "plan.json: tasks[0].role: unknown role 'wizard'",
+        ),
         BadInput("plan: role of wrong type", {"plan.json": _plan(dict(GOOD, role=7))}, run, "plan.json: tasks[0].role"),
-        BadInput("plan: prompt missing", {"plan.json": _plan({"role": "implementer"})}, run,
-                 "plan.json: tasks[0]: 'prompt' is a required property"),
-        BadInput("plan: tasks not a list", {"plan.json": json.dumps({"goal": "g", "tasks": {"a": 1}})}, run,
-                 "plan.json: tasks:"),
+        BadInput(
+            "plan: prompt missing",
+            {"plan.json": _plan({"role": "implementer"})},
+            run,
+            "plan.json: tasks[0]: 'prompt' is a required property",
+        ),
+        BadInput(
+            "plan: tasks not a list",
+            {"plan.json": json.dumps({"goal": "g", "tasks": {"a": 1}})},
+            run,
+            "plan.json: tasks:",
+        ),
         BadInput("plan: top level is a list", {"plan.json": "[]"}, run, "plan.json: (top level)"),
         BadInput("plan: invalid JSON", {"plan.json": '{"goal": "g", "tasks": [}'}, run, "plan.json: line 1"),
         BadInput("plan: empty file", {"plan.json": ""}, run, "plan.json: line 1, column 1: invalid JSON"),
         BadInput("plan: not UTF-8", {"plan.json": b'{"goal": "\xff\xfe"}'}, run, "plan.json: not UTF-8"),
-        BadInput("plan: no tasks", {"plan.json": json.dumps({"goal": "g", "tasks": []})}, run,
-                 "plan.json: tasks: the plan has no tasks"),
-        BadInput("plan: id with path traversal", {"plan.json": _plan(dict(GOOD, id="../../x"))}, run,
-                 "plan.json: tasks[0].id: '../../x'"),
+        BadInput(
+            "plan: no tasks",
+            {"plan.json": json.dumps({"goal": "g", "tasks": []})},
+            run,
+            "plan.json: tasks: the plan has no tasks",
+        ),
+        BadInput(
+            "plan: id with path traversal",
+            {"plan.json": _plan(dict(GOOD, id="../../x"))},
+            run,
+            "plan.json: tasks[0].id: '../../x'",
+        ),
         BadInput("plan: id with a slash", {"plan.json": _plan(dict(GOOD, id="a/b"))}, run, "plan.json: tasks[0].id"),
-        BadInput("plan: branch-name injection id", {"plan.json": _plan(dict(GOOD, id="x;rm -rf ~"))}, run,
-                 "plan.json: tasks[0].id"),
+        BadInput(
+            "plan: branch-name injection id",
+            {"plan.json": _plan(dict(GOOD, id="x;rm -rf ~"))},
+            run,
+            "plan.json: tasks[0].id",
+        ),
         BadInput("plan: id like an option", {"plan.json": _plan(dict(GOOD, id="-rf"))}, run, "plan.json: tasks[0].id"),
-        BadInput("plan: id ending .lock", {"plan.json": _plan(dict(GOOD, id="HEAD.lock"))}, run,
-                 "plan.json: tasks[0].id"),
-        BadInput("plan: unknown task key", {"plan.json": _plan(dict(GOOD, colour="red"))}, run,
-                 "plan.json: tasks[0]: unknown key 'colour'"),
-        BadInput("plan: negative timeout", {"plan.json": _plan(dict(GOOD, timeout=-1))}, run,
-                 "plan.json: tasks[0].timeout"),
-        BadInput("plan: huge file", {"plan.json": '{"goal": "' + "x" * (60 * 1024 * 1024) + '", "tasks": []}'}, run,
-                 "plan.json: too large"),
+        BadInput(
+            "plan: id ending .lock", {"plan.json": _plan(dict(GOOD, id="HEAD.lock"))}, run, "plan.json: tasks[0].id"
+        ),
+        BadInput(
+            "plan: unknown task key",
+            {"plan.json": _plan(dict(GOOD, colour="red"))},
+            run,
+            "plan.json: tasks[0]: unknown key 'colour'",
+        ),
+        BadInput(
+            "plan: negative timeout", {"plan.json": _plan(dict(GOOD, timeout=-1))}, run, "plan.json: tasks[0].timeout"
+        ),
+        BadInput(
+            "plan: huge file",
+            {"plan.json": '{"goal": "' + "x" * (60 * 1024 * 1024) + '", "tasks": []}'},
+            run,
+            "plan.json: too large",
+        ),
         BadInput("plan: missing file", {}, run, "plan.json: no such file"),
         BadInput("plan: a directory", {"plan.json/keep": ""}, run, "plan.json: is a directory"),
-        BadInput("spec: binary", {**good_plan, "spec.bin": b"\x89PNG\r\n\x1a\n\x00"}, (*run, "--spec-file", "spec.bin"),
-                 "spec.bin: not a text file"),
-        BadInput("spec: latin-1", {**good_plan, "spec.txt": "café".encode("latin-1")}, (*run, "--spec-file", "spec.txt"),
-                 "spec.txt: not UTF-8 text"),
+        BadInput(
+            "spec: binary",
+            {**good_plan, "spec.bin": b"\x89PNG\r\n\x1a\n\x00"},
+            (*run, "--spec-file", "spec.bin"),
+            "spec.bin: not a text file",
+        ),
+        BadInput(
+            "spec: latin-1",
+            {**good_plan, "spec.txt": "café".encode("latin-1")},
+            (*run, "--spec-file", "spec.txt"),
+            "spec.txt: not UTF-8 text",
+        ),
         BadInput("spec: missing", good_plan, (*run, "--spec-file", "nope.md"), "nope.md: no such file"),
-        BadInput("spec: huge", {**good_plan, "spec.md": "y" * (11 * 1024 * 1024)}, (*run, "--spec-file", "spec.md"),
-                 "spec.md: too large"),
-        BadInput("config: wrong type", {**good_plan, cfg: "limits:\n  retries: two\n"}, run,
-                 "orchestrator.yaml: limits.retries"),
-        BadInput("config: unknown key", {**good_plan, cfg: "limitz: {}\n"}, run, "orchestrator.yaml: (top level): unknown key"),
+        BadInput(
+            "spec: huge",
+            {**good_plan, "spec.md": "y" * (11 * 1024 * 1024)},
+            (*run, "--spec-file", "spec.md"),
+            "spec.md: too large",
+        ),
+        BadInput(
+            "config: wrong type",
+            {**good_plan, cfg: "limits:\n  retries: two\n"},
+            run,
+            "orchestrator.yaml: limits.retries",
+        ),
+        BadInput(
+            "config: unknown key",
+            {**good_plan, cfg: "limitz: {}\n"},
+            run,
+            "orchestrator.yaml: (top level): unknown key",
+        ),
         BadInput("config: invalid YAML", {**good_plan, cfg: "limits: [1\n"}, run, "orchestrator.yaml: line 2"),
         BadInput("config: not a mapping", {**good_plan, cfg: "- 1\n"}, run, "orchestrator.yaml: (top level)"),
-        BadInput("config: bad sandbox", {**good_plan, cfg: "roles:\n  implementer:\n    sandbox: yolo\n"}, run,
-                 "orchestrator.yaml: roles.implementer.sandbox"),
-        BadInput("config: zero workers", {**good_plan, cfg: "limits:\n  max_workers: 0\n"}, run,
-                 "orchestrator.yaml: limits.max_workers"),
-        BadInput("config: unknown branch placeholder", {**good_plan, cfg: "git:\n  shared_branch_template: 'o/{who}'\n"},
-                 run, "orchestrator.yaml: git branch template"),
-        BadInput("config: branch template makes a bad ref", {**good_plan, cfg: "git:\n  shared_branch_template: 'o/../{run_id}'\n"},
-                 run, "branch name 'o/../"),
-        BadInput("config: alias to an unknown role", {**good_plan, cfg: "role_aliases:\n  dev: wizard\n"}, run,
-                 "orchestrator.yaml: role_aliases.dev"),
+        BadInput(
+            "config: bad sandbox",
+            {**good_plan, cfg: "roles:\n  implementer:\n    sandbox: yolo\n"},
+            run,
+            "orchestrator.yaml: roles.implementer.sandbox",
+        ),
+        BadInput(
+            "config: zero workers",
+            {**good_plan, cfg: "limits:\n  max_workers: 0\n"},
+            run,
+            "orchestrator.yaml: limits.max_workers",
+        ),
+        BadInput(
+            "config: unknown branch placeholder",
+            {**good_plan, cfg: "git:\n  shared_branch_template: 'o/{who}'\n"},
+            run,
+            "orchestrator.yaml: git branch template",
+        ),
+        BadInput(
+            "config: branch template makes a bad ref",
+            {**good_plan, cfg: "git:\n  shared_branch_template: 'o/../{run_id}'\n"},
+            run,
+            "branch name 'o/../",
+        ),
+        BadInput(
+            "config: alias to an unknown role",
+            {**good_plan, cfg: "role_aliases:\n  dev: wizard\n"},
+            run,
+            "orchestrator.yaml: role_aliases.dev",
+        ),
         BadInput("config: not UTF-8", {**good_plan, cfg: b"limits: \xff\n"}, run, "orchestrator.yaml: not a UTF-8"),
-        BadInput("config: unknown base ref", {**good_plan, cfg: "git:\n  base_ref: no-such-branch\n"}, run,
-                 "'no-such-branch' is not a commit"),
+        BadInput(
+            "config: unknown base ref",
+            {**good_plan, cfg: "git:\n  base_ref: no-such-branch\n"},
+            run,
+            "'no-such-branch' is not a commit",
+        ),
         BadInput("args: run id with traversal", good_plan, (*run, "--run-id", "../x"), "--run-id: '../x'"),
         BadInput("args: run id with a space", good_plan, (*run, "--run-id", "a b"), "--run-id: 'a b'"),
         BadInput("args: zero workers", good_plan, (*run, "--max-workers", "0"), "--max-workers"),
@@ -431,7 +608,6 @@ def _bad_inputs() -> list[BadInput]:
         BadInput("args: resume of no run", {}, ("resume", "--run-id", "nope"), "--run-id: no run 'nope'"),
         BadInput("args: status of no run", {}, ("status", "--run-id", "nope"), "--run-id: no run 'nope'"),
     ]
-    return cases
 
 
 BAD_INPUTS = _bad_inputs()
@@ -464,8 +640,9 @@ def bad_input_drill(base: Path, case: BadInput) -> InputResult:
     message = lines[-1] if lines else ""
     if case.place not in result.stderr:
         problems.append(f"error does not name {case.place!r}: {result.stderr.strip()[:300]!r}")
-    click_usage = case.name.startswith("args: ") and ("Missing option" in case.place or "No such command" in case.place
-                                                       or "--max-workers" in case.place)
+    click_usage = case.name.startswith("args: ") and (
+        "Missing option" in case.place or "No such command" in case.place or "--max-workers" in case.place
+    )
     if not click_usage and len(lines) != 1:
         problems.append(f"{len(lines)} lines on stderr, not one")
     runs = box.repo / ".orchestrator" / "runs"
@@ -498,28 +675,39 @@ def main() -> int:
             result = crash_trial(base / f"crash{i}", args.seed + i, single, workers)
             kills += result.kills
             failures += bool(result.problems)
-            print(f"crash  {'FAIL' if result.problems else 'ok  '} {result.name}: {result.kills} kill -9"
-                  + (f" — {'; '.join(result.problems)}" if result.problems else ""), flush=True)
+            print(
+                f"crash  {'FAIL' if result.problems else 'ok  '} {result.name}: {result.kills} kill -9"
+                + (f" — {'; '.join(result.problems)}" if result.problems else ""),
+                flush=True,
+            )
         crash_time = time.monotonic() - start
         fault_failures = 0
         for i, fault in enumerate(FAULTS):
             result = fault_drill(base / f"fault{i}", fault)
             fault_failures += bool(result.problems)
-            print(f"fault  {'FAIL' if result.problems else 'ok  '} {result.name}: {result.got} in {result.seconds:.1f} s"
-                  f" (bound {result.bound:.0f} s)" + (f" — {'; '.join(result.problems)}" if result.problems else ""),
-                  flush=True)
+            print(
+                f"fault  {'FAIL' if result.problems else 'ok  '} {result.name}: {result.got} in {result.seconds:.1f} s"
+                f" (bound {result.bound:.0f} s)" + (f" — {'; '.join(result.problems)}" if result.problems else ""),
+                flush=True,
+            )
         input_failures = 0
         for i, case in enumerate(BAD_INPUTS):
             result = bad_input_drill(base / f"input{i}", case)
             input_failures += bool(result.problems)
-            print(f"input  {'FAIL' if result.problems else 'ok  '} {case.name}: exit {result.code}: {result.line[:110]}"
-                  + (f" — {'; '.join(result.problems)}" if result.problems else ""), flush=True)
+            print(
+                f"input  {'FAIL' if result.problems else 'ok  '} {case.name}: exit {result.code}: {result.line[:110]}"
+                + (f" — {'; '.join(result.problems)}" if result.problems else ""),
+                flush=True,
+            )
         total = failures + fault_failures + input_failures
         print(f"\ncrash trials: {trials} ({kills} kill -9, {crash_time:.0f} s), failures: {failures}")
         print(f"agent faults: {len(FAULTS)}, failures: {fault_failures}")
         print(f"bad inputs: {len(BAD_INPUTS)}, failures: {input_failures}")
-        print(f"{total} passed, {total} failed" if False else f"drills: {trials + len(FAULTS) + len(BAD_INPUTS) - total} "
-              f"passed, {total} failed")
+        print(
+            f"{total} passed, {total} failed"
+            if False
+            else f"drills: {trials + len(FAULTS) + len(BAD_INPUTS) - total} passed, {total} failed"
+        )
     return 1 if total else 0
 
 

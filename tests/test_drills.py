@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 import drills
+import pytest
 
 
 @pytest.mark.parametrize("fault", drills.FAULTS, ids=[f.name for f in drills.FAULTS])

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from codex_orch.failures import FailureKind
+from codex_orch.redaction import Redactor
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class AttemptRequest:
     resume_thread: str | None = None
     command: tuple[str, ...] = ("codex",)
     extra_args: tuple[str, ...] = ()
+    redactor: Redactor | None = None
 
     @property
     def events_path(self) -> Path:

@@ -118,15 +118,19 @@ class CodexBackend:
                 timeout=request.timeout,
                 idle_timeout=request.idle_timeout,
                 stop_grace=request.stop_grace,
+                redactor=request.redactor,
             ),
             on_line=reader,
             cancel=cancel,
             on_start=on_start,
         )
         final = reader.final_message
-        if final is None and request.last_message_path.is_file():
+        if request.last_message_path.is_file():
             text = request.last_message_path.read_text("utf-8", "replace")
-            final = text or None
+            if final is None:
+                final = text or None
+            if request.redactor and request.redactor.text(text) != text:  # codex wrote it, not us
+                request.last_message_path.write_text(request.redactor.text(text), "utf-8")
         failure: FailureKind | None = None
         message = ""
         if outcome.spawn_error:

@@ -1,0 +1,62 @@
+"""Two codex-orch processes: on one run the second refuses; on two runs in one repo both succeed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import FakeCodex, Repo, answer, read_state, run_cli, write_plan
+
+
+def start(repo: Repo, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "codex_orch", *args],
+        cwd=repo.path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_a_second_process_on_the_same_run_refuses(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
+    marker = tmp_path / "started"
+    fake_codex.script({"default": [[{"marker": str(marker)}, {"sleep": 3}, {"answer": answer("slow")}]]})
+    plan = write_plan(tmp_path / "plan.json", [{"role": "implementer", "prompt": "slow", "acceptance": ""}])
+    first = start(repo, "run", "--plan-file", str(plan), "--run-id", "one", "--no-progress")
+    try:
+        deadline = time.monotonic() + 30
+        while not marker.exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        second = run_cli(repo.path, "resume", "--run-id", "one")
+        assert second.code == 2
+        assert "run one is being driven by another codex-orch process (pid" in second.err
+        assert len(second.err.strip().splitlines()) == 1
+        again = run_cli(repo.path, "run", "--plan-file", str(plan), "--run-id", "one")
+        assert again.code == 2 and "run 'one' already exists" in again.err
+    finally:
+        _out, err = first.communicate(timeout=60)
+    assert first.returncode == 0, err
+    assert read_state(repo, "one")["status"] == "succeeded"
+    assert len(fake_codex.calls()) == 1  # the refused processes started no agent
+
+
+def test_two_runs_at_once_in_one_repo(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
+    fake_codex.script({"default": [[{"write": "f.txt", "content": "x"}, {"sleep": 0.3}, {"answer": answer("ok")}]]})
+    repo.configure(use_single_workspace=False)
+    tasks = [{"role": "implementer", "prompt": f"task {i}", "acceptance": ""} for i in range(4)]
+    plan = write_plan(tmp_path / "plan.json", tasks)
+    procs = [
+        start(repo, "run", "--plan-file", str(plan), "--run-id", run_id, "--max-workers", "4", "--no-progress")
+        for run_id in ("a", "b")
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    for run_id in ("a", "b"):
+        state = read_state(repo, run_id)
+        assert {t["status"] for t in state["tasks"].values()} == {"succeeded"}
+    assert len(repo.worktrees()) == 1 + 8
