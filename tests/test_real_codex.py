@@ -185,19 +185,31 @@ def test_killed_codex_orch_is_resumed_on_the_recorded_thread(repo: Repo, tmp_pat
     with ScriptedModelServer(script) as server:
         use_real_codex(repo, server)
         plan = write_plan(tmp_path / "plan.json", [TASK_A])
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "codex_orch", "run", "--plan-file", str(plan), "--run-id", "kill9", "--no-progress"],
-            cwd=repo.path,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            stdin=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 60
-        while len(server.responses_requests()) < 2:  # codex ran the shell step and now waits for the model
-            assert time.monotonic() < deadline and proc.poll() is None
-            time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+        with open(tmp_path / "run.err", "w") as err_file:
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "codex_orch",
+                    "run",
+                    "--plan-file",
+                    str(plan),
+                    "--run-id",
+                    "kill9",
+                    "--no-progress",
+                ],
+                cwd=repo.path,
+                stdout=subprocess.DEVNULL,
+                stderr=err_file,
+                stdin=subprocess.DEVNULL,
+            )
+            deadline = time.monotonic() + 60
+            while len(server.responses_requests()) < 2:  # codex ran the shell step and now waits for the model
+                assert time.monotonic() < deadline
+                assert proc.poll() is None, (tmp_path / "run.err").read_text()
+                time.sleep(0.05)
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
         before = read_state(repo, "kill9")
         assert before["tasks"]["T0001"]["status"] == "running"
         thread = before["tasks"]["T0001"]["thread_id"]
