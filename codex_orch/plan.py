@@ -10,6 +10,7 @@ from typing import Any
 
 from codex_orch.config import Config
 from codex_orch.errors import InputError
+from codex_orch.inputs import read_text_file
 from codex_orch.layout import id_problem
 from codex_orch.schema_check import check
 
@@ -146,22 +147,7 @@ MAX_PLAN_BYTES = 50 * 1024 * 1024
 
 
 def read_json_file(path: Path, label: str) -> Any:
-    try:
-        size = path.stat().st_size
-        if size > MAX_PLAN_BYTES and path.is_file():
-            limit = MAX_PLAN_BYTES // 1024**2
-            raise InputError(f"{label}: too large ({size / 1024**2:.0f} MiB; a plan may be {limit} MiB)")
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{label}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{label}: is a directory, not a file") from None
-    except OSError as exc:
-        raise InputError(f"{label}: cannot read: {exc.strerror}") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{label}: not UTF-8 text (invalid byte at offset {exc.start})") from None
+    text = read_text_file(path, label, MAX_PLAN_BYTES)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from codex_orch.errors import InputError
+from codex_orch.inputs import read_text_file
 from codex_orch.layout import Layout, packaged_templates
 
 MAX_SPEC_BYTES = 10 * 1024 * 1024
@@ -14,28 +15,7 @@ MAX_SPEC_BYTES = 10 * 1024 * 1024
 
 def read_spec(path: Path, label: str | None = None) -> str:
     """A spec file's text. Anything but UTF-8 text is an error, raised before any agent starts."""
-    label = label or str(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_SPEC_BYTES and path.is_file():
-            raise InputError(
-                f"{label}: too large ({size / 1024**2:.1f} MiB; a spec may be {MAX_SPEC_BYTES // 1024**2} MiB,"
-                " since every prompt carries it whole)"
-            )
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{label}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{label}: is a directory, not a text file") from None
-    except OSError as exc:
-        raise InputError(f"{label}: cannot read: {exc.strerror}") from None
-    nul = data.find(b"\0")
-    if nul >= 0:
-        raise InputError(f"{label}: not a text file (NUL byte at offset {nul})")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{label}: not UTF-8 text (invalid byte at offset {exc.start})") from None
+    return read_text_file(path, label or str(path), MAX_SPEC_BYTES, ", since every prompt carries it whole")
 
 
 class PromptRenderer:

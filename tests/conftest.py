@@ -46,6 +46,15 @@ def environ_stable() -> Iterator[None]:
     assert not changed, f"test changed os.environ: {sorted(changed)}"
 
 
+def alive(pid: int) -> bool:
+    """Is the process running (a zombie is not)?"""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+
+
 def git(cwd: Path, *args: str, check: bool = True) -> str:
     result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
     if check and result.returncode != 0:

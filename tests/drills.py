@@ -31,6 +31,8 @@ ROOT = TESTS.parent
 FAKE = TESTS / "fake_codex" / "codex"
 sys.path.insert(0, str(ROOT))
 
+from conftest import alive  # noqa: E402
+
 from codex_orch.state import STATE_SCHEMA, apply, read_state  # noqa: E402
 
 
@@ -128,14 +130,6 @@ class Sandbox:
         pids = [json.loads(line)["pid"] for line in self.log.read_text().splitlines()] if self.log.exists() else []
         children = self.base / "children.txt"
         return pids + ([int(p) for p in children.read_text().split()] if children.exists() else [])
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except FileNotFoundError:
-        return False
 
 
 def wait_gone(pids: list[int], seconds: float = 5.0) -> list[int]:

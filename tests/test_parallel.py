@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FakeCodex, Repo, answer, read_state, run_cli, write_plan
+from conftest import FakeCodex, Repo, alive, answer, read_state, run_cli, write_plan
 
 from codex_orch.gitops import Git, add_worktree, remove_worktree
 from codex_orch.plan import Task
@@ -184,14 +184,6 @@ def test_fail_fast_stops_everything(repo: Repo, fake_codex: FakeCodex, tmp_path:
     assert state["tasks"]["S"]["status"] == "interrupted"
     assert state["tasks"]["L1"]["status"] == "cancelled"
     assert state["status"] == "failed"
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except FileNotFoundError:
-        return False
 
 
 def test_ctrl_c_stops_agents_records_interrupted_and_resume_finishes(

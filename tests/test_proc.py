@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import alive
 
 from codex_orch.proc import MAX_LINE, ProcRequest, group_members, run_streaming
 
@@ -22,14 +23,6 @@ def request(tmp_path: Path, code: str, **kw: object) -> ProcRequest:
         stderr_path=tmp_path / "err.log",
         **kw,  # type: ignore[arg-type]
     )
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except FileNotFoundError:
-        return False
 
 
 SPAWN_GRANDCHILD = (
@@ -66,7 +59,7 @@ def test_idle_timeout_stops_a_hanging_child_and_its_group(tmp_path: Path) -> Non
     assert time.monotonic() - start < 10
     assert outcome.signal == 2  # INT was enough for python's default handler
     grandchild = int((tmp_path / "child.pid").read_text())
-    assert not pid_alive(grandchild)
+    assert not alive(grandchild)
     assert group_members(outcome.pid or 0) == []
 
 
@@ -81,7 +74,7 @@ def test_a_child_ignoring_int_and_term_is_killed(tmp_path: Path) -> None:
     assert outcome.timed_out
     assert outcome.signal == 9
     assert [s.split()[1] for s in outcome.stop_steps[:3]] == ["SIGINT", "SIGTERM", "SIGKILL"]
-    assert not pid_alive(int((tmp_path / "child.pid").read_text()))
+    assert not alive(int((tmp_path / "child.pid").read_text()))
     assert group_members(outcome.pid or 0) == []
 
 
@@ -89,7 +82,7 @@ def test_leftover_processes_are_killed_when_the_leader_exits(tmp_path: Path) -> 
     outcome = run_streaming(request(tmp_path, SPAWN_GRANDCHILD + "print('bye')"), lambda line: None)
     assert outcome.returncode == 0
     assert "killed leftover processes of the group" in outcome.stop_steps
-    assert not pid_alive(int((tmp_path / "child.pid").read_text()))
+    assert not alive(int((tmp_path / "child.pid").read_text()))
 
 
 def test_cancel_event_stops_the_child(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import FakeCodex, Repo, answer, read_state, run_cli, write_plan
+from conftest import FakeCodex, Repo, alive, answer, read_state, run_cli, write_plan
 
 THREE_TASKS = [
     {"role": "implementer", "prompt": "create a.txt", "acceptance": "a.txt exists", "blocked_by": []},
@@ -245,14 +245,6 @@ def test_agent_reported_failure_fails_the_task_but_keeps_its_work(
     assert task["commit"] and "half.txt" in task["files_changed"]
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except FileNotFoundError:
-        return False
-
-
 def test_a_hanging_agent_is_stopped_by_the_idle_timeout(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
     children = tmp_path / "children.txt"
     repo.configure(
@@ -266,7 +258,7 @@ def test_a_hanging_agent_is_stopped_by_the_idle_timeout(repo: Repo, fake_codex: 
     assert task["error"]["kind"] == "idle"
     assert task["attempts"][0]["stop_steps"][0].startswith("sent SIGINT to process group")
     pids = [c["pid"] for c in fake_codex.calls()] + [int(p) for p in children.read_text().split()]
-    assert not [p for p in pids if _alive(p)]
+    assert not [p for p in pids if alive(p)]
 
 
 def test_an_agent_ignoring_sigterm_is_killed(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
@@ -284,4 +276,4 @@ def test_an_agent_ignoring_sigterm_is_killed(repo: Repo, fake_codex: FakeCodex, 
     steps = task["attempts"][0]["stop_steps"]
     assert [s.split()[1] for s in steps[:3]] == ["SIGINT", "SIGTERM", "SIGKILL"]
     pids = [c["pid"] for c in fake_codex.calls()] + [int(p) for p in children.read_text().split()]
-    assert not [p for p in pids if _alive(p)]
+    assert not [p for p in pids if alive(p)]
