@@ -239,6 +239,132 @@ def status(run_id: str | None, as_json: bool, watch: bool) -> None:
             time.sleep(0.5)
 
 
+def _say(lines: list[str] | str, err: bool = False) -> None:
+    """Plain lines through the one console: no markup, no wrapping (paths and shas stay whole)."""
+    from codex_orch.render import make_console
+
+    console = make_console(sys.stderr) if err else _console()
+    for line in [lines] if isinstance(lines, str) else lines:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+@main.command()
+@click.option("--run-id", required=True, help="The run.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (carries report_version).")
+def report(run_id: str, as_json: bool) -> None:
+    """Write runs/<id>/report.md and print it: tasks, attempts, failures, tokens, commits, findings."""
+    from codex_orch.report import report_json, write_report
+
+    path, data = write_report(_repo(), run_id)
+    if as_json:
+        click.echo(json.dumps(report_json(data), indent=2))
+        return
+    _console().file.write(path.read_text("utf-8"))
+    _say(f"written to {path}", err=True)
+
+
+@main.command()
+@click.option("--run-id", required=True, help="The run whose work to merge.")
+@click.option("--into", help="The branch to move (default: the branch the run started from).")
+@click.option("--allow-automerge", is_flag=True, help="Make merge commits where a fast-forward is not possible.")
+def merge(run_id: str, into: str | None, allow_automerge: bool) -> None:
+    """Bring a run's work into its base branch; on any conflict nothing changes."""
+    from codex_orch.merge import merge_run
+
+    outcome = merge_run(_repo(), run_id, allow_automerge=allow_automerge, into=into)
+    lines = [f"{s.source} ({s.branch} at {s.commit[:12]}): {s.how}" for s in outcome.steps]
+    if outcome.integration_branch:
+        lines.append(f"integration branch {outcome.integration_branch} at {outcome.new[:12]}")
+    if outcome.changed:
+        where = f"; files updated in {outcome.checkout}" if outcome.checkout else ""
+        lines.append(f"{outcome.into}: {outcome.old[:12]} -> {outcome.new[:12]}{where}")
+    else:
+        lines.append(f"{outcome.into} already holds all of run {run_id}'s work: nothing to do")
+    lines += [f"not merged: {what}" for what in outcome.left_out]
+    _say(lines)
+
+
+@main.command()
+@click.option("--run-id", required=True, help="The run to clean.")
+@click.option("--keep-branches", is_flag=True, help="Remove the worktrees only.")
+@click.option("--force", is_flag=True, help="Also remove uncommitted changes and unmerged branches.")
+@click.option("--into", help="The branch work must be in to count as merged (default: the run's base branch).")
+def clean(run_id: str, keep_branches: bool, force: bool, into: str | None) -> None:
+    """Remove a run's worktrees and branches, keeping any that hold work not in the base branch."""
+    from codex_orch.clean import clean_run, clean_text
+
+    plan = clean_run(_repo(), run_id, keep_branches=keep_branches, force=force, into=into)
+    _say(clean_text(plan, applied=True))
+    if plan.keeps and not force:
+        _say("kept items hold work that is not merged; `clean --force` removes them too", err=True)
+
+
+@main.command()
+@click.option("--older-than", type=click.FloatRange(min=0), help="Runs last active this many days ago (default 7).")
+@click.option("--run-id", "run_ids", multiple=True, help="These runs (repeatable) instead of every old enough run.")
+@click.option("--apply", is_flag=True, help="Do it (default: only show what would be done).")
+@click.option("--no-resume", is_flag=True, help="Do not resume unfinished tasks before cleaning.")
+@click.option("--keep-branches", is_flag=True, help="Remove the worktrees only.")
+@click.option("--spec-file", type=click.Path(path_type=Path), help="Spec text for the tasks it resumes.")
+def prune(
+    older_than: float | None,
+    run_ids: tuple[str, ...],
+    apply: bool,
+    no_resume: bool,
+    keep_branches: bool,
+    spec_file: Path | None,
+) -> None:
+    """Clean old runs (a dry run unless --apply); unfinished tasks are resumed first."""
+    from codex_orch.clean import apply_prune, plan_prune, prune_candidates_text
+
+    if spec_file is not None:
+        from codex_orch.prompts import read_spec
+
+        read_spec(spec_file)  # a bad spec file is an error now, before anything is planned
+    root = _repo()
+    entries = plan_prune(root, run_ids, older_than)
+    if not entries:
+        _say("nothing to prune")
+        return
+    if apply:
+        with _progress(True) as notify:
+            entries = apply_prune(
+                root, entries, resume=not no_resume, keep_branches=keep_branches, spec_file=spec_file, notify=notify
+            )
+    lines: list[str] = []
+    for entry in entries:
+        lines += prune_candidates_text(entry, resume=not no_resume, applied=apply)
+    if not apply:
+        lines.append("dry run: nothing was changed and no agent started; --apply does it")
+    _say(lines)
+    if any(e.error for e in entries):
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--run-id", required=True, help="The run to validate.")
+def validate(run_id: str) -> None:
+    """Run the configured test and lint commands (validate.commands) where the run's work is."""
+    from codex_orch.validate import validate_run
+
+    def started(command: Any, where: str, worktree: Path) -> None:
+        _say(f"{command.name}: {' '.join(command.argv)} (in {worktree})", err=True)
+
+    outcome = validate_run(_repo(), run_id, on_start=started)
+    lines = []
+    for r in outcome.results:
+        label = f"{r.name} [{r.where}]" if r.where != "run" else r.name
+        if r.ok:
+            lines.append(f"passed {label} ({r.duration:.1f}s)")
+            continue
+        why = "timed out" if r.timed_out else (r.error or f"exit {r.returncode}")
+        lines += [f"FAILED {label}: {why} ({r.duration:.1f}s); output in {r.stdout_log}"]
+        lines += ["    " + line for line in r.tail.splitlines()]
+    lines.append("validation passed" if outcome.ok else "validation failed")
+    _say(lines)
+    sys.exit(0 if outcome.ok else 1)
+
+
 def entry(argv: list[str] | None = None) -> int:
     """Run the CLI; map every error to one line and an exit code."""
     previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)

@@ -75,6 +75,27 @@ CONFIG_SCHEMA: dict[str, Any] = _closed(
         "roles": {"type": "object", "additionalProperties": _ROLE},
         "role_aliases": {"type": "object", "additionalProperties": {"type": "string"}},
         "concurrency": _closed({"allow": _STR_LIST, "ignore": _STR_LIST, "on_violation": {"enum": ["warn", "fail"]}}),
+        "validate": _closed(
+            {
+                "commands": {
+                    "type": "array",
+                    "items": _closed(
+                        {
+                            "name": {"type": "string", "minLength": 1},
+                            "run": {
+                                "anyOf": [
+                                    {"type": "string", "minLength": 1},
+                                    {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                                ]
+                            },
+                            "timeout": _POS_NUM,
+                        },
+                        required=["name", "run"],
+                    ),
+                },
+                "timeout": _POS_NUM,
+            }
+        ),
     }
 )
 
@@ -119,6 +140,13 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class ValidateCommand:
+    name: str
+    argv: tuple[str, ...]
+    timeout: float
+
+
+@dataclass(frozen=True)
 class Config:
     source: str  # the file it came from, or "(defaults)"
     codex: CodexConfig
@@ -131,6 +159,7 @@ class Config:
     concurrency_ignore: tuple[str, ...] = ()
     on_violation: str = "warn"
     follow_next_tasks: bool = False
+    validate_commands: tuple[ValidateCommand, ...] = ()
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def resolve_role(self, name: str) -> str | None:
@@ -256,5 +285,27 @@ def build_config(raw: dict[str, Any], source: str) -> Config:
         concurrency_ignore=tuple(raw["concurrency"]["ignore"]),
         on_violation=raw["concurrency"]["on_violation"],
         follow_next_tasks=bool(raw["follow_next_tasks"]),
+        validate_commands=_validate_commands(raw.get("validate") or {}, source),
         raw=raw,
     )
+
+
+def _validate_commands(section: Mapping[str, Any], source: str) -> tuple[ValidateCommand, ...]:
+    """validate.commands: a string is split like a shell would (no shell runs it), a list is argv."""
+    import shlex
+
+    default_timeout = float(section.get("timeout", 900))
+    commands = []
+    for i, item in enumerate(section.get("commands") or ()):
+        run = item["run"]
+        if isinstance(run, str):
+            try:
+                argv = tuple(shlex.split(run))
+            except ValueError as exc:
+                raise InputError(f"{source}: validate.commands[{i}].run: cannot split {run!r}: {exc}") from None
+            if not argv:
+                raise InputError(f"{source}: validate.commands[{i}].run: no command in {run!r}")
+        else:
+            argv = tuple(run)
+        commands.append(ValidateCommand(item["name"], argv, float(item.get("timeout", default_timeout))))
+    return tuple(commands)

@@ -25,7 +25,7 @@ from codex_orch.executor import render_task_prompt, run_task
 from codex_orch.gitops import Git
 from codex_orch.layout import Layout, id_problem
 from codex_orch.plan import Plan, Task, load_plan
-from codex_orch.proc import group_members, reap_group
+from codex_orch.proc import is_our_orphan, reap_group
 from codex_orch.prompts import read_spec
 from codex_orch.redaction import Redactor
 from codex_orch.scaffold import ensure_scaffold
@@ -389,6 +389,12 @@ def _follow_ups(ctx: RunContext, task: Task) -> list[Task]:
     return added
 
 
+def _orphaned(attempt: dict[str, Any]) -> bool:
+    """Is the attempt's agent still alive (its pid not reused by another process since)?"""
+    started = datetime.fromisoformat(attempt["started_at"]).timestamp() if attempt.get("started_at") else 0.0
+    return is_our_orphan(int(attempt["pid"]), started)
+
+
 def resume_run(
     root: Path, run_id: str, spec_file: Path | None, options: RunOptions, notify: Notify = _no_notify
 ) -> RunOutcome:
@@ -419,7 +425,7 @@ def resume_run(
             if task["status"] != "running":
                 continue
             attempt = task["attempts"][-1] if task["attempts"] else None
-            if attempt and attempt.get("pid") and group_members(int(attempt["pid"])):
+            if attempt and attempt.get("pid") and _orphaned(attempt):
                 reap_group(int(attempt["pid"]))  # an agent orphaned by a crash of codex-orch
             store.record(
                 "task.status",

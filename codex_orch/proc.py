@@ -124,6 +124,33 @@ def reap_group(pgid: int, wait: float = 5.0) -> bool:
         time.sleep(0.02)
 
 
+def start_time(pid: int) -> float | None:
+    """When a live process started (seconds since the epoch), from /proc; None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+        with open("/proc/stat", "rb") as fh:
+            boot = next(int(line.split()[1]) for line in fh if line.startswith(b"btime "))
+    except (OSError, StopIteration, IndexError, ValueError):
+        return None
+    if fields[0] in (b"Z", b"X"):
+        return None
+    return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+
+
+def is_our_orphan(pgid: int, started: float, slack: float = 120.0) -> bool:
+    """Is process group `pgid` still the agent an attempt started at `started` (epoch seconds)?
+
+    A recorded pid can belong to an unrelated process by now (pids are reused after a reboot or a
+    wrap-around), and killing its group would hurt the user. While any member of a group lives, its
+    id cannot be reused; so a group without its leader is ours, and a group whose leader lives is
+    ours only when that leader started when the attempt did."""
+    if not group_members(pgid):
+        return False
+    leader = start_time(pgid)
+    return leader is None or abs(leader - started) <= slack
+
+
 class _Stream:
     """Tees one pipe into a file; splits stdout into bounded lines."""
 

@@ -146,3 +146,65 @@ def test_resume_of_an_unknown_or_live_run_is_refused(repo: Repo, fake_codex: Fak
     finally:
         os.kill(proc.pid, signal.SIGINT)
         proc.wait(timeout=30)
+
+
+def test_a_recorded_pid_now_used_by_another_process_is_not_killed() -> None:
+    from codex_orch.proc import is_our_orphan, reap_group
+
+    proc = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        now = time.time()
+        assert is_our_orphan(proc.pid, now)
+        # the same pid, recorded for an attempt an hour ago: a reused id, someone else's process
+        assert not is_our_orphan(proc.pid, now - 3600)
+    finally:
+        reap_group(proc.pid)
+        proc.wait()
+    assert not is_our_orphan(proc.pid, now)
+
+    # a group whose leader died: while a member lives its id is not reused, so it is still ours
+    leader = subprocess.Popen(
+        ["/bin/sh", "-c", "sleep 60 & echo $!"], start_new_session=True, stdout=subprocess.PIPE, text=True
+    )
+    assert leader.stdout is not None
+    child = int(leader.stdout.readline())
+    leader.stdout.close()
+    leader.wait()
+    try:
+        assert alive(child) and is_our_orphan(leader.pid, time.time() - 3600)
+    finally:
+        reap_group(leader.pid)
+    assert not alive(child)
+
+
+def test_resume_reruns_failed_and_blocked_tasks_in_dependency_order(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    def quick(task_id: str) -> dict[str, Any]:
+        name = task_id.lower()
+        return {
+            "match": f"job {task_id}.",
+            "turns": [[{"write": f"{name}.txt", "content": name}, {"answer": answer(task_id, [f"{name}.txt"])}]],
+        }
+
+    tasks = [
+        {"id": t, "role": "implementer", "prompt": f"job {t}.", "acceptance": "", "blocked_by": deps}
+        for t, deps in (("A", []), ("B", ["A"]), ("C", []))
+    ]
+    fake_codex.script({"rules": [{"match": "job A.", "turns": [[{"fail": "boom"}]]}, quick("B"), quick("C")]})
+    plan = write_plan(tmp_path / "plan.json", tasks)
+    assert run_cli(repo.path, "run", "--plan-file", str(plan), "--run-id", "dag").code == 1
+    state = read_state(repo, "dag")
+    assert {t: state["tasks"][t]["status"] for t in "ABC"} == {"A": "failed", "B": "blocked", "C": "succeeded"}
+
+    fake_codex.script({"rules": [quick("A"), quick("B"), quick("C")]})  # whatever broke A is fixed
+    result = run_cli(repo.path, "resume", "--run-id", "dag")
+    assert result.code == 0, result.err
+    state = read_state(repo, "dag")
+    assert {state["tasks"][t]["status"] for t in "ABC"} == {"succeeded"}
+    prompts = [c["prompt"] for c in fake_codex.calls()]
+    assert sum("job C." in p for p in prompts) == 1  # succeeded: never again
+    order = [next(t for t in "ABC" if f"job {t}." in p) for p in prompts]
+    assert order == ["A", "C", "A", "B"]
+    log = repo.git("log", "--format=%(trailers:key=Orch-Task,valueonly)", f"main..{state['branch']}").split()
+    assert log == ["B", "A", "C"]  # newest first: C from the first run, then A, then B on top of it

@@ -1,0 +1,302 @@
+"""`codex-orch clean` and `prune`: remove a run's worktrees and branches, never losing work.
+
+A plan is made first, by reading only (git status without its optional index lock, merge checks
+whose objects go to a scratch folder): each worktree and branch is to be removed or kept, with why.
+A worktree with uncommitted changes is kept; a branch is kept unless its work is in the base branch
+(its tip is an ancestor, or merging it would give the base's own tree: a squash or rebase merge);
+--force removes them anyway. Applying the plan deletes each branch only if it still points where it
+did when it was judged. `prune` makes such plans for many runs: a dry run unless --apply, which first
+resumes unfinished runs so that interrupted work ends up committed rather than deleted.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from codex_orch.context import Notify, _no_notify
+from codex_orch.errors import OrchError
+from codex_orch.gitops import (
+    Git,
+    branch_worktree,
+    delete_ref,
+    local_changes,
+    patch_is_in,
+    ref_sha,
+    refs_under,
+    remove_worktree,
+    repo_lock,
+    worktree_list,
+)
+from codex_orch.layout import Layout
+from codex_orch.runs import UNFINISHED, all_runs, changing, is_driven, last_activity, load_run, run_dir
+
+REMOVE, KEEP = "remove", "keep"
+
+
+@dataclass(frozen=True)
+class Item:
+    kind: str  # "worktree", "branch" or "ref"
+    name: str  # a path, a branch name or a full ref name
+    action: str  # REMOVE or KEEP
+    reason: str
+    sha: str | None = None  # what a branch or ref pointed at when it was judged
+    done: bool = False  # applied (removed)
+
+
+@dataclass(frozen=True)
+class CleanPlan:
+    run_id: str
+    base: str | None
+    items: tuple[Item, ...]
+
+    @property
+    def removes(self) -> tuple[Item, ...]:
+        return tuple(i for i in self.items if i.action == REMOVE)
+
+    @property
+    def keeps(self) -> tuple[Item, ...]:
+        return tuple(i for i in self.items if i.action == KEEP)
+
+
+def _names(changes: list[Any]) -> str:
+    shown = ", ".join(c.path for c in changes[:3])
+    return shown + (f" and {len(changes) - 3} more" if len(changes) > 3 else "")
+
+
+def _worktrees(git: Git, layout: Layout, state: dict[str, Any]) -> list[Path]:
+    """The run's worktrees: recorded in its state, or registered with git under its folder."""
+    paths = [state.get("worktree")] + [t.get("worktree") for t in state["tasks"].values()]
+    found = [Path(p) for p in paths if p]
+    folder = layout.run_worktree(state["run_id"]).resolve()
+    for entry in worktree_list(git):
+        path = Path(entry["worktree"])
+        if path.resolve() == folder or folder in path.resolve().parents:
+            found.append(path)
+    unique: dict[Path, Path] = {}
+    for path in found:
+        unique.setdefault(path.resolve(), path)
+    return list(unique.values())
+
+
+def _branches(state: dict[str, Any]) -> list[str]:
+    names = [state.get("branch")] + [t.get("branch") for t in state["tasks"].values()]
+    names.append((state.get("merge") or {}).get("integration_branch"))
+    return list(dict.fromkeys(n for n in names if n))
+
+
+def plan_clean(
+    root: Path, state: dict[str, Any], keep_branches: bool = False, force: bool = False, into: str | None = None
+) -> CleanPlan:
+    """What clean would do to this run, decided by reading only."""
+    git = Git(root)
+    layout = Layout(root)
+    base = into or state.get("base_branch")
+    base_sha = ref_sha(git, f"refs/heads/{base}") if base else None
+    items: list[Item] = []
+    kept_checkouts: set[Path] = set()
+    registered = {Path(entry["worktree"]).resolve() for entry in worktree_list(git)}
+    for path in _worktrees(git, layout, state):
+        if not path.exists():
+            if path.resolve() in registered:
+                items.append(Item("worktree", str(path), REMOVE, "its folder is gone; git forgets it"))
+            continue
+        if not (path / ".git").exists():
+            items.append(Item("worktree", str(path), KEEP, "a folder that is not a git worktree (left untouched)"))
+            kept_checkouts.add(path.resolve())
+            continue
+        changes = local_changes(git.at(path))
+        if changes and not force:
+            items.append(Item("worktree", str(path), KEEP, f"uncommitted changes: {_names(changes)}"))
+            kept_checkouts.add(path.resolve())
+        else:
+            reason = (
+                f"uncommitted changes discarded (--force): {_names(changes)}" if changes else "no uncommitted changes"
+            )
+            items.append(Item("worktree", str(path), REMOVE, reason))
+    for branch in _branches(state):
+        sha = ref_sha(git, f"refs/heads/{branch}")
+        if sha is None:
+            continue
+        checkout = branch_worktree(git, branch)
+        if keep_branches:
+            items.append(Item("branch", branch, KEEP, "--keep-branches", sha))
+        elif checkout is not None and (checkout.resolve() in kept_checkouts or not _is_run_worktree(items, checkout)):
+            items.append(Item("branch", branch, KEEP, f"checked out in {checkout}", sha))
+        elif base_sha is not None and patch_is_in(git, base_sha, sha):
+            items.append(Item("branch", branch, REMOVE, f"its work is in {base}", sha))
+        elif force:
+            items.append(Item("branch", branch, REMOVE, f"unmerged work deleted (--force; it was at {sha[:12]})", sha))
+        elif base_sha is None:
+            why = f"no branch {base!r} to compare with" if base else "the run recorded no base branch"
+            items.append(Item("branch", branch, KEEP, f"{why} (pass --into BRANCH)", sha))
+        else:
+            ahead = git.run("rev-list", "--count", f"{base_sha}..{sha}")
+            items.append(Item("branch", branch, KEEP, f"{ahead} commit(s) not in {base}", sha))
+    for ref, sha in refs_under(git, f"refs/orch/{state['run_id']}/").items():
+        if force and not keep_branches:
+            items.append(Item("ref", ref, REMOVE, "set-aside changes deleted (--force)", sha))
+        else:
+            items.append(Item("ref", ref, KEEP, "changes set aside from a task (outside its paths)", sha))
+    return CleanPlan(state["run_id"], base, tuple(items))
+
+
+def _is_run_worktree(items: list[Item], checkout: Path) -> bool:
+    return any(i.kind == "worktree" and Path(i.name).resolve() == checkout.resolve() for i in items)
+
+
+def apply_clean(root: Path, plan: CleanPlan, force: bool = False) -> CleanPlan:
+    """Carry the plan out: worktrees first (a checked-out branch cannot go), then branches and refs."""
+    git = Git(root)
+    done: list[Item] = []
+    for item in plan.items:
+        if item.action != REMOVE:
+            done.append(item)
+            continue
+        try:
+            if item.kind == "worktree":
+                if Path(item.name).exists():
+                    remove_worktree(git, Path(item.name), force=force)
+            elif item.kind == "branch":
+                checkout = branch_worktree(git, item.name)
+                if checkout is not None:  # its worktree could not be removed
+                    raise OrchError(f"still checked out in {checkout}")
+                delete_ref(git, f"refs/heads/{item.name}", item.sha or "")
+            else:
+                delete_ref(git, item.name, item.sha or "")
+        except OrchError as exc:
+            done.append(replace(item, action=KEEP, reason=f"could not remove: {exc.message}"))
+            continue
+        done.append(replace(item, done=True))
+    with repo_lock(git):
+        git.run("worktree", "prune")
+    folder = Layout(root).run_worktree(plan.run_id)
+    if folder.is_dir() and not any(folder.iterdir()):
+        shutil.rmtree(folder, ignore_errors=True)
+    return replace(plan, items=tuple(done))
+
+
+def clean_run(
+    root: Path, run_id: str, keep_branches: bool = False, force: bool = False, into: str | None = None
+) -> CleanPlan:
+    folder = run_dir(Layout(root), run_id)
+    with changing(folder) as store:
+        plan = plan_clean(root, store.view(), keep_branches, force, into)
+        result = apply_clean(root, plan, force)
+        store.record(
+            "run.cleaned",
+            removed=[f"{i.kind} {i.name}" for i in result.items if i.done],
+            kept=[f"{i.kind} {i.name}: {i.reason}" for i in result.keeps],
+        )
+    return result
+
+
+# --- prune ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PruneEntry:
+    run_id: str
+    status: str
+    last_activity: datetime
+    unfinished: tuple[str, ...]  # "T0002 (interrupted)", resumed first unless --no-resume
+    plan: CleanPlan | None  # None: skipped
+    skipped: str | None = None
+    resumed: str | None = None  # the run's status after the resume (--apply)
+    error: str | None = None
+
+
+def plan_prune(root: Path, run_ids: tuple[str, ...] = (), older_than_days: float | None = None) -> list[PruneEntry]:
+    """The runs prune would act on and what it would do to each, by reading only."""
+    layout = Layout(root)
+    if older_than_days is None and not run_ids:
+        older_than_days = 7
+    chosen = list(dict.fromkeys(run_ids)) if run_ids else all_runs(layout)
+    cutoff = datetime.now(UTC) - timedelta(days=older_than_days) if older_than_days is not None else None
+    entries = []
+    for run_id in chosen:
+        state = load_run(layout, run_id)
+        when = last_activity(state)
+        if cutoff is not None and when > cutoff:
+            continue
+        unfinished = tuple(f"{tid} ({t['status']})" for tid, t in state["tasks"].items() if t["status"] in UNFINISHED)
+        if is_driven(run_dir(layout, run_id)):
+            entries.append(
+                PruneEntry(run_id, state["status"], when, unfinished, None, "a codex-orch process drives it")
+            )
+            continue
+        plan = plan_clean(root, state)
+        if not plan.items and not unfinished:
+            continue  # nothing left of it
+        entries.append(PruneEntry(run_id, state["status"], when, unfinished, plan))
+    return entries
+
+
+def apply_prune(
+    root: Path,
+    entries: list[PruneEntry],
+    resume: bool = True,
+    keep_branches: bool = False,
+    spec_file: Path | None = None,
+    notify: Notify = _no_notify,
+) -> list[PruneEntry]:
+    """Resume (unless told not to) and clean each run; one run's trouble does not stop the others."""
+    from codex_orch.engine import RunOptions, resume_run
+
+    results = []
+    for entry in entries:
+        if entry.plan is None:
+            results.append(entry)
+            continue
+        resumed = None
+        try:
+            if resume and entry.unfinished:
+                resumed = resume_run(root, entry.run_id, spec_file, RunOptions(), notify).status
+            plan = clean_run(root, entry.run_id, keep_branches=keep_branches)
+        except OrchError as exc:
+            results.append(replace(entry, resumed=resumed, error=str(exc)))
+            continue
+        results.append(replace(entry, plan=plan, resumed=resumed))
+    return results
+
+
+def prune_candidates_text(entry: PruneEntry, resume: bool, applied: bool) -> list[str]:
+    """Lines describing one run of a prune, as a plan (dry run) or as what was done."""
+    lines = [f"run {entry.run_id} ({entry.status}, last active {_ago(entry.last_activity)})"]
+    if entry.skipped:
+        return [*lines, f"  skipped: {entry.skipped}"]
+    if entry.unfinished:
+        tasks = ", ".join(entry.unfinished)
+        if not resume:
+            lines.append(f"  not resumed (--no-resume): {tasks}")
+        elif applied:
+            lines.append(f"  resumed: {tasks} -> run {entry.resumed or 'not resumed'}")
+        else:
+            lines.append(f"  would resume: {tasks} (the clean below is then decided again)")
+    if entry.error:
+        return [*lines, f"  error: {entry.error}"]
+    if entry.plan is not None:
+        lines += ["  " + line for line in clean_text(entry.plan, applied)]
+    return lines
+
+
+def _ago(when: datetime) -> str:
+    seconds = max(0.0, (datetime.now(UTC) - when).total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            n = int(seconds // size)
+            return f"{n} {unit}{'s' if n > 1 else ''} ago"
+    return "just now"
+
+
+def clean_text(plan: CleanPlan, applied: bool) -> list[str]:
+    lines = []
+    for item in plan.items:
+        if item.action == REMOVE:
+            verb = "removed" if applied else "would remove"
+            extra = f" (was {item.sha[:12]})" if item.sha and applied else ""
+            lines.append(f"{verb} {item.kind} {item.name}{extra}: {item.reason}")
+        else:
+            lines.append(f"{'kept' if applied else 'would keep'} {item.kind} {item.name}: {item.reason}")
+    return lines or ["nothing to clean"]

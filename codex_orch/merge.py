@@ -1,0 +1,195 @@
+"""`codex-orch merge`: bring a run's work into its base branch, or leave everything as it was.
+
+Everything is decided before anything moves: fast-forwards are checked with merge-base, merges are
+made with `git merge-tree --write-tree` and `git commit-tree` (new objects, no ref, no index, no
+file touched), and conflicts stop the merge there with the files named. Only then does one ref
+move: the base branch, by a real `git merge --ff-only` in the worktree that has it checked out (so
+its files follow), or by a compare-and-swap `git update-ref` when no worktree has it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from codex_orch.errors import EXIT_TASKS_FAILED, GitError, InputError, OrchError
+from codex_orch.gitops import (
+    ZERO_SHA,
+    Git,
+    branch_worktree,
+    delete_ref,
+    is_ancestor,
+    local_changes,
+    merge_tree,
+    ref_sha,
+    update_ref,
+    valid_branch_name,
+)
+from codex_orch.layout import Layout
+from codex_orch.runs import changing, heads, run_dir, task_tips
+from codex_orch.workspace import Workspaces
+
+INTEGRATION_BRANCH = "orch/{date}/run-{run_id}/integration"
+
+
+class MergeRefused(OrchError):
+    """The run's work cannot go into the base branch as asked; nothing was changed."""
+
+    exit_code = EXIT_TASKS_FAILED
+
+
+@dataclass(frozen=True)
+class MergeStep:
+    source: str  # the task id, or the run's branch
+    branch: str
+    commit: str
+    how: str  # "fast-forward", "merge" or "already in"
+
+
+@dataclass(frozen=True)
+class MergeOutcome:
+    run_id: str
+    into: str
+    old: str
+    new: str
+    steps: tuple[MergeStep, ...]
+    integration_branch: str | None
+    checkout: Path | None  # the worktree whose files followed the base branch, if one has it checked out
+    left_out: tuple[str, ...]  # tasks whose work is not merged, with why
+
+    @property
+    def changed(self) -> bool:
+        return self.old != self.new
+
+
+def merge_run(root: Path, run_id: str, allow_automerge: bool = False, into: str | None = None) -> MergeOutcome:
+    layout = Layout(root)
+    folder = run_dir(layout, run_id)
+    git = Git(root)
+    with changing(folder) as store:
+        state = store.view()
+        target = into or state.get("base_branch")
+        if not target:
+            raise InputError(
+                f"run {run_id} recorded no base branch (it started from a detached HEAD or a commit)",
+                "Pass --into BRANCH.",
+            )
+        old = ref_sha(git, f"refs/heads/{target}")
+        if old is None:
+            raise InputError(f"--into: no branch {target!r} in this repository")
+        checkout = branch_worktree(git, target)
+        if checkout is not None:
+            dirty = local_changes(git.at(checkout), untracked=False)
+            if dirty:
+                names = ", ".join(c.path for c in dirty[:5]) + (", …" if len(dirty) > 5 else "")
+                raise InputError(
+                    f"{target} is checked out at {checkout} with uncommitted changes ({names})",
+                    "Commit or stash them first; merge changes nothing until then.",
+                )
+        sources, left_out = _sources(git, state)
+        steps, new = _plan(git, run_id, target, old, sources, allow_automerge)
+        integration = None
+        if not state["single_workspace"] and sources:
+            integration = INTEGRATION_BRANCH.format(date=state.get("date", ""), run_id=run_id)
+        outcome = MergeOutcome(run_id, target, old, new, tuple(steps), integration, checkout, tuple(left_out))
+        if new != old or integration:
+            _apply(git, outcome)
+        store.record(
+            "run.merged",
+            into=target,
+            old=old,
+            new=new,
+            integration_branch=integration,
+            steps=[{"source": s.source, "branch": s.branch, "commit": s.commit, "how": s.how} for s in steps],
+            left_out=list(left_out),
+        )
+    return outcome
+
+
+def _sources(git: Git, state: dict[str, Any]) -> tuple[list[tuple[str, str, str]], list[str]]:
+    """What to merge, in order: the run's branch, or the heads of the succeeded tasks' branches."""
+    tasks = state["tasks"]
+    if state["single_workspace"]:
+        sha = ref_sha(git, f"refs/heads/{state['branch']}")
+        if sha is None:
+            raise InputError(f"the run's branch {state['branch']!r} no longer exists", "Was the run cleaned?")
+        unfinished = [
+            f"{tid} ({t['status']}{', its commit is on the branch' if t.get('commit') else ''})"
+            for tid, t in tasks.items()
+            if t["status"] != "succeeded"
+        ]
+        return [("run", state["branch"], sha)], unfinished
+    left_out = [f"{tid} ({t['status']})" for tid, t in tasks.items() if t["status"] != "succeeded"]
+    return heads(git, task_tips(git, state)), left_out
+
+
+def _plan(
+    git: Git, run_id: str, target: str, old: str, sources: list[tuple[str, str, str]], allow_automerge: bool
+) -> tuple[list[MergeStep], str]:
+    """The commit the base branch would move to, found without moving anything."""
+    current = old
+    steps = []
+    for source, branch, sha in sources:
+        if is_ancestor(git, sha, current):
+            steps.append(MergeStep(source, branch, sha, "already in"))
+            continue
+        if is_ancestor(git, current, sha):
+            steps.append(MergeStep(source, branch, sha, "fast-forward"))
+            current = sha
+            continue
+        if not allow_automerge:
+            raise MergeRefused(
+                f"{branch} cannot be fast-forwarded onto {target} ({target} or an earlier branch has commits it lacks);"
+                " nothing was changed.",
+                "Pass --allow-automerge to merge them (conflicts are checked first), or rebase the work yourself.",
+            )
+        merged = merge_tree(git, current, sha)
+        if not merged.clean:
+            files = ", ".join(merged.conflicts[:20]) + (" …" if len(merged.conflicts) > 20 else "")
+            raise MergeRefused(
+                f"merging {branch} into {target} would conflict in {len(merged.conflicts)} file(s): {files};"
+                " nothing was changed.",
+                "Resolve it by hand: git merge " + branch,
+            )
+        current = _commit_tree(
+            git, merged.tree, (current, sha), f"Merge {branch} into {target}\n\nOrch-Run: {run_id}\n"
+        )
+        steps.append(MergeStep(source, branch, sha, "merge"))
+    return steps, current
+
+
+def _commit_tree(git: Git, tree: str, parents: tuple[str, str], message: str) -> str:
+    identity = Workspaces.identity_for(git)
+    config = ["-c", f"user.name={identity[0]}", "-c", f"user.email={identity[1]}"] if identity else []
+    return git.run(*config, "commit-tree", tree, "-p", parents[0], "-p", parents[1], "-F", "-", stdin=message.encode())
+
+
+def _apply(git: Git, outcome: MergeOutcome) -> None:
+    """Move the refs: the integration branch first, then the base branch; undo the first when the
+    second cannot move (a change since the plan, an untracked file in the way)."""
+    reason = f"codex-orch merge run {outcome.run_id}"
+    integration_ref = f"refs/heads/{outcome.integration_branch}" if outcome.integration_branch else None
+    previous = None
+    if integration_ref:
+        if not valid_branch_name(outcome.integration_branch or ""):
+            raise InputError(f"integration branch name {outcome.integration_branch!r} is not valid for git")
+        previous = ref_sha(git, integration_ref)
+        update_ref(git, integration_ref, outcome.new, previous or ZERO_SHA, reason)
+    try:
+        if outcome.new == outcome.old:
+            return
+        if outcome.checkout is not None:
+            code, out, err = git.at(outcome.checkout).run_full("merge", "--ff-only", "-q", outcome.new)
+            if code != 0:
+                why = " ".join((err or out).split())[:300]
+                raise GitError(f"git merge --ff-only in {outcome.checkout} refused: {why}; nothing was changed.")
+        else:
+            update_ref(git, f"refs/heads/{outcome.into}", outcome.new, outcome.old, reason)
+    except OrchError:
+        if integration_ref:
+            if previous:
+                update_ref(git, integration_ref, previous, outcome.new, reason + " (undone)")
+            else:
+                delete_ref(git, integration_ref, outcome.new)
+        raise

@@ -1,0 +1,225 @@
+"""`codex-orch report`: a run's story as data (JSON with report_version) and as markdown.
+
+Both are built from the same view (views.py) plus what the lifecycle commands recorded (merge,
+validation, clean); rendering never reads the state itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from codex_orch.agents.base import Usage
+from codex_orch.layout import Layout
+from codex_orch.runs import run_dir
+from codex_orch.state import atomic_write, read_state
+from codex_orch.views import RunView, TaskView, build_view, view_to_json
+
+REPORT_VERSION = 1
+REPORT_NAME = "report.md"
+
+
+@dataclass(frozen=True)
+class Report:
+    view: RunView
+    goal: str
+    base_branch: str | None
+    merge: dict[str, Any] | None
+    validation: dict[str, Any] | None
+    cleaned: dict[str, Any] | None
+
+    @property
+    def attempts(self) -> int:
+        return sum(len(t.attempts) for t in self.view.tasks)
+
+    @property
+    def agent_time(self) -> float:
+        return round(sum(agent_time(t) for t in self.view.tasks), 3)
+
+
+def agent_time(task: TaskView) -> float:
+    return round(sum(a.duration or 0.0 for a in task.attempts), 3)
+
+
+def _items(task: TaskView, key: str) -> list[Any]:
+    value = (task.result or {}).get(key) if isinstance(task.result, dict) else None
+    return list(value) if isinstance(value, list) else []
+
+
+def build_report(state: dict[str, Any]) -> Report:
+    return Report(
+        view=build_view(state),
+        goal=str(state.get("goal") or ""),
+        base_branch=state.get("base_branch"),
+        merge=state.get("merge"),
+        validation=state.get("validation"),
+        cleaned=state.get("cleaned"),
+    )
+
+
+def write_report(root: Path, run_id: str) -> tuple[Path, Report]:
+    """Build the run's report and write report.md in its folder."""
+    folder = run_dir(Layout(root), run_id)
+    report = build_report(read_state(folder))
+    path = folder / REPORT_NAME
+    atomic_write(path, report_markdown(report).encode("utf-8"))
+    return path, report
+
+
+# --- JSON ----------------------------------------------------------------------------------------
+def report_json(report: Report) -> dict[str, Any]:
+    data = view_to_json(report.view)
+    data["report_version"] = REPORT_VERSION
+    data["goal"] = report.goal
+    data["base_branch"] = report.base_branch
+    data["totals"] = {
+        "tasks": len(report.view.tasks),
+        "attempts": report.attempts,
+        "agent_time": report.agent_time,
+        "usage": report.view.usage.to_json(),
+    }
+    for task, entry in zip(report.view.tasks, data["tasks"], strict=True):
+        result = task.result if isinstance(task.result, dict) else {}
+        entry["failure_kinds"] = list(task.failure_kinds)
+        entry["agent_time"] = agent_time(task)
+        entry["summary"] = result.get("summary")
+        for key in ("risks", "decisions", "findings", "next_tasks"):
+            entry[key] = _items(task, key)
+    data["merge"] = report.merge
+    data["validation"] = report.validation
+    data["cleaned"] = report.cleaned
+    return data
+
+
+# --- markdown ------------------------------------------------------------------------------------
+def _cell(value: object) -> str:
+    return " ".join(str(value).split()).replace("|", "\\|")
+
+
+def _secs(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}s"
+
+
+def _tokens(usage: Usage) -> str:
+    return (
+        f"input {usage.input_tokens} (cached {usage.cached_input_tokens}, cache write "
+        f"{usage.cache_write_input_tokens}), output {usage.output_tokens} (reasoning {usage.reasoning_output_tokens})"
+    )
+
+
+def report_markdown(report: Report) -> str:
+    view = report.view
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(view.counts.items()))
+    where = f"branch `{view.branch}` (shared worktree)" if view.single_workspace else "one branch per task"
+    lines = [
+        f"# codex-orch run {view.run_id} — {view.status}",
+        "",
+        f"**Goal:** {_cell(report.goal) or '(none)'}",
+        "",
+        f"- Created {view.created_at or '-'}, ended {view.ended_at or '-'}",
+        f"- Base: `{report.base_branch or '(detached)'}` at `{(view.base_commit or '-')[:12]}`; work on {where}",
+        f"- Tasks: {len(view.tasks)} ({counts}); attempts: {report.attempts}; agent time: {_secs(report.agent_time)}",
+        f"- Tokens: {_tokens(view.usage)}",
+        "",
+        "## Tasks",
+        "",
+        "| task | role | status | attempts | failures | time | tokens in/out | commit |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for t in view.tasks:
+        lines.append(
+            f"| {t.id} | {t.role} | {t.status} | {len(t.attempts)} | {', '.join(t.failure_kinds) or '-'} "
+            f"| {_secs(t.duration)} | {t.usage.input_tokens}/{t.usage.output_tokens} | {(t.commit or '-')[:10]} |"
+        )
+    for t in view.tasks:
+        lines += ["", *_task_section(t)]
+    lines += _merge_section(report.merge) + _validation_section(report.validation)
+    return "\n".join(lines) + "\n"
+
+
+def _task_section(t: TaskView) -> list[str]:
+    result = t.result if isinstance(t.result, dict) else {}
+    lines = [f"## {t.id} ({t.role}) — {t.status}", ""]
+    if result.get("summary"):
+        lines += [_cell(result["summary"]), ""]
+    if t.blocked_by:
+        lines.append(f"- Waits for: {', '.join(t.blocked_by)}")
+    lines.append(f"- Time: {_secs(t.duration)} (agent {_secs(agent_time(t))}); tokens: {_tokens(t.usage)}")
+    if t.commit:
+        lines.append(f"- Commit: `{t.commit}` on `{t.branch}`")
+    elif t.status == "succeeded":
+        lines.append("- Commit: none (no changes)")
+    if t.files_changed:
+        lines.append("- Files changed: " + ", ".join(f"`{f}`" for f in t.files_changed))
+    if t.violations:
+        lines.append("- Changed outside its paths (set aside): " + ", ".join(f"`{f}`" for f in t.violations))
+    if t.error_kind:
+        lines.append(f"- Error: {t.error_kind}: {_cell(t.error_message or '')}")
+    if t.attempts:
+        lines += [
+            "",
+            "| attempt | thread | outcome | time | input | cached | cache write | output | reasoning |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for a in t.attempts:
+            outcome = f"{a.failure}: {_cell(a.failure_message)[:120]}" if a.failure else "ok"
+            u = a.usage
+            lines.append(
+                f"| {a.n} | {(a.thread_id or '-')[:13]} | {_cell(outcome)} | {_secs(a.duration)} | {u.input_tokens} "
+                f"| {u.cached_input_tokens} | {u.cache_write_input_tokens} | {u.output_tokens} "
+                f"| {u.reasoning_output_tokens} |"
+            )
+    for title, key, fmt in (
+        ("Risks", "risks", _cell),
+        ("Decisions", "decisions", _decision),
+        ("Reviewer findings", "findings", _finding),
+        ("Proposed next tasks", "next_tasks", lambda n: f"{_cell(n.get('role', '?'))}: {_cell(n.get('prompt', ''))}"),
+    ):
+        items = _items(t, key)
+        if items:
+            lines += ["", f"**{title}**", ""] + [f"- {fmt(item)}" for item in items]
+    return lines
+
+
+def _decision(item: Any) -> str:
+    if not isinstance(item, dict):
+        return _cell(item)
+    rationale = _cell(item.get("rationale", ""))
+    return f"**{_cell(item.get('decision', ''))}**" + (f" — {rationale}" if rationale else "")
+
+
+def _finding(item: Any) -> str:
+    if not isinstance(item, dict):
+        return _cell(item)
+    where = item.get("file") or ""
+    if where and item.get("line") is not None:
+        where += f":{item['line']}"
+    return f"[{item.get('severity', '?')}] " + (f"`{where}` — " if where else "") + _cell(item.get("message", ""))
+
+
+def _merge_section(merge: dict[str, Any] | None) -> list[str]:
+    if not merge:
+        return []
+    lines = ["", "## Merge", ""]
+    if merge["old"] == merge["new"]:
+        lines.append(f"- `{merge['into']}` already held all the work ({merge.get('ts', '')})")
+    else:
+        lines.append(f"- `{merge['into']}` moved {merge['old'][:10]} → {merge['new'][:10]} ({merge.get('ts', '')})")
+    if merge.get("integration_branch"):
+        lines.append(f"- Integration branch: `{merge['integration_branch']}`")
+    lines += [f"- {s['source']} `{s['branch']}`: {s['how']}" for s in merge.get("steps", [])]
+    if merge.get("left_out"):
+        lines.append("- Not merged: " + ", ".join(merge["left_out"]))
+    return lines
+
+
+def _validation_section(validation: dict[str, Any] | None) -> list[str]:
+    if not validation:
+        return []
+    verdict = "passed" if validation["ok"] else "FAILED"
+    lines = ["", "## Validation", "", f"- {verdict} ({validation.get('ts', '')})"]
+    for r in validation.get("results", []):
+        state = "ok" if r["ok"] else ("timed out" if r["timed_out"] else r.get("error") or f"exit {r['returncode']}")
+        lines.append(f"- {r['name']} in {r['where']}: {state} ({_secs(r['duration'])})")
+    return lines

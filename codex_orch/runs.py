@@ -1,0 +1,114 @@
+"""A recorded run as the lifecycle commands see it (report, merge, clean, prune, validate).
+
+Finding a run, taking it for a change (nobody may be driving it), its tasks in dependency order,
+and the branches that carry its work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from codex_orch.errors import InputError
+from codex_orch.gitops import Git, is_ancestor, ref_sha
+from codex_orch.layout import Layout, id_problem
+from codex_orch.plan import Task, topological_order
+from codex_orch.state import JOURNAL_NAME, RunLock, RunStore, read_state
+
+UNFINISHED = ("pending", "running", "interrupted", "cancelled")
+
+
+def run_dir(layout: Layout, run_id: str) -> Path:
+    """The run's folder; a bad or unknown id is an input error."""
+    problem = id_problem(run_id)
+    if problem:
+        raise InputError(f"--run-id: {run_id!r} {problem}")
+    folder = layout.run_dir(run_id)
+    if not (folder / JOURNAL_NAME).is_file():
+        raise InputError(f"--run-id: no run {run_id!r} in {layout.runs_dir}", "`codex-orch status` lists the latest.")
+    return folder
+
+
+def load_run(layout: Layout, run_id: str) -> dict[str, Any]:
+    state: dict[str, Any] = read_state(run_dir(layout, run_id))
+    return state
+
+
+def all_runs(layout: Layout) -> list[str]:
+    if not layout.runs_dir.is_dir():
+        return []
+    return sorted(p.name for p in layout.runs_dir.iterdir() if (p / JOURNAL_NAME).is_file())
+
+
+def last_activity(state: dict[str, Any]) -> datetime:
+    """When the run last did work: its end, or its latest task event after a crash. What merge,
+    clean or validate recorded later does not count (a cleaned run does not grow younger)."""
+    stamps = [state.get("created_at"), state.get("ended_at")]
+    for task in state["tasks"].values():
+        stamps += [task.get("started_at"), task.get("ended_at")]
+        stamps += [a.get("ended_at") or a.get("started_at") for a in task.get("attempts", ())]
+    known = [datetime.fromisoformat(s) for s in stamps if s]
+    return max(known) if known else datetime.fromtimestamp(0, UTC)
+
+
+def is_driven(folder: Path) -> bool:
+    """Does a codex-orch process hold the run's lock now? Reads only: creates no lock file."""
+    return (folder / "lock").is_file() and RunLock(folder).is_held_elsewhere()
+
+
+@contextmanager
+def changing(folder: Path) -> Iterator[RunStore]:
+    """The run's store, with its lock held: refused while a codex-orch process drives the run."""
+    lock = RunLock(folder).acquire()
+    try:
+        with RunStore.open(folder) as store:
+            yield store
+    finally:
+        lock.release()
+
+
+def dependency_order(state: dict[str, Any]) -> list[str]:
+    """Task ids, dependencies first; plan order among tasks ready together."""
+    tasks = [
+        Task(
+            id=tid,
+            role=state["tasks"][tid]["role"],
+            prompt="",
+            acceptance="",
+            blocked_by=tuple(state["tasks"][tid]["blocked_by"]),
+        )
+        for tid in state["task_order"]
+    ]
+    return [t.id for t in topological_order(tasks)]
+
+
+def task_tips(git: Git, state: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(task id, branch, tip) of each succeeded task, in dependency order (per-task workspaces)."""
+    tips = []
+    for tid in dependency_order(state):
+        task = state["tasks"][tid]
+        if task["status"] != "succeeded" or not task.get("branch"):
+            continue
+        sha = ref_sha(git, f"refs/heads/{task['branch']}")
+        if sha is None:
+            raise InputError(
+                f"branch {task['branch']!r} of task {tid} no longer exists",
+                "Was the run cleaned? Nothing of it can be merged or validated now.",
+            )
+        tips.append((tid, task["branch"], sha))
+    return tips
+
+
+def heads(git: Git, tips: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    """The tips no other tip contains: together they hold all the work (a task's branch starts from
+    its dependencies' commits, so a chain is one head and a diamond joined by a task is one too)."""
+    out = []
+    for i, (tid, branch, sha) in enumerate(tips):
+        contained = any(other != sha and is_ancestor(git, sha, other) for j, (_, _, other) in enumerate(tips) if j != i)
+        duplicate = any(other == sha for _, _, other in tips[i + 1 :])
+        if not contained and not duplicate:
+            out.append((tid, branch, sha))
+    return out

@@ -1,0 +1,170 @@
+"""`codex-orch validate`: run the configured test and lint commands where the run's work is.
+
+Shared workspace: in the run's worktree. Per-task workspaces: in the worktree of each head task (a
+succeeded task whose branch no other succeeded task's branch contains; usually one, the last). The
+commands run through proc.run_streaming (own process group, a timeout, no shell); their output goes
+to runs/<id>/validate/<n>/, and the outcome is recorded in the run's state.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from codex_orch.config import ValidateCommand, load_config
+from codex_orch.errors import InputError
+from codex_orch.gitops import Git
+from codex_orch.layout import Layout
+from codex_orch.proc import ProcRequest, run_streaming
+from codex_orch.runs import changing, heads, run_dir, task_tips
+
+_KEEP_GIT = ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL", "GIT_CONFIG_GLOBAL")
+TAIL_LINES = 20
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    name: str
+    argv: tuple[str, ...]
+    where: str  # "run" or the task id whose worktree it ran in
+    worktree: str
+    returncode: int | None
+    timed_out: bool
+    duration: float
+    stdout_log: str
+    stderr_log: str
+    error: str | None = None  # the command could not start
+    tail: str = ""  # the last lines of its output, when it failed
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.timed_out and self.error is None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "argv": list(self.argv),
+            "where": self.where,
+            "worktree": self.worktree,
+            "ok": self.ok,
+            "returncode": self.returncode,
+            "timed_out": self.timed_out,
+            "duration": self.duration,
+            "stdout_log": self.stdout_log,
+            "stderr_log": self.stderr_log,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True)
+class ValidateOutcome:
+    run_id: str
+    results: tuple[CommandResult, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+
+def _env() -> dict[str, str]:
+    """The user's environment minus inherited GIT_* variables that could point git elsewhere."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("GIT_") or k in _KEEP_GIT}
+
+
+def targets(git: Git, state: dict[str, Any]) -> list[tuple[str, Path]]:
+    """Where the run's work is: (label, worktree) pairs."""
+    if state["single_workspace"]:
+        found = [("run", Path(state["worktree"]))]
+    else:
+        tips = heads(git, task_tips(git, state))
+        if not tips:
+            raise InputError(f"run {state['run_id']} has no succeeded task: there is no work to validate")
+        found = [(tid, Path(state["tasks"][tid]["worktree"])) for tid, _, _ in tips]
+    for label, path in found:
+        if not (path / ".git").exists():
+            raise InputError(
+                f"the worktree of {'the run' if label == 'run' else label} is gone ({path})",
+                "Was the run cleaned? Validate before `clean`, or check the branch out yourself.",
+            )
+    return found
+
+
+def _tail(*paths: Path) -> str:
+    lines: list[str] = []
+    for path in paths:
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(max(0, path.stat().st_size - 16384))
+                lines += fh.read().decode("utf-8", "replace").splitlines()[-TAIL_LINES:]
+        except OSError:
+            continue
+    return "\n".join(lines[-TAIL_LINES:])
+
+
+def run_command(command: ValidateCommand, where: str, worktree: Path, folder: Path, stop_grace: float) -> CommandResult:
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in command.name)
+    stem = f"{where}-{safe}" if where != "run" else safe
+    out, err = folder / f"{stem}.stdout.log", folder / f"{stem}.stderr.log"
+    outcome = run_streaming(
+        ProcRequest(
+            argv=command.argv,
+            cwd=worktree,
+            env=_env(),
+            stdout_path=out,
+            stderr_path=err,
+            timeout=command.timeout,
+            stop_grace=stop_grace,
+        ),
+        on_line=lambda line: None,
+    )
+    result = CommandResult(
+        name=command.name,
+        argv=command.argv,
+        where=where,
+        worktree=str(worktree),
+        returncode=outcome.returncode,
+        timed_out=outcome.timed_out,
+        duration=round(outcome.ended - outcome.started, 3),
+        stdout_log=str(out),
+        stderr_log=str(err),
+        error=outcome.spawn_error,
+    )
+    if not result.ok:
+        result = replace(result, tail=_tail(out, err))
+    return result
+
+
+def validate_run(
+    root: Path, run_id: str, on_start: Callable[[ValidateCommand, str, Path], None] | None = None
+) -> ValidateOutcome:
+    layout = Layout(root)
+    folder = run_dir(layout, run_id)
+    config = load_config(layout)
+    if not config.validate_commands:
+        raise InputError(
+            f"{config.source}: validate.commands is empty: there is nothing to run",
+            'Add e.g. `validate: {commands: [{name: tests, run: "pytest -q"}]}` to .orchestrator/orchestrator.yaml.',
+        )
+    git = Git(root)
+    with changing(folder) as store:
+        state = store.view()
+        where = targets(git, state)
+        logs = folder / "validate" / str(int((state.get("validation") or {}).get("n", 0)) + 1)
+        logs.mkdir(parents=True, exist_ok=True)
+        results = []
+        for label, worktree in where:
+            for command in config.validate_commands:
+                if on_start is not None:
+                    on_start(command, label, worktree)
+                results.append(run_command(command, label, worktree, logs, config.limits.stop_grace))
+        outcome = ValidateOutcome(run_id, tuple(results))
+        store.record(
+            "run.validated",
+            n=int(logs.name),
+            ok=outcome.ok,
+            results=[r.to_json() for r in results],
+        )
+    return outcome

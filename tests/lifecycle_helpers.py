@@ -1,0 +1,68 @@
+"""Helpers shared by the merge, clean, prune, report and validate tests."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from conftest import FakeCodex, Repo, answer, read_state, run_cli, write_plan
+
+
+def job(task_id: str, writes: str | None = None, blocked_by: tuple[str, ...] = (), role: str = "implementer") -> dict:
+    """A task whose prompt the fake's rules match on: `job <id>.`"""
+    return {"id": task_id, "role": role, "prompt": f"job {task_id}.", "acceptance": "", "blocked_by": list(blocked_by)}
+
+
+def writer(task_id: str, path: str, content: str | None = None) -> dict[str, Any]:
+    """A rule: task `task_id` writes `path` and answers."""
+    return {
+        "match": f"job {task_id}.",
+        "turns": [[{"write": path, "content": content or f"{task_id}\n"}, {"answer": answer(task_id, [path])}]],
+    }
+
+
+def run_plan(
+    repo: Repo,
+    fake: FakeCodex,
+    tmp_path: Path,
+    run_id: str,
+    tasks: list[dict],
+    rules: list[dict[str, Any]],
+    expect: int = 0,
+) -> dict[str, Any]:
+    fake.script({"rules": rules})
+    plan = write_plan(tmp_path / f"{run_id}.json", tasks)
+    result = run_cli(repo.path, "run", "--plan-file", str(plan), "--run-id", run_id, "--no-progress")
+    assert result.code == expect, result.err + result.out
+    return read_state(repo, run_id)
+
+
+def repo_snapshot(repo: Repo) -> dict[str, str]:
+    """Everything a failed merge must leave as it was: HEAD, every ref, the index, the working files."""
+    files = {}
+    for path in sorted(repo.path.rglob("*")):
+        rel = path.relative_to(repo.path)
+        if rel.parts[0] in (".git", ".orchestrator") or not path.is_file():
+            continue
+        files[str(rel)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return {
+        "HEAD": repo.git("rev-parse", "HEAD"),
+        "symbolic HEAD": repo.git("symbolic-ref", "-q", "HEAD", check=False),
+        "refs": repo.git("for-each-ref", "--format=%(refname) %(objectname)"),
+        "index": repo.git("ls-files", "-s"),
+        "staged": repo.git("diff", "--cached"),
+        "status": repo.git("status", "--porcelain", "--untracked-files=all"),
+        "files": repr(files),
+    }
+
+
+def tree_hash(root: Path) -> str:
+    """Names, modes, sizes, mtimes and contents of every file under `root`."""
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        stat = path.lstat()
+        digest.update(f"{path.relative_to(root)} {stat.st_mode} {stat.st_size} {stat.st_mtime_ns}\n".encode())
+        if path.is_file() and not path.is_symlink():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
