@@ -99,9 +99,29 @@ def _workspace(ctx: RunContext, task: Task) -> Workspace:
     return ws
 
 
-def _interrupted_prompt(ctx: RunContext, worktree: Path) -> str:
+def _leftover_changes(ctx: RunContext, worktree: Path) -> str:
     changes = ctx.workspaces.git.at(worktree).status()
-    listing = "\n".join(f"  {c.code} {c.path}" for c in changes[:200]) or "  (none)"
+    listing = "\n".join(f"  {c.code} {c.path}" for c in changes[:200])
+    if len(changes) > 200:
+        listing += f"\n  … and {len(changes) - 200} more"
+    return listing
+
+
+def _restart_prompt(ctx: RunContext, task: Task, worktree: Path) -> str:
+    """The task's prompt for an attempt that starts over after an interruption came before the agent's
+    thread was known: the agent is told about changes an earlier attempt may have left."""
+    prompt = render_task_prompt(ctx, task, worktree)
+    listing = _leftover_changes(ctx, worktree)
+    if not listing:
+        return prompt
+    return (
+        f"{prompt}\n\n## Note from codex-orch\nAn earlier attempt at this task was interrupted. The worktree holds "
+        f"uncommitted changes it may have made (`git status`):\n{listing}\nKeep what is right, finish the task.\n"
+    )
+
+
+def _interrupted_prompt(ctx: RunContext, worktree: Path) -> str:
+    listing = _leftover_changes(ctx, worktree) or "  (none)"
     return (
         "You were interrupted before you finished this task (codex-orch was stopped). Continue from where "
         "you left off: the worktree still holds your uncommitted changes, listed by `git status`:\n"
@@ -140,7 +160,7 @@ class TaskRunner:
         n = len(rec["attempts"]) + 1
         thread = rec["thread_id"]
         if rec["status"] in ("interrupted", "running") and rec["attempts"]:
-            prompt = _interrupted_prompt(ctx, ws.worktree) if thread else render_task_prompt(ctx, task, ws.worktree)
+            prompt = _interrupted_prompt(ctx, ws.worktree) if thread else _restart_prompt(ctx, task, ws.worktree)
         else:
             thread = None
             prompt = render_task_prompt(ctx, task, ws.worktree)

@@ -208,3 +208,36 @@ def test_resume_reruns_failed_and_blocked_tasks_in_dependency_order(
     assert order == ["A", "C", "A", "B"]
     log = repo.git("log", "--format=%(trailers:key=Orch-Task,valueonly)", f"main..{state['branch']}").split()
     assert log == ["B", "A", "C"]  # newest first: C from the first run, then A, then B on top of it
+
+
+def test_interrupted_before_its_thread_is_known_the_agent_is_told_of_leftovers(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    """A crash can come after the agent changed files but before codex reported its thread."""
+    from codex_orch.layout import Layout
+    from codex_orch.state import RunStore
+
+    fake_codex.script({"default": [[{"answer": answer("finished", ["half.txt"])}]]})
+    plan = write_plan(tmp_path / "plan.json", [{"role": "implementer", "prompt": "do it", "acceptance": ""}])
+    # Set the scene as a crash leaves it: the run exists, the task is running with an attempt and no thread.
+    result = run_cli(repo.path, "run", "--plan-file", str(plan), "--run-id", "early")
+    assert result.code == 0
+    run_dir = Layout(repo.path).run_dir("early")
+    with RunStore.open(run_dir) as store:
+        store.record(
+            "task.added",
+            task={"id": "X", "role": "implementer", "prompt": "second job", "acceptance": "", "blocked_by": []},
+        )
+        store.record("task.status", task="X", status="running")
+        store.record("attempt.started", task="X", n=1, resume_thread=None)
+        store.record("run.status", status="running")
+    worktree = Path(read_state(repo, "early")["worktree"])
+    (worktree / "half.txt").write_text("half done\n")
+    resumed = run_cli(repo.path, "resume", "--run-id", "early")
+    assert resumed.code == 0, resumed.err
+    last = fake_codex.calls()[-1]
+    assert not last["resume"] and "second job" in last["prompt"]
+    assert "An earlier attempt at this task was interrupted" in last["prompt"] and "half.txt" in last["prompt"]
+    state = read_state(repo, "early")
+    assert state["tasks"]["X"]["status"] == "succeeded"
+    assert repo.git("show", f"{state['branch']}:half.txt") == "half done"  # kept and committed, as X's work
