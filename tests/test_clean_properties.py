@@ -1,0 +1,87 @@
+"""Property test (hypothesis): over random histories, the check clean relies on before it deletes a
+branch — gitops.patch_is_in — never calls a branch merged when some change of it is missing from base."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from codex_orch.gitops import Git, patch_is_in
+
+FILES = ["a.txt", "b.txt", "c.txt"]
+OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("branch_commit"), st.sampled_from(FILES), st.sampled_from(["x", "y", "z"])),
+        st.tuples(st.just("base_commit"), st.sampled_from(FILES), st.sampled_from(["x", "y", "w"])),
+        st.tuples(st.just("squash"), st.just(""), st.just("")),
+        st.tuples(st.just("merge"), st.just(""), st.just("")),
+        st.tuples(st.just("cherry_pick_last"), st.just(""), st.just("")),
+        st.tuples(st.just("branch_delete"), st.sampled_from(FILES), st.just("")),
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+def sh(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True)
+
+
+def commit(repo: Path, message: str) -> None:
+    sh(repo, "add", "-A")
+    sh(repo, "commit", "-q", "--allow-empty", "-m", message)
+
+
+def show(repo: Path, rev: str, path: str) -> str | None:
+    result = sh(repo, "show", f"{rev}:{path}")
+    return result.stdout if result.returncode == 0 else None
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(OPS)
+def test_a_branch_is_called_merged_only_when_base_holds_every_change(ops: list[tuple[str, str, str]]) -> None:
+    repo = Path(tempfile.mkdtemp(prefix="codex-orch-prop-"))
+    try:
+        sh(repo, "init", "-q", "-b", "main")
+        for name in FILES:
+            (repo / name).write_text("start\n")
+        commit(repo, "start")
+        sh(repo, "branch", "task")
+        for op, path, text in ops:
+            if op in ("branch_commit", "branch_delete"):
+                sh(repo, "checkout", "-q", "task")
+                if op == "branch_delete":
+                    (repo / path).unlink(missing_ok=True)
+                else:
+                    (repo / path).write_text(text + "\n")
+                commit(repo, f"task: {op} {path}")
+                sh(repo, "checkout", "-q", "main")
+            elif op == "base_commit":
+                (repo / path).write_text(text + "\n")
+                commit(repo, f"main: {path}")
+            elif op == "squash":
+                if sh(repo, "merge", "--squash", "task").returncode == 0:
+                    commit(repo, "squash task")
+                else:
+                    sh(repo, "reset", "-q", "--hard")
+            elif op == "merge":
+                if sh(repo, "merge", "-q", "--no-edit", "task").returncode != 0:
+                    sh(repo, "merge", "--abort")
+            elif op == "cherry_pick_last" and sh(repo, "cherry-pick", "task").returncode != 0:
+                sh(repo, "cherry-pick", "--abort")
+        git = Git(repo)
+        merged = patch_is_in(git, "main", "task")
+        fork = sh(repo, "merge-base", "main", "task").stdout.strip()
+        changed = [p for p in sh(repo, "diff", "--name-only", fork, "task").stdout.split() if p]
+        missing = [p for p in changed if show(repo, "main", p) != show(repo, "task", p)]
+        if merged:
+            assert missing == [], (ops, missing)
+        if not changed:
+            assert merged  # a branch with nothing of its own is merged
+    finally:
+        shutil.rmtree(repo, ignore_errors=True)
