@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from codex_orch.agents.base import Usage
@@ -103,7 +103,10 @@ def build_view(state: dict[str, Any]) -> RunView:
                 files_changed=tuple(t.get("files_changed") or ()),
                 error_kind=error.get("kind"),
                 error_message=error.get("message"),
-                duration=_seconds(t.get("started_at"), t.get("ended_at")),
+                duration=_seconds(
+                    t.get("started_at"),
+                    t.get("ended_at") or (datetime.now(UTC).isoformat() if t["status"] == "running" else None),
+                ),
                 usage=usage,
                 result=t.get("result"),
                 violations=tuple(t.get("violations") or ()),
