@@ -14,7 +14,6 @@ import json
 import os
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -377,13 +376,3 @@ class RunLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
-
-
-def wait_for_lock_free(run_dir: Path, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    lock = RunLock(run_dir)
-    while lock.is_held_elsewhere():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
