@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from codex_orch.errors import InputError
-from codex_orch.layout import CONFIG_NAME, Layout, packaged_templates
+from codex_orch.layout import CONFIG_NAME, ID_RE, Layout, packaged_templates
 from codex_orch.schema_check import check
 
 SANDBOXES = ("read-only", "workspace-write", "danger-full-access")
@@ -33,6 +33,36 @@ _ROLE = _closed(
         "timeout": _OPT_POS_NUM,
         "idle_timeout": _OPT_POS_NUM,
     }
+)
+
+_COMMAND = {
+    "anyOf": [
+        {"type": "string", "minLength": 1},
+        {"type": "array", "items": {"type": "string"}, "minItems": 1},
+    ]
+}
+_SERVICE = _closed(
+    {
+        "name": {"type": "string", "pattern": ID_RE.pattern},
+        "command": _COMMAND,
+        "cwd": {"type": "string", "minLength": 1},
+        "env": {"type": "object", "additionalProperties": {"type": "string"}},
+        "ready": {
+            "anyOf": [
+                _closed(
+                    {
+                        "tcp": {"type": "integer", "minimum": 1, "maximum": 65535},
+                        "host": {"type": "string", "minLength": 1},
+                    },
+                    required=["tcp"],
+                ),
+                _closed({"log": {"type": "string", "minLength": 1}}, required=["log"]),
+                _closed({"delay": {"type": "number", "minimum": 0}}, required=["delay"]),
+            ]
+        },
+        "ready_timeout": _POS_NUM,
+    },
+    required=["name", "command"],
 )
 
 CONFIG_SCHEMA: dict[str, Any] = _closed(
@@ -96,6 +126,7 @@ CONFIG_SCHEMA: dict[str, Any] = _closed(
                 "timeout": _POS_NUM,
             }
         ),
+        "services": {"type": "array", "items": _SERVICE},
     }
 )
 
@@ -147,6 +178,26 @@ class ValidateCommand:
 
 
 @dataclass(frozen=True)
+class ReadyCheck:
+    """When a service counts as ready: at most one of these is set; none: as soon as it started."""
+
+    tcp: int | None = None  # a TCP connection to (host, tcp) is accepted
+    host: str = "127.0.0.1"
+    log: str | None = None  # a line of its output matches this regular expression (or holds it literally)
+    delay: float | None = None  # it still runs after this many seconds
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    name: str
+    argv: tuple[str, ...]
+    cwd: str  # relative to the repository root
+    env: Mapping[str, str]
+    ready: ReadyCheck
+    ready_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
 class Config:
     source: str  # the file it came from, or "(defaults)"
     codex: CodexConfig
@@ -160,6 +211,7 @@ class Config:
     on_violation: str = "warn"
     follow_next_tasks: bool = False
     validate_commands: tuple[ValidateCommand, ...] = ()
+    services: tuple[ServiceConfig, ...] = ()
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def resolve_role(self, name: str) -> str | None:
@@ -286,6 +338,7 @@ def build_config(raw: dict[str, Any], source: str) -> Config:
         on_violation=raw["concurrency"]["on_violation"],
         follow_next_tasks=bool(raw["follow_next_tasks"]),
         validate_commands=_validate_commands(raw.get("validate") or {}, source),
+        services=_services(raw.get("services") or [], source),
         raw=raw,
     )
 
@@ -309,3 +362,49 @@ def _validate_commands(section: Mapping[str, Any], source: str) -> tuple[Validat
             argv = tuple(run)
         commands.append(ValidateCommand(item["name"], argv, float(item.get("timeout", default_timeout))))
     return tuple(commands)
+
+
+def _argv(command: str | list[str], where: str) -> tuple[str, ...]:
+    """A command: a string split like a shell would (no shell runs it), or a list of arguments."""
+    import shlex
+
+    if not isinstance(command, str):
+        return tuple(command)
+    try:
+        argv = tuple(shlex.split(command))
+    except ValueError as exc:
+        raise InputError(f"{where}: cannot split {command!r}: {exc}") from None
+    if not argv:
+        raise InputError(f"{where}: no command in {command!r}")
+    return argv
+
+
+def _services(items: list[Mapping[str, Any]], source: str) -> tuple[ServiceConfig, ...]:
+    services: list[ServiceConfig] = []
+    seen: dict[str, int] = {}
+    for i, item in enumerate(items):
+        where = f"{source}: services[{i}]"
+        name = item["name"]
+        if name in seen:
+            raise InputError(f"{where}.name: duplicate service {name!r} (also services[{seen[name]}])")
+        seen[name] = i
+        cwd = item.get("cwd", ".")
+        if Path(cwd).is_absolute():
+            raise InputError(f"{where}.cwd: {cwd!r} must be relative to the repository root")
+        ready = item.get("ready") or {}
+        services.append(
+            ServiceConfig(
+                name=name,
+                argv=_argv(item["command"], f"{where}.command"),
+                cwd=cwd,
+                env=dict(item.get("env") or {}),
+                ready=ReadyCheck(
+                    tcp=ready.get("tcp"),
+                    host=ready.get("host", "127.0.0.1"),
+                    log=ready.get("log"),
+                    delay=float(ready["delay"]) if "delay" in ready else None,
+                ),
+                ready_timeout=float(item.get("ready_timeout", 30)),
+            )
+        )
+    return tuple(services)

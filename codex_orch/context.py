@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,10 @@ from codex_orch.workspace import Workspaces
 
 # notify(kind, task_id, data): progress for displays; never required for correctness.
 Notify = Callable[[str, str | None, Mapping[str, Any]], None]
+
+
+# answer_check(value) -> problems: a role's own checks of a schema-valid answer (a plan must load).
+AnswerCheck = Callable[[Any], Sequence[str]]
 
 
 def _no_notify(kind: str, task_id: str | None, data: Mapping[str, Any]) -> None:
@@ -43,6 +47,7 @@ class RunContext:
     notify: Notify = _no_notify
     fail_fast: bool = False
     redactor: Redactor = field(default_factory=lambda: Redactor({}))
+    answer_checks: Mapping[str, AnswerCheck] = field(default_factory=dict)  # by role
     # paths declared by the tasks running now (None: the task declared none and runs alone)
     active_paths: dict[str, tuple[str, ...] | None] = field(default_factory=dict)
     _schemas: dict[str, tuple[Path, dict[str, Any]]] = field(default_factory=dict)

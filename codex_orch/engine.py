@@ -24,12 +24,13 @@ from codex_orch.errors import InputError
 from codex_orch.executor import render_task_prompt, run_task
 from codex_orch.gitops import Git
 from codex_orch.layout import Layout, id_problem
-from codex_orch.plan import Plan, Task, load_plan
+from codex_orch.plan import Plan, Task, load_plan, plan_answer_checks
 from codex_orch.proc import is_our_orphan, reap_group
 from codex_orch.prompts import read_spec
 from codex_orch.redaction import Redactor
 from codex_orch.scaffold import ensure_scaffold
 from codex_orch.scheduler import ConcurrencyRules, Scheduler
+from codex_orch.services import services_running
 from codex_orch.state import RunLock, RunStore, atomic_write_json
 from codex_orch.workspace import Workspaces, branch_name
 
@@ -262,6 +263,7 @@ def _context(
         redactor=_redactor(config),
         fail_fast=options.fail_fast,
         cancel=threading.Event(),
+        answer_checks=plan_answer_checks(config),
     )
 
 
@@ -322,7 +324,7 @@ def _drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
     )
     stopped_by_user = threading.Event()
     try:
-        with _stop_on_signals(ctx.cancel, stopped_by_user):
+        with _stop_on_signals(ctx.cancel, stopped_by_user), services_running(ctx):
             scheduler.run()
     except KeyboardInterrupt:
         stopped_by_user.set()

@@ -16,7 +16,7 @@ from codex_orch.errors import OrchError
 from codex_orch.failures import FailureKind, Retry, info
 from codex_orch.plan import Task
 from codex_orch.state import now_iso
-from codex_orch.validation import Verdict, judge, retry_prompt
+from codex_orch.validation import Verdict, checked, judge, retry_prompt
 from codex_orch.workspace import Workspace, branch_name, commit_message, decisions_entry
 
 log = logging.getLogger(__name__)
@@ -248,6 +248,9 @@ class TaskRunner:
             on_start=lambda pid: ctx.store.record("attempt.pid", task=task.id, pid=pid),
         )
         verdict = judge(result.final_message, self.schema) if result.failure is None else None
+        answer_check = ctx.answer_checks.get(task.role)
+        if verdict is not None and verdict.ok and answer_check is not None:
+            verdict = checked(verdict, answer_check(verdict.value))
         (folder / "final.json").write_text(ctx.redactor.text(result.final_message or ""), "utf-8")
         if verdict is not None:
             report = "valid\n" if verdict.ok else f"{verdict.failure}\n" + "".join(f"{e}\n" for e in verdict.errors)

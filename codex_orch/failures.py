@@ -19,6 +19,7 @@ class FailureKind(StrEnum):
     EMPTY_ANSWER = "empty_answer"
     NOT_JSON = "not_json"
     SCHEMA_INVALID = "schema_invalid"
+    ANSWER_INVALID = "answer_invalid"
     AGENT_REPORTED = "agent_reported"
     INTERRUPTED = "interrupted"
     WORKSPACE = "workspace"
@@ -85,6 +86,12 @@ FAILURES: dict[FailureKind, FailureInfo] = {
             FailureKind.SCHEMA_INVALID,
             Retry.ANSWER,
             "The final message did not conform to the role's output schema (validation.txt lists why).",
+        ),
+        FailureInfo(
+            FailureKind.ANSWER_INVALID,
+            Retry.ANSWER,
+            "The final message fit the schema but failed the role's own checks (a plan that does not load: "
+            "duplicate or unknown ids, a dependency cycle, an unknown role); validation.txt lists why.",
         ),
         FailureInfo(
             FailureKind.AGENT_REPORTED,

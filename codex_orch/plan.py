@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -216,6 +216,28 @@ def parse_plan(data: Any, config: Config, label: str) -> Plan:
         assumptions=tuple(data.get("assumptions") or ()),
         tasks=tuple(tasks),
     )
+
+
+PLAN_SCHEMA_NAME = "plan.schema.json"
+
+
+def plan_problems(data: Any, config: Config, label: str = "plan") -> list[str]:
+    """Why `data` cannot be run as a plan (the first problem the loader finds), or nothing."""
+    try:
+        parse_plan(data, config, label)
+    except InputError as exc:
+        return [exc.message]
+    return []
+
+
+def plan_answer_checks(config: Config) -> dict[str, Callable[[Any], list[str]]]:
+    """An answer check for every role whose answer is a plan (its output schema is the plan schema):
+    beyond the schema, the plan must load (ids, dependencies, cycles, roles), or the agent retries."""
+    return {
+        name: lambda value: plan_problems(value, config)
+        for name, role in config.roles.items()
+        if Path(role.output_schema).name == PLAN_SCHEMA_NAME
+    }
 
 
 def find_cycle(tasks: Sequence[Task]) -> list[str] | None:

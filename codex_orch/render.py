@@ -109,6 +109,8 @@ class LineReporter:
             elif status == "blocked":
                 extra = f" (waits for {data.get('cause')})"
             line = f"{task_id}: {status}{extra}"
+        elif kind == "service":
+            line = f"service {data['name']}: {data['status']} (pid {data.get('pid')})"
         elif kind == "violation":
             line = (
                 f"{task_id}: changed files outside its paths (left out of its commit): {', '.join(data['files'][:5])}"

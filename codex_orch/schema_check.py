@@ -46,3 +46,34 @@ def check(instance: Any, schema: dict[str, Any], label: str) -> None:
         place, message = errors[0]
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise InputError(f"{label}: {place}: {message}{more}")
+
+
+def strict_problems(schema: Any, where: str = "$") -> list[str]:
+    """Why a JSON schema is not accepted in OpenAI strict mode (which codex's --output-schema uses):
+    every object must say `additionalProperties: false` and list every property in `required`."""
+    if not isinstance(schema, dict):
+        return []
+    problems = []
+    types = schema.get("type")
+    types = types if isinstance(types, list) else [types]
+    if "object" in types:
+        props = schema.get("properties", {})
+        if schema.get("additionalProperties") is not False:
+            problems.append(f"{where}: additionalProperties must be false")
+        required = set(schema.get("required", []))
+        missing, unknown = sorted(set(props) - required), sorted(required - set(props))
+        if missing:
+            problems.append(f"{where}: required must list every property (missing: {', '.join(missing)})")
+        if unknown:
+            problems.append(f"{where}: required names properties that are not defined: {', '.join(unknown)}")
+        for name, sub in props.items():
+            problems += strict_problems(sub, f"{where}.{name}")
+    if "array" in types and "items" in schema:
+        problems += strict_problems(schema["items"], f"{where}[]")
+    for key in ("anyOf", "oneOf", "allOf"):
+        for i, sub in enumerate(schema.get(key, [])):
+            problems += strict_problems(sub, f"{where}.{key}[{i}]")
+    for key in ("$defs", "definitions"):
+        for name, sub in (schema.get(key) or {}).items():
+            problems += strict_problems(sub, f"{where}.{key}.{name}")
+    return problems

@@ -130,6 +130,9 @@ def apply(state: dict[str, Any], rec: dict[str, Any]) -> None:
     elif kind in ("run.merged", "run.cleaned", "run.validated"):  # the lifecycle commands' last outcome
         key = {"run.merged": "merge", "run.cleaned": "cleaned", "run.validated": "validation"}[kind]
         state[key] = {k: v for k, v in rec.items() if k not in ("type", "seq")}
+    elif kind == "run.service":  # a service of the run: started, ready, failed or stopped
+        service = state.setdefault("services", {}).setdefault(rec["name"], {})
+        service.update({k: v for k, v in rec.items() if k not in ("type", "seq")})
     elif kind == "run.resumed":
         state["status"] = "running"
         state["resumed"] = state.get("resumed", 0) + 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,11 +48,25 @@ def judge(final_message: str | None, schema: dict[str, Any]) -> Verdict:
     return Verdict(value, None, ())
 
 
+def checked(verdict: Verdict, problems: Sequence[str]) -> Verdict:
+    """A schema-valid verdict after the role's own checks of the answer: still ok, or answer_invalid."""
+    if not verdict.ok or not problems:
+        return verdict
+    return Verdict(verdict.value, FailureKind.ANSWER_INVALID, tuple(problems))
+
+
 def retry_prompt(verdict: Verdict, schema_name: str) -> str:
     quoted = "\n".join(f"- {error}" for error in verdict.errors[:MAX_QUOTED_ERRORS])
     more = len(verdict.errors) - MAX_QUOTED_ERRORS
     if more > 0:
         quoted += f"\n- … and {more} more"
+    if verdict.failure == FailureKind.ANSWER_INVALID:
+        return (
+            f"Your final message conforms to the output schema ({schema_name}) but could not be accepted.\n\n"
+            f"codex-orch's checks reported:\n{quoted}\n\n"
+            "Fix these problems. Do not redo the work unless it is incomplete. Reply with the corrected JSON "
+            "object only."
+        )
     return (
         "Your final message could not be accepted: it must be one JSON object that conforms to the output "
         f"schema ({schema_name}), with no text around it.\n\n"

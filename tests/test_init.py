@@ -6,6 +6,7 @@ from pathlib import Path
 from conftest import Repo, run_cli
 
 from codex_orch.scaffold import default_files
+from codex_orch.schema_check import strict_problems
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,33 +44,13 @@ def test_init_ignores_runs_and_worktrees(repo: Repo) -> None:
     assert ".orchestrator/runs" not in status and ".orchestrator/worktrees" not in status
 
 
-def _strict_problems(schema: dict, where: str = "$") -> list[str]:
-    problems = []
-    types = schema.get("type")
-    types = types if isinstance(types, list) else [types]
-    if "object" in types:
-        props = schema.get("properties", {})
-        if schema.get("additionalProperties") is not False:
-            problems.append(f"{where}: additionalProperties must be false")
-        if sorted(schema.get("required", [])) != sorted(props):
-            problems.append(f"{where}: required must list every property")
-        for name, sub in props.items():
-            problems += _strict_problems(sub, f"{where}.{name}")
-    if "array" in types and "items" in schema:
-        problems += _strict_problems(schema["items"], f"{where}[]")
-    for key in ("anyOf", "oneOf", "allOf"):
-        for i, sub in enumerate(schema.get(key, [])):
-            problems += _strict_problems(sub, f"{where}.{key}[{i}]")
-    return problems
-
-
 def test_every_shipped_schema_is_strict_mode_compatible() -> None:
     schemas = sorted((ROOT / "templates" / "schemas").glob("*.json"))
     assert len(schemas) >= 4
     for path in schemas:
-        assert _strict_problems(json.loads(path.read_text())) == [], path.name
+        assert strict_problems(json.loads(path.read_text())) == [], path.name
 
 
 def test_strict_checker_catches_a_loose_schema() -> None:
     loose = {"type": "object", "properties": {"a": {"type": "string"}}, "required": []}
-    assert len(_strict_problems(loose)) == 2
+    assert len(strict_problems(loose)) == 2
