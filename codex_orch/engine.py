@@ -293,7 +293,12 @@ def _drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
     statuses = {tid: ("succeeded" if t["status"] == "succeeded" else "pending") for tid, t in state["tasks"].items()}
     if state["single_workspace"]:
         ready = bool(state.get("workspace_ready"))
-        ctx.workspaces.ensure(Path(state["worktree"]), state["branch"], state["base_commit"], ready=ready)
+        try:
+            ctx.workspaces.ensure(Path(state["worktree"]), state["branch"], state["base_commit"], ready=ready)
+        except BaseException:  # the run cannot start: say so in its state, then let the error speak
+            store.record("run.status", status="failed")
+            store.close()
+            raise
         if not ready:
             store.record("run.workspace_ready")
     rules = ConcurrencyRules(state["single_workspace"], ctx.config.concurrency_allow, ctx.config.concurrency_ignore)
