@@ -209,6 +209,24 @@ class _Stream:
         self.sink.flush()
 
 
+def _pump(selector: selectors.BaseSelector, streams: dict[int, _Stream], wait: float) -> set[int]:
+    """Read whatever the pipes have within `wait` seconds; the fds that delivered data (at EOF a pipe is
+    unregistered)."""
+    fed: set[int] = set()
+    for key, _ in selector.select(wait):
+        fd = int(key.fd)
+        try:
+            chunk = os.read(fd, _CHUNK)
+        except BlockingIOError:
+            continue
+        if not chunk:
+            selector.unregister(fd)
+            continue
+        streams[fd].feed(chunk)
+        fed.add(fd)
+    return fed
+
+
 def _feed_stdin(pipe: BinaryIO, data: bytes) -> None:
     try:
         pipe.write(data)
@@ -279,25 +297,13 @@ def run_streaming(
                 if request.idle_timeout:
                     wait = min(wait, max(0.0, last_output + request.idle_timeout - now))
                 if selector.get_map():
-                    ready = selector.select(wait)
+                    if stdout_fd in _pump(selector, streams, wait):
+                        last_output = time.monotonic()
                 else:  # both pipes closed, the leader not yet reaped (or living on): wait for it
                     try:
                         proc.wait(timeout=wait)
                     except subprocess.TimeoutExpired:
                         pass
-                    ready = []
-                for key, _ in ready:
-                    fd = int(key.fd)
-                    try:
-                        chunk = os.read(fd, _CHUNK)
-                    except BlockingIOError:
-                        continue
-                    if not chunk:
-                        selector.unregister(fd)
-                        continue
-                    streams[fd].feed(chunk)
-                    if fd == stdout_fd:
-                        last_output = time.monotonic()
                 if reason is None and leader_done_at is None:
                     now = time.monotonic()
                     if cancel is not None and cancel.is_set():
@@ -430,17 +436,8 @@ class Background:
                     os.set_blocking(fd, False)
                     selector.register(fd, selectors.EVENT_READ)
                 while selector.get_map():
-                    ready = selector.select(0.2)
-                    for key, _ in ready:
-                        fd = int(key.fd)
-                        try:
-                            chunk = os.read(fd, _CHUNK)
-                        except BlockingIOError:
-                            continue
-                        if not chunk:
-                            selector.unregister(fd)
-                            continue
-                        streams[fd].feed(chunk)
+                    ready = _pump(selector, streams, 0.2)
+                    for fd in ready:
                         streams[fd].sink.flush()
                     if self._quit.is_set():
                         drained_at = drained_at or time.monotonic() + 2.0
