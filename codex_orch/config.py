@@ -345,21 +345,11 @@ def build_config(raw: dict[str, Any], source: str) -> Config:
 
 def _validate_commands(section: Mapping[str, Any], source: str) -> tuple[ValidateCommand, ...]:
     """validate.commands: a string is split like a shell would (no shell runs it), a list is argv."""
-    import shlex
 
     default_timeout = float(section.get("timeout", 900))
     commands = []
     for i, item in enumerate(section.get("commands") or ()):
-        run = item["run"]
-        if isinstance(run, str):
-            try:
-                argv = tuple(shlex.split(run))
-            except ValueError as exc:
-                raise InputError(f"{source}: validate.commands[{i}].run: cannot split {run!r}: {exc}") from None
-            if not argv:
-                raise InputError(f"{source}: validate.commands[{i}].run: no command in {run!r}")
-        else:
-            argv = tuple(run)
+        argv = _argv(item["run"], f"{source}: validate.commands[{i}].run")
         commands.append(ValidateCommand(item["name"], argv, float(item.get("timeout", default_timeout))))
     return tuple(commands)
 
