@@ -12,21 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FakeCodex, Repo, answer, read_state, run_cli, write_plan
+from conftest import FakeCodex, Repo, alive, answer, read_state, run_cli, write_plan
 
 PLAN = [
     {"role": "implementer", "prompt": "create a.txt", "acceptance": "a.txt exists", "blocked_by": []},
     {"role": "implementer", "prompt": "create b.txt", "acceptance": "b.txt exists", "blocked_by": ["T0001"]},
     {"role": "implementer", "prompt": "create c.txt", "acceptance": "c.txt exists", "blocked_by": ["T0002"]},
 ]
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except FileNotFoundError:
-        return False
 
 
 def script(marker: Path, children: Path | None = None) -> dict[str, Any]:
