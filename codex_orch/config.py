@@ -43,7 +43,7 @@ _COMMAND = {
 }
 _SERVICE = _closed(
     {
-        "name": {"type": "string", "pattern": ID_RE.pattern},
+        "name": {"type": "string", "pattern": f"^{ID_RE.pattern}\\Z"},  # \Z, not $: "$" accepts a final newline
         "command": _COMMAND,
         "cwd": {"type": "string", "minLength": 1},
         "env": {"type": "object", "additionalProperties": {"type": "string"}},

@@ -11,12 +11,12 @@ ORCH_DIR = ".orchestrator"
 CONFIG_NAME = "orchestrator.yaml"
 
 # Task and run ids become folder names and parts of branch names: keep them to a safe alphabet.
-ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # used with fullmatch: "$" would let "x\n" through
 
 
 def id_problem(value: str) -> str | None:
     """Why `value` cannot be a task or run id, or None when it can."""
-    if not ID_RE.match(value):
+    if not ID_RE.fullmatch(value):
         return "must be 1-64 characters of letters, digits, '.', '_' or '-', starting with a letter or digit"
     if ".." in value or value.endswith((".", ".lock")):
         return "must not contain '..' nor end with '.' or '.lock'"
