@@ -52,7 +52,7 @@ def run_plan(
     fake.script(
         {
             "rules": [
-                sleeper(t["id"], 1.0, t.get("paths", [None])[0] and t["paths"][0].replace("/**", "/f.txt"))
+                sleeper(t["id"], 1.5, t.get("paths", [None])[0] and t["paths"][0].replace("/**", "/f.txt"))
                 for t in tasks
             ]
         }
