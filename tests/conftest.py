@@ -189,6 +189,20 @@ def run_cli(cwd: Path, *args: str, timeout: float = 120, env: dict[str, str] | N
     return CliResult(result.returncode, result.stdout, result.stderr)
 
 
+def start_cli(
+    cwd: Path, *args: str, stdout: Any = subprocess.DEVNULL, stderr: Any = subprocess.DEVNULL, text: bool = False
+) -> subprocess.Popen[Any]:
+    """codex-orch as a real child process left running (to be signalled or killed), stdin closed."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "codex_orch", *args],
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=stderr,
+        text=text,
+    )
+
+
 def read_state(repo: Repo, run_id: str) -> dict[str, Any]:
     from codex_orch.state import read_state as _read
 

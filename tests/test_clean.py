@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from conftest import FakeCodex, Repo, answer, read_state, run_cli, write_plan
+from conftest import FakeCodex, Repo, answer, read_state, run_cli, start_cli, write_plan
 from lifecycle_helpers import job, run_plan, tree_hash, writer
 
 
@@ -83,13 +81,7 @@ def interrupted_run(repo: Repo, fake: FakeCodex, tmp_path: Path, run_id: str) ->
     ]
     fake.script({"rules": [writer("A", "a.txt"), {"match": "job B.", "turns": slow}]})
     plan = write_plan(tmp_path / f"{run_id}.json", [job("A"), job("B", blocked_by=("A",))])
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "codex_orch", "run", "--plan-file", str(plan), "--run-id", run_id, "--no-progress"],
-        cwd=repo.path,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start_cli(repo.path, "run", "--plan-file", str(plan), "--run-id", run_id, "--no-progress")
     deadline = time.monotonic() + 30
     while not first.exists():
         assert time.monotonic() < deadline

@@ -6,13 +6,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FakeCodex, Repo, alive, answer, read_state, run_cli, write_plan
+from conftest import FakeCodex, Repo, alive, answer, read_state, run_cli, start_cli, write_plan
 
 PLAN = [
     {"role": "implementer", "prompt": "create a.txt", "acceptance": "a.txt exists", "blocked_by": []},
@@ -50,13 +49,7 @@ def wait_for(condition: Any, what: str, timeout: float = 30) -> None:
 
 
 def start_run(repo: Repo, plan: Path, run_id: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "codex_orch", "run", "--plan-file", str(plan), "--run-id", run_id, "--no-progress"],
-        cwd=repo.path,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    return start_cli(repo.path, "run", "--plan-file", str(plan), "--run-id", run_id, "--no-progress")
 
 
 def thread_recorded(repo: Repo, run_id: str, task_id: str) -> bool:

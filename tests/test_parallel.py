@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import threading
 import time
 from datetime import datetime
@@ -12,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FakeCodex, Repo, alive, answer, read_state, run_cli, write_plan
+from conftest import FakeCodex, Repo, alive, answer, read_state, run_cli, start_cli, write_plan
 
 from codex_orch.gitops import Git, add_worktree, remove_worktree
 from codex_orch.plan import Task
@@ -194,23 +193,16 @@ def test_ctrl_c_stops_agents_records_interrupted_and_resume_finishes(
     slow = [[{"spawn_child": True}, {"sleep": 60}], [{"answer": answer("resumed")}]]
     fake_codex.script({"rules": [{"match": "job C.", "turns": [[{"answer": answer("C")}]]}], "default": slow})
     plan = write_plan(tmp_path / "plan.json", [job("A"), job("B"), job("C", blocked_by=["A"])])
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "codex_orch",
-            "run",
-            "--plan-file",
-            str(plan),
-            "--run-id",
-            "cc",
-            "--max-workers",
-            "2",
-            "--no-progress",
-        ],
-        cwd=repo.path,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
+    proc = start_cli(
+        repo.path,
+        "run",
+        "--plan-file",
+        str(plan),
+        "--run-id",
+        "cc",
+        "--max-workers",
+        "2",
+        "--no-progress",
         stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 30

@@ -9,14 +9,12 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Repo, answer, read_state, run_cli, write_plan
+from conftest import Repo, answer, read_state, run_cli, start_cli, write_plan
 
 from codex_orch.scripted_model import ScriptedModelServer, codex_config, prompt_of
 
@@ -186,22 +184,8 @@ def test_killed_codex_orch_is_resumed_on_the_recorded_thread(repo: Repo, tmp_pat
         use_real_codex(repo, server)
         plan = write_plan(tmp_path / "plan.json", [TASK_A])
         with open(tmp_path / "run.err", "w") as err_file:
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "codex_orch",
-                    "run",
-                    "--plan-file",
-                    str(plan),
-                    "--run-id",
-                    "kill9",
-                    "--no-progress",
-                ],
-                cwd=repo.path,
-                stdout=subprocess.DEVNULL,
-                stderr=err_file,
-                stdin=subprocess.DEVNULL,
+            proc = start_cli(
+                repo.path, "run", "--plan-file", str(plan), "--run-id", "kill9", "--no-progress", stderr=err_file
             )
             deadline = time.monotonic() + 60
             while len(server.responses_requests()) < 2:  # codex ran the shell step and now waits for the model

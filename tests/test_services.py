@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FakeCodex, Repo, alive, answer, read_state, run_cli, write_plan
+from conftest import FakeCodex, Repo, alive, answer, read_state, run_cli, start_cli, write_plan
 
 from codex_orch.config import load_config
 from codex_orch.errors import InputError
@@ -108,10 +108,14 @@ def test_an_interrupted_run_stops_its_services(
     plan = write_plan(tmp_path / "plan.json", ONE_TASK)
     with (
         open(tmp_path / "out.txt", "w") as out,
-        subprocess.Popen(
-            [sys.executable, "-m", "codex_orch", "run", "--plan-file", str(plan), "--run-id", "int", "--no-progress"],
-            cwd=repo.path,
-            stdin=subprocess.DEVNULL,
+        start_cli(
+            repo.path,
+            "run",
+            "--plan-file",
+            str(plan),
+            "--run-id",
+            "int",
+            "--no-progress",
             stdout=out,
             stderr=subprocess.STDOUT,
         ) as orch,
@@ -139,13 +143,7 @@ def test_a_service_orphaned_by_kill_9_is_stopped_when_the_run_resumes(
     started = tmp_path / "agent.pid"
     fake_codex.script({"default": [[{"marker": str(started)}, {"sleep": 60}, {"answer": answer()}]]})
     plan = write_plan(tmp_path / "plan.json", ONE_TASK)
-    with subprocess.Popen(
-        [sys.executable, "-m", "codex_orch", "run", "--plan-file", str(plan), "--run-id", "k9", "--no-progress"],
-        cwd=repo.path,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    ) as orch:
+    with start_cli(repo.path, "run", "--plan-file", str(plan), "--run-id", "k9", "--no-progress") as orch:
         deadline = time.monotonic() + 30
         while not started.exists() and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from conftest import FakeCodex, Repo, answer, read_state, run_cli, write_plan
+from conftest import FakeCodex, Repo, answer, read_state, run_cli, start_cli, write_plan
 
 
 def start(repo: Repo, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "codex_orch", *args],
-        cwd=repo.path,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return start_cli(repo.path, *args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def test_a_second_process_on_the_same_run_refuses(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
