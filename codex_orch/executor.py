@@ -14,6 +14,7 @@ from codex_orch.agents.base import AgentResult, Progress
 from codex_orch.context import RunContext
 from codex_orch.errors import OrchError
 from codex_orch.failures import FailureKind, Retry, info
+from codex_orch.gitops import local_changes
 from codex_orch.plan import Task
 from codex_orch.state import now_iso
 from codex_orch.validation import Verdict, checked, judge, retry_prompt
@@ -100,7 +101,8 @@ def _workspace(ctx: RunContext, task: Task) -> Workspace:
 
 
 def _leftover_changes(ctx: RunContext, worktree: Path) -> str:
-    changes = ctx.workspaces.git.at(worktree).status()
+    # without git's optional index lock: a parallel task may be committing in a shared worktree
+    changes = local_changes(ctx.workspaces.git.at(worktree))
     listing = "\n".join(f"  {c.code} {c.path}" for c in changes[:200])
     if len(changes) > 200:
         listing += f"\n  … and {len(changes) - 200} more"

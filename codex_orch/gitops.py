@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ _KEEP_GIT_VARS = (
     "GIT_CONFIG_NOSYSTEM",
 )
 FALLBACK_IDENTITY = ("codex-orch", "codex-orch@localhost")
+INDEX_LOCK_WAIT = 5.0  # seconds a command waits for another git process to let go of a worktree's index
+_INDEX_LOCK_BUSY = "index.lock': File exists"  # git's words (LC_ALL=C) when that lock is held
 _process_lock = threading.Lock()
 
 
@@ -69,10 +72,19 @@ class Git:
     def run(self, *args: str, check: bool = True, stdin: bytes | None = None, strip: bool = True) -> str:
         code, out, err = self.run_full(*args, stdin=stdin, strip=strip)
         if check and code != 0:
-            raise GitError(f"git {' '.join(args[:3])} failed: {_first_line(err or out)}")
+            hint = None
+            if _INDEX_LOCK_BUSY in err:
+                hint = (
+                    f"Another git process held that lock for over {INDEX_LOCK_WAIT:g} s. If none is running"
+                    " (a crashed git left it), remove the file and resume."
+                )
+            raise GitError(f"git {' '.join(args[:3])} failed: {_first_line(err or out)}", hint)
         return out
 
     def run_full(self, *args: str, stdin: bytes | None = None, strip: bool = True) -> tuple[int, str, str]:
+        """Run git; a command that finds the index locked by another git process (a sibling agent's
+        `git status`, an editor polling the worktree) is tried again for up to INDEX_LOCK_WAIT seconds.
+        git fails such a command before it changes anything, so trying again is safe."""
         from git.exc import GitCommandNotFound
 
         kwargs: dict[str, Any] = {
@@ -83,16 +95,20 @@ class Git:
         }
         import tempfile
 
+        deadline = time.monotonic() + INDEX_LOCK_WAIT
         with tempfile.TemporaryFile() as feed:  # GitPython wants a real file for stdin
             if stdin is not None:
                 feed.write(stdin)
-                feed.seek(0)
                 kwargs["istream"] = feed
-            try:
-                code, out, err = self._cmd.execute(["git", *args], **kwargs)
-            except GitCommandNotFound:
-                raise GitError("git is not installed or not on PATH.", "Install git and try again.") from None
-        return int(code), str(out), str(err)
+            while True:
+                feed.seek(0)
+                try:
+                    code, out, err = self._cmd.execute(["git", *args], **kwargs)
+                except GitCommandNotFound:
+                    raise GitError("git is not installed or not on PATH.", "Install git and try again.") from None
+                if code == 0 or _INDEX_LOCK_BUSY not in err or time.monotonic() >= deadline:
+                    return int(code), str(out), str(err)
+                time.sleep(0.05)
 
     def ok(self, *args: str) -> bool:
         return self.run_full(*args)[0] == 0

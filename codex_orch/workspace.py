@@ -82,6 +82,7 @@ class Workspaces:
         self.git = git
         self.identity = identity
         self._commit_locks: dict[Path, threading.Lock] = {}
+        self._opened: set[Path] = set()
         self._guard = threading.Lock()
 
     @staticmethod
@@ -97,8 +98,12 @@ class Workspaces:
         discarded and made again (nothing ran in it)."""
         if not self.git.valid_branch_name(branch):
             raise InputError(f"branch name {branch!r} is not valid for git (check git.branch_template)")
+        with self._guard:
+            first_open = worktree not in self._opened
+            self._opened.add(worktree)
         if (worktree / ".git").exists() and ready:
-            self._clear_stale_locks(worktree, branch)
+            if first_open:
+                self._clear_stale_locks(worktree, branch)
             return Workspace(worktree, branch, start)
         if worktree.exists():
             discard_worktree(self.git, worktree)
@@ -110,14 +115,14 @@ class Workspaces:
         return Workspace(worktree, branch, start)
 
     def _clear_stale_locks(self, worktree: Path, branch: str) -> None:
-        """Remove git lock files left by a crashed codex-orch. Only the process holding the run's lock
-        calls this, and no one else works in a run's worktrees, so such a lock cannot be live."""
+        """Remove git lock files left by a crashed codex-orch, the first time this process opens the
+        worktree: before any of its tasks works there (the process holds the run's lock, so no other
+        codex-orch does either). Never later: a parallel task's commit may hold those locks then."""
         dot_git = worktree / ".git"
         gitdir = Path(dot_git.read_text("utf-8").split(":", 1)[1].strip()) if dot_git.is_file() else dot_git
         common = self.git.common_dir()
         for lock in (gitdir / "index.lock", gitdir / "HEAD.lock", common / "refs" / "heads" / f"{branch}.lock"):
-            if lock.exists():
-                lock.unlink()
+            lock.unlink(missing_ok=True)
 
     def merge_into(self, worktree: Path, commits: Sequence[str], task_id: str) -> None:
         """Bring further dependencies' work into a fresh per-task worktree."""

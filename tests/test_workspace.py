@@ -1,0 +1,93 @@
+"""Worktrees shared by parallel tasks: git's lock files are never taken from a live git command.
+
+Real git, real lock files: a lock file is what a running `git add` or `git status` holds."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import Repo
+
+from codex_orch.errors import GitError
+from codex_orch.gitops import Git
+from codex_orch.workspace import Workspaces
+
+BRANCH = "orch/run-x/workspace-shared"
+
+
+def open_shared(repo: Repo) -> tuple[Workspaces, Path]:
+    git = Git(repo.path)
+    workspaces = Workspaces(git, Workspaces.identity_for(git))
+    worktree = repo.path.parent / "wt"
+    workspaces.ensure(worktree, BRANCH, git.head())
+    return workspaces, worktree
+
+
+def index_lock(worktree: Path) -> Path:
+    return Path(Git(worktree).run("rev-parse", "--git-path", "index.lock")).resolve()
+
+
+def test_a_crashed_runs_stale_locks_are_cleared_when_a_new_process_reopens_the_worktree(repo: Repo) -> None:
+    workspaces, worktree = open_shared(repo)
+    lock = index_lock(worktree)
+    branch_lock = repo.path / ".git" / "refs" / "heads" / f"{BRANCH}.lock"
+    lock.write_text("")  # left by a kill -9 during a commit
+    branch_lock.write_text("")
+
+    restarted = Workspaces(workspaces.git, workspaces.identity)  # what `resume` makes in a new process
+    restarted.ensure(worktree, BRANCH, workspaces.git.head(), ready=True)
+
+    assert not lock.exists() and not branch_lock.exists()
+    (worktree / "a.txt").write_text("a\n")
+    assert restarted.commit(worktree, "T1: a\n", ["a.txt"], None).commit is not None
+
+
+def test_reopening_a_worktree_in_use_never_removes_a_live_lock(repo: Repo) -> None:
+    """In a shared worktree every task opens the worktree when it starts; one may start while another
+    commits. Removing that commit's index.lock made its `git add` fail (or the run crash)."""
+    workspaces, worktree = open_shared(repo)
+    lock = index_lock(worktree)
+    lock.write_text("")  # a sibling task's `git add` holds it right now
+
+    workspaces.ensure(worktree, BRANCH, workspaces.git.head(), ready=True)
+
+    assert lock.exists()
+
+
+def test_a_commit_waits_for_another_git_process_to_release_the_index(repo: Repo) -> None:
+    """A sibling agent's `git status`, or an editor polling the worktree, holds index.lock for a moment."""
+    workspaces, worktree = open_shared(repo)
+    (worktree / "a.txt").write_text("a\n")
+    lock = index_lock(worktree)
+    lock.write_text("")
+    releaser = threading.Timer(0.5, lock.unlink)
+    releaser.start()
+    try:
+        outcome = workspaces.commit(worktree, "T1: a\n", ["a.txt"], None)
+    finally:
+        releaser.join()
+    assert outcome.files == ("a.txt",)
+    assert Git(worktree).run("log", "-1", "--format=%s") == "T1: a"
+    assert Git(worktree).status() == []
+
+
+def test_an_index_lock_held_for_good_fails_the_commit_with_what_to_do(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("codex_orch.gitops.INDEX_LOCK_WAIT", 0.3)
+    workspaces, worktree = open_shared(repo)
+    (worktree / "a.txt").write_text("a\n")
+    index_lock(worktree).write_text("")
+    head = Git(worktree).head()
+
+    started = time.monotonic()
+    with pytest.raises(GitError) as caught:
+        workspaces.commit(worktree, "T1: a\n", ["a.txt"], None)
+
+    assert time.monotonic() - started >= 0.3  # it did wait before giving up
+    assert "index.lock': File exists" in caught.value.message
+    assert caught.value.hint and "remove the file and resume" in caught.value.hint
+    assert Git(worktree).head() == head
