@@ -247,15 +247,26 @@ def repo_lock(git: Git) -> Iterator[None]:
 
 
 def add_worktree(git: Git, path: Path, branch: str, start: str) -> None:
+    """A new worktree on a new branch. Only the registration holds the repository's lock (a parallel
+    `git worktree add` fails when it reads a half-registered sibling); the checkout, the slow part in
+    a large repository, runs outside it, so several worktrees fill at once."""
     with repo_lock(git):
-        git.run("worktree", "add", "-q", "-b", branch, str(path), start)
+        git.run("worktree", "add", "-q", "--no-checkout", "-b", branch, str(path), start)
+    _fill(git.at(path))
 
 
 def attach_worktree(git: Git, path: Path, branch: str) -> None:
     """Check an existing branch out into a new worktree (after a crash removed the folder)."""
     with repo_lock(git):
         git.run("worktree", "prune")
-        git.run("worktree", "add", "-q", str(path), branch)
+        git.run("worktree", "add", "-q", "--no-checkout", str(path), branch)
+    _fill(git.at(path))
+
+
+def _fill(worktree: Git) -> None:
+    """Check out a worktree registered with --no-checkout: what `git worktree add` itself runs then,
+    without the post-checkout hook (codex-orch's own commits skip hooks too)."""
+    worktree.run("reset", "-q", "--hard", "--no-recurse-submodules")
 
 
 def discard_worktree(git: Git, path: Path) -> None:

@@ -91,3 +91,33 @@ def test_an_index_lock_held_for_good_fails_the_commit_with_what_to_do(
     assert "index.lock': File exists" in caught.value.message
     assert caught.value.hint and "remove the file and resume" in caught.value.hint
     assert Git(worktree).head() == head
+
+
+def test_worktrees_made_in_parallel_hold_their_start_commit_checked_out(repo: Repo) -> None:
+    for i in range(40):
+        repo.write(f"src/m{i}.py", f"v = {i}\n")
+    repo.git("add", "-A")
+    repo.git("commit", "-q", "-m", "files")
+    git = Git(repo.path)
+    workspaces = Workspaces(git, Workspaces.identity_for(git))
+    start = git.head()
+    made: dict[int, Path] = {}
+    errors: list[BaseException] = []
+
+    def make(i: int) -> None:
+        try:
+            made[i] = workspaces.ensure(repo.path.parent / "wt" / f"T{i}", f"orch/t{i}", start).worktree
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=make, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert not errors, errors
+    for i, worktree in made.items():
+        assert (worktree / "src" / "m39.py").read_text() == "v = 39\n"
+        assert Git(worktree).status() == []  # index and files both match the start commit
+        assert Git(worktree).run("rev-parse", "--abbrev-ref", "HEAD") == f"orch/t{i}"
