@@ -1,0 +1,67 @@
+"""codex-orch ends its process without interpreter teardown, and loses nothing by it (real child processes)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import Repo, run_cli
+
+# Output to a pipe stays in Python's buffer until exit, as for a user (this machine sets PYTHONUNBUFFERED).
+BUFFERED = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+
+
+def child(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, env=BUFFERED)
+
+
+def test_exit_handlers_run_buffered_output_is_flushed_and_the_code_is_kept() -> None:
+    result = child(
+        "import atexit, sys\n"
+        "from codex_orch.__main__ import exit_now\n"
+        "atexit.register(lambda: print('handler ran'))\n"
+        "print('buffered', end=' ')\n"
+        "sys.stderr.write('to stderr')\n"
+        "exit_now(3)\n"
+    )
+    assert result.returncode == 3
+    assert result.stdout == "buffered handler ran\n"
+    assert result.stderr == "to stderr"
+
+
+def test_a_thread_still_running_is_waited_for(tmp_path: Path) -> None:
+    marker = tmp_path / "written-by-thread"
+    result = child(
+        "import threading, time\n"
+        "from pathlib import Path\n"
+        "from codex_orch.__main__ import exit_now\n"
+        f"threading.Thread(target=lambda: (time.sleep(0.3), Path({str(marker)!r}).write_text('done'))).start()\n"
+        "exit_now(5)\n"
+    )
+    assert result.returncode == 5
+    assert marker.read_text() == "done"
+
+
+def test_a_reader_that_went_away_gives_the_status_python_gives() -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time\nfrom codex_orch.__main__ import exit_now\nprint('x' * 100)\ntime.sleep(0.5)\nexit_now(0)\n",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=BUFFERED,
+    )
+    assert proc.stdout is not None
+    proc.stdout.close()  # like `codex-orch report | head -0`
+    assert proc.wait(timeout=30) == 120
+
+
+def test_the_command_line_output_and_exit_codes_survive(repo: Repo) -> None:
+    bad = run_cli(repo.path, "run", "--plan-file", str(repo.path / "missing.json"))
+    assert bad.code == 2 and bad.err.startswith("codex-orch: error:") and bad.err.endswith("\n")
+    version = run_cli(repo.path, "--version")
+    assert version.code == 0 and version.out.startswith("codex-orch, version ")
