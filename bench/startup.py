@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+import _common  # noqa: F401  (byte-compiles codex_orch, as an install does)
+
 
 def measure(argv: list[str], runs: int) -> list[float]:
     times = []
