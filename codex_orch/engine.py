@@ -22,7 +22,7 @@ from codex_orch.config import Config, load_config
 from codex_orch.context import Notify, RunContext, _no_notify, load_schema
 from codex_orch.errors import InputError
 from codex_orch.executor import render_task_prompt, run_task
-from codex_orch.gitops import Git
+from codex_orch.gitops import Git, auto_maintenance
 from codex_orch.layout import Layout, id_problem
 from codex_orch.plan import Plan, Task, load_plan, plan_answer_checks
 from codex_orch.proc import is_our_orphan, reap_group
@@ -355,6 +355,8 @@ def _drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
             status = "failed"
         store.record("run.status", status=status)
         store.close()
+    if status != "interrupted":
+        auto_maintenance(ctx.git)
     return RunOutcome(ctx.run_id, status, ctx.run_dir, {tid: t["status"] for tid, t in final.items()})
 
 

@@ -199,15 +199,28 @@ class Git:
                 return None, []
         else:  # the caller listed the changed files from `git status`
             staged = sorted({*paths, *extra})
-        args = []
-        if identity is not None:
-            args = ["-c", f"user.name={identity[0]}", "-c", f"user.email={identity[1]}"]
-        self.run(*args, "commit", "--no-verify", "-q", "-F", "-", stdin=message.encode("utf-8"))
+        self.run(*commit_config(identity), "commit", "--no-verify", "-q", "-F", "-", stdin=message.encode("utf-8"))
         return self.head(), staged
 
     def changed_files(self, commit: str) -> list[str]:
         out = self.run("diff-tree", "--no-commit-id", "--name-only", "-r", "-z", "--root", commit, strip=False)
         return [p for p in out.split("\0") if p]
+
+
+def commit_config(identity: tuple[str, str] | None) -> list[str]:
+    """`-c` options for the commits codex-orch makes: the fallback identity when the repository has
+    none, and no `git maintenance run --auto` after each one (a child process per commit, inside a
+    shared worktree's serialized section); the run does that upkeep once, at its end."""
+    args = ["-c", "maintenance.auto=false"]
+    if identity is not None:
+        args += ["-c", f"user.name={identity[0]}", "-c", f"user.email={identity[1]}"]
+    return args
+
+
+def auto_maintenance(git: Git) -> None:
+    """What git runs after a commit, once for the many a run made: packs objects when git's own
+    thresholds say so (in the background, by git's default gc.autoDetach)."""
+    git.run_full("maintenance", "run", "--auto", "--quiet")
 
 
 _BAD_REF_CHARS = set(" ~^:?*[\\\x7f")
@@ -248,10 +261,12 @@ def repo_lock(git: Git) -> Iterator[None]:
 
 def add_worktree(git: Git, path: Path, branch: str, start: str) -> None:
     """A new worktree on a new branch. Only the registration holds the repository's lock (a parallel
-    `git worktree add` fails when it reads a half-registered sibling); the checkout, the slow part in
-    a large repository, runs outside it, so several worktrees fill at once."""
+    `git worktree add` fails when it reads a half-registered sibling); making the branch before and
+    the checkout after -- the slow part in a large repository -- run outside it, so several worktrees
+    are made at once. A crash between the steps leaves a branch without a worktree: attach_worktree."""
+    git.run("branch", "--quiet", "--no-track", branch, start)
     with repo_lock(git):
-        git.run("worktree", "add", "-q", "--no-checkout", "-b", branch, str(path), start)
+        git.run("worktree", "add", "-q", "--no-checkout", str(path), branch)
     _fill(git.at(path))
 
 

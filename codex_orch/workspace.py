@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from codex_orch.errors import GitError, InputError
-from codex_orch.gitops import FALLBACK_IDENTITY, Git, add_worktree, attach_worktree, discard_worktree
+from codex_orch.gitops import (
+    FALLBACK_IDENTITY,
+    Git,
+    add_worktree,
+    attach_worktree,
+    commit_config,
+    discard_worktree,
+)
 
 DECISIONS_FILE = "docs/ai/decisions.md"
 
@@ -128,11 +135,14 @@ class Workspaces:
         """Bring further dependencies' work into a fresh per-task worktree."""
         git = self.git.at(worktree)
         for commit in commits:
-            args = (
-                ["-c", f"user.name={self.identity[0]}", "-c", f"user.email={self.identity[1]}"] if self.identity else []
-            )
             code, out, err = git.run_full(
-                *args, "merge", "--no-edit", "-q", "-m", f"{task_id}: merge dependency {commit[:12]}", commit
+                *commit_config(self.identity),
+                "merge",
+                "--no-edit",
+                "-q",
+                "-m",
+                f"{task_id}: merge dependency {commit[:12]}",
+                commit,
             )
             if code != 0:
                 git.run_full("merge", "--abort")
@@ -206,8 +216,15 @@ class Workspaces:
             tree = private.run("write-tree")
         finally:
             os.unlink(index)
-        args = ["-c", f"user.name={self.identity[0]}", "-c", f"user.email={self.identity[1]}"] if self.identity else []
-        sha = git.run(*args, "commit-tree", tree, "-p", "HEAD", "-m", "changes outside the task's paths\n\n" + message)
+        sha = git.run(
+            *commit_config(self.identity),
+            "commit-tree",
+            tree,
+            "-p",
+            "HEAD",
+            "-m",
+            "changes outside the task's paths\n\n" + message,
+        )
         git.run("update-ref", ref, sha)
         in_head = set(git.run("ls-tree", "-r", "-z", "--name-only", "HEAD", "--", *files, strip=False).split("\0"))
         tracked = [f for f in files if f in in_head]

@@ -277,3 +277,24 @@ def test_an_agent_ignoring_sigterm_is_killed(repo: Repo, fake_codex: FakeCodex, 
     assert [s.split()[1] for s in steps[:3]] == ["SIGINT", "SIGTERM", "SIGKILL"]
     pids = [c["pid"] for c in fake_codex.calls()] + [int(p) for p in children.read_text().split()]
     assert not [p for p in pids if alive(p)]
+
+
+def test_git_upkeep_runs_once_the_run_is_done(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
+    """codex-orch's commits skip git's per-commit `maintenance run --auto`; the run does it at its end."""
+    repo.git("gc", "-q")
+    repo.write("second.txt", "more\n")
+    repo.git("add", "second.txt")
+    repo.git("commit", "-q", "-m", "second")
+    repo.git("repack", "-q")  # a second pack: over the limit below, so git's auto upkeep repacks
+    repo.git("config", "gc.autoPackLimit", "1")
+    repo.git("config", "gc.autoDetach", "false")  # in the foreground, so the test can see it done
+    assert "packs: 2" in repo.git("count-objects", "-v")
+    fake_codex.script(three_task_script())
+    plan = write_plan(tmp_path / "plan.json", THREE_TASKS)
+
+    result = run_cli(repo.path, "run", "--plan-file", str(plan), "--run-id", "r1")
+
+    assert result.code == 0, result.err
+    assert len(repo.git("rev-list", f"main..{read_state(repo, 'r1')['branch']}").split()) == 3
+    counts = dict(line.split(": ") for line in repo.git("count-objects", "-v").splitlines())
+    assert counts["packs"] == "1" and counts["count"] == "0"  # everything, the run's commits too, packed

@@ -121,3 +121,18 @@ def test_worktrees_made_in_parallel_hold_their_start_commit_checked_out(repo: Re
         assert (worktree / "src" / "m39.py").read_text() == "v = 39\n"
         assert Git(worktree).status() == []  # index and files both match the start commit
         assert Git(worktree).run("rev-parse", "--abbrev-ref", "HEAD") == f"orch/t{i}"
+
+
+def test_a_branch_left_without_its_worktree_by_a_crash_is_checked_out_again(repo: Repo) -> None:
+    """add_worktree makes the branch before it registers the worktree; a kill -9 between the two leaves
+    the branch alone. The next ensure (from resume) checks that branch out, without moving it."""
+    git = Git(repo.path)
+    start = git.head()
+    repo.git("branch", "orch/t1", start)  # what the crash left
+    worktree = repo.path.parent / "wt" / "T1"
+
+    Workspaces(git, None).ensure(worktree, "orch/t1", start)
+
+    assert (worktree / "README.md").read_text() == "# test repo\n"
+    assert Git(worktree).run("rev-parse", "--abbrev-ref", "HEAD") == "orch/t1"
+    assert Git(worktree).head() == start and Git(worktree).status() == []
