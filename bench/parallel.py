@@ -1,13 +1,14 @@
 """Parallel speed-up: 16 independent tasks of a 2 s agent at 8 workers, against the ideal wall time.
 
-    .venv/bin/python bench/parallel.py [--tasks 16] [--seconds 2] [--workers 8]
+    .venv/bin/python bench/parallel.py [--tasks 16] [--seconds 2] [--workers 8] [--repeat 5]
 
 The agent is bench/agents/instant_codex.sh: it sleeps the given seconds and costs ~7 ms otherwise, so
 the figure is codex-orch's. Ideal = ceil(tasks / workers) x seconds. Measured: the whole
 `codex-orch run` process (interpreter
 start-up, checks, worktrees, 16 agents, 16 commits, state), and its run phase alone (from the run's
 creation to its end, as recorded in state.json). Both workspace modes: per-task worktrees, and one
-shared worktree where each task declares disjoint `paths`.
+shared worktree where each task declares disjoint `paths`. Each mode runs --repeat times (alternating);
+the median and the worst are printed.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import statistics
 import subprocess
 import time
 from datetime import datetime
@@ -60,14 +62,23 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     ideal = math.ceil(args.tasks / args.workers) * args.seconds
     print(f"{args.tasks} tasks x {args.seconds:g} s agent, {args.workers} workers: ideal {ideal:.2f} s")
-    for mode in ("per-task", "shared"):
-        elapsed, in_run = run(mode, args.tasks, args.seconds, args.workers)
+    modes = ("per-task", "shared")
+    samples: dict[str, list[tuple[float, float]]] = {mode: [] for mode in modes}
+    for _ in range(args.repeat):
+        for mode in modes:
+            samples[mode].append(run(mode, args.tasks, args.seconds, args.workers))
+    for mode in modes:
+        whole = [w for w, _ in samples[mode]]
+        in_run = [r for _, r in samples[mode]]
         print(
-            f"{mode:9} worktrees: whole process {elapsed:6.2f} s = {elapsed / ideal:.3f} x ideal;"
-            f" run phase {in_run:6.2f} s = {in_run / ideal:.3f} x ideal"
+            f"{mode:9} worktrees ({args.repeat} runs): whole process median {statistics.median(whole):5.2f} s ="
+            f" {statistics.median(whole) / ideal:.3f} x, worst {max(whole) / ideal:.3f} x;"
+            f" run phase median {statistics.median(in_run):5.2f} s = {statistics.median(in_run) / ideal:.3f} x,"
+            f" worst {max(in_run) / ideal:.3f} x"
         )
 
 
