@@ -219,7 +219,10 @@ def commit_config(identity: tuple[str, str] | None) -> list[str]:
 
 def auto_maintenance(git: Git) -> None:
     """What git runs after a commit, once for the many a run made: packs objects when git's own
-    thresholds say so (in the background, by git's default gc.autoDetach)."""
+    thresholds say so (in the background, by git's default gc.autoDetach). Like git, nothing when
+    the repository's config says maintenance.auto=false."""
+    if git.run_full("config", "--type=bool", "maintenance.auto")[1] == "false":
+        return
     git.run_full("maintenance", "run", "--auto", "--quiet")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from conftest import FakeCodex, Repo, alive, answer, read_state, run_cli, write_plan
 
 THREE_TASKS = [
@@ -279,8 +280,14 @@ def test_an_agent_ignoring_sigterm_is_killed(repo: Repo, fake_codex: FakeCodex, 
     assert not [p for p in pids if alive(p)]
 
 
-def test_git_upkeep_runs_once_the_run_is_done(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
-    """codex-orch's commits skip git's per-commit `maintenance run --auto`; the run does it at its end."""
+@pytest.mark.parametrize("user_setting", [None, "false"])
+def test_git_upkeep_runs_once_the_run_is_done(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path, user_setting: str | None
+) -> None:
+    """codex-orch's commits skip git's per-commit `maintenance run --auto`; the run does it at its end,
+    unless the repository turned it off (maintenance.auto=false), as git itself would."""
+    if user_setting is not None:
+        repo.git("config", "maintenance.auto", user_setting)
     repo.git("gc", "-q")
     repo.write("second.txt", "more\n")
     repo.git("add", "second.txt")
@@ -297,4 +304,7 @@ def test_git_upkeep_runs_once_the_run_is_done(repo: Repo, fake_codex: FakeCodex,
     assert result.code == 0, result.err
     assert len(repo.git("rev-list", f"main..{read_state(repo, 'r1')['branch']}").split()) == 3
     counts = dict(line.split(": ") for line in repo.git("count-objects", "-v").splitlines())
-    assert counts["packs"] == "1" and counts["count"] == "0"  # everything, the run's commits too, packed
+    if user_setting == "false":
+        assert counts["packs"] == "2" and counts["count"] != "0"  # left alone, as the user asked
+    else:
+        assert counts["packs"] == "1" and counts["count"] == "0"  # everything, the run's commits too, packed
