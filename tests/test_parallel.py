@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FakeCodex, Repo, alive, answer, read_state, run_cli, start_cli, write_plan
+from conftest import FakeCodex, Repo, alive, answer, git, read_state, run_cli, start_cli, write_plan
 
 from codex_orch.gitops import Git, add_worktree, remove_worktree
 from codex_orch.plan import Task
@@ -71,6 +71,29 @@ def test_independent_tasks_with_disjoint_paths_overlap(repo: Repo, fake_codex: F
     for tid in "ABC":
         files = state["tasks"][tid]["files_changed"]
         assert files == [f"{tid.lower()}/f.txt"], files
+
+
+def test_sixteen_tasks_commit_in_one_worktree_eight_at_a_time(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    """Eight agents finish together, eight commits queue in one worktree while the next eight start:
+    every task succeeds and each commit holds exactly its own task's file. (The lock-file race such a
+    run once met is pinned deterministically in test_workspace.py; this checks the outcome whole.)"""
+    names = [f"J{i:02d}" for i in range(16)]
+    fake_codex.script({"rules": [sleeper(n, 0.5, f"{n.lower()}/f.txt") for n in names]})
+    plan = write_plan(tmp_path / "many.json", [job(n, paths=[f"{n.lower()}/**"]) for n in names])
+
+    result = run_cli(repo.path, "run", "--plan-file", str(plan), "--run-id", "m16", "--max-workers", "8")
+
+    assert result.code == 0, result.err
+    state = read_state(repo, "m16")
+    assert {t["status"] for t in state["tasks"].values()} == {"succeeded"}
+    assert len(repo.git("rev-list", f"main..{state['branch']}").split()) == 16
+    for n in names:
+        sha = state["tasks"][n]["commit"]
+        changed = repo.git("show", "--name-only", "--format=", sha).split()
+        assert changed == [f"{n.lower()}/f.txt"], (n, changed)
+    assert git(Path(state["worktree"]), "status", "--porcelain") == ""  # nothing left behind uncommitted
 
 
 def test_overlapping_paths_do_not_run_together(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
