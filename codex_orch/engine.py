@@ -355,8 +355,8 @@ def _drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
             status = "failed"
         store.record("run.status", status=status)
         store.close()
-    if status != "interrupted":
-        auto_maintenance(ctx.git)
+    if status != "interrupted" and any(t.get("commit") for t in final.values()):
+        auto_maintenance(ctx.git)  # git's upkeep after commits, once for all of them
     return RunOutcome(ctx.run_id, status, ctx.run_dir, {tid: t["status"] for tid, t in final.items()})
 
 

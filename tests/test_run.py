@@ -280,14 +280,8 @@ def test_an_agent_ignoring_sigterm_is_killed(repo: Repo, fake_codex: FakeCodex, 
     assert not [p for p in pids if alive(p)]
 
 
-@pytest.mark.parametrize("user_setting", [None, "false"])
-def test_git_upkeep_runs_once_the_run_is_done(
-    repo: Repo, fake_codex: FakeCodex, tmp_path: Path, user_setting: str | None
-) -> None:
-    """codex-orch's commits skip git's per-commit `maintenance run --auto`; the run does it at its end,
-    unless the repository turned it off (maintenance.auto=false), as git itself would."""
-    if user_setting is not None:
-        repo.git("config", "maintenance.auto", user_setting)
+def two_packs_over_the_limit(repo: Repo) -> None:
+    """A repository whose next `git maintenance run --auto` repacks, in the foreground."""
     repo.git("gc", "-q")
     repo.write("second.txt", "more\n")
     repo.git("add", "second.txt")
@@ -296,6 +290,21 @@ def test_git_upkeep_runs_once_the_run_is_done(
     repo.git("config", "gc.autoPackLimit", "1")
     repo.git("config", "gc.autoDetach", "false")  # in the foreground, so the test can see it done
     assert "packs: 2" in repo.git("count-objects", "-v")
+
+
+def object_counts(repo: Repo) -> dict[str, str]:
+    return dict(line.split(": ") for line in repo.git("count-objects", "-v").splitlines())
+
+
+@pytest.mark.parametrize("user_setting", [None, "false"])
+def test_git_upkeep_runs_once_the_run_is_done(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path, user_setting: str | None
+) -> None:
+    """codex-orch's commits skip git's per-commit `maintenance run --auto`; the run does it at its end,
+    unless the repository turned it off (maintenance.auto=false), as git itself would."""
+    if user_setting is not None:
+        repo.git("config", "maintenance.auto", user_setting)
+    two_packs_over_the_limit(repo)
     fake_codex.script(three_task_script())
     plan = write_plan(tmp_path / "plan.json", THREE_TASKS)
 
@@ -303,8 +312,21 @@ def test_git_upkeep_runs_once_the_run_is_done(
 
     assert result.code == 0, result.err
     assert len(repo.git("rev-list", f"main..{read_state(repo, 'r1')['branch']}").split()) == 3
-    counts = dict(line.split(": ") for line in repo.git("count-objects", "-v").splitlines())
+    counts = object_counts(repo)
     if user_setting == "false":
         assert counts["packs"] == "2" and counts["count"] != "0"  # left alone, as the user asked
     else:
         assert counts["packs"] == "1" and counts["count"] == "0"  # everything, the run's commits too, packed
+
+
+def test_no_git_upkeep_after_a_run_that_committed_nothing(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
+    """Like git, which runs its upkeep after a commit: a run whose agents changed nothing leaves it be."""
+    two_packs_over_the_limit(repo)
+    fake_codex.script({"default": [[{"answer": answer("nothing to change")}]]})
+    plan = write_plan(tmp_path / "plan.json", THREE_TASKS[:1])
+
+    result = run_cli(repo.path, "run", "--plan-file", str(plan), "--run-id", "r1")
+
+    assert result.code == 0, result.err
+    assert read_state(repo, "r1")["tasks"]["T0001"]["commit"] is None
+    assert object_counts(repo)["packs"] == "2"
