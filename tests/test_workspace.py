@@ -117,6 +117,7 @@ def test_worktrees_made_in_parallel_hold_their_start_commit_checked_out(repo: Re
         t.join()
 
     assert not errors, errors
+    assert sorted(made) == list(range(8))
     for i, worktree in made.items():
         assert (worktree / "src" / "m39.py").read_text() == "v = 39\n"
         assert Git(worktree).status() == []  # index and files both match the start commit
