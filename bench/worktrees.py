@@ -21,8 +21,8 @@ from pathlib import Path
 
 from _common import scratch_repo
 
-from codex_orch.gitops import Git
-from codex_orch.workspace import Workspaces
+from codex_orch.git.repo import Git
+from codex_orch.git.workspace import Workspaces
 
 
 def main() -> None:

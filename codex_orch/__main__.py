@@ -7,7 +7,7 @@ import threading
 
 
 def main() -> None:
-    from codex_orch.cli import entry
+    from codex_orch.cli.main import entry
 
     exit_now(entry())
 

@@ -1,6 +1,6 @@
 """The README's first command: the real codex CLI carries out a real 3-task plan, offline.
 
-The MODEL IS SCRIPTED. codex_orch.scripted_model is a local server on 127.0.0.1 that speaks the
+The MODEL IS SCRIPTED. codex_orch.testing.scripted_model is a local server on 127.0.0.1 that speaks the
 OpenAI Responses API and replays canned tool calls and answers; it understands nothing. Everything
 else is real: the codex CLI (tools/codex, pinned), its sandbox running the shell commands and
 patches, codex-orch's worktrees, validation, commits and state. No API key and no network needed.
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from codex_orch.scripted_model import ScriptedModelServer, codex_config
+from codex_orch.testing.scripted_model import ScriptedModelServer, codex_config
 
 ROOT = Path(__file__).resolve().parent.parent
 CODEX = ROOT / "tools" / "codex" / "node_modules" / ".bin" / "codex"
@@ -156,7 +156,7 @@ def main() -> int:
     codex_orch = [str(Path(sys.executable).parent / "codex-orch")]
 
     print(f"== demo repository: {repo}")
-    print("== the model is SCRIPTED (codex_orch.scripted_model on 127.0.0.1): the codex CLI, its sandbox,")
+    print("== the model is SCRIPTED (codex_orch.testing.scripted_model on 127.0.0.1): the codex CLI, its sandbox,")
     print("   git and codex-orch are real.\n")
     with ScriptedModelServer(SCRIPT) as server:
         subprocess.run([*codex_orch, "init"], cwd=repo, check=True, stdout=subprocess.DEVNULL)

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from conftest import FakeCodex, Repo, alive, answer, git, read_state, run_cli, start_cli, write_plan
 
-from codex_orch.gitops import Git, add_worktree, remove_worktree
+from codex_orch.engine.scheduler import ConcurrencyRules, globs_overlap
+from codex_orch.git.repo import Git, add_worktree, remove_worktree
 from codex_orch.plan import Task
-from codex_orch.scheduler import ConcurrencyRules, globs_overlap
 
 
 def sleeper(name: str, seconds: float = 1.0, write: str | None = None) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import alive
 
-from codex_orch.proc import MAX_LINE, ProcRequest, group_members, run_streaming
+from codex_orch.proc.stream import MAX_LINE, ProcRequest, group_members, run_streaming
 
 
 def request(tmp_path: Path, code: str, **kw: object) -> ProcRequest:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from conftest import Repo, answer, read_state, run_cli, start_cli, write_plan
 
-from codex_orch.scripted_model import ScriptedModelServer, codex_config, prompt_of
+from codex_orch.testing.scripted_model import ScriptedModelServer, codex_config, prompt_of
 
 pytestmark = pytest.mark.realcodex
 

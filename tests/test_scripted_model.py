@@ -1,4 +1,4 @@
-"""Tests of codex_orch.scripted_model, mostly by driving the REAL Codex CLI against it.
+"""Tests of codex_orch.testing.scripted_model, mostly by driving the REAL Codex CLI against it.
 
 The codex binary must have been installed with ``scripts/install-codex.sh``
 (into tools/codex/node_modules); without it these tests fail rather than skip.
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from codex_orch.scripted_model import (
+from codex_orch.testing.scripted_model import (
     ScriptedModelServer,
     ScriptError,
     prompt_of,
@@ -496,7 +496,7 @@ def test_cli_port_file_requests_log_and_sigterm(tmp_path):
         [
             sys.executable,
             "-m",
-            "codex_orch.scripted_model",
+            "codex_orch.testing.scripted_model",
             "--script",
             str(script),
             "--port-file",

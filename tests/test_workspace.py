@@ -12,8 +12,8 @@ import pytest
 from conftest import Repo
 
 from codex_orch.errors import GitError
-from codex_orch.gitops import Git
-from codex_orch.workspace import Workspaces
+from codex_orch.git.repo import Git
+from codex_orch.git.workspace import Workspaces
 
 BRANCH = "orch/run-x/workspace-shared"
 
@@ -77,7 +77,7 @@ def test_a_commit_waits_for_another_git_process_to_release_the_index(repo: Repo)
 def test_an_index_lock_held_for_good_fails_the_commit_with_what_to_do(
     repo: Repo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("codex_orch.gitops.INDEX_LOCK_WAIT", 0.3)
+    monkeypatch.setattr("codex_orch.git.repo.INDEX_LOCK_WAIT", 0.3)
     workspaces, worktree = open_shared(repo)
     (worktree / "a.txt").write_text("a\n")
     index_lock(worktree).write_text("")

@@ -10,7 +10,7 @@ from typing import Any
 
 from codex_orch.agents.base import AgentResult, AttemptRequest, Progress, Usage
 from codex_orch.failures import FailureKind, classify_turn_failure
-from codex_orch.proc import ProcRequest, run_streaming
+from codex_orch.proc.stream import ProcRequest, run_streaming
 
 
 def describe_item(item: dict[str, Any]) -> str:

@@ -11,14 +11,14 @@ from typing import Any
 
 from codex_orch.agents import AttemptRequest, Usage, get_backend
 from codex_orch.agents.base import AgentResult, Progress
-from codex_orch.context import RunContext
+from codex_orch.engine.context import RunContext
+from codex_orch.engine.validation import Verdict, checked, judge, retry_prompt
 from codex_orch.errors import OrchError
 from codex_orch.failures import FailureKind, Retry, info
-from codex_orch.gitops import local_changes
+from codex_orch.git.repo import local_changes
+from codex_orch.git.workspace import Workspace, branch_name, commit_message, decisions_entry
 from codex_orch.plan import Task
 from codex_orch.state import now_iso
-from codex_orch.validation import Verdict, checked, judge, retry_prompt
-from codex_orch.workspace import Workspace, branch_name, commit_message, decisions_entry
 
 log = logging.getLogger(__name__)
 

@@ -19,20 +19,20 @@ from pathlib import Path
 from typing import Any
 
 from codex_orch.config import Config, load_config
-from codex_orch.context import Notify, RunContext, _no_notify, load_schema
+from codex_orch.engine.context import Notify, RunContext, _no_notify, load_schema
+from codex_orch.engine.executor import render_task_prompt, run_task
+from codex_orch.engine.prompts import read_spec
+from codex_orch.engine.scheduler import ConcurrencyRules, Scheduler
+from codex_orch.engine.services import services_running
 from codex_orch.errors import InputError
-from codex_orch.executor import render_task_prompt, run_task
-from codex_orch.gitops import Git, auto_maintenance
+from codex_orch.git.repo import Git, auto_maintenance
+from codex_orch.git.workspace import Workspaces, branch_name
 from codex_orch.layout import Layout, id_problem
 from codex_orch.plan import Plan, Task, load_plan, plan_answer_checks
-from codex_orch.proc import is_our_orphan, reap_group
-from codex_orch.prompts import read_spec
+from codex_orch.proc.stream import is_our_orphan, reap_group
 from codex_orch.redaction import Redactor
 from codex_orch.scaffold import ensure_scaffold
-from codex_orch.scheduler import ConcurrencyRules, Scheduler
-from codex_orch.services import services_running
 from codex_orch.state import RunLock, RunStore, atomic_write_json
-from codex_orch.workspace import Workspaces, branch_name
 
 _AGENT_KEEP_GIT = (
     "GIT_AUTHOR_NAME",
@@ -116,7 +116,7 @@ def _codex_home(config: Config, run_dir: Path) -> Path | None:
 
 def _check_templates(layout: Layout, config: Config, plan: Plan) -> None:
     """Load every schema and render one prompt per role now, so template errors come before any run."""
-    from codex_orch.prompts import PromptRenderer
+    from codex_orch.engine.prompts import PromptRenderer
 
     renderer = PromptRenderer(layout)
     checked: set[str] = set()
@@ -210,7 +210,7 @@ def create_and_drive(
             (run_dir / "spec.md").write_text(spec, "utf-8")
         home = _codex_home(config, run_dir)
         if config.codex.home == "isolated" and home is not None:
-            from codex_orch.codex_home import prepare_isolated_home
+            from codex_orch.agents.codex_home import prepare_isolated_home
 
             prepare_isolated_home(home, config.codex.config)
         run: dict[str, Any] = {

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from codex_orch.config import Config, RoleConfig, load_config
-from codex_orch.context import load_schema
+from codex_orch.engine.context import load_schema
+from codex_orch.engine.prompts import PromptRenderer, read_spec
 from codex_orch.errors import EXIT_OK, EXIT_USAGE, InputError
 from codex_orch.layout import Layout
 from codex_orch.plan import Plan, load_plan
-from codex_orch.prompts import PromptRenderer, read_spec
 from codex_orch.schema_check import strict_problems
 
 # A rendered prompt above this many characters (~25k tokens at ~4 characters a token) is a warning:

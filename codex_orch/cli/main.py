@@ -29,13 +29,13 @@ def _err(message: str) -> None:
 
 
 def _repo() -> Path:
-    from codex_orch.engine import repo_root
+    from codex_orch.engine.run import repo_root
 
     return repo_root()
 
 
 def _console() -> Any:
-    from codex_orch.render import make_console
+    from codex_orch.cli.render import make_console
 
     return make_console()
 
@@ -45,15 +45,15 @@ def _sigterm_as_interrupt(signum: int, frame: object) -> None:
 
 
 def _run_options(run_id: str | None, max_workers: int | None, fail_fast: bool, follow: bool | None = None) -> Any:
-    from codex_orch.engine import RunOptions
+    from codex_orch.engine.run import RunOptions
 
     return RunOptions(run_id=run_id, max_workers=max_workers, fail_fast=fail_fast, follow_next_tasks=follow)
 
 
 def _finish_run(outcome: Any) -> None:
-    from codex_orch.render import print_status
+    from codex_orch.cli.render import print_status
+    from codex_orch.commands.views import build_view
     from codex_orch.state import read_state
-    from codex_orch.views import build_view
 
     console = _console()
     print_status(console, build_view(read_state(outcome.run_dir)))
@@ -82,7 +82,7 @@ def run_options(func: F) -> F:
 
 def _progress(no_progress: bool) -> Any:
     """Progress goes to stderr: a live table on a terminal, plain lines otherwise."""
-    from codex_orch.render import make_console, progress
+    from codex_orch.cli.render import make_console, progress
 
     return progress(make_console(sys.stderr), plain=no_progress)
 
@@ -123,7 +123,7 @@ def run(
     follow_next_tasks: bool | None,
 ) -> None:
     """Execute a plan."""
-    from codex_orch.engine import start_run
+    from codex_orch.engine.run import start_run
 
     root = _repo()
     options = _run_options(run_id, max_workers, fail_fast, follow_next_tasks)
@@ -151,10 +151,10 @@ def task(
 ) -> None:
     """Run a single task: codex-orch task --role implementer "add a --verbose flag"."""
     from codex_orch.config import load_config
-    from codex_orch.engine import create_and_drive
+    from codex_orch.engine.prompts import read_spec
+    from codex_orch.engine.run import create_and_drive
     from codex_orch.layout import Layout
     from codex_orch.plan import parse_plan
-    from codex_orch.prompts import read_spec
 
     root = _repo()
     layout = Layout(root)
@@ -206,7 +206,7 @@ def plan_command(
         return
     if (spec_file is None) == (goal is None):
         raise click.UsageError("give either --spec-file or --goal (exactly one), or --check PLAN")
-    from codex_orch.planner import make_plan
+    from codex_orch.commands.planner import make_plan
 
     root = _repo()
     with _progress(no_progress) as notify:
@@ -228,7 +228,7 @@ def plan_command(
 
 
 def _check_plan(plan_file: Path, spec_file: Path | None) -> None:
-    from codex_orch.preflight import check_plan
+    from codex_orch.commands.preflight import check_plan
 
     result = check_plan(_repo(), plan_file, spec_file)
     lines = [str(finding) for finding in result.findings]
@@ -255,7 +255,7 @@ def resume(
     follow_next_tasks: bool | None,
 ) -> None:
     """Continue a run: interrupted tasks go on on their agent thread; succeeded tasks never rerun."""
-    from codex_orch.engine import resume_run
+    from codex_orch.engine.run import resume_run
 
     root = _repo()
     options = _run_options(None, max_workers, fail_fast, follow_next_tasks)
@@ -277,10 +277,10 @@ def _latest_run(runs_dir: Path) -> str:
 @click.option("--watch", is_flag=True, help="Refresh until the run ends (Ctrl-C to stop watching).")
 def status(run_id: str | None, as_json: bool, watch: bool) -> None:
     """Show a run's tasks and their state."""
+    from codex_orch.cli.render import print_status, status_table
+    from codex_orch.commands.views import build_view, view_to_json
     from codex_orch.layout import Layout, id_problem
-    from codex_orch.render import print_status, status_table
     from codex_orch.state import read_state
-    from codex_orch.views import build_view, view_to_json
 
     layout = Layout(_repo())
     run_id = run_id or _latest_run(layout.runs_dir)
@@ -308,7 +308,7 @@ def status(run_id: str | None, as_json: bool, watch: bool) -> None:
 
 def _say(lines: list[str] | str, err: bool = False) -> None:
     """Plain lines through the one console: no markup, no wrapping (paths and shas stay whole)."""
-    from codex_orch.render import make_console
+    from codex_orch.cli.render import make_console
 
     console = make_console(sys.stderr) if err else _console()
     for line in [lines] if isinstance(lines, str) else lines:
@@ -320,7 +320,7 @@ def _say(lines: list[str] | str, err: bool = False) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (carries report_version).")
 def report(run_id: str, as_json: bool) -> None:
     """Write runs/<id>/report.md and print it: tasks, attempts, failures, tokens, commits, findings."""
-    from codex_orch.report import report_json, write_report
+    from codex_orch.commands.report import report_json, write_report
 
     path, data = write_report(_repo(), run_id)
     if as_json:
@@ -336,7 +336,7 @@ def report(run_id: str, as_json: bool) -> None:
 @click.option("--allow-automerge", is_flag=True, help="Make merge commits where a fast-forward is not possible.")
 def merge(run_id: str, into: str | None, allow_automerge: bool) -> None:
     """Bring a run's work into its base branch; on any conflict nothing changes."""
-    from codex_orch.merge import merge_run
+    from codex_orch.commands.merge import merge_run
 
     outcome = merge_run(_repo(), run_id, allow_automerge=allow_automerge, into=into)
     lines = [f"{s.source} ({s.branch} at {s.commit[:12]}): {s.how}" for s in outcome.steps]
@@ -358,7 +358,7 @@ def merge(run_id: str, into: str | None, allow_automerge: bool) -> None:
 @click.option("--into", help="The branch work must be in to count as merged (default: the run's base branch).")
 def clean(run_id: str, keep_branches: bool, force: bool, into: str | None) -> None:
     """Remove a run's worktrees and branches, keeping any that hold work not in the base branch."""
-    from codex_orch.clean import clean_run, clean_text
+    from codex_orch.commands.clean import clean_run, clean_text
 
     plan = clean_run(_repo(), run_id, keep_branches=keep_branches, force=force, into=into)
     _say(clean_text(plan, applied=True))
@@ -382,10 +382,10 @@ def prune(
     spec_file: Path | None,
 ) -> None:
     """Clean old runs (a dry run unless --apply); unfinished tasks are resumed first."""
-    from codex_orch.clean import apply_prune, plan_prune, prune_candidates_text
+    from codex_orch.commands.clean import apply_prune, plan_prune, prune_candidates_text
 
     if spec_file is not None:
-        from codex_orch.prompts import read_spec
+        from codex_orch.engine.prompts import read_spec
 
         read_spec(spec_file)  # a bad spec file is an error now, before anything is planned
     root = _repo()
@@ -412,7 +412,7 @@ def prune(
 @click.option("--run-id", required=True, help="The run to validate.")
 def validate(run_id: str) -> None:
     """Run the configured test and lint commands (validate.commands) where the run's work is."""
-    from codex_orch.validate import validate_run
+    from codex_orch.commands.validate import validate_run
 
     def started(command: Any, where: str, worktree: Path) -> None:
         _say(f"{command.name}: {' '.join(command.argv)} (in {worktree})", err=True)

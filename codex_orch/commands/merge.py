@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from codex_orch.commands.runs import changing, heads, run_dir, task_tips
 from codex_orch.errors import EXIT_TASKS_FAILED, GitError, InputError, OrchError
-from codex_orch.gitops import (
+from codex_orch.git.repo import (
     ZERO_SHA,
     Git,
     branch_worktree,
@@ -26,9 +27,8 @@ from codex_orch.gitops import (
     update_ref,
     valid_branch_name,
 )
+from codex_orch.git.workspace import Workspaces
 from codex_orch.layout import Layout
-from codex_orch.runs import changing, heads, run_dir, task_tips
-from codex_orch.workspace import Workspaces
 
 INTEGRATION_BRANCH = "orch/{date}/run-{run_id}/integration"
 

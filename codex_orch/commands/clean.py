@@ -17,9 +17,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from codex_orch.context import Notify, _no_notify
+from codex_orch.commands.runs import UNFINISHED, all_runs, changing, is_driven, last_activity, load_run, run_dir
+from codex_orch.engine.context import Notify, _no_notify
 from codex_orch.errors import OrchError
-from codex_orch.gitops import (
+from codex_orch.git.repo import (
     Git,
     branch_worktree,
     delete_ref,
@@ -32,7 +33,6 @@ from codex_orch.gitops import (
     worktree_list,
 )
 from codex_orch.layout import Layout
-from codex_orch.runs import UNFINISHED, all_runs, changing, is_driven, last_activity, load_run, run_dir
 
 REMOVE, KEEP = "remove", "keep"
 
@@ -242,7 +242,7 @@ def apply_prune(
     notify: Notify = _no_notify,
 ) -> list[PruneEntry]:
     """Resume (unless told not to) and clean each run; one run's trouble does not stop the others."""
-    from codex_orch.engine import RunOptions, resume_run
+    from codex_orch.engine.run import RunOptions, resume_run
 
     results = []
     for entry in entries:

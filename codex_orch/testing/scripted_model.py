@@ -111,7 +111,7 @@ In-process use::
 
 Command line::
 
-    python -m codex_orch.scripted_model --script FILE [--port 0]
+    python -m codex_orch.testing.scripted_model --script FILE [--port 0]
         [--port-file F] [--requests-log F]
 
 prints the port on stdout (and writes it to ``--port-file``), appends each
@@ -750,7 +750,7 @@ def _write_atomic(path: str, text: str) -> None:
 
 def main(argv: Iterable[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
-        prog="python -m codex_orch.scripted_model",
+        prog="python -m codex_orch.testing.scripted_model",
         description="Serve a SCRIPTED stand-in for a model (not a model) over the OpenAI Responses API "
         "on loopback, so the real Codex CLI can run offline.",
     )
@@ -800,7 +800,7 @@ def codex_config(base_url: str, stream_idle_timeout_ms: int = 30000) -> dict[str
         "check_for_update_on_startup": False,
         "model_providers": {
             "scripted": {
-                "name": "Scripted model (codex_orch.scripted_model)",
+                "name": "Scripted model (codex_orch.testing.scripted_model)",
                 "base_url": base_url,
                 "wire_api": "responses",
                 "request_max_retries": 0,

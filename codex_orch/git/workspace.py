@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from codex_orch.errors import GitError, InputError
-from codex_orch.gitops import (
+from codex_orch.git.repo import (
     FALLBACK_IDENTITY,
     Git,
     add_worktree,

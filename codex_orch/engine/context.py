@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from codex_orch.config import Config, RoleConfig
+from codex_orch.engine.prompts import PromptRenderer
 from codex_orch.errors import InputError
-from codex_orch.gitops import Git
+from codex_orch.git.repo import Git
+from codex_orch.git.workspace import Workspaces
 from codex_orch.layout import Layout, packaged_templates
 from codex_orch.plan import Plan
-from codex_orch.prompts import PromptRenderer
 from codex_orch.redaction import Redactor
 from codex_orch.state import RunStore
-from codex_orch.workspace import Workspaces
 
 # notify(kind, task_id, data): progress for displays; never required for correctness.
 Notify = Callable[[str, str | None, Mapping[str, Any]], None]

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import IO, Any
 
-from codex_orch.views import RunView
+from codex_orch.commands.views import RunView
 
 _STYLE = {
     "succeeded": "green",

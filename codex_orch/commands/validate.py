@@ -14,12 +14,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from codex_orch.commands.runs import changing, heads, run_dir, task_tips
 from codex_orch.config import ValidateCommand, load_config
 from codex_orch.errors import InputError
-from codex_orch.gitops import Git
+from codex_orch.git.repo import Git
 from codex_orch.layout import Layout
-from codex_orch.proc import ProcRequest, run_streaming
-from codex_orch.runs import changing, heads, run_dir, task_tips
+from codex_orch.proc.stream import ProcRequest, run_streaming
 
 _KEEP_GIT = ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL", "GIT_CONFIG_GLOBAL")
 TAIL_LINES = 20

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from codex_orch.agents.base import Usage
+from codex_orch.commands.runs import run_dir
+from codex_orch.commands.views import RunView, TaskView, build_view, view_to_json
 from codex_orch.layout import Layout
-from codex_orch.runs import run_dir
 from codex_orch.state import atomic_write, read_state
-from codex_orch.views import RunView, TaskView, build_view, view_to_json
 
 REPORT_VERSION = 1
 REPORT_NAME = "report.md"

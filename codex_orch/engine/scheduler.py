@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
+from codex_orch.git.workspace import path_matches
 from codex_orch.plan import Task
-from codex_orch.workspace import path_matches
 
 _WILDCARD = re.compile(r"[*?\[]")
 

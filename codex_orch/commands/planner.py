@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codex_orch.config import load_config
-from codex_orch.context import Notify, _no_notify
-from codex_orch.engine import RunOptions, RunOutcome, create_and_drive
+from codex_orch.engine.context import Notify, _no_notify
+from codex_orch.engine.prompts import read_spec
+from codex_orch.engine.run import RunOptions, RunOutcome, create_and_drive
 from codex_orch.errors import InputError
 from codex_orch.layout import Layout
 from codex_orch.plan import parse_plan
-from codex_orch.prompts import read_spec
 from codex_orch.state import atomic_write, read_state
 
 PLAN_TASK_ID = "plan"

@@ -1,0 +1,1 @@
+"""The one place that starts child processes, and the process groups they run in."""
