@@ -11,7 +11,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from codex_orch.git.repo import Git, patch_is_in
+from codex_orch.git.refs import patch_is_in
+from codex_orch.git.repo import Git
 
 FILES = ["a.txt", "b.txt", "c.txt"]
 OPS = st.lists(

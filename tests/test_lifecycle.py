@@ -134,7 +134,7 @@ def test_resume_of_an_unknown_or_live_run_is_refused(repo: Repo, fake_codex: Fak
 
 
 def test_a_recorded_pid_now_used_by_another_process_is_not_killed() -> None:
-    from codex_orch.proc.stream import is_our_orphan, reap_group
+    from codex_orch.proc.groups import is_our_orphan, reap_group
 
     proc = subprocess.Popen(["sleep", "60"], start_new_session=True)
     try:

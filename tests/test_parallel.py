@@ -14,7 +14,8 @@ import pytest
 from conftest import FakeCodex, Repo, alive, answer, git, read_state, run_cli, start_cli, write_plan
 
 from codex_orch.engine.scheduler import ConcurrencyRules, globs_overlap
-from codex_orch.git.repo import Git, add_worktree, remove_worktree
+from codex_orch.git.repo import Git
+from codex_orch.git.worktrees import add_worktree, remove_worktree
 from codex_orch.plan import Task
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import alive
 
-from codex_orch.proc.stream import MAX_LINE, ProcRequest, group_members, run_streaming
+from codex_orch.proc.groups import group_members
+from codex_orch.proc.stream import MAX_LINE, ProcRequest, run_streaming
 
 
 def request(tmp_path: Path, code: str, **kw: object) -> ProcRequest:

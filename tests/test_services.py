@@ -18,7 +18,8 @@ from conftest import FakeCodex, Repo, alive, answer, read_state, run_cli, start_
 from codex_orch.config import load_config
 from codex_orch.errors import InputError
 from codex_orch.layout import Layout
-from codex_orch.proc.stream import ProcRequest, start_background
+from codex_orch.proc.background import start_background
+from codex_orch.proc.stream import ProcRequest
 
 ONE_TASK = [{"role": "implementer", "prompt": "use the service", "acceptance": "", "blocked_by": []}]
 

@@ -20,18 +20,9 @@ from typing import Any
 from codex_orch.commands.runs import UNFINISHED, all_runs, changing, is_driven, last_activity, load_run, run_dir
 from codex_orch.engine.context import Notify, _no_notify
 from codex_orch.errors import OrchError
-from codex_orch.git.repo import (
-    Git,
-    branch_worktree,
-    delete_ref,
-    local_changes,
-    patch_is_in,
-    ref_sha,
-    refs_under,
-    remove_worktree,
-    repo_lock,
-    worktree_list,
-)
+from codex_orch.git.refs import branch_worktree, delete_ref, patch_is_in, ref_sha, refs_under
+from codex_orch.git.repo import Git, local_changes
+from codex_orch.git.worktrees import remove_worktree, repo_lock, worktree_list
 from codex_orch.layout import Layout
 
 REMOVE, KEEP = "remove", "keep"
@@ -242,7 +233,8 @@ def apply_prune(
     notify: Notify = _no_notify,
 ) -> list[PruneEntry]:
     """Resume (unless told not to) and clean each run; one run's trouble does not stop the others."""
-    from codex_orch.engine.run import RunOptions, resume_run
+    from codex_orch.engine.drive import RunOptions
+    from codex_orch.engine.run import resume_run
 
     results = []
     for entry in entries:

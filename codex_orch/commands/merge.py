@@ -15,18 +15,8 @@ from typing import Any
 
 from codex_orch.commands.runs import changing, heads, run_dir, task_tips
 from codex_orch.errors import EXIT_TASKS_FAILED, GitError, InputError, OrchError
-from codex_orch.git.repo import (
-    ZERO_SHA,
-    Git,
-    branch_worktree,
-    delete_ref,
-    is_ancestor,
-    local_changes,
-    merge_tree,
-    ref_sha,
-    update_ref,
-    valid_branch_name,
-)
+from codex_orch.git.refs import ZERO_SHA, branch_worktree, delete_ref, is_ancestor, merge_tree, ref_sha, update_ref
+from codex_orch.git.repo import Git, local_changes, valid_branch_name
 from codex_orch.git.workspace import Workspaces
 from codex_orch.layout import Layout
 

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from codex_orch.config import load_config
 from codex_orch.engine.context import Notify, _no_notify
+from codex_orch.engine.drive import RunOptions, RunOutcome
 from codex_orch.engine.prompts import read_spec
-from codex_orch.engine.run import RunOptions, RunOutcome, create_and_drive
+from codex_orch.engine.run import create_and_drive
 from codex_orch.errors import InputError
 from codex_orch.layout import Layout
 from codex_orch.plan import parse_plan

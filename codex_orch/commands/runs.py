@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from codex_orch.errors import InputError
-from codex_orch.git.repo import Git, is_ancestor, ref_sha
+from codex_orch.git.refs import is_ancestor, ref_sha
+from codex_orch.git.repo import Git
 from codex_orch.layout import Layout, id_problem
 from codex_orch.plan import Task, topological_order
 from codex_orch.state import JOURNAL_NAME, RunLock, RunStore, read_state

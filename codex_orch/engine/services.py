@@ -23,7 +23,9 @@ from pathlib import Path
 from codex_orch.config import Config, ReadyCheck
 from codex_orch.engine.context import RunContext
 from codex_orch.errors import EXIT_TASKS_FAILED, OrchError
-from codex_orch.proc.stream import Background, ProcRequest, is_our_orphan, reap_group, start_background
+from codex_orch.proc.background import Background, start_background
+from codex_orch.proc.groups import is_our_orphan, reap_group
+from codex_orch.proc.stream import ProcRequest
 from codex_orch.redaction import Redactor
 from codex_orch.state import now_iso
 

@@ -1,19 +1,15 @@
-"""Every git command codex-orch runs, as typed functions over GitPython's command runner.
+"""The one runner of git commands (GitPython's command runner) and the queries and commits built on it.
 
 The environment is passed per call (parallel workers share os.environ, so it is never changed), with
 inherited GIT_* variables scrubbed so that a hook or a parent git cannot redirect us to another repo.
-Worktree additions and removals are serialized by a lock in the repository's common git dir:
-git's own `config.lock` races otherwise.
+Worktrees are in worktrees.py, refs and merges in refs.py.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
-import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +27,6 @@ _KEEP_GIT_VARS = (
 FALLBACK_IDENTITY = ("codex-orch", "codex-orch@localhost")
 INDEX_LOCK_WAIT = 5.0  # seconds a command waits for another git process to let go of a worktree's index
 _INDEX_LOCK_BUSY = "index.lock': File exists"  # git's words (LC_ALL=C) when that lock is held
-_process_lock = threading.Lock()
 
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -78,7 +73,7 @@ class Git:
                     f"Another git process held that lock for over {INDEX_LOCK_WAIT:g} s. If none is running"
                     " (a crashed git left it), remove the file and resume."
                 )
-            raise GitError(f"git {' '.join(args[:3])} failed: {_first_line(err or out)}", hint)
+            raise GitError(f"git {' '.join(args[:3])} failed: {first_line(err or out)}", hint)
         return out
 
     def run_full(self, *args: str, stdin: bytes | None = None, strip: bool = True) -> tuple[int, str, str]:
@@ -240,175 +235,12 @@ def valid_branch_name(name: str) -> bool:
     return all(part and not part.startswith(".") and not part.endswith(".lock") for part in name.split("/"))
 
 
-def _first_line(text: str) -> str:
+def first_line(text: str) -> str:
     for raw in text.splitlines():
         line = raw.strip()
         if line:
             return line[:400]
     return "(no message)"
-
-
-@contextmanager
-def repo_lock(git: Git) -> Iterator[None]:
-    """Serialize worktree add/remove within this process and across codex-orch processes."""
-    with _process_lock:
-        path = git.common_dir() / "codex-orch-worktree.lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
-
-
-def add_worktree(git: Git, path: Path, branch: str, start: str) -> None:
-    """A new worktree on a new branch. Only the registration holds the repository's lock (a parallel
-    `git worktree add` fails when it reads a half-registered sibling); making the branch before and
-    the checkout after -- the slow part in a large repository -- run outside it, so several worktrees
-    are made at once. A crash between the steps leaves a branch without a worktree: attach_worktree."""
-    git.run("branch", "--quiet", "--no-track", branch, start)
-    with repo_lock(git):
-        git.run("worktree", "add", "-q", "--no-checkout", str(path), branch)
-    _fill(git.at(path))
-
-
-def attach_worktree(git: Git, path: Path, branch: str) -> None:
-    """Check an existing branch out into a new worktree (after a crash removed the folder)."""
-    with repo_lock(git):
-        git.run("worktree", "prune")
-        git.run("worktree", "add", "-q", "--no-checkout", str(path), branch)
-    _fill(git.at(path))
-
-
-def _fill(worktree: Git) -> None:
-    """Check out a worktree registered with --no-checkout: what `git worktree add` itself runs then,
-    without the post-checkout hook (codex-orch's own commits skip hooks too)."""
-    worktree.run("reset", "-q", "--hard", "--no-recurse-submodules")
-
-
-def discard_worktree(git: Git, path: Path) -> None:
-    """Remove a worktree that holds nothing of value (a creation cut short by a crash)."""
-    import shutil
-
-    with repo_lock(git):
-        if git.run_full("worktree", "remove", "--force", "--force", str(path))[0] != 0:
-            shutil.rmtree(path, ignore_errors=True)
-        git.run("worktree", "prune")
-
-
-def remove_worktree(git: Git, path: Path, force: bool = False) -> None:
-    with repo_lock(git):
-        args = ["worktree", "remove"] + (["--force"] if force else []) + [str(path)]
-        git.run(*args)
-
-
-def worktree_list(git: Git) -> list[dict[str, str]]:
-    out = git.run("worktree", "list", "--porcelain", "-z", strip=False)
-    items: list[dict[str, str]] = []
-    current: dict[str, str] = {}
-    for field in out.split("\0"):
-        if not field:
-            if current:
-                items.append(current)
-                current = {}
-            continue
-        key, _, value = field.partition(" ")
-        current[key] = value
-    if current:
-        items.append(current)
-    return items
-
-
-# --- merging and cleaning -------------------------------------------------------------------------
-ZERO_SHA = "0" * 40
-
-
-@dataclass(frozen=True)
-class MergeTree:
-    """What merging two commits would give, found without touching any ref, index or file."""
-
-    tree: str
-    conflicts: tuple[str, ...]
-
-    @property
-    def clean(self) -> bool:
-        return not self.conflicts
-
-
-def is_ancestor(git: Git, ancestor: str, descendant: str) -> bool:
-    code, _, err = git.run_full("merge-base", "--is-ancestor", ancestor, descendant)
-    if code not in (0, 1):
-        raise GitError(f"git merge-base failed: {_first_line(err)}")
-    return code == 0
-
-
-def merge_tree(git: Git, ours: str, theirs: str, scratch: bool = False) -> MergeTree:
-    """`git merge-tree --write-tree` of two commits: the merged tree and the conflicted files.
-
-    With `scratch` the objects it writes go to a temporary folder that is then deleted, so the
-    check leaves the repository byte for byte as it was (for dry runs)."""
-    import shutil
-    import tempfile
-
-    args = ("merge-tree", "--write-tree", "--name-only", "-z", "--no-messages", ours, theirs)
-    if not scratch:
-        code, out, err = git.run_full(*args, strip=False)
-    else:
-        objects = git.common_dir() / "objects"
-        alternates = [str(objects)]
-        info = objects / "info" / "alternates"
-        if info.is_file():
-            alternates += [line for line in info.read_text("utf-8").splitlines() if line and not line.startswith("#")]
-        folder = tempfile.mkdtemp(prefix="codex-orch-objects-")
-        try:
-            env = {"GIT_OBJECT_DIRECTORY": folder, "GIT_ALTERNATE_OBJECT_DIRECTORIES": os.pathsep.join(alternates)}
-            code, out, err = Git(git.cwd, {**git.git_env(), **env}).run_full(*args, strip=False)
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-    if code not in (0, 1):
-        raise GitError(f"git merge-tree {ours} {theirs} failed: {_first_line(err or out)}")
-    fields = out.split("\0")
-    conflicts = tuple(dict.fromkeys(f for f in fields[1:] if f)) if code == 1 else ()
-    return MergeTree(fields[0].strip(), conflicts)
-
-
-def patch_is_in(git: Git, base: str, branch: str) -> bool:
-    """Is everything `branch` changed already in `base`? True for an ancestor, and for a branch merged
-    by squash or rebase: merging it into base would give base's own tree."""
-    if is_ancestor(git, branch, base):
-        return True
-    merged = merge_tree(git, base, branch, scratch=True)
-    return merged.clean and merged.tree == git.run("rev-parse", f"{base}^{{tree}}")
-
-
-def update_ref(git: Git, ref: str, new: str, old: str, reason: str) -> None:
-    """Move `ref` to `new` only if it still points at `old` (ZERO_SHA: only if it does not exist)."""
-    git.run("update-ref", "-m", reason, ref, new, old)
-
-
-def delete_ref(git: Git, ref: str, old: str) -> None:
-    """Delete `ref` only if it still points at `old`."""
-    git.run("update-ref", "-d", ref, old)
-
-
-def ref_sha(git: Git, ref: str) -> str | None:
-    code, out, _ = git.run_full("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
-    return out if code == 0 else None
-
-
-def refs_under(git: Git, prefix: str) -> dict[str, str]:
-    """Refs below `prefix` (e.g. refs/orch/<run>/) -> the object they point at."""
-    out = git.run("for-each-ref", "--format=%(refname)%00%(objectname)", prefix)
-    return dict(line.split("\0", 1) for line in out.splitlines() if "\0" in line)
-
-
-def branch_worktree(git: Git, branch: str) -> Path | None:
-    """The worktree that has `branch` checked out, if any."""
-    for entry in worktree_list(git):
-        if entry.get("branch") == f"refs/heads/{branch}" and "bare" not in entry:
-            return Path(entry["worktree"])
-    return None
 
 
 def local_changes(git: Git, untracked: bool = True) -> list[Status]:

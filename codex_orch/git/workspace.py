@@ -10,14 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from codex_orch.errors import GitError, InputError
-from codex_orch.git.repo import (
-    FALLBACK_IDENTITY,
-    Git,
-    add_worktree,
-    attach_worktree,
-    commit_config,
-    discard_worktree,
-)
+from codex_orch.git.repo import FALLBACK_IDENTITY, Git, commit_config
+from codex_orch.git.worktrees import add_worktree, attach_worktree, discard_worktree
 
 DECISIONS_FILE = "docs/ai/decisions.md"
 

@@ -5,7 +5,7 @@ stdout is streamed: every byte goes to a file as it arrives and complete lines a
 callback, so memory stays bounded however long the stream is. A wall-clock limit, an idle limit (no
 stdout for N seconds) and a cancel event stop the whole group, escalating INT -> TERM -> KILL. When
 the child's leader exits, whatever it left behind in its group is killed too: nothing survives.
-`start_background` runs a long-lived child (a service) the same way until its `stop()`.
+(proc/background.py runs a long-lived child, a service, the same way until its `stop()`.)
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from codex_orch.proc.groups import group_members, kill_group, reap_group
 from codex_orch.redaction import Redactor, StreamRedactor
 
 log = logging.getLogger(__name__)
@@ -72,87 +73,7 @@ class ProcOutcome:
         return self.timed_out or self.idle_out or self.cancelled
 
 
-def group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes of a process group, read from /proc."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return []  # no process at all, not even a zombie: no need to scan /proc
-    except PermissionError:
-        pass
-    members = []
-    try:
-        entries = os.listdir("/proc")
-    except OSError:  # no /proc: fall back to asking the kernel about the group as a whole
-        try:
-            os.killpg(pgid, 0)
-        except (ProcessLookupError, PermissionError):
-            return []
-        return [pgid]
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as fh:
-                stat = fh.read()
-        except OSError:
-            continue
-        # pid (comm) state ppid pgrp ...: comm may hold spaces and parens, so split after the last ')'.
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
-            members.append(int(entry))
-    return members
-
-
-def kill_group(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def reap_group(pgid: int, wait: float = 5.0) -> bool:
-    """SIGKILL every member of the group until none is left; True when the group is gone."""
-    deadline = time.monotonic() + wait
-    while True:
-        members = group_members(pgid)
-        if not members:
-            return True
-        if time.monotonic() > deadline:
-            log.warning("process group %d still has members %s", pgid, members)
-            return False
-        kill_group(pgid, signal.SIGKILL)
-        time.sleep(0.02)
-
-
-def start_time(pid: int) -> float | None:
-    """When a live process started (seconds since the epoch), from /proc; None if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            fields = fh.read().rsplit(b")", 1)[1].split()
-        with open("/proc/stat", "rb") as fh:
-            boot = next(int(line.split()[1]) for line in fh if line.startswith(b"btime "))
-    except (OSError, StopIteration, IndexError, ValueError):
-        return None
-    if fields[0] in (b"Z", b"X"):
-        return None
-    return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
-
-
-def is_our_orphan(pgid: int, started: float, slack: float = 120.0) -> bool:
-    """Is process group `pgid` still the agent an attempt started at `started` (epoch seconds)?
-
-    A recorded pid can belong to an unrelated process by now (pids are reused after a reboot or a
-    wrap-around), and killing its group would hurt the user. While any member of a group lives, its
-    id cannot be reused; so a group without its leader is ours, and a group whose leader lives is
-    ours only when that leader started when the attempt did."""
-    if not group_members(pgid):
-        return False
-    leader = start_time(pgid)
-    return leader is None or abs(leader - started) <= slack
-
-
-class _Stream:
+class StreamTee:
     """Tees one pipe into a file; splits stdout into bounded lines."""
 
     def __init__(
@@ -209,7 +130,7 @@ class _Stream:
         self.sink.flush()
 
 
-def _pump(selector: selectors.BaseSelector, streams: dict[int, _Stream], wait: float) -> set[int]:
+def pump(selector: selectors.BaseSelector, streams: dict[int, StreamTee], wait: float) -> set[int]:
     """Read whatever the pipes have within `wait` seconds; the fds that delivered data (at EOF a pipe is
     unregistered)."""
     fed: set[int] = set()
@@ -273,8 +194,8 @@ def run_streaming(
             writer.start()
         assert proc.stdout is not None
         assert proc.stderr is not None
-        err_stream = _Stream(proc.stderr.fileno(), err_file, None, request.redactor)
-        out_stream = _Stream(proc.stdout.fileno(), out_file, on_line, request.redactor)
+        err_stream = StreamTee(proc.stderr.fileno(), err_file, None, request.redactor)
+        out_stream = StreamTee(proc.stdout.fileno(), out_file, on_line, request.redactor)
         streams = {out_stream.fd: out_stream, err_stream.fd: err_stream}
         selector = selectors.DefaultSelector()
         for fd in streams:
@@ -297,7 +218,7 @@ def run_streaming(
                 if request.idle_timeout:
                     wait = min(wait, max(0.0, last_output + request.idle_timeout - now))
                 if selector.get_map():
-                    if stdout_fd in _pump(selector, streams, wait):
+                    if stdout_fd in pump(selector, streams, wait):
                         last_output = time.monotonic()
                 else:  # both pipes closed, the leader not yet reaped (or living on): wait for it
                     try:
@@ -366,109 +287,3 @@ def _stop(proc: subprocess.Popen[bytes], grace: float) -> list[str]:
         except subprocess.TimeoutExpired:
             continue
     return steps
-
-
-class Background:
-    """A child started by `start_background`: it runs until `stop()`. A thread tees its output into the
-    request's files (through the redactor) and hands complete lines of stdout to `on_line`."""
-
-    def __init__(
-        self, request: ProcRequest, on_line: Callable[[bytes], None] | None, proc: subprocess.Popen[bytes]
-    ) -> None:
-        self.request = request
-        self.proc = proc
-        self.pid = proc.pid
-        self._quit = threading.Event()
-        self._pump = threading.Thread(target=self._run_pump, args=(on_line,), name=f"pump-{proc.pid}", daemon=True)
-        self._pump.start()
-
-    def poll(self) -> int | None:
-        """The leader's exit code (negative: killed by that signal), or None while it runs."""
-        return self.proc.poll()
-
-    def group_alive(self) -> bool:
-        """Does any process of its group still run (the leader, or what it started and left)?"""
-        return bool(group_members(self.pid))
-
-    def stop(self) -> tuple[str, ...]:
-        """Stop the whole group, whether or not its leader still runs: INT, then TERM, each followed by
-        up to `stop_grace` seconds for the group to end, then KILL to whatever is left."""
-        steps = []
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            if not group_members(self.pid):
-                break
-            steps.append(f"sent {signal.Signals(sig).name} to process group {self.pid}")
-            kill_group(self.pid, sig)
-            deadline = time.monotonic() + self.request.stop_grace
-            while group_members(self.pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-        if group_members(self.pid):
-            steps.append(f"sent SIGKILL to process group {self.pid}")
-            reap_group(self.pid)
-        self._quit.set()
-        self._pump.join(timeout=5.0)
-        self.proc.wait()
-        for step in steps:
-            log.info("pid %d: %s", self.pid, step)
-        return tuple(steps)
-
-    def _run_pump(self, on_line: Callable[[bytes], None] | None) -> None:
-        request, proc = self.request, self.proc
-        merged = request.stderr_path == request.stdout_path
-        with (
-            open(request.stdout_path, "ab") as out_file,
-            open(os.devnull if merged else request.stderr_path, "ab") as err_file,
-        ):
-            pipes = [p for p in (proc.stdout, proc.stderr) if p is not None]
-            streams = {
-                pipe.fileno(): _Stream(
-                    pipe.fileno(),
-                    out_file if pipe is proc.stdout else err_file,
-                    on_line if pipe is proc.stdout else None,
-                    request.redactor,
-                )
-                for pipe in pipes
-            }
-            selector = selectors.DefaultSelector()
-            drained_at: float | None = None
-            try:
-                for fd in streams:
-                    os.set_blocking(fd, False)
-                    selector.register(fd, selectors.EVENT_READ)
-                while selector.get_map():
-                    ready = _pump(selector, streams, 0.2)
-                    for fd in ready:
-                        streams[fd].sink.flush()
-                    if self._quit.is_set():
-                        drained_at = drained_at or time.monotonic() + 2.0
-                        if not ready or time.monotonic() > drained_at:
-                            break  # stopped, and read to the end (or an outsider holds the pipe open)
-            finally:
-                selector.close()
-                for stream in streams.values():
-                    stream.close()
-                for pipe in pipes:
-                    pipe.close()
-
-
-def start_background(request: ProcRequest, on_line: Callable[[bytes], None] | None = None) -> Background:
-    """Start a long-lived child in its own process group, stdin closed, for the caller to `stop()`.
-
-    stdout and stderr go to their files (one file, in order, when both paths are the same); the
-    request's timeout, idle_timeout and stdin_data do not apply. Raises OSError when it cannot start."""
-    if request.stdin_data is not None or request.timeout is not None or request.idle_timeout is not None:
-        raise ValueError("a background process takes no stdin_data, timeout nor idle_timeout")
-    request.stdout_path.parent.mkdir(parents=True, exist_ok=True)
-    request.stderr_path.parent.mkdir(parents=True, exist_ok=True)
-    merged = request.stderr_path == request.stdout_path
-    proc = subprocess.Popen(
-        list(request.argv),
-        cwd=request.cwd,
-        env=dict(request.env),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT if merged else subprocess.PIPE,
-        start_new_session=True,
-        close_fds=True,
-    )
-    return Background(request, on_line, proc)

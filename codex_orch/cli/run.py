@@ -1,0 +1,97 @@
+"""`run`, `task` and `resume`: the commands that drive a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from codex_orch.cli.common import drive_options, finish_run, progress_for, repo, run_options, run_options_value
+
+
+@click.command()
+@click.option("--plan-file", required=True, type=click.Path(path_type=Path), help="The plan (JSON).")
+@click.option("--spec-file", type=click.Path(path_type=Path), help="A UTF-8 text file given to every prompt.")
+@run_options
+def run(
+    plan_file: Path,
+    spec_file: Path | None,
+    run_id: str | None,
+    max_workers: int | None,
+    fail_fast: bool,
+    no_progress: bool,
+    follow_next_tasks: bool | None,
+) -> None:
+    """Execute a plan."""
+    from codex_orch.engine.run import start_run
+
+    root = repo()
+    options = run_options_value(run_id, max_workers, fail_fast, follow_next_tasks)
+    with progress_for(no_progress) as notify:
+        outcome = start_run(root, plan_file, spec_file, options, notify)
+    finish_run(outcome)
+
+
+@click.command()
+@click.option("--role", required=True, help="The role (or an alias) that carries the task out.")
+@click.option("--acceptance", default="", help="Acceptance criteria.")
+@click.option("--spec-file", type=click.Path(path_type=Path), help="A UTF-8 text file given to the prompt.")
+@click.argument("prompt")
+@run_options
+def task(
+    role: str,
+    acceptance: str,
+    spec_file: Path | None,
+    prompt: str,
+    run_id: str | None,
+    max_workers: int | None,
+    fail_fast: bool,
+    no_progress: bool,
+    follow_next_tasks: bool | None,
+) -> None:
+    """Run a single task: codex-orch task --role implementer "add a --verbose flag"."""
+    from codex_orch.config import load_config
+    from codex_orch.engine.prompts import read_spec
+    from codex_orch.engine.run import create_and_drive
+    from codex_orch.layout import Layout
+    from codex_orch.plan import parse_plan
+
+    root = repo()
+    layout = Layout(root)
+    config = load_config(layout)
+    plan = parse_plan(
+        {
+            "goal": prompt,
+            "assumptions": [],
+            "tasks": [{"role": role, "prompt": prompt, "acceptance": acceptance, "blocked_by": []}],
+        },
+        config,
+        "--role/PROMPT",
+    )
+    spec = read_spec(spec_file) if spec_file else None
+    with progress_for(no_progress) as notify:
+        options = run_options_value(run_id, max_workers, fail_fast, follow_next_tasks)
+        outcome = create_and_drive(layout, config, plan, spec, options, notify)
+    finish_run(outcome)
+
+
+@click.command()
+@click.option("--run-id", required=True, help="The run to continue.")
+@click.option("--spec-file", type=click.Path(path_type=Path), help="Replace the run's spec text.")
+@drive_options
+def resume(
+    run_id: str,
+    spec_file: Path | None,
+    max_workers: int | None,
+    fail_fast: bool,
+    no_progress: bool,
+    follow_next_tasks: bool | None,
+) -> None:
+    """Continue a run: interrupted tasks go on on their agent thread; succeeded tasks never rerun."""
+    from codex_orch.engine.run import resume_run
+
+    root = repo()
+    options = run_options_value(None, max_workers, fail_fast, follow_next_tasks)
+    with progress_for(no_progress) as notify:
+        outcome = resume_run(root, run_id, spec_file, options, notify)
+    finish_run(outcome)

@@ -1,0 +1,87 @@
+"""Registering, filling and removing git worktrees. Registration is serialized by a lock in the common
+git dir (git's own `config.lock` races otherwise); the checkout runs outside it."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from codex_orch.git.repo import Git
+
+_process_lock = threading.Lock()
+
+
+@contextmanager
+def repo_lock(git: Git) -> Iterator[None]:
+    """Serialize worktree add/remove within this process and across codex-orch processes."""
+    with _process_lock:
+        path = git.common_dir() / "codex-orch-worktree.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
+def add_worktree(git: Git, path: Path, branch: str, start: str) -> None:
+    """A new worktree on a new branch. Only the registration holds the repository's lock (a parallel
+    `git worktree add` fails when it reads a half-registered sibling); making the branch before and
+    the checkout after -- the slow part in a large repository -- run outside it, so several worktrees
+    are made at once. A crash between the steps leaves a branch without a worktree: attach_worktree."""
+    git.run("branch", "--quiet", "--no-track", branch, start)
+    with repo_lock(git):
+        git.run("worktree", "add", "-q", "--no-checkout", str(path), branch)
+    _fill(git.at(path))
+
+
+def attach_worktree(git: Git, path: Path, branch: str) -> None:
+    """Check an existing branch out into a new worktree (after a crash removed the folder)."""
+    with repo_lock(git):
+        git.run("worktree", "prune")
+        git.run("worktree", "add", "-q", "--no-checkout", str(path), branch)
+    _fill(git.at(path))
+
+
+def _fill(worktree: Git) -> None:
+    """Check out a worktree registered with --no-checkout: what `git worktree add` itself runs then,
+    without the post-checkout hook (codex-orch's own commits skip hooks too)."""
+    worktree.run("reset", "-q", "--hard", "--no-recurse-submodules")
+
+
+def discard_worktree(git: Git, path: Path) -> None:
+    """Remove a worktree that holds nothing of value (a creation cut short by a crash)."""
+    import shutil
+
+    with repo_lock(git):
+        if git.run_full("worktree", "remove", "--force", "--force", str(path))[0] != 0:
+            shutil.rmtree(path, ignore_errors=True)
+        git.run("worktree", "prune")
+
+
+def remove_worktree(git: Git, path: Path, force: bool = False) -> None:
+    with repo_lock(git):
+        args = ["worktree", "remove"] + (["--force"] if force else []) + [str(path)]
+        git.run(*args)
+
+
+def worktree_list(git: Git) -> list[dict[str, str]]:
+    out = git.run("worktree", "list", "--porcelain", "-z", strip=False)
+    items: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    for field in out.split("\0"):
+        if not field:
+            if current:
+                items.append(current)
+                current = {}
+            continue
+        key, _, value = field.partition(" ")
+        current[key] = value
+    if current:
+        items.append(current)
+    return items

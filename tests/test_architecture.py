@@ -1,0 +1,64 @@
+"""The layout shows the architecture: imports flow one way, modules stay small, the doc's picture matches."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+from types import ModuleType
+
+ROOT = Path(__file__).resolve().parent.parent
+MAX_LINES = 420  # "no module over ~400 lines": past that, a module holds two ideas
+
+
+def _arch_graph() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("arch_graph", ROOT / "scripts" / "arch_graph.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("arch_graph", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_imports_flow_one_way() -> None:
+    assert _arch_graph().violations() == []
+
+
+def test_an_import_against_the_arrows_is_caught(tmp_path: Path) -> None:
+    graph = _arch_graph()
+    fake = tmp_path / "codex_orch"
+    (fake / "git").mkdir(parents=True)
+    (fake / "engine").mkdir()
+    (fake / "engine" / "run.py").write_text("")
+    (fake / "git" / "repo.py").write_text("def f():\n    from codex_orch.engine.run import x\n")
+    original = graph.PACKAGE, graph.ROOT
+    graph.PACKAGE, graph.ROOT = fake, tmp_path
+    try:
+        assert graph.violations() == ["git -> engine: codex_orch/git/repo.py"]
+    finally:
+        graph.PACKAGE, graph.ROOT = original
+
+
+def test_no_module_holds_two_ideas() -> None:
+    sizes = {
+        str(p.relative_to(ROOT)): len(p.read_text("utf-8").splitlines()) for p in (ROOT / "codex_orch").rglob("*.py")
+    }
+    assert {path: n for path, n in sizes.items() if n > MAX_LINES} == {}
+
+
+def test_the_picture_in_architecture_md_matches_the_imports() -> None:
+    doc = (ROOT / "docs" / "architecture.md").read_text("utf-8")
+    found = re.search(r"<!-- arch-graph:start[^>]*-->\n(.*?)\n<!-- arch-graph:end -->", doc, re.S)
+    assert found, "docs/architecture.md lost its generated picture"
+    assert found.group(1) == _arch_graph().mermaid(), "refresh it: python scripts/arch_graph.py"
+
+
+def test_every_module_is_in_architecture_md() -> None:
+    doc = (ROOT / "docs" / "architecture.md").read_text("utf-8")
+    missing = [
+        str(p.relative_to(ROOT / "codex_orch"))
+        for p in (ROOT / "codex_orch").rglob("*.py")
+        if p.name != "__init__.py" and f"`{p.name}`" not in doc and f"{p.parent.name}/{p.name}" not in doc
+    ]
+    assert missing == []
