@@ -126,7 +126,7 @@ CONFIG_SCHEMA: dict[str, Any] = _closed(
                 "timeout": _POS_NUM,
             }
         ),
-        "services": {"type": "array", "items": _SERVICE},
+        "services": {"type": ["array", "null"], "items": _SERVICE},
     }
 )
 
@@ -211,7 +211,7 @@ class Config:
     on_violation: str = "warn"
     follow_next_tasks: bool = False
     validate_commands: tuple[ValidateCommand, ...] = ()
-    services: tuple[ServiceConfig, ...] = ()
+    services: tuple[ServiceConfig, ...] | None = None  # None: not set (the codex-mem default applies)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def resolve_role(self, name: str) -> str | None:
@@ -338,7 +338,7 @@ def build_config(raw: dict[str, Any], source: str) -> Config:
         on_violation=raw["concurrency"]["on_violation"],
         follow_next_tasks=bool(raw["follow_next_tasks"]),
         validate_commands=_validate_commands(raw.get("validate") or {}, source),
-        services=_services(raw.get("services") or [], source),
+        services=None if raw.get("services") is None else _services(raw["services"], source),
         raw=raw,
     )
 

@@ -19,7 +19,15 @@ class OrchError(Exception):
         self.hint = hint
 
     def __str__(self) -> str:
-        return self.message if not self.hint else f"{self.message} {self.hint}"
+        if not self.hint:
+            return self.message
+        return f"{sentence(self.message)} {self.hint}"
+
+
+def sentence(text: str) -> str:
+    """`text` ending with a full stop (or the mark it already has), so that a hint after it reads apart."""
+    text = text.rstrip()
+    return text if not text or text[-1] in ".!?:" else f"{text}."
 
 
 class InputError(OrchError):
@@ -32,7 +40,3 @@ class GitError(OrchError):
 
 class RunLockedError(OrchError):
     """Another codex-orch process is driving this run."""
-
-
-class Interrupted(OrchError):
-    exit_code = EXIT_INTERRUPTED

@@ -106,6 +106,7 @@ def _new_task(spec: dict[str, Any]) -> dict[str, Any]:
         "started_at": None,
         "ended_at": None,
         "violations": [],
+        "file_claims": None,
         "follow_ups": [],
     }
 
@@ -190,6 +191,7 @@ def apply(state: dict[str, Any], rec: dict[str, Any]) -> None:
             task["head"] = rec["head"]
             task["files_changed"] = rec["files_changed"]
             task["violations"] = rec.get("violations", [])
+            task["file_claims"] = rec.get("file_claims")
         elif kind == "task.follow_ups":
             task["follow_ups"] = rec["follow_ups"]
         else:

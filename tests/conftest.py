@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,16 @@ def alive(pid: int) -> bool:
             return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
     except FileNotFoundError:
         return False
+
+
+def wait_for(condition: Any, what: str, timeout: float = 30) -> None:
+    """Poll `condition()` until it is true; fail naming `what` after `timeout` seconds (a safety net, not a
+    measurement: tests wait for events, never for a fixed time)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
 
 
 def git(cwd: Path, *args: str, check: bool = True) -> str:

@@ -66,7 +66,7 @@ def test_clean_after_merge_removes_everything_and_rejects_unknown_runs(
     assert (
         unknown.code == 2
         and unknown.err
-        == f"codex-orch: error: --run-id: no run 'nope' in {repo.path}/.orchestrator/runs `codex-orch status` lists the latest.\n"
+        == f"codex-orch: error: --run-id: no run 'nope' in {repo.path}/.orchestrator/runs. `codex-orch runs` lists them.\n"
     )
 
 

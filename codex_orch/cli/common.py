@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shlex
+import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from codex_orch.errors import OrchError
-
 F = TypeVar("F", bound=Callable[..., Any])
+JSON_VERSION = 1  # of every --json output that has no version of its own (status and report: report_version)
+
+
+def epilog(examples: list[str], exits: Mapping[int, str]) -> str:
+    """The end of a command's --help: examples to copy, and what each exit code means."""
+    lines = ["\b", "Examples:", *(f"  {e}" for e in examples), "", "\b", "Exit codes:"]
+    lines += [f"  {code}  {meaning}" for code, meaning in sorted(exits.items())]
+    return "\n".join(lines)
 
 
 def say_error(message: str) -> None:
@@ -30,21 +40,73 @@ def stdout_console() -> Any:
     return make_console()
 
 
-def run_options_value(run_id: str | None, max_workers: int | None, fail_fast: bool, follow: bool | None = None) -> Any:
+def run_options_value(
+    run_id: str | None,
+    max_workers: int | None,
+    fail_fast: bool,
+    follow: bool | None = None,
+    inputs: tuple[Path, ...] = (),
+) -> Any:
     from codex_orch.engine.drive import RunOptions
 
-    return RunOptions(run_id=run_id, max_workers=max_workers, fail_fast=fail_fast, follow_next_tasks=follow)
+    return RunOptions(
+        run_id=run_id, max_workers=max_workers, fail_fast=fail_fast, follow_next_tasks=follow, inputs=inputs
+    )
+
+
+def self_command() -> str:
+    """How to start codex-orch again, spelled the way this process was started, so that a printed next
+    command works as printed: `codex-orch` when that is what PATH finds, else the full path, else
+    `python -m codex_orch`."""
+    argv0 = sys.argv[0] if sys.argv else ""
+    if Path(argv0).name == "codex-orch":
+        found = shutil.which("codex-orch")
+        if found and os.path.realpath(found) == os.path.realpath(argv0):
+            return "codex-orch"
+        return shlex.quote(os.path.abspath(argv0))
+    return f"{shlex.quote(sys.executable)} -m codex_orch"
 
 
 def finish_run(outcome: Any) -> None:
+    """The run's table on stdout; on stderr what was stopped (after Ctrl-C) and the next useful command."""
     from codex_orch.cli.render import print_status
     from codex_orch.commands.views import build_view
     from codex_orch.state import read_state
 
+    view = build_view(read_state(outcome.run_dir))
     console = stdout_console()
-    print_status(console, build_view(read_state(outcome.run_dir)))
+    print_status(console, view)
     console.print(f"state: {outcome.run_dir / 'state.json'}", highlight=False, markup=False)
+    say(next_steps(view.run_id, view.status, {t.id: t.status for t in view.tasks}), err=True)
     sys.exit(outcome.exit_code)
+
+
+def next_steps(run_id: str, status: str, tasks: Mapping[str, str]) -> list[str]:
+    me = self_command()
+    ref = f"--run-id {shlex.quote(run_id)}"
+    if status == "interrupted":
+        stopped = [tid for tid, s in tasks.items() if s == "interrupted"]
+        waiting = sum(1 for s in tasks.values() if s in ("pending", "cancelled"))
+        what = (
+            f"stopped {', '.join(stopped[:10])}{' …' if len(stopped) > 10 else ''}"
+            if stopped
+            else "no task was running"
+        )
+        return [
+            f"codex-orch: interrupted: {what}; {waiting} task(s) not started; the state is saved.",
+            f"continue with: {me} resume {ref}",
+        ]
+    if status == "succeeded":
+        return [f"next: {me} merge {ref}   (what it did: {me} report {ref})"]
+    return [
+        f"next: {me} report {ref}   (why tasks failed)",
+        f"then: {me} resume {ref}   (runs the failed and blocked tasks again; succeeded ones stay)",
+    ]
+
+
+def emit_json(kind: str, payload: Mapping[str, Any]) -> None:
+    """One JSON document on stdout, saying what it is and the version of its shape."""
+    click.echo(json.dumps({"kind": kind, "json_version": JSON_VERSION, **payload}, indent=2))
 
 
 def drive_options(func: F) -> F:
@@ -73,11 +135,25 @@ def progress_for(no_progress: bool) -> Any:
     return progress(make_console(sys.stderr), plain=no_progress)
 
 
-def latest_run(runs_dir: Path) -> str:
-    runs = [p for p in runs_dir.iterdir() if (p / "journal.jsonl").is_file()] if runs_dir.is_dir() else []
-    if not runs:
-        raise OrchError(f"no runs in {runs_dir}", "Start one with `codex-orch run --plan-file PLAN`.")
-    return max(runs, key=lambda p: (p / "journal.jsonl").stat().st_mtime).name
+def checked_layout() -> Any:
+    """The repository's layout, its orchestrator.yaml checked first: every command refuses an invalid one."""
+    from codex_orch.config import load_config
+    from codex_orch.layout import Layout
+
+    layout = Layout(repo())
+    load_config(layout)
+    return layout
+
+
+def run_id_or_latest(layout: Any, run_id: str | None) -> str:
+    """--run-id, or the run most recently active (said on stderr). Only for commands that read a run."""
+    from codex_orch.commands.runs import latest_run
+
+    if run_id is not None:
+        return run_id
+    chosen = latest_run(layout)
+    say(f"(the latest run: {chosen})", err=True)
+    return str(chosen)
 
 
 def say(lines: list[str] | str, err: bool = False) -> None:

@@ -37,6 +37,7 @@ for _command in (
     run.task,
     plan.plan_command,
     run.resume,
+    runs.runs,
     runs.status,
     runs.report,
     lifecycle.merge,

@@ -7,10 +7,25 @@ from pathlib import Path
 
 import click
 
-from codex_orch.cli.common import progress_for, repo, run_options_value, say, say_error
+from codex_orch.cli.common import emit_json, epilog, progress_for, repo, run_options_value, say, say_error
 
 
-@click.command("plan")
+@click.command(
+    "plan",
+    epilog=epilog(
+        [
+            "codex-orch plan --goal 'Add a --verbose flag' --out plan.json",
+            "codex-orch plan --spec-file SPEC.md",
+            "codex-orch plan --check plan.json --json",
+        ],
+        {
+            0: "a plan written, or --check found no error",
+            1: "the navigator gave no usable plan",
+            2: "bad input, or --check found errors",
+            130: "interrupted",
+        },
+    ),
+)
 @click.option("--spec-file", type=click.Path(path_type=Path), help="The specification to plan from (UTF-8 text).")
 @click.option("--goal", help="A goal in a few words, instead of --spec-file.")
 @click.option("--out", type=click.Path(path_type=Path), help="Where to write the plan (default: ./plan.json).")
@@ -24,6 +39,7 @@ from codex_orch.cli.common import progress_for, repo, run_options_value, say, sa
 )
 @click.option("--run-id", help="Name the navigator's run (default: date, time and a random suffix).")
 @click.option("--no-progress", is_flag=True, help="Plain progress lines instead of the live table.")
+@click.option("--json", "as_json", is_flag=True, help="With --check: machine-readable findings (carries json_version).")
 def plan_command(
     spec_file: Path | None,
     goal: str | None,
@@ -32,13 +48,16 @@ def plan_command(
     check_file: Path | None,
     run_id: str | None,
     no_progress: bool,
+    as_json: bool,
 ) -> None:
-    """Let the navigator write a plan from a spec or a goal (--check PLAN: lint a plan)."""
+    """Let the navigator write a plan (--check PLAN: lint one)."""
     if check_file is not None:
         if goal is not None or out is not None or force or run_id is not None:
             raise click.UsageError("--check takes a plan file and optionally --spec-file, nothing else")
-        _check_plan(check_file, spec_file)
+        _check_plan(check_file, spec_file, as_json)
         return
+    if as_json:
+        raise click.UsageError("--json goes with --check")
     if (spec_file is None) == (goal is None):
         raise click.UsageError("give either --spec-file or --goal (exactly one), or --check PLAN")
     from codex_orch.commands.planner import make_plan
@@ -62,10 +81,23 @@ def plan_command(
     sys.exit(run.exit_code)
 
 
-def _check_plan(plan_file: Path, spec_file: Path | None) -> None:
+def _check_plan(plan_file: Path, spec_file: Path | None, as_json: bool) -> None:
     from codex_orch.commands.preflight import check_plan
 
     result = check_plan(repo(), plan_file, spec_file)
+    if as_json:
+        emit_json(
+            "plan-check",
+            {
+                "plan": result.plan_label,
+                "tasks": result.tasks,
+                "errors": result.errors,
+                "warnings": result.warnings,
+                "findings": [{"level": f.level, "message": f.message} for f in result.findings],
+                "largest_prompt": list(result.largest_prompt) if result.largest_prompt else None,
+            },
+        )
+        sys.exit(result.exit_code)
     lines = [str(finding) for finding in result.findings]
     counts = f"{result.errors} error(s), {result.warnings} warning(s)"
     if result.tasks is None:

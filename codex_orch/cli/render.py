@@ -6,11 +6,12 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import IO, Any
 
 from codex_orch.commands.views import RunView
+from codex_orch.engine.accounting import describe
 
 _STYLE = {
     "succeeded": "green",
@@ -55,6 +56,8 @@ RICH_TABLE_MAX_ROWS = 200
 
 def _cells(t: Any) -> list[str]:
     note = f"{t.error_kind}: {t.error_message or ''}"[:120] if t.error_kind else ""
+    if t.file_claims:
+        note = "; ".join(n for n in (note, "flagged: " + describe(t.file_claims)) if n)[:160]
     return [
         t.id,
         t.role,
@@ -83,6 +86,23 @@ def print_status(console: Any, view: RunView) -> None:
     ]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, [*widths, 0], strict=True)).rstrip() for r in rows]
     console.file.write("\n".join(lines) + "\n")
+
+
+def runs_table(runs: Sequence[Any]) -> Any:
+    """`codex-orch runs`: one row per run (commands/runs.py RunSummary)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title="runs", title_justify="left", expand=False)
+    for column in ("run", "status", "started", "tasks", "branch"):
+        table.add_column(column, no_wrap=column != "branch")
+    for r in runs:
+        started = (r.created_at or "-").replace("T", " ")[:19]
+        done = f"{r.succeeded}/{r.tasks} succeeded" + (f", {r.failed} failed" if r.failed else "")
+        status = r.status + (" (being driven)" if r.driven and r.status == "running" else "")
+        note = r.problem or r.branch or "-"
+        table.add_row(r.run_id, Text(status, style=_STYLE.get(r.status, "")), started, done, Text(note))
+    return table
 
 
 class LineReporter:
@@ -115,6 +135,10 @@ class LineReporter:
             line = (
                 f"{task_id}: changed files outside its paths (left out of its commit): {', '.join(data['files'][:5])}"
             )
+        elif kind == "flag":
+            line = f"{task_id}: flagged: {data['message']}"
+        elif kind == "warning":
+            line = f"warning: {data['message']}"
         else:
             line = f"{task_id or ''}: {kind}"
         from rich.markup import escape
@@ -148,6 +172,9 @@ class LiveTable:
 
     def __call__(self, kind: str, task_id: str | None, data: Mapping[str, Any]) -> None:
         with self._lock:
+            if kind == "warning":
+                self.console.print(f"warning: {data['message']}", markup=False, highlight=False)
+                return
             if kind == "plan":
                 for tid, info in data["tasks"].items():
                     self._rows.setdefault(tid, _row(info["role"], info["status"]))
@@ -169,6 +196,8 @@ class LiveTable:
                 row["action"] = str(data.get("kind") or data.get("cause") or "")
             elif kind == "violation":
                 row["action"] = f"outside its paths: {', '.join(data.get('files', [])[:3])}"
+            elif kind == "flag":
+                row["action"] = f"flagged: {data.get('message', '')}"
 
     def _render(self) -> Any:
         from rich.table import Table

@@ -6,10 +6,31 @@ from pathlib import Path
 
 import click
 
-from codex_orch.cli.common import drive_options, finish_run, progress_for, repo, run_options, run_options_value
+from codex_orch.cli.common import (
+    drive_options,
+    epilog,
+    finish_run,
+    progress_for,
+    repo,
+    run_options,
+    run_options_value,
+)
 
 
-@click.command()
+@click.command(
+    epilog=epilog(
+        [
+            "codex-orch run --plan-file plan.json",
+            "codex-orch run --plan-file plan.json --spec-file SPEC.md --max-workers 4",
+        ],
+        {
+            0: "every task succeeded",
+            1: "the run finished with failed or blocked tasks",
+            2: "bad input (nothing written)",
+            130: "interrupted by Ctrl-C or SIGTERM (resume continues)",
+        },
+    )
+)
 @click.option("--plan-file", required=True, type=click.Path(path_type=Path), help="The plan (JSON).")
 @click.option("--spec-file", type=click.Path(path_type=Path), help="A UTF-8 text file given to every prompt.")
 @run_options
@@ -22,17 +43,31 @@ def run(
     no_progress: bool,
     follow_next_tasks: bool | None,
 ) -> None:
-    """Execute a plan."""
+    """Execute a plan: each task in a worktree, its work committed."""
     from codex_orch.engine.run import start_run
 
     root = repo()
-    options = run_options_value(run_id, max_workers, fail_fast, follow_next_tasks)
+    inputs = (plan_file, spec_file) if spec_file else (plan_file,)
+    options = run_options_value(run_id, max_workers, fail_fast, follow_next_tasks, inputs)
     with progress_for(no_progress) as notify:
         outcome = start_run(root, plan_file, spec_file, options, notify)
     finish_run(outcome)
 
 
-@click.command()
+@click.command(
+    epilog=epilog(
+        [
+            'codex-orch task --role implementer "Add a --verbose flag to the CLI"',
+            'codex-orch task --role reviewer "Review the error handling in src/"',
+        ],
+        {
+            0: "every task succeeded",
+            1: "the run finished with failed or blocked tasks",
+            2: "bad input (nothing written)",
+            130: "interrupted by Ctrl-C or SIGTERM (resume continues)",
+        },
+    )
+)
 @click.option("--role", required=True, help="The role (or an alias) that carries the task out.")
 @click.option("--acceptance", default="", help="Acceptance criteria.")
 @click.option("--spec-file", type=click.Path(path_type=Path), help="A UTF-8 text file given to the prompt.")
@@ -49,7 +84,7 @@ def task(
     no_progress: bool,
     follow_next_tasks: bool | None,
 ) -> None:
-    """Run a single task: codex-orch task --role implementer "add a --verbose flag"."""
+    """Run a single task (a one-task plan)."""
     from codex_orch.config import load_config
     from codex_orch.engine.prompts import read_spec
     from codex_orch.engine.run import create_and_drive
@@ -70,12 +105,24 @@ def task(
     )
     spec = read_spec(spec_file) if spec_file else None
     with progress_for(no_progress) as notify:
-        options = run_options_value(run_id, max_workers, fail_fast, follow_next_tasks)
+        options = run_options_value(
+            run_id, max_workers, fail_fast, follow_next_tasks, (spec_file,) if spec_file else ()
+        )
         outcome = create_and_drive(layout, config, plan, spec, options, notify)
     finish_run(outcome)
 
 
-@click.command()
+@click.command(
+    epilog=epilog(
+        ["codex-orch resume --run-id 20261125-101500-ab12", "codex-orch runs   # to find the id"],
+        {
+            0: "every task succeeded",
+            1: "the run finished with failed or blocked tasks",
+            2: "bad input (nothing written)",
+            130: "interrupted by Ctrl-C or SIGTERM (resume continues)",
+        },
+    )
+)
 @click.option("--run-id", required=True, help="The run to continue.")
 @click.option("--spec-file", type=click.Path(path_type=Path), help="Replace the run's spec text.")
 @drive_options
@@ -87,7 +134,10 @@ def resume(
     no_progress: bool,
     follow_next_tasks: bool | None,
 ) -> None:
-    """Continue a run: interrupted tasks go on on their agent thread; succeeded tasks never rerun."""
+    """Continue a run after Ctrl-C, a crash or failures.
+
+    Interrupted tasks go on on their agent thread; failed and blocked tasks run again; succeeded tasks
+    never rerun."""
     from codex_orch.engine.run import resume_run
 
     root = repo()

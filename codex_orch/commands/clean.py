@@ -24,6 +24,7 @@ from codex_orch.git.refs import branch_worktree, delete_ref, patch_is_in, ref_sh
 from codex_orch.git.repo import Git, local_changes
 from codex_orch.git.worktrees import remove_worktree, repo_lock, worktree_list
 from codex_orch.layout import Layout
+from codex_orch.state import read_state
 
 REMOVE, KEEP = "remove", "keep"
 
@@ -51,6 +52,16 @@ class CleanPlan:
     @property
     def keeps(self) -> tuple[Item, ...]:
         return tuple(i for i in self.items if i.action == KEEP)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "base": self.base,
+            "items": [
+                {"kind": i.kind, "name": i.name, "action": i.action, "reason": i.reason, "sha": i.sha, "done": i.done}
+                for i in self.items
+            ],
+        }
 
 
 def _names(changes: list[Any]) -> str:
@@ -171,9 +182,17 @@ def apply_clean(root: Path, plan: CleanPlan, force: bool = False) -> CleanPlan:
 
 
 def clean_run(
-    root: Path, run_id: str, keep_branches: bool = False, force: bool = False, into: str | None = None
+    root: Path,
+    run_id: str,
+    keep_branches: bool = False,
+    force: bool = False,
+    into: str | None = None,
+    dry_run: bool = False,
 ) -> CleanPlan:
+    """Clean the run; with `dry_run`, only the plan of what would be done (nothing is changed or written)."""
     folder = run_dir(Layout(root), run_id)
+    if dry_run:
+        return plan_clean(root, read_state(folder), keep_branches, force, into)
     with changing(folder) as store:
         plan = plan_clean(root, store.view(), keep_branches, force, into)
         result = apply_clean(root, plan, force)
@@ -196,6 +215,18 @@ class PruneEntry:
     skipped: str | None = None
     resumed: str | None = None  # the run's status after the resume (--apply)
     error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "status": self.status,
+            "last_activity": self.last_activity.isoformat(),
+            "unfinished": list(self.unfinished),
+            "plan": self.plan.to_json() if self.plan else None,
+            "skipped": self.skipped,
+            "resumed": self.resumed,
+            "error": self.error,
+        }
 
 
 def plan_prune(root: Path, run_ids: tuple[str, ...] = (), older_than_days: float | None = None) -> list[PruneEntry]:

@@ -13,6 +13,7 @@ from typing import Any
 from codex_orch.agents.base import Usage
 from codex_orch.commands.runs import run_dir
 from codex_orch.commands.views import RunView, TaskView, build_view, view_to_json
+from codex_orch.engine.accounting import describe
 from codex_orch.layout import Layout
 from codex_orch.state import atomic_write, read_state
 
@@ -154,6 +155,8 @@ def _task_section(t: TaskView) -> list[str]:
         lines.append("- Files changed: " + ", ".join(f"`{f}`" for f in t.files_changed))
     if t.violations:
         lines.append("- Changed outside its paths (set aside): " + ", ".join(f"`{f}`" for f in t.violations))
+    if t.file_claims:
+        lines.append(f"- **Flagged:** {_cell(describe(t.file_claims))}")
     if t.error_kind:
         lines.append(f"- Error: {t.error_kind}: {_cell(t.error_message or '')}")
     if t.attempts:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from codex_orch.errors import InputError
+from codex_orch.errors import InputError, OrchError
 from codex_orch.git.refs import is_ancestor, ref_sha
 from codex_orch.git.repo import Git
 from codex_orch.layout import Layout, id_problem
@@ -29,7 +30,7 @@ def run_dir(layout: Layout, run_id: str) -> Path:
         raise InputError(f"--run-id: {run_id!r} {problem}")
     folder = layout.run_dir(run_id)
     if not (folder / JOURNAL_NAME).is_file():
-        raise InputError(f"--run-id: no run {run_id!r} in {layout.runs_dir}", "`codex-orch status` lists the latest.")
+        raise InputError(f"--run-id: no run {run_id!r} in {layout.runs_dir}", "`codex-orch runs` lists them.")
     return folder
 
 
@@ -42,6 +43,63 @@ def all_runs(layout: Layout) -> list[str]:
     if not layout.runs_dir.is_dir():
         return []
     return sorted(p.name for p in layout.runs_dir.iterdir() if (p / JOURNAL_NAME).is_file())
+
+
+def latest_run(layout: Layout) -> str:
+    """The run most recently active (its journal written last)."""
+    runs = [layout.run_dir(name) for name in all_runs(layout)]
+    if not runs:
+        raise OrchError(f"no runs in {layout.runs_dir}", "Start one with `codex-orch run --plan-file PLAN`.")
+    return max(runs, key=lambda p: (p / JOURNAL_NAME).stat().st_mtime).name
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One line of `codex-orch runs`."""
+
+    run_id: str
+    status: str  # the run's status; "unreadable" when its state cannot be read
+    created_at: str | None
+    ended_at: str | None
+    tasks: int
+    succeeded: int
+    failed: int
+    branch: str | None
+    base_branch: str | None
+    driven: bool  # a codex-orch process drives it now
+    problem: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def list_runs(layout: Layout) -> list[RunSummary]:
+    """Every run of the repository, oldest first; a run whose state cannot be read is listed as such."""
+    out = []
+    for name in all_runs(layout):
+        folder = layout.run_dir(name)
+        try:
+            state = read_state(folder)
+        except OrchError as exc:
+            out.append(RunSummary(name, "unreadable", None, None, 0, 0, 0, None, None, is_driven(folder), str(exc)))
+            continue
+        statuses = [t["status"] for t in state["tasks"].values()]
+        branches = {t.get("branch") for t in state["tasks"].values() if t.get("branch")}
+        out.append(
+            RunSummary(
+                run_id=name,
+                status=state["status"],
+                created_at=state.get("created_at"),
+                ended_at=state.get("ended_at"),
+                tasks=len(statuses),
+                succeeded=statuses.count("succeeded"),
+                failed=sum(1 for s in statuses if s in ("failed", "blocked")),
+                branch=state.get("branch") or (f"{len(branches)} task branches" if branches else None),
+                base_branch=state.get("base_branch"),
+                driven=is_driven(folder),
+            )
+        )
+    return sorted(out, key=lambda r: (r.created_at or "", r.run_id))
 
 
 def last_activity(state: dict[str, Any]) -> datetime:

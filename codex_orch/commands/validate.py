@@ -68,6 +68,9 @@ class ValidateOutcome:
     def ok(self) -> bool:
         return all(r.ok for r in self.results)
 
+    def to_json(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "ok": self.ok, "results": [r.to_json() for r in self.results]}
+
 
 def _env() -> dict[str, str]:
     """The user's environment minus inherited GIT_* variables that could point git elsewhere."""

@@ -44,6 +44,7 @@ class TaskView:
     usage: Usage
     result: dict[str, Any] | None = None
     violations: tuple[str, ...] = ()
+    file_claims: dict[str, Any] | None = None  # engine/accounting.py: answer vs commit, when they disagree
 
     @property
     def failure_kinds(self) -> tuple[str, ...]:
@@ -110,6 +111,7 @@ def build_view(state: dict[str, Any]) -> RunView:
                 usage=usage,
                 result=t.get("result"),
                 violations=tuple(t.get("violations") or ()),
+                file_claims=t.get("file_claims"),
             )
         )
         counts[t["status"]] = counts.get(t["status"], 0) + 1
@@ -163,6 +165,7 @@ def view_to_json(view: RunView) -> dict[str, Any]:
                 "duration": t.duration,
                 "usage": t.usage.to_json(),
                 "violations": list(t.violations),
+                "file_claims": t.file_claims,
                 "result": t.result,
             }
             for t in view.tasks

@@ -16,10 +16,11 @@ from codex_orch.engine.context import Notify, RunContext
 from codex_orch.engine.executor import run_task
 from codex_orch.engine.scheduler import ConcurrencyRules, Scheduler
 from codex_orch.engine.services import services_running
-from codex_orch.git.repo import Git, auto_maintenance
+from codex_orch.git.repo import Git, auto_maintenance, local_changes
 from codex_orch.git.workspace import Workspaces
-from codex_orch.layout import Layout
+from codex_orch.layout import ORCH_DIR, Layout
 from codex_orch.plan import Plan, Task, plan_answer_checks
+from codex_orch.scaffold import GITIGNORE_LINES
 from codex_orch.state import RunStore
 
 
@@ -74,6 +75,38 @@ def _stop_on_signals(cancel: threading.Event, stopped_by_user: threading.Event) 
             signal.signal(sig, old)
 
 
+def only_our_gitignore_lines(git: Git) -> bool:
+    """Is what is uncommitted in .gitignore only the lines codex-orch adds to it (scaffold.py)?"""
+    code, diff, _ = git.run_full("diff", "--no-color", "--no-ext-diff", "-U0", "HEAD", "--", ".gitignore")
+    if code != 0:
+        return False
+    if not diff and (git.cwd / ".gitignore").is_file() and not git.ok("ls-files", "--error-unmatch", ".gitignore"):
+        diff = "".join(f"+{line}\n" for line in (git.cwd / ".gitignore").read_text("utf-8", "replace").splitlines())
+    added = [line[1:].strip() for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")]
+    removed = [line for line in diff.splitlines() if line.startswith("-") and not line.startswith("---")]
+    return bool(added) and not removed and all(a in GITIGNORE_LINES or a.startswith("# codex-orch") for a in added)
+
+
+def uncommitted_warning(git: Git, inputs: tuple[Path, ...]) -> str | None:
+    """A run starts from a commit (git.base_ref): what the checkout holds that the run will not see."""
+    skip = set()
+    for path in inputs:
+        try:
+            skip.add(str(path.resolve().relative_to(git.cwd.resolve())))
+        except ValueError:
+            continue
+    if only_our_gitignore_lines(git):
+        skip.add(".gitignore")
+    changes = [c.path for c in local_changes(git) if not c.path.startswith(f"{ORCH_DIR}/") and c.path not in skip]
+    if not changes:
+        return None
+    shown = ", ".join(changes[:3]) + (f" and {len(changes) - 3} more" if len(changes) > 3 else "")
+    return (
+        f"{len(changes)} uncommitted change(s) in {git.cwd} ({shown}) are not part of this run: it starts from "
+        "a commit (git.base_ref). Commit them first if the agents need them."
+    )
+
+
 def drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
     store = ctx.store
     state = store.view()
@@ -114,6 +147,10 @@ def drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
     ctx.notify(
         "plan", None, {"tasks": {tid: {"role": t["role"], "status": t["status"]} for tid, t in state["tasks"].items()}}
     )
+    if not state.get("resumed"):
+        warning = uncommitted_warning(ctx.git, options.inputs)
+        if warning:
+            ctx.notify("warning", None, {"message": warning})
     stopped_by_user = threading.Event()
     try:
         with _stop_on_signals(ctx.cancel, stopped_by_user), services_running(ctx):
@@ -191,6 +228,8 @@ class RunOptions:
     max_workers: int | None = None
     fail_fast: bool = False
     follow_next_tasks: bool | None = None  # None: the config's follow_next_tasks
+    # The user's input files (plan, spec): not warned about as uncommitted changes of the checkout.
+    inputs: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from typing import Any
 
 from codex_orch.agents import AttemptRequest, Usage, get_backend
 from codex_orch.agents.base import AgentResult, Progress
+from codex_orch.engine.accounting import answer_files, describe, file_claims
 from codex_orch.engine.context import RunContext
 from codex_orch.engine.validation import Verdict, checked, judge, retry_prompt
 from codex_orch.errors import OrchError
@@ -320,9 +321,18 @@ class TaskRunner:
                 files = git.changed_files(sha)
         except OrchError as exc:
             return self._fail(FailureKind.WORKSPACE, f"commit failed: {exc}")
+        claims = file_claims(answer_files(value), files, ws.worktree)
         ctx.store.record(
-            "task.committed", task=task.id, commit=sha, head=head, files_changed=files, violations=list(violations)
+            "task.committed",
+            task=task.id,
+            commit=sha,
+            head=head,
+            files_changed=files,
+            violations=list(violations),
+            file_claims=claims,
         )
+        if claims:
+            ctx.notify("flag", task.id, {"message": describe(claims)})
         if violations:
             ctx.notify("violation", task.id, {"files": list(violations)})
             if ctx.config.on_violation == "fail":

@@ -55,8 +55,9 @@ class Service:
 
 
 def planned_services(config: Config, root: Path, run_dir: Path) -> list[Service]:
-    """The configured services; with none, scripts/start_codex_mem.sh when the repository has it."""
-    if config.services:
+    """The configured services; while `services` is not set, scripts/start_codex_mem.sh when the repository
+    has it (`services: []` starts nothing)."""
+    if config.services is not None:
         return [
             Service(
                 s.name, s.argv, root / s.cwd, s.env, s.ready, s.ready_timeout, run_dir / "services" / f"{s.name}.log"
