@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import shlex
-import shutil
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -58,6 +55,9 @@ def self_command() -> str:
     """How to start codex-orch again, spelled the way this process was started, so that a printed next
     command works as printed: `codex-orch` when that is what PATH finds, else the full path, else
     `python -m codex_orch`."""
+    import shlex
+    import shutil
+
     argv0 = sys.argv[0] if sys.argv else ""
     if Path(argv0).name == "codex-orch":
         found = shutil.which("codex-orch")
@@ -82,6 +82,8 @@ def finish_run(outcome: Any) -> None:
 
 
 def next_steps(run_id: str, status: str, tasks: Mapping[str, str]) -> list[str]:
+    import shlex
+
     me = self_command()
     ref = f"--run-id {shlex.quote(run_id)}"
     if status == "interrupted":
@@ -106,6 +108,8 @@ def next_steps(run_id: str, status: str, tasks: Mapping[str, str]) -> list[str]:
 
 def emit_json(kind: str, payload: Mapping[str, Any]) -> None:
     """One JSON document on stdout, saying what it is and the version of its shape."""
+    import json
+
     click.echo(json.dumps({"kind": kind, "json_version": JSON_VERSION, **payload}, indent=2))
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,8 @@ def merge(run_id: str, into: str | None, allow_automerge: bool) -> None:
         lines.append(f"{outcome.into} already holds all of run {run_id}'s work: nothing to do")
     lines += [f"not merged: {what}" for what in outcome.left_out]
     say(lines)
+    import shlex
+
     say(f"next: {self_command()} clean --run-id {shlex.quote(run_id)}   (its worktrees and merged branches)", err=True)
 
 
