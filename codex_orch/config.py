@@ -105,6 +105,7 @@ CONFIG_SCHEMA: dict[str, Any] = _closed(
         "roles": {"type": "object", "additionalProperties": _ROLE},
         "role_aliases": {"type": "object", "additionalProperties": {"type": "string"}},
         "concurrency": _closed({"allow": _STR_LIST, "ignore": _STR_LIST, "on_violation": {"enum": ["warn", "fail"]}}),
+        "guardrails": _closed({"refs": {"enum": ["all", "run"]}, "on_hidden_work": {"enum": ["warn", "fail"]}}),
         "validate": _closed(
             {
                 "commands": {
@@ -209,6 +210,8 @@ class Config:
     concurrency_allow: tuple[str, ...] = ()
     concurrency_ignore: tuple[str, ...] = ()
     on_violation: str = "warn"
+    guard_all_refs: bool = True  # guardrails.refs: "all" (every ref but remote-tracking ones) or "run"
+    on_hidden_work: str = "warn"
     follow_next_tasks: bool = False
     validate_commands: tuple[ValidateCommand, ...] = ()
     services: tuple[ServiceConfig, ...] | None = None  # None: not set (the codex-mem default applies)
@@ -336,6 +339,8 @@ def build_config(raw: dict[str, Any], source: str) -> Config:
         concurrency_allow=tuple(raw["concurrency"]["allow"]),
         concurrency_ignore=tuple(raw["concurrency"]["ignore"]),
         on_violation=raw["concurrency"]["on_violation"],
+        guard_all_refs=raw["guardrails"]["refs"] == "all",
+        on_hidden_work=raw["guardrails"]["on_hidden_work"],
         follow_next_tasks=bool(raw["follow_next_tasks"]),
         validate_commands=_validate_commands(raw.get("validate") or {}, source),
         services=None if raw.get("services") is None else _services(raw["services"], source),

@@ -38,5 +38,10 @@ class GitError(OrchError):
     """git refused or failed; carries git's own words."""
 
 
+class GuardrailError(OrchError):
+    """Something the agent left in its worktree stops codex-orch from doing its part safely (a link where
+    codex-orch writes, a folder in a file's place); fails the task as `guardrail`, never the run."""
+
+
 class RunLockedError(OrchError):
     """Another codex-orch process is driving this run."""

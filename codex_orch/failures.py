@@ -24,6 +24,8 @@ class FailureKind(StrEnum):
     INTERRUPTED = "interrupted"
     WORKSPACE = "workspace"
     PATHS_VIOLATION = "paths_violation"
+    GUARDRAIL = "guardrail"
+    HIDDEN_WORK = "hidden_work"
 
 
 class Retry(StrEnum):
@@ -112,6 +114,16 @@ FAILURES: dict[FailureKind, FailureInfo] = {
             FailureKind.PATHS_VIOLATION,
             Retry.NEVER,
             "The agent changed files outside the task's declared paths; they were saved under refs/orch/<run>/violations/<task> and reverted (concurrency.on_violation: fail).",
+        ),
+        FailureInfo(
+            FailureKind.GUARDRAIL,
+            Retry.ANSWER,
+            "The agent changed what only codex-orch may change (refs, HEAD, the worktree's .git, git's config or hooks), or left a link where codex-orch writes; each change was put back and its version kept (refs/orch/<run>/quarantine/…, the attempt's guardrail/ folder). docs/security.md.",
+        ),
+        FailureInfo(
+            FailureKind.HIDDEN_WORK,
+            Retry.ANSWER,
+            "The agent's work would not be in its commit: files ignored by a .gitignore it wrote, a nested repository, special or unreadable files (guardrails.on_hidden_work: fail).",
         ),
     )
 }

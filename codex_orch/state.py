@@ -134,6 +134,8 @@ def apply(state: dict[str, Any], rec: dict[str, Any]) -> None:
     elif kind == "run.service":  # a service of the run: started, ready, failed or stopped
         service = state.setdefault("services", {}).setdefault(rec["name"], {})
         service.update({k: v for k, v in rec.items() if k not in ("type", "seq")})
+    elif kind == "run.guardrail":  # what the check at a run's end found and put back
+        state.setdefault("guardrail", []).extend(rec["changes"])
     elif kind == "run.resumed":
         state["status"] = "running"
         state["resumed"] = state.get("resumed", 0) + 1

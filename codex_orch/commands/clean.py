@@ -11,6 +11,7 @@ resumes unfinished runs so that interrupted work ends up committed rather than d
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -22,7 +23,7 @@ from codex_orch.engine.context import Notify, _no_notify
 from codex_orch.errors import OrchError
 from codex_orch.git.refs import branch_worktree, delete_ref, patch_is_in, ref_sha, refs_under
 from codex_orch.git.repo import Git, local_changes
-from codex_orch.git.worktrees import remove_worktree, repo_lock, worktree_list
+from codex_orch.git.worktrees import admin_dir, remove_worktree, repo_lock, worktree_list
 from codex_orch.layout import Layout
 from codex_orch.state import read_state
 
@@ -106,12 +107,23 @@ def plan_clean(
             if path.resolve() in registered:
                 items.append(Item("worktree", str(path), REMOVE, "its folder is gone; git forgets it"))
             continue
-        if not (path / ".git").exists():
+        try:
+            wgit = git.worktree(path, admin_dir(git, path))  # never through the worktree's own .git file
+        except OrchError:
             items.append(Item("worktree", str(path), KEEP, "a folder that is not a git worktree (left untouched)"))
             kept_checkouts.add(path.resolve())
             continue
-        changes = local_changes(git.at(path))
-        if changes and not force:
+        changes = local_changes(wgit)
+        nested = nested_repositories(wgit, path)
+        if nested and not force:
+            shown = ", ".join(nested[:3]) + (f" and {len(nested) - 3} more" if len(nested) > 3 else "")
+            items.append(
+                Item(
+                    "worktree", str(path), KEEP, f"holds a nested git repository, whose work git does not see: {shown}"
+                )
+            )
+            kept_checkouts.add(path.resolve())
+        elif changes and not force:
             items.append(Item("worktree", str(path), KEEP, f"uncommitted changes: {_names(changes)}"))
             kept_checkouts.add(path.resolve())
         else:
@@ -146,6 +158,21 @@ def plan_clean(
     return CleanPlan(state["run_id"], base, tuple(items))
 
 
+def nested_repositories(git: Git, worktree: Path) -> list[str]:
+    """Folders of the worktree that are git repositories of their own (untracked or ignored): their
+    files are in no status and no commit of the worktree's, so removing the worktree would lose them."""
+    found = []
+    for entry in git.status(ignored=True):
+        path = worktree / entry.path
+        if entry.code in ("??", "!!") and path.is_dir() and not path.is_symlink() and (path / ".git").exists():
+            found.append(entry.path.rstrip("/"))
+    return found
+
+
+def _count_files(folder: Path) -> int:
+    return sum(len(files) for _, _, files in os.walk(folder))
+
+
 def _is_run_worktree(items: list[Item], checkout: Path) -> bool:
     return any(i.kind == "worktree" and Path(i.name).resolve() == checkout.resolve() for i in items)
 
@@ -161,7 +188,17 @@ def apply_clean(root: Path, plan: CleanPlan, force: bool = False) -> CleanPlan:
         try:
             if item.kind == "worktree":
                 if Path(item.name).exists():
-                    remove_worktree(git, Path(item.name), force=force)
+                    before = _count_files(Path(item.name))
+                    try:
+                        remove_worktree(git, Path(item.name), force=force)
+                    except OrchError as exc:
+                        left = _count_files(Path(item.name))
+                        if left < before:  # git removed part of it before it failed: say so, never "kept"
+                            raise OrchError(
+                                f"{exc.message} -- git removed {before - left} of its {before} files before it "
+                                f"stopped; the {left} left stay"
+                            ) from None
+                        raise
             elif item.kind == "branch":
                 checkout = branch_worktree(git, item.name)
                 if checkout is not None:  # its worktree could not be removed

@@ -18,6 +18,7 @@ from codex_orch.errors import EXIT_TASKS_FAILED, GitError, InputError, OrchError
 from codex_orch.git.refs import ZERO_SHA, branch_worktree, delete_ref, is_ancestor, merge_tree, ref_sha, update_ref
 from codex_orch.git.repo import Git, local_changes, valid_branch_name
 from codex_orch.git.workspace import Workspaces
+from codex_orch.git.worktrees import checkout_git
 from codex_orch.layout import Layout
 
 INTEGRATION_BRANCH = "orch/{date}/run-{run_id}/integration"
@@ -70,7 +71,7 @@ def merge_run(root: Path, run_id: str, allow_automerge: bool = False, into: str 
             raise InputError(f"--into: no branch {target!r} in this repository")
         checkout = branch_worktree(git, target)
         if checkout is not None:
-            dirty = local_changes(git.at(checkout), untracked=False)
+            dirty = local_changes(checkout_git(git, checkout), untracked=False)
             if dirty:
                 names = ", ".join(c.path for c in dirty[:5]) + (", …" if len(dirty) > 5 else "")
                 raise InputError(
@@ -170,7 +171,7 @@ def _apply(git: Git, outcome: MergeOutcome) -> None:
         if outcome.new == outcome.old:
             return
         if outcome.checkout is not None:
-            code, out, err = git.at(outcome.checkout).run_full("merge", "--ff-only", "-q", outcome.new)
+            code, out, err = checkout_git(git, outcome.checkout).run_full("merge", "--ff-only", "-q", outcome.new)
             if code != 0:
                 why = " ".join((err or out).split())[:300]
                 raise GitError(f"git merge --ff-only in {outcome.checkout} refused: {why}; nothing was changed.")

@@ -39,11 +39,18 @@ def resolve_command(config: Config, root: Path) -> tuple[str, ...]:
     return (program, *rest)
 
 
-def agent_env(config: Config, codex_home: Path | None) -> dict[str, str]:
+def agent_env(config: Config, codex_home: Path | None, worktrees: Path | None = None) -> dict[str, str]:
+    """The agent's environment: ours without GIT_* variables that point git elsewhere, plus codex.env.
+
+    With `worktrees` (the folder the run's worktrees are in), git run by the agent stops looking for a
+    repository there: a worktree whose .git file is gone is no repository at all, instead of the
+    user's checkout around it (which its commits would otherwise land in)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_") or k in _AGENT_KEEP_GIT}
     env.update(config.codex.env)
     if codex_home is not None:
         env["CODEX_HOME"] = str(codex_home)
+    if worktrees is not None:
+        env["GIT_CEILING_DIRECTORIES"] = str(worktrees)
     return env
 
 

@@ -16,6 +16,7 @@ from codex_orch.engine.context import Notify, RunContext
 from codex_orch.engine.executor import run_task
 from codex_orch.engine.scheduler import ConcurrencyRules, Scheduler
 from codex_orch.engine.services import services_running
+from codex_orch.git.guard import Guard
 from codex_orch.git.repo import Git, auto_maintenance, local_changes
 from codex_orch.git.workspace import Workspaces
 from codex_orch.layout import ORCH_DIR, Layout
@@ -44,8 +45,8 @@ def run_context(
         spec=spec,
         store=store,
         git=git,
-        workspaces=Workspaces(git, Workspaces.identity_for(git)),
-        agent_env=agent_env(config, home),
+        workspaces=Workspaces(git, Workspaces.identity_for(git), _guard(git, config, store.get("run_id"))),
+        agent_env=agent_env(config, home, layout.worktrees_dir),
         command=command,
         notify=notify,
         redactor=redactor_for(config),
@@ -53,6 +54,12 @@ def run_context(
         cancel=threading.Event(),
         answer_checks=plan_answer_checks(config),
     )
+
+
+def _guard(git: Git, config: Config, run_id: str) -> Guard:
+    templates = (config.git.branch_template, config.git.shared_branch_template)
+    prefixes = tuple(t.split("{", 1)[0] for t in templates)
+    return Guard(git, run_id, all_refs=config.guard_all_refs, run_branch_prefixes=prefixes)
 
 
 @contextmanager
@@ -111,6 +118,8 @@ def drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
     store = ctx.store
     state = store.view()
     statuses = {tid: ("succeeded" if t["status"] == "succeeded" else "pending") for tid, t in state["tasks"].items()}
+    if ctx.workspaces.guard is not None:
+        ctx.workspaces.guard.start()
     if state["single_workspace"]:
         ready = bool(state.get("workspace_ready"))
         try:
@@ -167,6 +176,7 @@ def drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
                         status="cancelled",
                         error={"kind": "cancelled", "message": "not started: --fail-fast stopped the run"},
                     )
+        _last_guard(ctx)
         final = store.view()["tasks"]
         values = [t["status"] for t in final.values()]
         if stopped_by_user.is_set():
@@ -182,6 +192,41 @@ def drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
     if status != "interrupted" and any(t.get("commit") for t in final.values()):
         auto_maintenance(ctx.git)  # git's upkeep after commits, once for all of them
     return RunOutcome(ctx.run_id, status, ctx.run_dir, {tid: t["status"] for tid, t in final.items()})
+
+
+def _last_guard(ctx: RunContext) -> None:
+    """At the end of a run: put back what anything changed since the last attempt's check, and make sure
+    every succeeded task's commit is on its branch (an agent that moved a branch must not lose an earlier
+    task's work while the run reports success)."""
+    from codex_orch.errors import OrchError
+    from codex_orch.failures import FailureKind, info
+    from codex_orch.git.refs import is_ancestor
+
+    guard = ctx.workspaces.guard
+    try:
+        if guard is not None:
+            changes = guard.check(None, f"refs/orch/{ctx.run_id}/quarantine/end", ctx.run_dir / "end")
+            if changes:
+                ctx.store.record("run.guardrail", changes=[c.describe() for c in changes])
+        for tid, task in ctx.store.view()["tasks"].items():
+            if task["status"] != "succeeded" or not task.get("commit") or not task.get("branch"):
+                continue
+            tip = ctx.git.run_full("rev-parse", "--verify", "-q", f"refs/heads/{task['branch']}")[1]
+            if tip and is_ancestor(ctx.git, task["commit"], tip):
+                continue
+            message = f"its commit {task['commit'][:12]} is no longer on its branch {task['branch']}"
+            ctx.store.record(
+                "task.status",
+                task=tid,
+                status="failed",
+                error={
+                    "kind": str(FailureKind.GUARDRAIL),
+                    "message": message,
+                    "hint": info(FailureKind.GUARDRAIL).hint,
+                },
+            )
+    except OrchError as exc:  # the run's end must be recorded whatever git says
+        ctx.store.record("run.guardrail", changes=[f"the last check could not run: {exc}"])
 
 
 def _follow_ups(ctx: RunContext, task: Task) -> list[Task]:

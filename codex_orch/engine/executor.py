@@ -6,6 +6,7 @@ A task's failure is its result, never the run's crash: every path ends in a reco
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,11 @@ from codex_orch.agents import AttemptRequest, Usage, get_backend
 from codex_orch.agents.base import AgentResult, Progress
 from codex_orch.engine.accounting import answer_files, describe, file_claims
 from codex_orch.engine.context import RunContext
+from codex_orch.engine.guardrails import guardrail_prompt, hidden_work, quarantine_ref, violation_message
 from codex_orch.engine.validation import Verdict, checked, judge, retry_prompt
-from codex_orch.errors import OrchError
+from codex_orch.errors import GuardrailError, OrchError
 from codex_orch.failures import FailureKind, Retry, info
+from codex_orch.git.guard import Change
 from codex_orch.git.repo import local_changes
 from codex_orch.git.workspace import Workspace, branch_name, commit_message, decisions_entry
 from codex_orch.plan import Task
@@ -77,7 +80,7 @@ def _workspace(ctx: RunContext, task: Task) -> Workspace:
                 task=task.id,
                 branch=ws.branch,
                 worktree=str(worktree),
-                base_commit=ctx.workspaces.git.at(worktree).head(),
+                base_commit=ctx.workspaces.git_at(worktree).head(),
             )
         return ws
     if rec["worktree"] is not None:
@@ -103,7 +106,7 @@ def _workspace(ctx: RunContext, task: Task) -> Workspace:
 
 def _leftover_changes(ctx: RunContext, worktree: Path) -> str:
     # without git's optional index lock: a parallel task may be committing in a shared worktree
-    changes = local_changes(ctx.workspaces.git.at(worktree))
+    changes = local_changes(ctx.workspaces.git_at(worktree))
     listing = "\n".join(f"  {c.code} {c.path}" for c in changes[:200])
     if len(changes) > 200:
         listing += f"\n  … and {len(changes) - 200} more"
@@ -189,7 +192,10 @@ class TaskRunner:
             policy = info(kind).retry
             if policy == Retry.ANSWER and thread and answer_retries < ctx.config.limits.retries:
                 answer_retries += 1
-                prompt = retry_prompt(verdict or Verdict(None, kind, (message,)), self.schema_path.name)
+                if kind in (FailureKind.GUARDRAIL, FailureKind.HIDDEN_WORK):
+                    prompt = guardrail_prompt(message)
+                else:
+                    prompt = retry_prompt(verdict or Verdict(None, kind, (message,)), self.schema_path.name)
             elif policy == Retry.TRANSIENT and transient_retries < ctx.config.limits.transient_retries:
                 transient_retries += 1
                 prompt = _transient_prompt(result) if thread else render_task_prompt(ctx, task, ws.worktree)
@@ -250,6 +256,18 @@ class TaskRunner:
             on_progress=on_progress,
             on_start=lambda pid: ctx.store.record("attempt.pid", task=task.id, pid=pid),
         )
+        changes = self._guardrails(ws, n, folder)
+        violations = [c for c in changes if not c.folded]
+        if violations and result.failure != FailureKind.INTERRUPTED:
+            result = replace(result, failure=FailureKind.GUARDRAIL, failure_message=violation_message(violations))
+        hidden = (
+            hidden_work(ctx.workspaces.git_at(ws.worktree), ws.worktree, result.started) if not result.failure else []
+        )
+        if hidden and ctx.config.on_hidden_work == "fail":
+            message = "work its commit would not hold: " + "; ".join(hidden[:5])
+            result = replace(result, failure=FailureKind.HIDDEN_WORK, failure_message=message)
+        elif hidden:
+            ctx.notify("flag", task.id, {"message": "work its commit would not hold: " + "; ".join(hidden[:3])})
         verdict = judge(result.final_message, self.schema) if result.failure is None else None
         answer_check = ctx.answer_checks.get(task.role)
         if verdict is not None and verdict.ok and answer_check is not None:
@@ -277,8 +295,17 @@ class TaskRunner:
             items=dict(result.item_counts),
             duration=round(result.ended - result.started, 3),
             stop_steps=list(result.stop_steps),
+            guardrail=[c.describe() for c in changes],
+            hidden_work=hidden,
         )
         return result, verdict
+
+    def _guardrails(self, ws: Workspace, n: int, folder: Path) -> list[Change]:
+        """What the attempt changed that it may not (each put back already), and folded own commits."""
+        guard = self.ctx.workspaces.guard
+        if guard is None:
+            return []
+        return guard.check(ws.worktree, quarantine_ref(self.ctx.run_id, self.task.id, n), folder)
 
     def _finish(self, ws: Workspace, value: Any, n: int, thread: str | None, recovering: bool = False) -> str:
         ctx, task = self.ctx, self.task
@@ -289,7 +316,7 @@ class TaskRunner:
         violations: tuple[str, ...] = ()
         files: list[str] = []
         try:
-            git = ctx.workspaces.git.at(ws.worktree)
+            git = ctx.workspaces.git_at(ws.worktree)
             # After a crash between commit and journal, the commit exists already: adopt it.
             sha = (
                 ctx.workspaces.find_commit(ws.worktree, ctx.run_id, task.id, rec["base_commit"] or ws.base_commit)
@@ -312,13 +339,15 @@ class TaskRunner:
                     message,
                     paths,
                     entry,
-                    others=ctx.other_paths(task.id),
+                    others=lambda: ctx.other_paths(task.id),
                     preserve_ref=f"refs/orch/{ctx.run_id}/violations/{task.id}",
                 )
                 sha, head, violations, files = outcome.commit, outcome.head, outcome.violations, list(outcome.files)
             else:
                 head = git.head()
                 files = git.changed_files(sha)
+        except GuardrailError as exc:
+            return self._fail(FailureKind.GUARDRAIL, str(exc))
         except OrchError as exc:
             return self._fail(FailureKind.WORKSPACE, f"commit failed: {exc}")
         claims = file_claims(answer_files(value), files, ws.worktree)

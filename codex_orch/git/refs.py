@@ -54,7 +54,7 @@ def merge_tree(git: Git, ours: str, theirs: str, scratch: bool = False) -> Merge
         folder = tempfile.mkdtemp(prefix="codex-orch-objects-")
         try:
             env = {"GIT_OBJECT_DIRECTORY": folder, "GIT_ALTERNATE_OBJECT_DIRECTORIES": os.pathsep.join(alternates)}
-            code, out, err = Git(git.cwd, {**git.git_env(), **env}).run_full(*args, strip=False)
+            code, out, err = git.with_env(env).run_full(*args, strip=False)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
     if code not in (0, 1):

@@ -2,7 +2,12 @@
 
 The environment is passed per call (parallel workers share os.environ, so it is never changed), with
 inherited GIT_* variables scrubbed so that a hook or a parent git cannot redirect us to another repo.
-Worktrees are in worktrees.py, refs and merges in refs.py.
+Every command runs with SAFE_CONFIG, which switches off everything in git's configuration that would
+make it start a program (hooks, fsmonitor, external diff, editors, pagers, signing, credential helpers):
+a worktree is the agent's, and codex-orch's own git must never run what the agent wrote. In a worktree
+codex-orch made, git is also told the admin dir and the work tree (`Git.worktree`), so that it never
+reads the worktree's `.git` file nor looks for a repository above it.
+Worktrees are in worktrees.py, refs and merges in refs.py, the after-attempt checks in guard.py.
 """
 
 from __future__ import annotations
@@ -25,6 +30,25 @@ _KEEP_GIT_VARS = (
     "GIT_CONFIG_NOSYSTEM",
 )
 FALLBACK_IDENTITY = ("codex-orch", "codex-orch@localhost")
+
+# Configuration that makes git start a program, each switched off (`-c` outranks every config file).
+# Attribute-driven filter/diff/merge drivers need a definition in a config file; the repository's are
+# checked after every attempt (guard.py), the user's own (~/.gitconfig) are the user's programs.
+SAFE_CONFIG = (
+    "core.hooksPath=/dev/null",  # no hook runs: git looks for /dev/null/<hook>
+    "core.fsmonitor=false",
+    "core.editor=false",  # never wanted; a command that would open one fails instead of waiting
+    "sequence.editor=false",
+    "core.pager=cat",
+    "core.askPass=",
+    "credential.helper=",  # an empty value empties the list of helpers
+    "diff.external=",
+    "core.alternateRefsCommand=",
+    "commit.gpgSign=false",
+    "tag.gpgSign=false",
+    "submodule.recurse=false",
+)
+_SAFE_ARGS = tuple(arg for item in SAFE_CONFIG for arg in ("-c", item))
 INDEX_LOCK_WAIT = 5.0  # seconds a command waits for another git process to let go of a worktree's index
 _INDEX_LOCK_BUSY = "index.lock': File exists"  # git's words (LC_ALL=C) when that lock is held
 
@@ -48,17 +72,31 @@ class Status:
 
 
 class Git:
-    """git, run in one directory (a checkout or a worktree)."""
+    """git, run in one directory: a checkout found by git's own discovery (the user's), or with
+    `git_dir` a worktree codex-orch made, named explicitly."""
 
-    def __init__(self, cwd: Path, env: Mapping[str, str] | None = None) -> None:
+    def __init__(self, cwd: Path, env: Mapping[str, str] | None = None, git_dir: Path | None = None) -> None:
         from git.cmd import Git as _GitCmd
 
         self.cwd = Path(cwd)
+        self.git_dir = Path(git_dir) if git_dir is not None else None
         self._cmd = _GitCmd(str(self.cwd))
         self._env = clean_env(env)
+        self._argv: tuple[str, ...] = ("git", "--no-pager", *_SAFE_ARGS)
+        if self.git_dir is not None:
+            self._argv += (f"--git-dir={self.git_dir}", f"--work-tree={self.cwd}")
 
     def at(self, cwd: Path) -> Git:
+        """git in another checkout of the user's, found by discovery. Never for a worktree codex-orch made
+        (its `.git` file is the agent's): `worktree` names its admin dir instead."""
         return Git(cwd, self.git_env())
+
+    def worktree(self, path: Path, admin: Path) -> Git:
+        """git in a worktree codex-orch made, with its admin dir given: nothing is discovered."""
+        return Git(path, self.git_env(), git_dir=admin)
+
+    def with_env(self, extra: Mapping[str, str]) -> Git:
+        return Git(self.cwd, {**self.git_env(), **extra}, self.git_dir)
 
     def git_env(self) -> dict[str, str]:
         """The GIT_* variables this runner sets (identity, config, and any given to it)."""
@@ -98,7 +136,7 @@ class Git:
             while True:
                 feed.seek(0)
                 try:
-                    code, out, err = self._cmd.execute(["git", *args], **kwargs)
+                    code, out, err = self._cmd.execute([*self._argv, *args], **kwargs)
                 except GitCommandNotFound:
                     raise GitError("git is not installed or not on PATH.", "Install git and try again.") from None
                 if code == 0 or _INDEX_LOCK_BUSY not in err or time.monotonic() >= deadline:
@@ -143,9 +181,11 @@ class Git:
         out = self.run("for-each-ref", "--format=%(refname:short)", f"refs/heads/{prefix}")
         return set(out.split())
 
-    def status(self, paths: Sequence[str] = (), untracked: bool = True) -> list[Status]:
+    def status(self, paths: Sequence[str] = (), untracked: bool = True, ignored: bool = False) -> list[Status]:
+        """`git status --porcelain=v1 -z`; with `ignored`, ignored files too (code `!!`)."""
         shown = "--untracked-files=all" if untracked else "--untracked-files=no"
-        out = self.run("status", "--porcelain=v1", "-z", shown, "--", *paths, strip=False)
+        extra = ("--ignored=matching",) if ignored else ()
+        out = self.run("status", "--porcelain=v1", "-z", shown, *extra, "--", *paths, strip=False)
         entries: list[Status] = []
         parts = out.split("\0")
         i = 0
@@ -245,4 +285,4 @@ def first_line(text: str) -> str:
 
 def local_changes(git: Git, untracked: bool = True) -> list[Status]:
     """`git status` of a checkout, read without taking git's optional index lock (so it writes nothing)."""
-    return Git(git.cwd, {**git.git_env(), "GIT_OPTIONAL_LOCKS": "0"}).status(untracked=untracked)
+    return git.with_env({"GIT_OPTIONAL_LOCKS": "0"}).status(untracked=untracked)

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import fnmatch
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from codex_orch.errors import GitError, InputError
+from codex_orch.errors import GitError, GuardrailError, InputError
+from codex_orch.git.guard import Guard
 from codex_orch.git.repo import FALLBACK_IDENTITY, Git, commit_config
-from codex_orch.git.worktrees import add_worktree, attach_worktree, discard_worktree
+from codex_orch.git.worktrees import add_worktree, admin_dir, attach_worktree, discard_worktree
+from codex_orch.safe_fs import UnsafePath, append_text, remove
 
 DECISIONS_FILE = "docs/ai/decisions.md"
+
+
+DECISIONS_HEADER = "# Decisions\n\nRecorded by codex-orch from the agents' answers.\n\n"
 
 
 @dataclass(frozen=True)
@@ -22,7 +27,6 @@ class CommitOutcome:
     head: str
     files: tuple[str, ...] = ()
     violations: tuple[str, ...] = ()
-    preserved_ref: str | None = None
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,7 @@ class Workspace:
     worktree: Path
     branch: str
     base_commit: str
+    admin: Path  # the worktree's admin dir in the common git dir (codex-orch never reads its .git file)
 
 
 def branch_name(template: str, source: str, **values: str) -> str:
@@ -79,12 +84,31 @@ class Workspaces:
     """Creates the run's worktrees and commits tasks' work in them. Commits in one worktree are
     serialized, so parallel tasks sharing a worktree never interleave their staging."""
 
-    def __init__(self, git: Git, identity: tuple[str, str] | None) -> None:
+    def __init__(self, git: Git, identity: tuple[str, str] | None, guard: Guard | None = None) -> None:
         self.git = git
         self.identity = identity
+        self.guard = guard
         self._commit_locks: dict[Path, threading.Lock] = {}
         self._opened: set[Path] = set()
+        self._admins: dict[Path, Path] = {}
+        self._branches: dict[Path, str] = {}
         self._guard = threading.Lock()
+
+    def git_at(self, worktree: Path) -> Git:
+        """git in one of the run's worktrees, its admin dir named (never discovered from its .git file)."""
+        with self._guard:
+            admin = self._admins.get(worktree)
+        if admin is None:
+            admin = admin_dir(self.git, worktree)
+            with self._guard:
+                self._admins[worktree] = admin
+        return self.git.worktree(worktree, admin)
+
+    def _ours(self, *refs: str) -> Any:
+        """codex-orch moves these refs itself: the guard is told, and no check runs meanwhile."""
+        from contextlib import nullcontext
+
+        return self.guard.ours(*refs) if self.guard is not None else nullcontext()
 
     @staticmethod
     def identity_for(git: Git) -> tuple[str, str] | None:
@@ -102,42 +126,63 @@ class Workspaces:
         with self._guard:
             first_open = worktree not in self._opened
             self._opened.add(worktree)
-        if (worktree / ".git").exists() and ready:
+        registered = self._registered(worktree)
+        if registered is not None and ready and worktree.is_dir():
             if first_open:
-                self._clear_stale_locks(worktree, branch)
-            return Workspace(worktree, branch, start)
-        if worktree.exists():
+                self._clear_stale_locks(registered, branch)
+            return self._opened_workspace(worktree, branch, start, registered)
+        if worktree.exists() or registered is not None:
             discard_worktree(self.git, worktree)
         worktree.parent.mkdir(parents=True, exist_ok=True)
-        if self.git.branch_exists(branch):
-            attach_worktree(self.git, worktree, branch)
-        else:
-            add_worktree(self.git, worktree, branch, start)
-        return Workspace(worktree, branch, start)
+        with self._ours(f"refs/heads/{branch}"):
+            if self.git.branch_exists(branch):
+                attach_worktree(self.git, worktree, branch)
+            else:
+                add_worktree(self.git, worktree, branch, start)
+        return self._opened_workspace(worktree, branch, start, admin_dir(self.git, worktree))
 
-    def _clear_stale_locks(self, worktree: Path, branch: str) -> None:
+    def _branch_ref(self, worktree: Path, git: Git) -> str:
+        with self._guard:
+            branch = self._branches.get(worktree)
+        return f"refs/heads/{branch}" if branch else git.run("symbolic-ref", "HEAD")
+
+    def _registered(self, worktree: Path) -> Path | None:
+        try:
+            return admin_dir(self.git, worktree)
+        except GitError:
+            return None
+
+    def _opened_workspace(self, worktree: Path, branch: str, start: str, admin: Path) -> Workspace:
+        with self._guard:
+            self._admins[worktree] = admin
+            self._branches[worktree] = branch
+        if self.guard is not None:
+            self.guard.watch(worktree, admin, branch)
+        return Workspace(worktree, branch, start, admin)
+
+    def _clear_stale_locks(self, admin: Path, branch: str) -> None:
         """Remove git lock files left by a crashed codex-orch, the first time this process opens the
         worktree: before any of its tasks works there (the process holds the run's lock, so no other
         codex-orch does either). Never later: a parallel task's commit may hold those locks then."""
-        dot_git = worktree / ".git"
-        gitdir = Path(dot_git.read_text("utf-8").split(":", 1)[1].strip()) if dot_git.is_file() else dot_git
         common = self.git.common_dir()
-        for lock in (gitdir / "index.lock", gitdir / "HEAD.lock", common / "refs" / "heads" / f"{branch}.lock"):
+        for lock in (admin / "index.lock", admin / "HEAD.lock", common / "refs" / "heads" / f"{branch}.lock"):
             lock.unlink(missing_ok=True)
 
     def merge_into(self, worktree: Path, commits: Sequence[str], task_id: str) -> None:
         """Bring further dependencies' work into a fresh per-task worktree."""
-        git = self.git.at(worktree)
+        git = self.git_at(worktree)
+        branch = self._branch_ref(worktree, git)
         for commit in commits:
-            code, out, err = git.run_full(
-                *commit_config(self.identity),
-                "merge",
-                "--no-edit",
-                "-q",
-                "-m",
-                f"{task_id}: merge dependency {commit[:12]}",
-                commit,
-            )
+            with self._ours(branch):
+                code, out, err = git.run_full(
+                    *commit_config(self.identity),
+                    "merge",
+                    "--no-edit",
+                    "-q",
+                    "-m",
+                    f"{task_id}: merge dependency {commit[:12]}",
+                    commit,
+                )
             if code != 0:
                 git.run_full("merge", "--abort")
                 raise GitError(f"{task_id}: its dependencies conflict ({(err or out).strip().splitlines()[-1:]})")
@@ -148,7 +193,7 @@ class Workspaces:
 
     def find_commit(self, worktree: Path, run_id: str, task_id: str, base: str) -> str | None:
         """The commit already made for this task (a crash may have come between commit and journal)."""
-        git = self.git.at(worktree)
+        git = self.git_at(worktree)
         for sha in git.commits_with_trailer(f"{base}..HEAD", "Orch-Task", task_id):
             body = git.run("log", "-1", "--format=%B", sha)
             if f"\nOrch-Run: {run_id}\n" in f"\n{body}\n":
@@ -161,42 +206,46 @@ class Workspaces:
         message: str,
         paths: Sequence[str] | None,
         decisions: str | None,
-        others: Sequence[str] = (),
+        others: Callable[[], Sequence[str]] = tuple,
         preserve_ref: str = "",
     ) -> CommitOutcome:
         """Commit the task's changes.
 
         With `paths` (parallel tasks in a shared worktree) only changes under them are committed;
-        changes outside them and outside `others` (the paths of tasks still running there) are
+        changes outside them and outside `others()` (the paths of tasks still running there) are
         violations: saved in a commit under `preserve_ref`, then reverted, so nothing is lost and no
-        later task commits them under its own name.
+        later task commits them under its own name. Both the status and `others()` are read while this
+        worktree's commit lock is held, so a task that started while this one waited for the lock has
+        its files counted as its own, not as this task's violations.
         """
-        git = self.git.at(worktree)
-        with self._lock_for(worktree):
+        git = self.git_at(worktree)
+        branch = self._branch_ref(worktree, git)
+        with self._lock_for(worktree), self._ours(branch, preserve_ref):
             violations: list[str] = []
-            preserved = None
             stage: list[str] | None = None
             if paths is not None:
                 entries = git.status()
+                running = others()
                 stage = [e.path for e in entries if path_matches(e.path, paths)]
                 violations = [
-                    e.path for e in entries if not path_matches(e.path, paths) and not path_matches(e.path, others)
+                    e.path for e in entries if not path_matches(e.path, paths) and not path_matches(e.path, running)
                 ]
                 if violations:
-                    preserved = self._preserve_and_revert(git, violations, preserve_ref, message)
+                    self._preserve_and_revert(git, violations, preserve_ref, message)
             extra: list[str] = []
             if decisions:
-                target = worktree / DECISIONS_FILE
-                target.parent.mkdir(parents=True, exist_ok=True)
-                if not target.exists():
-                    target.write_text("# Decisions\n\nRecorded by codex-orch from the agents' answers.\n\n", "utf-8")
-                with open(target, "a", encoding="utf-8") as fh:
-                    fh.write(decisions)
+                try:
+                    append_text(worktree, DECISIONS_FILE, decisions, header=DECISIONS_HEADER)
+                except UnsafePath as exc:
+                    raise GuardrailError(
+                        f"codex-orch did not write the decisions: {exc}",
+                        f"Leave {DECISIONS_FILE} and its folders plain files and folders inside the worktree.",
+                    ) from None
                 extra.append(DECISIONS_FILE)
             sha, files = git.commit_changes(message, stage, self.identity, extra)
-            return CommitOutcome(sha, sha or git.head(), tuple(files), tuple(violations), preserved)
+            return CommitOutcome(sha, sha or git.head(), tuple(files), tuple(violations))
 
-    def _preserve_and_revert(self, git: Git, files: Sequence[str], ref: str, message: str) -> str:
+    def _preserve_and_revert(self, git: Git, files: Sequence[str], ref: str, message: str) -> None:
         """Save `files` as they are in a commit on `ref` (via a private index), then restore them to HEAD."""
         import os
         import tempfile
@@ -204,7 +253,7 @@ class Workspaces:
         fd, index = tempfile.mkstemp(prefix="codex-orch-index-")
         os.close(fd)
         try:
-            private = Git(git.cwd, {"GIT_INDEX_FILE": index})
+            private = git.with_env({"GIT_INDEX_FILE": index})
             private.run("read-tree", "HEAD")
             private.run("add", "-A", "--", *files)
             tree = private.run("write-tree")
@@ -227,7 +276,7 @@ class Workspaces:
         for rel in files:
             if rel not in in_head:
                 git.run("rm", "-q", "--cached", "--ignore-unmatch", "--", rel)
-                target = git.cwd / rel
-                if target.is_file() or target.is_symlink():
-                    target.unlink()
-        return ref
+                try:
+                    remove(git.cwd, rel)  # never through a link the agent made of a folder above it
+                except UnsafePath:
+                    pass

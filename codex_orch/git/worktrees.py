@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from codex_orch.errors import GitError
 from codex_orch.git.repo import Git
 
 _process_lock = threading.Lock()
@@ -29,6 +30,38 @@ def repo_lock(git: Git) -> Iterator[None]:
             os.close(fd)
 
 
+def dotgit_text(admin: Path) -> str:
+    """What git writes into a linked worktree's `.git` file."""
+    return f"gitdir: {admin}\n"
+
+
+def admin_dir(git: Git, path: Path) -> Path:
+    """The admin dir (`<common dir>/worktrees/<name>`) of the worktree at `path`, found from the common
+    dir's side (each admin dir's `gitdir` file names its worktree), never from the worktree's own `.git`
+    file, which the agent may have rewritten."""
+    folder = git.common_dir() / "worktrees"
+    wanted = str(path / ".git")
+    wanted_resolved = str(path.resolve() / ".git")
+    for admin in sorted(folder.iterdir()) if folder.is_dir() else []:
+        try:
+            named = (admin / "gitdir").read_text("utf-8").strip()
+        except OSError:
+            continue
+        if named in (wanted, wanted_resolved):
+            return admin
+    raise GitError(
+        f"{path} is not a worktree registered in {folder}", "Was it removed? `git worktree list` shows them."
+    )
+
+
+def checkout_git(git: Git, path: Path) -> Git:
+    """git in a checkout that may be one of codex-orch's worktrees (admin dir named) or the user's own."""
+    try:
+        return git.worktree(path, admin_dir(git, path))
+    except GitError:
+        return git.at(path)
+
+
 def add_worktree(git: Git, path: Path, branch: str, start: str) -> None:
     """A new worktree on a new branch. Only the registration holds the repository's lock (a parallel
     `git worktree add` fails when it reads a half-registered sibling); making the branch before and
@@ -37,7 +70,7 @@ def add_worktree(git: Git, path: Path, branch: str, start: str) -> None:
     git.run("branch", "--quiet", "--no-track", branch, start)
     with repo_lock(git):
         git.run("worktree", "add", "-q", "--no-checkout", str(path), branch)
-    _fill(git.at(path))
+    _fill(git.worktree(path, admin_dir(git, path)))
 
 
 def attach_worktree(git: Git, path: Path, branch: str) -> None:
@@ -45,7 +78,7 @@ def attach_worktree(git: Git, path: Path, branch: str) -> None:
     with repo_lock(git):
         git.run("worktree", "prune")
         git.run("worktree", "add", "-q", "--no-checkout", str(path), branch)
-    _fill(git.at(path))
+    _fill(git.worktree(path, admin_dir(git, path)))
 
 
 def _fill(worktree: Git) -> None:
