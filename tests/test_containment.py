@@ -283,3 +283,30 @@ def test_clean_never_says_kept_for_what_it_removed(
     assert stat.S_ISDIR((worktree / "sub" / ".git").stat().st_mode)
     if hide:  # a nested repository no status shows: kept, and said why
         assert "holds a nested git repository" in result.out
+
+
+def test_what_an_agent_changed_before_a_crash_is_put_back_by_resume(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    import signal
+
+    from conftest import start_cli, wait_for
+
+    marker = tmp_path / "tagged"
+    moved = "$(git commit-tree -m moved HEAD^{tree})"
+    attack = f"git tag crash-tag && git update-ref refs/heads/main {moved} && touch {marker} && sleep 600"
+    fake_codex.script({"rules": [{"match": "job T1.", "turns": [[{"shell": attack}], _writes("T1", "a.txt")]}]})
+    main_before = repo.git("rev-parse", "main")
+    plan = write_plan(tmp_path / "plan.json", PLAN[:1])
+    proc = start_cli(repo.path, "run", "--plan-file", str(plan), "--run-id", "k", "--no-progress")
+    wait_for(marker.exists, "the agent's attack")
+    proc.send_signal(signal.SIGKILL)  # no check can run: codex-orch is gone
+    proc.wait(timeout=30)
+    assert repo.git("tag", "-l") == "crash-tag"
+    resumed = run_cli(repo.path, "resume", "--run-id", "k", "--no-progress")
+    assert resumed.code == 0, resumed.err
+    assert repo.git("tag", "-l") == "" and repo.git("rev-parse", "main") == main_before
+    assert "while the run was stopped" in resumed.err
+    changes = read_state(repo, "k")["guardrail"]
+    assert any("refs/tags/crash-tag" in c for c in changes) and any("refs/heads/main" in c for c in changes)
+    assert repo.git("rev-parse", "refs/orch/k/quarantine/resume-1/tags/crash-tag") == repo.git("rev-parse", "HEAD")

@@ -3,12 +3,14 @@ run's final status, follow-up tasks joining while it runs."""
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from codex_orch.config import Config
 from codex_orch.engine.agent_env import agent_env, redactor_for
@@ -22,7 +24,7 @@ from codex_orch.git.workspace import Workspaces
 from codex_orch.layout import ORCH_DIR, Layout
 from codex_orch.plan import Plan, Task, plan_answer_checks
 from codex_orch.scaffold import GITIGNORE_LINES
-from codex_orch.state import RunStore
+from codex_orch.state import RunStore, atomic_write_json
 
 
 def run_context(
@@ -118,8 +120,7 @@ def drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
     store = ctx.store
     state = store.view()
     statuses = {tid: ("succeeded" if t["status"] == "succeeded" else "pending") for tid, t in state["tasks"].items()}
-    if ctx.workspaces.guard is not None:
-        ctx.workspaces.guard.start()
+    _start_guard(ctx, state)
     if state["single_workspace"]:
         ready = bool(state.get("workspace_ready"))
         try:
@@ -192,6 +193,31 @@ def drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
     if status != "interrupted" and any(t.get("commit") for t in final.values()):
         auto_maintenance(ctx.git)  # git's upkeep after commits, once for all of them
     return RunOutcome(ctx.run_id, status, ctx.run_dir, {tid: t["status"] for tid, t in final.items()})
+
+
+def _start_guard(ctx: RunContext, state: dict[str, Any]) -> None:
+    """What the repository's refs and git files should be: as the run found them when it started
+    (saved in runs/<id>/guard.json), checked at once when the run is resumed."""
+    guard = ctx.workspaces.guard
+    if guard is None:
+        return
+    saved = ctx.run_dir / "guard.json"
+    if not state.get("resumed") or not saved.is_file():
+        guard.start()
+        atomic_write_json(saved, guard.to_json())
+        return
+    branches = {
+        f"refs/heads/{b}" for b in [state.get("branch"), *(t.get("branch") for t in state["tasks"].values())] if b
+    }
+    mine = f"refs/orch/{ctx.run_id}/"
+    guard.resume(json.loads(saved.read_text("utf-8")), lambda ref: ref in branches or ref.startswith(mine))
+    n = int(state.get("resumed", 0))
+    changes = guard.check(None, f"{mine}quarantine/resume-{n}", ctx.run_dir / f"resume-{n}")
+    if changes:
+        ctx.store.record("run.guardrail", changes=[c.describe() for c in changes])
+        ctx.notify(
+            "warning", None, {"message": "while the run was stopped: " + "; ".join(c.describe() for c in changes[:5])}
+        )
 
 
 def _last_guard(ctx: RunContext) -> None:

@@ -16,7 +16,7 @@ import os
 import shutil
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,6 +96,28 @@ class Guard:
         with self.lock:
             self._refs = self._read_refs()
             self._files = self._read_files(self.common, COMMON_FILES, "")
+
+    def to_json(self) -> dict[str, object]:
+        """What should be, to be written beside the run's state (a resume checks against it)."""
+        import base64
+
+        with self.lock:
+            files = {k: None if v is None else base64.b64encode(v).decode() for k, v in self._files.items()}
+            return {"refs": dict(self._refs), "files": files}
+
+    def resume(self, saved: dict[str, object], ours: Callable[[str], bool]) -> None:
+        """Take up a run after a stop: what should be is what was saved when the run started, except the
+        refs `ours` says codex-orch itself moved while it ran (the run's branches and refs/orch/<run>/),
+        which are taken as they are now. A check then finds what changed while no check could run."""
+        import base64
+
+        with self.lock:
+            now = self._read_refs()
+            refs = {k: v for k, v in dict(saved.get("refs") or {}).items() if not ours(k)}  # type: ignore[call-overload]
+            refs.update({k: v for k, v in now.items() if ours(k)})
+            self._refs = refs
+            files = dict(saved.get("files") or {})  # type: ignore[call-overload]
+            self._files = {k: None if v is None else base64.b64decode(v) for k, v in files.items()}
 
     def watch(self, worktree: Path, admin: Path, branch: str) -> None:
         """A worktree of the run, its admin dir and the branch its HEAD must stay on."""
