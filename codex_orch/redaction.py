@@ -29,6 +29,11 @@ class Redactor:
     def __bool__(self) -> bool:
         return bool(self._secrets)
 
+    @property
+    def names(self) -> list[str]:
+        """The names of the variables whose values are redacted (never the values)."""
+        return sorted({name for _, name in self._secrets})
+
     def text(self, text: str) -> str:
         for value, name in self._secrets:
             if value in text:

@@ -72,20 +72,62 @@ def status(run_id: str | None, as_json: bool, watch: bool) -> None:
 
 @click.command(
     epilog=epilog(
-        ["codex-orch report", "codex-orch report --run-id 20261125-101500-ab12 --json > report.json"],
-        {0: "written", 2: "no such run, no runs at all, or an invalid orchestrator.yaml"},
+        [
+            "codex-orch report",
+            "codex-orch report --run-id 20261125-101500-ab12 --json > report.json",
+            "codex-orch report --run-id ci-42 --junit junit.xml --github-summary --bundle run.tar.gz",
+        ],
+        {
+            0: "written (whatever the run's outcome: the JUnit file is what makes CI red)",
+            2: "no such run, an invalid orchestrator.yaml, or --bundle's file exists",
+        },
     )
 )
 @click.option("--run-id", help="The run (default: the latest).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (carries report_version).")
-def report(run_id: str | None, as_json: bool) -> None:
+@click.option(
+    "--junit",
+    type=click.Path(),
+    help="Also write a JUnit XML file: one test case per task (for CI test reports).",
+)
+@click.option(
+    "--github-summary",
+    is_flag=True,
+    help="Also append a markdown summary to $GITHUB_STEP_SUMMARY (GitHub Actions); without it set, only a note.",
+)
+@click.option(
+    "--bundle",
+    type=click.Path(),
+    help="Also write the run folder, redacted, with an index, as a .tar.gz (to attach to a CI job).",
+)
+@click.option("--force", is_flag=True, help="Let --bundle replace an existing file.")
+def report(
+    run_id: str | None, as_json: bool, junit: str | None, github_summary: bool, bundle: str | None, force: bool
+) -> None:
     """Write and print a run's report (tasks, failures, tokens)."""
+    import os
+    from pathlib import Path
+
+    from codex_orch.commands.ci_report import CiRequest, plan_ci_outputs, write_ci_outputs
     from codex_orch.commands.report import report_json, write_report
+    from codex_orch.commands.runs import run_dir
 
     layout = checked_layout()
-    path, data = write_report(layout.root, run_id_or_latest(layout, run_id))
+    run_id = run_id_or_latest(layout, run_id)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    request = CiRequest(
+        junit=Path(junit) if junit else None,
+        github_summary=github_summary,
+        summary_file=Path(summary) if summary else None,
+        bundle=Path(bundle) if bundle else None,
+        force=force,
+    )
+    ci = plan_ci_outputs(request, layout.root, run_dir(layout, run_id))
+    path, data = write_report(layout.root, run_id)
     if as_json:
         click.echo(json.dumps(report_json(data), indent=2))
-        return
-    stdout_console().file.write(path.read_text("utf-8"))
-    say(f"written to {path}", err=True)
+    else:
+        stdout_console().file.write(path.read_text("utf-8"))
+        say(f"written to {path}", err=True)
+    for line in write_ci_outputs(ci, data, path.parent):
+        say(line, err=True)
