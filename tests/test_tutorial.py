@@ -6,8 +6,10 @@ over. Job control is on (`set -m`), as in an interactive shell, so each command 
 group — the group a terminal's Ctrl-C reaches. Conventions the tutorial follows:
 
 - ```bash interrupt=T0002 — the reader presses Ctrl-C while that task runs. The test sends SIGINT to
-  the run's process group once the run's state says the task is running on a known agent thread
-  (never after a fixed wait), and expects exit code 130.
+  the run's process group once the run's state says the task is running on a known agent thread and
+  the agent has changed a file in the run's worktree (never after a fixed wait), and expects exit
+  code 130. The tutorial's script lets the stand-in think for 20 s after that first change: the SIGINT
+  surely lands mid-task, once the model server has seen the thread (which `resume` continues).
 - Nothing the reader would have to type in is left as a placeholder: ports, paths and pids are
   computed by the commands themselves.
 
@@ -70,6 +72,12 @@ def session_pids(sid: int) -> list[int]:
     return pids
 
 
+def changed_a_file(task: dict[str, Any], worktree: str) -> bool:
+    """Has the running task's agent changed anything in the run's worktree yet?"""
+    folder = Path(task.get("worktree") or worktree)
+    return folder.is_dir() and bool(git(folder, "--no-optional-locks", "status", "--porcelain", check=False))
+
+
 class Shell:
     """One bash, the reader's terminal. `run` sources a block into it and returns its exit code and
     the shell's working directory afterwards."""
@@ -113,9 +121,9 @@ class Shell:
             assert time.monotonic() < deadline, f"block {block.number} still running after {BLOCK_TIMEOUT:g} s"
             ready, _, _ = select.select([self._report_r], [], [], 0.1)
             if ready:
-                chunk = os.read(self._report_r, 4096)
-                assert chunk, f"the shell exited in block {block.number} (a command failed):\n{self.tail()}"
-                data += chunk
+                data += os.read(self._report_r, 4096)
+            elif self.proc.poll() is not None:  # its background jobs hold the pipe open: no EOF to wait for
+                raise AssertionError(f"the shell exited in block {block.number} (a command failed):\n{self.tail()}")
             elif block.interrupt_at and not interrupted:
                 interrupted = self._interrupt_when_running(cwd, block.interrupt_at)
         code, _, where = data.decode().strip().partition(" ")
@@ -127,10 +135,16 @@ class Shell:
         """Ctrl-C: SIGINT to the process group of the codex-orch driving the run, once `task_id` runs."""
         for run_dir in (cwd / ".orchestrator" / "runs").glob("*"):
             try:
-                task = read_state(run_dir)["tasks"].get(task_id)
+                state = read_state(run_dir)
             except (OrchError, OSError, ValueError):  # not written yet
                 continue
-            if task and task["status"] == "running" and task.get("thread_id"):
+            task = state["tasks"].get(task_id)
+            if (
+                task
+                and task["status"] == "running"
+                and task.get("thread_id")
+                and changed_a_file(task, state["worktree"])
+            ):
                 pid = int((run_dir / LOCK_NAME).read_text().split()[0])
                 group = os.getpgid(pid)
                 assert group != os.getpgid(self.proc.pid), "the run is not its own job: Ctrl-C would hit the shell"
