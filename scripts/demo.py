@@ -5,12 +5,18 @@ OpenAI Responses API and replays canned tool calls and answers; it understands n
 else is real: the codex CLI (tools/codex, pinned), its sandbox running the shell commands and
 patches, codex-orch's worktrees, validation, commits and state. No API key and no network needed.
 
-    bash scripts/demo.sh        # sets up, then runs this
+    bash scripts/demo.sh                # sets up, then runs this (in .demo/<time>/)
+    .venv/bin/python scripts/demo.py --dir DIR
+
+It ends with the commands to look at, merge and clean the run, each runnable as printed from any
+shell: codex-orch is in .venv/bin, which is not on the PATH of someone who only ran the demo.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import shlex
 import subprocess
 import sys
 import time
@@ -23,6 +29,7 @@ from codex_orch.testing.scripted_model import ScriptedModelServer, codex_config
 ROOT = Path(__file__).resolve().parent.parent
 CODEX = ROOT / "tools" / "codex" / "node_modules" / ".bin" / "codex"
 
+NEXT = "   $ "  # the prefix of each next command, which tests/test_demo.py runs as printed
 CALC = "def add(a, b):\n    return a + b\n"
 TEST_PATCH = """*** Begin Patch
 *** Add File: test_calc.py
@@ -139,11 +146,14 @@ def sh(cwd: Path, *argv: str) -> str:
     return subprocess.run(argv, cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run a 3-task plan with the real codex against a scripted model.")
+    parser.add_argument("--dir", type=Path, help="where to make the demo repository (default: .demo/<time>/)")
+    args = parser.parse_args(argv)
     if not CODEX.exists():
         print("codex is not installed: run bash scripts/setup.sh first", file=sys.stderr)
         return 2
-    base = ROOT / ".demo" / time.strftime("%Y%m%d-%H%M%S")
+    base = (args.dir or ROOT / ".demo" / time.strftime("%Y%m%d-%H%M%S")).resolve()
     repo = base / "repo"
     repo.mkdir(parents=True)
     sh(repo, "git", "init", "-q", "-b", "main")
@@ -153,6 +163,7 @@ def main() -> int:
     sh(repo, "git", "add", "calc.py")
     sh(repo, "git", "commit", "-q", "-m", "calc with add")
     (base / "plan.json").write_text(json.dumps(PLAN, indent=2))
+    # the codex-orch of this venv, by its absolute path: what we print must work in a shell without it on PATH
     codex_orch = [str(Path(sys.executable).parent / "codex-orch")]
 
     print(f"== demo repository: {repo}")
@@ -164,10 +175,9 @@ def main() -> int:
         config = yaml.safe_load(config_path.read_text())
         config["codex"].update({"command": str(CODEX), "home": "isolated", "config": codex_config(server.base_url)})
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-        print(f"$ codex-orch run --plan-file {base / 'plan.json'} --run-id demo")
-        result = subprocess.run(
-            [*codex_orch, "run", "--plan-file", str(base / "plan.json"), "--run-id", "demo"], cwd=repo
-        )
+        run = [*codex_orch, "run", "--plan-file", str(base / "plan.json"), "--run-id", "demo"]
+        print(f"$ cd {shlex.quote(str(repo))} && {shlex.join(run)}")
+        result = subprocess.run(run, cwd=repo)
         requests = len(server.requests)
     branch = sh(repo, "git", "for-each-ref", "--format=%(refname:short)", "refs/heads/orch/")
     print(f"\n== the model server answered {requests} requests from codex")
@@ -176,7 +186,11 @@ def main() -> int:
     print("== calc.py on the run branch:")
     print(sh(repo, "git", "show", f"{branch}:calc.py"))
     print(f"\n== run state: {repo / '.orchestrator/runs/demo/state.json'}")
-    print(f"== merge it with: cd {repo} && codex-orch merge --run-id demo   (or git merge {branch})")
+    print(f"== next (codex-orch is {codex_orch[0]}; `source {Path(sys.executable).parent}/activate` puts it on PATH):")
+    cd = f"cd {shlex.quote(str(repo))} && "
+    print(f"{NEXT}{cd}{shlex.join([*codex_orch, 'status', '--run-id', 'demo'])}")
+    print(f"{NEXT}{cd}{shlex.join([*codex_orch, 'merge', '--run-id', 'demo'])}   # or: git merge {branch}")
+    print(f"{NEXT}{cd}{shlex.join([*codex_orch, 'clean', '--run-id', 'demo'])}   # after the merge")
     return result.returncode
 
 
