@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 EXIT_OK = 0
 EXIT_TASKS_FAILED = 1
 EXIT_USAGE = 2
@@ -36,3 +38,17 @@ class RunLockedError(OrchError):
 
 class Interrupted(OrchError):
     exit_code = EXIT_INTERRUPTED
+
+
+class InputProblems(InputError):
+    """Several problems with the input at once, each one line naming the file and the place.
+
+    One problem reads as that one line; several as a count followed by one indented line each."""
+
+    def __init__(self, problems: Sequence[str], hint: str | None = None) -> None:
+        self.problems = tuple(problems)
+        if len(self.problems) == 1:
+            message = self.problems[0]
+        else:
+            message = f"{len(self.problems)} problems:" + "".join(f"\n  {p}" for p in self.problems)
+        super().__init__(message, hint)

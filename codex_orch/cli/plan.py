@@ -20,7 +20,8 @@ from codex_orch.cli.common import progress_for, repo, run_options_value, say, sa
     "check_file",
     type=click.Path(path_type=Path),
     metavar="PLAN",
-    help="Lint PLAN instead: run nothing, write nothing (--spec-file: the spec its prompts will carry).",
+    help="Lint PLAN instead: run nothing, write nothing (--spec-file: the spec its prompts will carry; "
+    "--run-id: the id the run will have).",
 )
 @click.option("--run-id", help="Name the navigator's run (default: date, time and a random suffix).")
 @click.option("--no-progress", is_flag=True, help="Plain progress lines instead of the live table.")
@@ -35,9 +36,9 @@ def plan_command(
 ) -> None:
     """Let the navigator write a plan from a spec or a goal (--check PLAN: lint a plan)."""
     if check_file is not None:
-        if goal is not None or out is not None or force or run_id is not None:
-            raise click.UsageError("--check takes a plan file and optionally --spec-file, nothing else")
-        _check_plan(check_file, spec_file)
+        if goal is not None or out is not None or force:
+            raise click.UsageError("--check takes a plan file and optionally --spec-file and --run-id, nothing else")
+        _check_plan(check_file, spec_file, run_id)
         return
     if (spec_file is None) == (goal is None):
         raise click.UsageError("give either --spec-file or --goal (exactly one), or --check PLAN")
@@ -62,10 +63,10 @@ def plan_command(
     sys.exit(run.exit_code)
 
 
-def _check_plan(plan_file: Path, spec_file: Path | None) -> None:
+def _check_plan(plan_file: Path, spec_file: Path | None, run_id: str | None) -> None:
     from codex_orch.commands.preflight import check_plan
 
-    result = check_plan(repo(), plan_file, spec_file)
+    result = check_plan(repo(), plan_file, spec_file, run_id)
     lines = [str(finding) for finding in result.findings]
     counts = f"{result.errors} error(s), {result.warnings} warning(s)"
     if result.tasks is None:

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import click
 
-from codex_orch.cli.common import drive_options, finish_run, progress_for, repo, run_options, run_options_value
+from codex_orch.cli.common import (
+    drive_options,
+    finish_run,
+    progress_for,
+    repo,
+    run_options,
+    run_options_value,
+    say_error,
+)
 
 
 @click.command()
@@ -28,7 +36,9 @@ def run(
     root = repo()
     options = run_options_value(run_id, max_workers, fail_fast, follow_next_tasks)
     with progress_for(no_progress) as notify:
-        outcome = start_run(root, plan_file, spec_file, options, notify)
+        outcome = start_run(
+            root, plan_file, spec_file, options, notify, warn=lambda line: say_error(f"warning: {line}")
+        )
     finish_run(outcome)
 
 
