@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,7 @@ from codex_orch.config import Config
 from codex_orch.errors import InputError, InputProblems
 from codex_orch.inputs import read_text_file
 from codex_orch.layout import id_problem
-from codex_orch.schema_check import SECONDS, did_you_mean, format_path, schema_errors
+from codex_orch.schema_check import MISSING, SECONDS, did_you_mean, format_path, schema_errors
 
 _STR_LIST = {"type": "array", "items": {"type": "string"}}
 
@@ -185,8 +186,17 @@ def parse_plan(data: Any, config: Config, label: str) -> Plan:
     too_deep = _too_deep(data, MAX_PLAN_DEPTH)
     if too_deep is not None:
         raise InputError(f"{label}: {format_path(too_deep)}: nested deeper than {MAX_PLAN_DEPTH} levels")
-    problems = [f"{label}: {place}: {message}" for place, message in schema_errors(data, PLAN_FILE_SCHEMA)]
-    problems += _task_key_problems(data.get("tasks"), label)
+    misspelt = _misspelt_task_keys(data.get("tasks"))
+    explained = {f"tasks[{index}].{guess}" for index, _, guess in misspelt}
+    problems = [
+        f"{label}: {place}: {message}"
+        for place, message in schema_errors(data, PLAN_FILE_SCHEMA)
+        if place not in explained or message != MISSING  # a misspelt key is not also reported missing
+    ]
+    problems += [
+        f"{label}: tasks[{index}]: unknown key {key!r}; did you mean {guess!r}?" for index, key, guess in misspelt
+    ]
+    problems.sort(key=_document_order)
     if problems:
         raise InputProblems(problems)
     raw_tasks: Sequence[Mapping[str, Any]] = data["tasks"]
@@ -250,20 +260,23 @@ def parse_plan(data: Any, config: Config, label: str) -> Plan:
     )
 
 
-def _task_key_problems(raw_tasks: Any, label: str) -> list[str]:
-    """An unknown task key that looks like a misspelling of a known one (`blockedby`, `promt`) is an
-    error: kept as an extra key, it would silently drop the dependency or the prompt it meant."""
+def _misspelt_task_keys(raw_tasks: Any) -> list[tuple[int, str, str]]:
+    """(task index, key, known key) for each unknown task key that looks like a misspelling of a known
+    one (`blockedby`, `promt`): kept as an extra key, it would silently drop what it meant."""
     if not isinstance(raw_tasks, list):
         return []
-    problems = []
+    found = []
     for index, raw in enumerate(raw_tasks):
-        if not isinstance(raw, dict):
-            continue
-        for key in raw:
+        for key in raw if isinstance(raw, dict) else ():
             guess = None if key in TASK_PROPERTIES else did_you_mean(key, TASK_PROPERTIES)
             if guess is not None:
-                problems.append(f"{label}: tasks[{index}]: unknown key {key!r}; did you mean {guess!r}?")
-    return problems
+                found.append((index, key, guess))
+    return found
+
+
+def _document_order(problem: str) -> list[int]:
+    """Problems of tasks[2] before those of tasks[10]."""
+    return [int(n) for n in re.findall(r"\[(\d+)\]", problem.split(": ", 2)[1])] if ": " in problem else []
 
 
 def _extra_key_warnings(tasks: Sequence[Task], label: str) -> tuple[str, ...]:

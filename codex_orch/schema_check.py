@@ -26,16 +26,22 @@ MAX_SECONDS = 1e9
 # A positive number of seconds; NaN and infinities are refused by `schema_errors` for every number.
 SECONDS: dict[str, Any] = {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_SECONDS}
 _MAX_MESSAGE = 300
+MISSING = "a required property is missing"
 
 
 def did_you_mean(key: str, known: Iterable[str]) -> str | None:
-    """The known key that `key` most likely misspells, or None. Letter case is ignored and only close
-    matches count (difflib ratio >= 0.82): `blockedBy`, `promt`, `acceptence`, `path` are misspellings;
-    `ids`, `notes`, `title`, `acceptance_criteria` are not."""
+    """The known key that `key` most likely misspells, or None. Letter case is ignored; two swapped
+    letters or a close match (difflib ratio >= 0.82) count: `gaol`, `blockedBy`, `promt`, `acceptence`,
+    `path` are misspellings; `ids`, `notes`, `title`, `acceptance_criteria` are not."""
     import difflib
 
     by_lower = {name.lower(): name for name in known}
-    matches = difflib.get_close_matches(key.lower(), list(by_lower), n=1, cutoff=0.82)
+    lower = key.lower()
+    swapped = {lower[:i] + lower[i + 1] + lower[i] + lower[i + 2 :] for i in range(len(lower) - 1)}
+    transposed = sorted(swapped & by_lower.keys())  # two letters swapped (`gaol`): difflib rates them low
+    if transposed:
+        return by_lower[transposed[0]]
+    matches = difflib.get_close_matches(lower, list(by_lower), n=1, cutoff=0.82)
     return by_lower[matches[0]] if matches else None
 
 
@@ -54,11 +60,19 @@ def schema_errors(instance: Any, schema: dict[str, Any]) -> list[tuple[str, str]
     (JSON Schema's comparisons let NaN through)."""
     from jsonschema import Draft202012Validator
 
-    found: list[tuple[tuple[Any, ...], str]] = []
+    nonfinite = nonfinite_numbers(instance)
+    found: list[tuple[tuple[Any, ...], str]] = [
+        (place, f"{value} is not a finite number") for place, value in nonfinite
+    ]
     guessed: set[tuple[Any, ...]] = set()
     missing: list[tuple[Any, ...]] = []
+    explained = {place for place, _ in nonfinite}  # NaN is not also "greater than the maximum"
     for error in Draft202012Validator(schema).iter_errors(instance):
         path = tuple(error.absolute_path)
+        if path in explained:
+            continue
+        if error.validator in ("anyOf", "oneOf") and any(place[: len(path)] == path for place in explained):
+            continue  # no branch fits because of the NaN inside: said once, at the NaN
         if error.validator == "required" and isinstance(error.instance, dict):
             missing += [(*path, name) for name in error.validator_value if name not in error.instance]
         elif error.validator == "additionalProperties" and isinstance(error.instance, dict):
@@ -72,8 +86,7 @@ def schema_errors(instance: Any, schema: dict[str, Any]) -> list[tuple[str, str]
         else:
             message = error.message
             found.append((path, message if len(message) <= _MAX_MESSAGE else message[:_MAX_MESSAGE] + "…"))
-    found += [(place, "a required property is missing") for place in missing if place not in guessed]
-    found += [(place, f"{value} is not a finite number") for place, value in nonfinite_numbers(instance)]
+    found += [(place, MISSING) for place in missing if place not in guessed]
     ordered = sorted(dict.fromkeys(found), key=lambda item: (_place_order(item[0]), item[1]))
     return [(format_path(place), message) for place, message in ordered]
 
