@@ -21,8 +21,8 @@ _STR_LIST = {"type": "array", "items": {"type": "string"}}
 # The keys of a task codex-orch knows: the original format's, then codex-orch's extensions.
 TASK_PROPERTIES: dict[str, Any] = {
     "id": {"type": ["string", "null"]},
-    "role": {"type": "string", "minLength": 1},
-    "prompt": {"type": "string", "minLength": 1},
+    "role": {"type": "string"},
+    "prompt": {"type": "string"},  # may be empty, as in the original: the acceptance may say it all
     "acceptance": {"type": ["string", "null"]},
     "blocked_by": {"type": ["array", "null"], "items": {"type": "string"}},
     "paths": {"type": ["array", "null"], "items": {"type": "string", "minLength": 1}},
