@@ -657,8 +657,10 @@ def bad_input_drill(base: Path, case: BadInput) -> InputResult:
     click_usage = case.name.startswith("args: ") and (
         "Missing option" in case.place or "No such command" in case.place or "--max-workers" in case.place
     )
-    if not click_usage and len(lines) != 1:
-        problems.append(f"{len(lines)} lines on stderr, not one")
+    # one error: one line, or "N problems:" followed by one indented line per problem
+    reports = [line for line in lines if not line.startswith("  ")]
+    if not click_usage and len(reports) != 1:
+        problems.append(f"{len(reports)} error lines on stderr, not one")
     runs = box.repo / ".orchestrator" / "runs"
     if runs.is_dir() and any(runs.iterdir()):
         problems.append(f"a run folder was left: {[p.name for p in runs.iterdir()]}")
