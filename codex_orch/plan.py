@@ -74,7 +74,8 @@ class Task:
     model: str | None = None
     agent: str = "codex"
     written_role: str = ""
-    extra: Mapping[str, Any] = field(default_factory=dict)  # keys codex-orch does not know, kept as written
+    # keys codex-orch does not know, kept as written (not hashed: a Task stays usable as a key)
+    extra: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     def context(self) -> dict[str, Any]:
         """Every field, for prompt templates (StrictUndefined: a missing key would be an error)."""

@@ -21,6 +21,7 @@ import errno
 import os
 import shutil
 import signal
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,7 @@ def start_run(
     spec_file: Path | None,
     options: RunOptions,
     notify: Notify = _no_notify,
-    warn: Any = None,
+    warn: Callable[[str], None] | None = None,
 ) -> RunOutcome:
     """`run`: load the plan and the spec, check everything, create the run and drive it. `warn(line)`
     hears what the plan loader accepted but the user should know (unknown task keys), once."""
@@ -77,8 +78,8 @@ def start_run(
     config = load_config(layout)
     plan = load_plan(plan_file, config, label=_label(plan_file, root))
     spec = read_spec(spec_file, _label(spec_file, root)) if spec_file else None
-    for line in plan.warnings:
-        if warn is not None:
+    if warn is not None:
+        for line in plan.warnings:
             warn(line)
     return create_and_drive(layout, config, plan, spec, options, notify)
 
