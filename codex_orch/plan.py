@@ -39,7 +39,7 @@ TASK_PROPERTIES: dict[str, Any] = {
 # The loader's schema. As in the original codex-orch, the top level is closed and needs all three keys
 # (a misspelt "gaol" is an error, not an empty goal), while a task is open: a key codex-orch does not
 # know is kept and handed to the prompts as `task.extra` (plans the original navigator wrote carry
-# such keys), unless it looks like a misspelling of a known key (see `_task_key_problems`).
+# such keys), unless it looks like a misspelling of a known key (see `_misspelt_task_keys`).
 PLAN_FILE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,

@@ -108,50 +108,60 @@ def create_and_drive(
     run_dir = layout.run_dir(run_id)
     lock = _claim(run_dir, run_id)
     try:
-        try:
-            _fault_point("run-dir")
-            atomic_write_json(run_dir / "plan.json", plan.to_json())
-            _fault_point("plan.json")
-            if spec is not None:
-                (run_dir / "spec.md").write_text(spec, "utf-8")
-                _fault_point("spec.md")
-            home = codex_home_for(config, run_dir)
-            if config.codex.home == "isolated" and home is not None:
-                from codex_orch.agents.codex_home import prepare_isolated_home
-
-                prepare_isolated_home(home, config.codex.config)
-                _fault_point("codex-home")
-            run: dict[str, Any] = {
-                "run_id": run_id,
-                "date": date,
-                "repo_root": str(layout.root),
-                "base_ref": config.git.base_ref,
-                "base_commit": base_commit,
-                "base_branch": _base_branch(git, config.git.base_ref),
-                "single_workspace": single,
-                "branch": branches[0] if single else None,
-                "worktree": str(layout.run_worktree(run_id)) if single else None,
-                "goal": plan.goal,
-                "has_spec": spec is not None,
-                "codex_home": str(home) if home else None,
-                "max_workers": options.max_workers or config.limits.max_workers,
-            }
-            tasks = [{"id": t.id, "role": t.role, "blocked_by": list(t.blocked_by)} for t in plan.tasks]
-            store = RunStore.create(run_dir, run, tasks, redactor_for(config))
-        except BaseException as exc:
-            if not run_was_created(run_dir):
-                _clear(run_dir, keep_lock=False)  # nothing ran: leave nothing behind
-            if isinstance(exc, OSError):
-                raise OrchError(
-                    f"cannot create run {run_id!r} in {run_dir}: {exc.strerror or exc}.",
-                    f"Nothing ran; once fixed, start it again with --run-id {run_id}.",
-                ) from None
-            raise
+        run: dict[str, Any] = {
+            "run_id": run_id,
+            "date": date,
+            "repo_root": str(layout.root),
+            "base_ref": config.git.base_ref,
+            "base_commit": base_commit,
+            "base_branch": _base_branch(git, config.git.base_ref),
+            "single_workspace": single,
+            "branch": branches[0] if single else None,
+            "worktree": str(layout.run_worktree(run_id)) if single else None,
+            "goal": plan.goal,
+            "has_spec": spec is not None,
+            "codex_home": None,
+            "max_workers": options.max_workers or config.limits.max_workers,
+        }
+        store, home = _create(run_dir, config, plan, spec, run)
         _fault_point("created")
         ctx = run_context(layout, config, plan, spec, store, git, command, home, notify, options)
         return drive(ctx, options)
     finally:
         lock.release()
+
+
+def _create(
+    run_dir: Path, config: Config, plan: Plan, spec: str | None, run: dict[str, Any]
+) -> tuple[RunStore, Path | None]:
+    """Write the run's files into its claimed folder, the journal's first record last. On any failure
+    before that record, the folder is removed: nothing ran, nothing is left."""
+    try:
+        _fault_point("run-dir")
+        atomic_write_json(run_dir / "plan.json", plan.to_json())
+        _fault_point("plan.json")
+        if spec is not None:
+            (run_dir / "spec.md").write_text(spec, "utf-8")
+            _fault_point("spec.md")
+        home = codex_home_for(config, run_dir)
+        if config.codex.home == "isolated" and home is not None:
+            from codex_orch.agents.codex_home import prepare_isolated_home
+
+            prepare_isolated_home(home, config.codex.config)
+            _fault_point("codex-home")
+        tasks = [{"id": t.id, "role": t.role, "blocked_by": list(t.blocked_by)} for t in plan.tasks]
+        run = {**run, "codex_home": str(home) if home else None}
+        return RunStore.create(run_dir, run, tasks, redactor_for(config)), home
+    except BaseException as exc:
+        if not run_was_created(run_dir):
+            _clear(run_dir, keep_lock=False)
+        if isinstance(exc, OSError):
+            run_id = run["run_id"]
+            raise OrchError(
+                f"cannot create run {run_id!r} in {run_dir}: {exc.strerror or exc}.",
+                f"Nothing ran; once fixed, start it again with --run-id {run_id}.",
+            ) from None
+        raise
 
 
 def _claim(run_dir: Path, run_id: str) -> RunLock:
