@@ -47,6 +47,7 @@ def codex_orch(tasks: int) -> tuple[float, float, Path]:
         json.dumps(
             {
                 "goal": "bench",
+                "assumptions": [],
                 "tasks": [
                     {"role": "implementer", "prompt": f"job all. task {i}", "acceptance": ""} for i in range(tasks)
                 ],

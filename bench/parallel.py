@@ -32,6 +32,7 @@ def run(mode: str, tasks: int, seconds: float, workers: int) -> tuple[float, flo
         json.dumps(
             {
                 "goal": "bench",
+                "assumptions": [],
                 "tasks": [
                     {"role": "implementer", "prompt": f"job {i}.", "acceptance": "", "paths": [f"out/{i}/**"]}
                     for i in range(tasks)

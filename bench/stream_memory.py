@@ -41,7 +41,13 @@ def main() -> None:
     )
     plan = repo.parent / "plan.json"
     plan.write_text(
-        json.dumps({"goal": "flood", "tasks": [{"role": "implementer", "prompt": "flood", "acceptance": ""}]})
+        json.dumps(
+            {
+                "goal": "flood",
+                "assumptions": [],
+                "tasks": [{"role": "implementer", "prompt": "flood", "acceptance": ""}],
+            }
+        )
     )
     start = time.perf_counter()
     proc = subprocess.Popen(

@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from codex_orch.errors import InputError
+from codex_orch.inputs import read_yaml_file
 from codex_orch.layout import CONFIG_NAME, ID_RE, Layout, packaged_templates
-from codex_orch.schema_check import check
+from codex_orch.schema_check import MAX_SECONDS, SECONDS, check
 
 SANDBOXES = ("read-only", "workspace-write", "danger-full-access")
-_POS_NUM = {"type": "number", "exclusiveMinimum": 0}
-_OPT_POS_NUM = {"type": ["number", "null"], "exclusiveMinimum": 0}
+_POS_NUM = SECONDS  # seconds: positive and finite (NaN and infinities are refused for every number)
+_OPT_POS_NUM = {**SECONDS, "type": ["number", "null"]}
 _OPT_STR = {"type": ["string", "null"]}
 _STR_LIST = {"type": "array", "items": {"type": "string"}}
 
@@ -57,7 +58,7 @@ _SERVICE = _closed(
                     required=["tcp"],
                 ),
                 _closed({"log": {"type": "string", "minLength": 1}}, required=["log"]),
-                _closed({"delay": {"type": "number", "minimum": 0}}, required=["delay"]),
+                _closed({"delay": {"type": "number", "minimum": 0, "maximum": MAX_SECONDS}}, required=["delay"]),
             ]
         },
         "ready_timeout": _POS_NUM,
@@ -242,23 +243,11 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _read_yaml(path: Path, label: str) -> Any:
-    import yaml
+MAX_CONFIG_BYTES = 1024 * 1024
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{label}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise InputError(f"{label}: cannot read: {exc.strerror}") from None
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~20x faster
-    try:
-        return yaml.load(text, Loader=loader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise InputError(f"{label}: {where}invalid YAML: {problem}") from None
+
+def _read_yaml(path: Path, label: str) -> Any:
+    return read_yaml_file(path, label, MAX_CONFIG_BYTES)
 
 
 _DEFAULTS: dict[str, Any] | None = None
@@ -276,7 +265,7 @@ def load_config(layout: Layout) -> Config:
     raw = default_raw()
     source = "(defaults)"
     path = layout.config_path
-    if path.is_file():
+    if path.exists():  # not is_file(): a FIFO or a device there is an error, not "no config"
         label = str(path.relative_to(layout.root))
         user = _read_yaml(path, label)
         if user is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 EXIT_OK = 0
 EXIT_TASKS_FAILED = 1
 EXIT_USAGE = 2
@@ -45,3 +47,17 @@ class GuardrailError(OrchError):
 
 class RunLockedError(OrchError):
     """Another codex-orch process is driving this run."""
+
+
+class InputProblems(InputError):
+    """Several problems with the input at once, each one line naming the file and the place.
+
+    One problem reads as that one line; several as a count followed by one indented line each."""
+
+    def __init__(self, problems: Sequence[str], hint: str | None = None) -> None:
+        self.problems = tuple(problems)
+        if len(self.problems) == 1:
+            message = self.problems[0]
+        else:
+            message = f"{len(self.problems)} problems:" + "".join(f"\n  {p}" for p in self.problems)
+        super().__init__(message, hint)

@@ -2,53 +2,60 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from codex_orch.config import Config
-from codex_orch.errors import InputError
+from codex_orch.errors import InputError, InputProblems
 from codex_orch.inputs import read_text_file
 from codex_orch.layout import id_problem
-from codex_orch.schema_check import check
+from codex_orch.schema_check import MISSING, SECONDS, did_you_mean, format_path, schema_errors
 
 _STR_LIST = {"type": "array", "items": {"type": "string"}}
 
-# Loader schema: lenient where the original format is (ids and blocked_by optional), closed elsewhere.
+# The keys of a task codex-orch knows: the original format's, then codex-orch's extensions.
+TASK_PROPERTIES: dict[str, Any] = {
+    "id": {"type": ["string", "null"]},
+    "role": {"type": "string"},
+    "prompt": {"type": "string"},  # may be empty, as in the original: the acceptance may say it all
+    "acceptance": {"type": ["string", "null"]},
+    "blocked_by": {"type": ["array", "null"], "items": {"type": "string"}},
+    "paths": {"type": ["array", "null"], "items": {"type": "string", "minLength": 1}},
+    "locks": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"reads": _STR_LIST, "writes": _STR_LIST},
+    },
+    "timeout": {**SECONDS, "type": ["number", "null"]},
+    "model": {"type": ["string", "null"]},
+    "agent": {"type": ["string", "null"]},
+}
+
+# The loader's schema. As in the original codex-orch, the top level is closed and needs all three keys
+# (a misspelt "gaol" is an error, not an empty goal), while a task is open: a key codex-orch does not
+# know is kept and handed to the prompts as `task.extra` (plans the original navigator wrote carry
+# such keys), unless it looks like a misspelling of a known key (see `_misspelt_task_keys`).
 PLAN_FILE_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "required": ["tasks"],
+    "additionalProperties": False,
+    "required": ["goal", "assumptions", "tasks"],
     "properties": {
         "goal": {"type": "string"},
         "assumptions": _STR_LIST,
         "tasks": {
             "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["role", "prompt"],
-                "additionalProperties": False,
-                "properties": {
-                    "id": {"type": ["string", "null"]},
-                    "role": {"type": "string", "minLength": 1},
-                    "prompt": {"type": "string", "minLength": 1},
-                    "acceptance": {"type": ["string", "null"]},
-                    "blocked_by": {"type": ["array", "null"], "items": {"type": "string"}},
-                    "paths": {"type": ["array", "null"], "items": {"type": "string", "minLength": 1}},
-                    "locks": {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "properties": {"reads": _STR_LIST, "writes": _STR_LIST},
-                    },
-                    "timeout": {"type": ["number", "null"], "exclusiveMinimum": 0},
-                    "model": {"type": ["string", "null"]},
-                    "agent": {"type": ["string", "null"]},
-                },
-            },
+            "items": {"type": "object", "required": ["role", "prompt"], "properties": TASK_PROPERTIES},
         },
     },
 }
+
+# Deeper than this, a plan is refused: the format itself is 4 levels deep; extra keys get the rest.
+MAX_PLAN_DEPTH = 64
 
 KNOWN_AGENTS = ("codex",)
 
@@ -67,6 +74,8 @@ class Task:
     model: str | None = None
     agent: str = "codex"
     written_role: str = ""
+    # keys codex-orch does not know, kept as written (not hashed: a Task stays usable as a key)
+    extra: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     def context(self) -> dict[str, Any]:
         """Every field, for prompt templates (StrictUndefined: a missing key would be an error)."""
@@ -81,6 +90,7 @@ class Task:
             "timeout": self.timeout,
             "model": self.model,
             "agent": self.agent,
+            "extra": copy.deepcopy(dict(self.extra)),
         }
 
     @classmethod
@@ -101,6 +111,7 @@ class Task:
             model=data.get("model"),
             agent=data.get("agent") or "codex",
             written_role=data["role"],
+            extra={k: v for k, v in data.items() if k not in TASK_PROPERTIES},
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -120,6 +131,7 @@ class Task:
                 data[key] = getattr(self, key)
         if self.agent != "codex":
             data["agent"] = self.agent
+        data.update(copy.deepcopy(dict(self.extra)))
         return data
 
 
@@ -128,6 +140,8 @@ class Plan:
     goal: str
     assumptions: tuple[str, ...]
     tasks: tuple[Task, ...]
+    # What the loader accepted but a user should hear about once (unknown task keys); not part of the plan.
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     def task(self, task_id: str) -> Task:
         for task in self.tasks:
@@ -147,11 +161,18 @@ MAX_PLAN_BYTES = 50 * 1024 * 1024
 
 
 def read_json_file(path: Path, label: str) -> Any:
+    """The JSON value in a plan file (a regular file, at most MAX_PLAN_BYTES, UTF-8)."""
     text = read_text_file(path, label, MAX_PLAN_BYTES)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"{label}: line {exc.lineno}, column {exc.colno}: invalid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise InputError(
+            f"{label}: invalid JSON: nested too deeply (a plan is {MAX_PLAN_DEPTH} levels at most)"
+        ) from None
+    except ValueError as exc:  # an integer of more digits than Python converts (sys.get_int_max_str_digits)
+        raise InputError(f"{label}: invalid JSON: {exc}") from None
 
 
 def load_plan(path: Path, config: Config, label: str | None = None) -> Plan:
@@ -160,9 +181,25 @@ def load_plan(path: Path, config: Config, label: str | None = None) -> Plan:
 
 
 def parse_plan(data: Any, config: Config, label: str) -> Plan:
+    """A plan from its JSON value, or InputProblems listing every problem, each naming its place."""
     if not isinstance(data, dict):
         raise InputError(f"{label}: (top level): a plan is a JSON object with 'goal', 'assumptions' and 'tasks'")
-    check(data, PLAN_FILE_SCHEMA, label)
+    too_deep = _too_deep(data, MAX_PLAN_DEPTH)
+    if too_deep is not None:
+        raise InputError(f"{label}: {format_path(too_deep)}: nested deeper than {MAX_PLAN_DEPTH} levels")
+    misspelt = _misspelt_task_keys(data.get("tasks"))
+    explained = {f"tasks[{index}].{guess}" for index, _, guess in misspelt}
+    problems = [
+        f"{label}: {place}: {message}"
+        for place, message in schema_errors(data, PLAN_FILE_SCHEMA)
+        if place not in explained or message != MISSING  # a misspelt key is not also reported missing
+    ]
+    problems += [
+        f"{label}: tasks[{index}]: unknown key {key!r}; did you mean {guess!r}?" for index, key, guess in misspelt
+    ]
+    problems.sort(key=_document_order)
+    if problems:
+        raise InputProblems(problems)
     raw_tasks: Sequence[Mapping[str, Any]] = data["tasks"]
     if not raw_tasks:
         raise InputError(f"{label}: tasks: the plan has no tasks")
@@ -173,22 +210,23 @@ def parse_plan(data: Any, config: Config, label: str) -> Plan:
         task_id = raw.get("id") or f"T{index + 1:04d}"
         problem = id_problem(task_id)
         if problem:
-            raise InputError(f"{where}.id: {task_id!r} {problem}")
-        if task_id in seen:
-            raise InputError(f"{where}.id: duplicate id {task_id!r} (also tasks[{seen[task_id]}])")
-        seen[task_id] = index
+            problems.append(f"{where}.id: {task_id!r} {problem}")
+        elif task_id in seen:
+            problems.append(f"{where}.id: duplicate id {task_id!r} (also tasks[{seen[task_id]}])")
+        else:
+            seen[task_id] = index
         role = config.resolve_role(raw["role"])
         if role is None:
-            raise InputError(f"{where}.role: unknown role {raw['role']!r}. {config.roles_hint()}")
+            problems.append(f"{where}.role: unknown role {raw['role']!r}. {config.roles_hint()}")
         agent = raw.get("agent") or "codex"
         if agent not in KNOWN_AGENTS:
-            raise InputError(f"{where}.agent: unknown agent {agent!r}. Known: {', '.join(KNOWN_AGENTS)}.")
+            problems.append(f"{where}.agent: unknown agent {agent!r}. Known: {', '.join(KNOWN_AGENTS)}.")
         locks = raw.get("locks") or {}
         paths = raw.get("paths")
         tasks.append(
             Task(
                 id=task_id,
-                role=role,
+                role=role or raw["role"],
                 prompt=raw["prompt"],
                 acceptance=raw.get("acceptance") or "",
                 blocked_by=tuple(raw.get("blocked_by") or ()),
@@ -199,32 +237,86 @@ def parse_plan(data: Any, config: Config, label: str) -> Plan:
                 model=raw.get("model"),
                 agent=agent,
                 written_role=raw["role"],
+                extra={key: value for key, value in raw.items() if key not in TASK_PROPERTIES},
             )
         )
     for index, task in enumerate(tasks):
         for dep_index, dep in enumerate(task.blocked_by):
             if dep not in seen:
-                raise InputError(f"{label}: tasks[{index}].blocked_by[{dep_index}]: unknown task {dep!r}")
-            if dep == task.id:
-                raise InputError(f"{label}: tasks[{index}].blocked_by[{dep_index}]: task {dep!r} waits for itself")
-    cycle = find_cycle(tasks)
-    if cycle:
-        first = seen[cycle[0]]
-        raise InputError(f"{label}: tasks[{first}].blocked_by: dependency cycle {' -> '.join(cycle)}")
+                problems.append(f"{label}: tasks[{index}].blocked_by[{dep_index}]: unknown task {dep!r}")
+            elif dep == task.id:
+                problems.append(f"{label}: tasks[{index}].blocked_by[{dep_index}]: task {dep!r} waits for itself")
+    if not problems:
+        cycle = find_cycle(tasks)
+        if cycle:
+            first = seen[cycle[0]]
+            problems.append(f"{label}: tasks[{first}].blocked_by: dependency cycle {' -> '.join(cycle)}")
+    if problems:
+        raise InputProblems(problems)
     return Plan(
-        goal=data.get("goal") or "",
-        assumptions=tuple(data.get("assumptions") or ()),
+        goal=data["goal"],
+        assumptions=tuple(data["assumptions"]),
         tasks=tuple(tasks),
+        warnings=_extra_key_warnings(tasks, label),
     )
+
+
+def _misspelt_task_keys(raw_tasks: Any) -> list[tuple[int, str, str]]:
+    """(task index, key, known key) for each unknown task key that looks like a misspelling of a known
+    one (`blockedby`, `promt`): kept as an extra key, it would silently drop what it meant."""
+    if not isinstance(raw_tasks, list):
+        return []
+    found = []
+    for index, raw in enumerate(raw_tasks):
+        for key in raw if isinstance(raw, dict) else ():
+            guess = None if key in TASK_PROPERTIES else did_you_mean(key, TASK_PROPERTIES)
+            if guess is not None:
+                found.append((index, key, guess))
+    return found
+
+
+def _document_order(problem: str) -> list[int]:
+    """Problems of tasks[2] before those of tasks[10]."""
+    return [int(n) for n in re.findall(r"\[(\d+)\]", problem.split(": ", 2)[1])] if ": " in problem else []
+
+
+def _extra_key_warnings(tasks: Sequence[Task], label: str) -> tuple[str, ...]:
+    """One line for all the unknown task keys of a plan: which, and where they first occur."""
+    places: dict[str, list[str]] = {}
+    for index, task in enumerate(tasks):
+        for key in task.extra:
+            places.setdefault(key, []).append(f"tasks[{index}]")
+    if not places:
+        return ()
+    keys = ", ".join(
+        f"{key!r} ({', '.join(where[:3])}{', …' if len(where) > 3 else ''})" for key, where in places.items()
+    )
+    return (f"{label}: unknown task keys kept and given to the prompt templates as task.extra: {keys}",)
+
+
+def _too_deep(value: Any, limit: int) -> list[Any] | None:
+    """The path of the first value nested deeper than `limit`, or None (iteratively)."""
+    stack: list[tuple[list[Any], Any]] = [([], value)]
+    while stack:
+        path, item = stack.pop()
+        if len(path) > limit:
+            return path
+        if isinstance(item, dict):
+            stack += [([*path, key], child) for key, child in item.items()]
+        elif isinstance(item, list):
+            stack += [([*path, index], child) for index, child in enumerate(item)]
+    return None
 
 
 PLAN_SCHEMA_NAME = "plan.schema.json"
 
 
 def plan_problems(data: Any, config: Config, label: str = "plan") -> list[str]:
-    """Why `data` cannot be run as a plan (the first problem the loader finds), or nothing."""
+    """Why `data` cannot be run as a plan (every problem the loader finds), or nothing."""
     try:
         parse_plan(data, config, label)
+    except InputProblems as exc:
+        return list(exc.problems)
     except InputError as exc:
         return [exc.message]
     return []

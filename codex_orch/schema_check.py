@@ -1,11 +1,12 @@
-"""JSON Schema checks whose errors name the file and the place, on one line."""
+"""JSON Schema checks whose errors name the file and the place, one line each, every one of them."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
-from codex_orch.errors import InputError
+from codex_orch.errors import InputProblems
 
 
 def format_path(parts: Iterable[Any]) -> str:
@@ -19,33 +20,101 @@ def format_path(parts: Iterable[Any]) -> str:
     return out or "(top level)"
 
 
+# The longest duration codex-orch accepts (about 31 years): longer waits overflow the clocks of
+# threading and select (threading.TIMEOUT_MAX is ~292 years on Linux, less elsewhere).
+MAX_SECONDS = 1e9
+# A positive number of seconds; NaN and infinities are refused by `schema_errors` for every number.
+SECONDS: dict[str, Any] = {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_SECONDS}
+_MAX_MESSAGE = 300
+MISSING = "a required property is missing"
+
+
+def did_you_mean(key: str, known: Iterable[str]) -> str | None:
+    """The known key that `key` most likely misspells, or None. Letter case is ignored; two swapped
+    letters or a close match (difflib ratio >= 0.82) count: `gaol`, `blockedBy`, `promt`, `acceptence`,
+    `path` are misspellings; `ids`, `notes`, `title`, `acceptance_criteria` are not."""
+    import difflib
+
+    by_lower = {name.lower(): name for name in known}
+    lower = key.lower()
+    swapped = {lower[:i] + lower[i + 1] + lower[i] + lower[i + 2 :] for i in range(len(lower) - 1)}
+    transposed = sorted(swapped & by_lower.keys())  # two letters swapped (`gaol`): difflib rates them low
+    if transposed:
+        return by_lower[transposed[0]]
+    matches = difflib.get_close_matches(lower, list(by_lower), n=1, cutoff=0.82)
+    return by_lower[matches[0]] if matches else None
+
+
+def unknown_key_message(key: str, known: Iterable[str]) -> str:
+    known = sorted(known)
+    guess = did_you_mean(key, known)
+    if guess is not None:
+        return f"unknown key {key!r}; did you mean {guess!r}?"
+    return f"unknown key {key!r}" + (f" (known: {', '.join(known)})" if known else "")
+
+
 def schema_errors(instance: Any, schema: dict[str, Any]) -> list[tuple[str, str]]:
-    """Every violation as (place, message), most specific first, in a stable order."""
+    """Every violation as (place, message), ordered by place. A missing property is reported at its
+    own place; an unknown key names the known key it most likely misspells, and the missing key it
+    stands for is then not reported twice. Every number that is NaN or infinite is a violation too
+    (JSON Schema's comparisons let NaN through)."""
     from jsonschema import Draft202012Validator
 
-    validator = Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(instance), key=lambda e: (list(map(str, e.absolute_path)), e.message))
-    result = []
-    for error in errors:
-        place = format_path(error.absolute_path)
-        message = error.message
-        if error.validator == "additionalProperties":
-            extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-            message = f"unknown key {', '.join(repr(k) for k in extra)}"
-            allowed = sorted(error.schema.get("properties", {}))
-            if allowed:
-                message += f" (known: {', '.join(allowed)})"
-        result.append((place, message))
-    return result
+    nonfinite = nonfinite_numbers(instance)
+    found: list[tuple[tuple[Any, ...], str]] = [
+        (place, f"{value} is not a finite number") for place, value in nonfinite
+    ]
+    guessed: set[tuple[Any, ...]] = set()
+    missing: list[tuple[Any, ...]] = []
+    explained = {place for place, _ in nonfinite}  # NaN is not also "greater than the maximum"
+    for error in Draft202012Validator(schema).iter_errors(instance):
+        path = tuple(error.absolute_path)
+        if path in explained:
+            continue
+        if error.validator in ("anyOf", "oneOf") and any(place[: len(path)] == path for place in explained):
+            continue  # no branch fits because of the NaN inside: said once, at the NaN
+        if error.validator == "required" and isinstance(error.instance, dict):
+            missing += [(*path, name) for name in error.validator_value if name not in error.instance]
+        elif error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            known = error.schema.get("properties", {})
+            for key in error.instance:
+                if key not in known:
+                    found.append((path, unknown_key_message(key, known)))
+                    guess = did_you_mean(key, known)
+                    if guess is not None:
+                        guessed.add((*path, guess))
+        else:
+            message = error.message
+            found.append((path, message if len(message) <= _MAX_MESSAGE else message[:_MAX_MESSAGE] + "…"))
+    found += [(place, MISSING) for place in missing if place not in guessed]
+    ordered = sorted(dict.fromkeys(found), key=lambda item: (_place_order(item[0]), item[1]))
+    return [(format_path(place), message) for place, message in ordered]
+
+
+def _place_order(place: tuple[Any, ...]) -> list[tuple[int, Any]]:
+    return [(0, part) if isinstance(part, int) else (1, str(part)) for part in place]
+
+
+def nonfinite_numbers(value: Any) -> list[tuple[tuple[Any, ...], float]]:
+    """Where NaN, Infinity or -Infinity occurs in a JSON-like value (iteratively: any depth)."""
+    found = []
+    stack: list[tuple[tuple[Any, ...], Any]] = [((), value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            found.append((path, item))
+        elif isinstance(item, dict):
+            stack += [((*path, key), child) for key, child in item.items()]
+        elif isinstance(item, list):
+            stack += [((*path, index), child) for index, child in enumerate(item)]
+    return found
 
 
 def check(instance: Any, schema: dict[str, Any], label: str) -> None:
-    """Raise InputError `label: place: message` for the first violation."""
+    """Raise InputProblems listing every violation, each `label: place: message`."""
     errors = schema_errors(instance, schema)
     if errors:
-        place, message = errors[0]
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise InputError(f"{label}: {place}: {message}{more}")
+        raise InputProblems([f"{label}: {place}: {message}" for place, message in errors])
 
 
 def strict_problems(schema: Any, where: str = "$") -> list[str]:

@@ -194,7 +194,7 @@ def crash_trial(base: Path, seed: int, single: bool, workers: int, tasks: int = 
     box = Sandbox(base)
     box.configure(crash_script(tasks, rng), use_single_workspace=single)
     plan_path = base / "plan.json"
-    plan_path.write_text(json.dumps({"goal": "drill", "tasks": crash_plan(rng, tasks)}))
+    plan_path.write_text(json.dumps({"goal": "drill", "assumptions": [], "tasks": crash_plan(rng, tasks)}))
     problems: list[str] = []
     kills = 0
     command = [
@@ -379,7 +379,13 @@ def fault_drill(base: Path, fault: Fault) -> FaultResult:
     box.configure({"default": turns}, limits=limits)
     plan = base / "plan.json"
     plan.write_text(
-        json.dumps({"goal": "fault", "tasks": [{"role": "implementer", "prompt": "fault drill", "acceptance": ""}]})
+        json.dumps(
+            {
+                "goal": "fault",
+                "assumptions": [],
+                "tasks": [{"role": "implementer", "prompt": "fault drill", "acceptance": ""}],
+            }
+        )
     )
     box.cli("init")  # so that the run itself adds nothing to the checkout (.gitignore)
     checkout_before = git(box.repo, "status", "--porcelain", "--untracked-files=all")
@@ -421,7 +427,7 @@ GOOD = {"role": "implementer", "prompt": "p", "acceptance": "a", "blocked_by": [
 
 
 def _plan(*tasks: dict[str, Any]) -> str:
-    return json.dumps({"goal": "g", "tasks": list(tasks)})
+    return json.dumps({"goal": "g", "assumptions": [], "tasks": list(tasks)})
 
 
 @dataclass(frozen=True)
@@ -472,21 +478,26 @@ def _bad_inputs() -> list[BadInput]:
             "plan: prompt missing",
             {"plan.json": _plan({"role": "implementer"})},
             run,
-            "plan.json: tasks[0]: 'prompt' is a required property",
+            "plan.json: tasks[0].prompt: a required property is missing",
         ),
         BadInput(
             "plan: tasks not a list",
-            {"plan.json": json.dumps({"goal": "g", "tasks": {"a": 1}})},
+            {"plan.json": json.dumps({"goal": "g", "assumptions": [], "tasks": {"a": 1}})},
             run,
             "plan.json: tasks:",
         ),
         BadInput("plan: top level is a list", {"plan.json": "[]"}, run, "plan.json: (top level)"),
-        BadInput("plan: invalid JSON", {"plan.json": '{"goal": "g", "tasks": [}'}, run, "plan.json: line 1"),
+        BadInput(
+            "plan: invalid JSON",
+            {"plan.json": '{"goal": "g", "assumptions": [], "tasks": [}'},
+            run,
+            "plan.json: line 1",
+        ),
         BadInput("plan: empty file", {"plan.json": ""}, run, "plan.json: line 1, column 1: invalid JSON"),
         BadInput("plan: not UTF-8", {"plan.json": b'{"goal": "\xff\xfe"}'}, run, "plan.json: not UTF-8"),
         BadInput(
             "plan: no tasks",
-            {"plan.json": json.dumps({"goal": "g", "tasks": []})},
+            {"plan.json": json.dumps({"goal": "g", "assumptions": [], "tasks": []})},
             run,
             "plan.json: tasks: the plan has no tasks",
         ),
@@ -508,17 +519,26 @@ def _bad_inputs() -> list[BadInput]:
             "plan: id ending .lock", {"plan.json": _plan(dict(GOOD, id="HEAD.lock"))}, run, "plan.json: tasks[0].id"
         ),
         BadInput(
-            "plan: unknown task key",
-            {"plan.json": _plan(dict(GOOD, colour="red"))},
+            "plan: misspelt task key",
+            {"plan.json": _plan({"role": "implementer", "promt": "p"})},
             run,
-            "plan.json: tasks[0]: unknown key 'colour'",
+            "plan.json: tasks[0]: unknown key 'promt'; did you mean 'prompt'?",
+        ),
+        BadInput(
+            "plan: misspelt top-level key",
+            {"plan.json": json.dumps({"gaol": "g", "assumptions": [], "tasks": [GOOD]})},
+            run,
+            "plan.json: (top level): unknown key 'gaol'; did you mean 'goal'?",
+        ),
+        BadInput(
+            "plan: NaN timeout", {"plan.json": _plan(dict(GOOD, timeout=float("nan")))}, run, "tasks[0].timeout: nan"
         ),
         BadInput(
             "plan: negative timeout", {"plan.json": _plan(dict(GOOD, timeout=-1))}, run, "plan.json: tasks[0].timeout"
         ),
         BadInput(
             "plan: huge file",
-            {"plan.json": '{"goal": "' + "x" * (60 * 1024 * 1024) + '", "tasks": []}'},
+            {"plan.json": '{"goal": "' + "x" * (60 * 1024 * 1024) + '", "assumptions": [], "tasks": []}'},
             run,
             "plan.json: too large",
         ),
@@ -587,7 +607,7 @@ def _bad_inputs() -> list[BadInput]:
             run,
             "orchestrator.yaml: role_aliases.dev",
         ),
-        BadInput("config: not UTF-8", {**good_plan, cfg: b"limits: \xff\n"}, run, "orchestrator.yaml: not a UTF-8"),
+        BadInput("config: not UTF-8", {**good_plan, cfg: b"limits: \xff\n"}, run, "orchestrator.yaml: not UTF-8"),
         BadInput(
             "config: unknown base ref",
             {**good_plan, cfg: "git:\n  base_ref: no-such-branch\n"},
@@ -637,8 +657,10 @@ def bad_input_drill(base: Path, case: BadInput) -> InputResult:
     click_usage = case.name.startswith("args: ") and (
         "Missing option" in case.place or "No such command" in case.place or "--max-workers" in case.place
     )
-    if not click_usage and len(lines) != 1:
-        problems.append(f"{len(lines)} lines on stderr, not one")
+    # one error: one line, or "N problems:" followed by one indented line per problem
+    reports = [line for line in lines if not line.startswith("  ")]
+    if not click_usage and len(reports) != 1:
+        problems.append(f"{len(reports)} error lines on stderr, not one")
     runs = box.repo / ".orchestrator" / "runs"
     if runs.is_dir() and any(runs.iterdir()):
         problems.append(f"a run folder was left: {[p.name for p in runs.iterdir()]}")

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import FakeCodex, Repo, run_cli
+from conftest import FakeCodex, Repo, answer, run_cli
 
 GOOD_TASK = {"role": "implementer", "prompt": "p", "acceptance": "a", "blocked_by": []}
 
@@ -22,6 +22,7 @@ CASES = [
         json.dumps(
             {
                 "goal": "g",
+                "assumptions": [],
                 "tasks": [dict(GOOD_TASK, id="A", blocked_by=["B"]), dict(GOOD_TASK, id="B", blocked_by=["A"])],
             }
         ),
@@ -29,23 +30,23 @@ CASES = [
     ),
     (
         "unknown dependency",
-        json.dumps({"goal": "g", "tasks": [dict(GOOD_TASK, blocked_by=["T7"])]}),
+        json.dumps({"goal": "g", "assumptions": [], "tasks": [dict(GOOD_TASK, blocked_by=["T7"])]}),
         "plan.json: tasks[0].blocked_by[0]: unknown task 'T7'",
     ),
     (
         "duplicate ids",
-        json.dumps({"goal": "g", "tasks": [dict(GOOD_TASK, id="X"), dict(GOOD_TASK, id="X")]}),
+        json.dumps({"goal": "g", "assumptions": [], "tasks": [dict(GOOD_TASK, id="X"), dict(GOOD_TASK, id="X")]}),
         "plan.json: tasks[1].id: duplicate id 'X'",
     ),
     (
         "unknown role",
-        json.dumps({"goal": "g", "tasks": [dict(GOOD_TASK, role="wizard")]}),
+        json.dumps({"goal": "g", "assumptions": [], "tasks": [dict(GOOD_TASK, role="wizard")]}),
         "plan.json: tasks[0].role: unknown role 'wizard'",
     ),
-    ("invalid json", '{"goal": "g", "tasks": [', "plan.json: line 1, column 25: invalid JSON"),
+    ("invalid json", '{"goal": "g", "assumptions": [], "tasks": [', "plan.json: line 1, column 44: invalid JSON"),
     (
         "path traversal id",
-        json.dumps({"goal": "g", "tasks": [dict(GOOD_TASK, id="../../x")]}),
+        json.dumps({"goal": "g", "assumptions": [], "tasks": [dict(GOOD_TASK, id="../../x")]}),
         "plan.json: tasks[0].id: '../../x' must be",
     ),
 ]
@@ -64,7 +65,7 @@ def test_bad_plan(repo: Repo, fake_codex: FakeCodex, tmp_path: Path, name: str, 
 
 
 def test_binary_spec_file(repo: Repo, fake_codex: FakeCodex) -> None:
-    (repo.path / "plan.json").write_text(json.dumps({"goal": "g", "tasks": [GOOD_TASK]}))
+    (repo.path / "plan.json").write_text(json.dumps({"goal": "g", "assumptions": [], "tasks": [GOOD_TASK]}))
     (repo.path / "spec.bin").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
     before = snapshot(repo)
     result = run_cli(repo.path, "run", "--plan-file", "plan.json", "--spec-file", "spec.bin")
@@ -74,7 +75,7 @@ def test_binary_spec_file(repo: Repo, fake_codex: FakeCodex) -> None:
 
 
 def test_latin1_spec_file(repo: Repo, fake_codex: FakeCodex) -> None:
-    (repo.path / "plan.json").write_text(json.dumps({"goal": "g", "tasks": [GOOD_TASK]}))
+    (repo.path / "plan.json").write_text(json.dumps({"goal": "g", "assumptions": [], "tasks": [GOOD_TASK]}))
     (repo.path / "spec.txt").write_bytes("café".encode("latin-1"))
     result = run_cli(repo.path, "run", "--plan-file", "plan.json", "--spec-file", "spec.txt")
     assert result.code == 2
@@ -87,7 +88,7 @@ def test_missing_plan_file(repo: Repo, fake_codex: FakeCodex) -> None:
 
 
 def test_config_with_a_wrong_type(repo: Repo, fake_codex: FakeCodex) -> None:
-    (repo.path / "plan.json").write_text(json.dumps({"goal": "g", "tasks": [GOOD_TASK]}))
+    (repo.path / "plan.json").write_text(json.dumps({"goal": "g", "assumptions": [], "tasks": [GOOD_TASK]}))
     repo.configure(limits={"max_workers": "many"})
     before = snapshot(repo)
     result = run_cli(repo.path, "run", "--plan-file", "plan.json")
@@ -99,7 +100,7 @@ def test_config_with_a_wrong_type(repo: Repo, fake_codex: FakeCodex) -> None:
 
 
 def test_codex_not_installed(repo: Repo) -> None:
-    (repo.path / "plan.json").write_text(json.dumps({"goal": "g", "tasks": [GOOD_TASK]}))
+    (repo.path / "plan.json").write_text(json.dumps({"goal": "g", "assumptions": [], "tasks": [GOOD_TASK]}))
     repo.configure(codex={"command": "definitely-not-codex"})
     result = run_cli(repo.path, "run", "--plan-file", "plan.json")
     assert result.code == 2
@@ -108,10 +109,11 @@ def test_codex_not_installed(repo: Repo) -> None:
 
 
 def test_bad_run_id_and_existing_run(repo: Repo, fake_codex: FakeCodex) -> None:
-    (repo.path / "plan.json").write_text(json.dumps({"goal": "g", "tasks": [GOOD_TASK]}))
+    (repo.path / "plan.json").write_text(json.dumps({"goal": "g", "assumptions": [], "tasks": [GOOD_TASK]}))
     result = run_cli(repo.path, "run", "--plan-file", "plan.json", "--run-id", "a b")
     assert result.code == 2 and "--run-id: 'a b' must be" in result.err
-    (repo.path / ".orchestrator" / "runs" / "taken").mkdir(parents=True)
+    fake_codex.script({"default": [[{"answer": answer()}]]})
+    assert run_cli(repo.path, "run", "--plan-file", "plan.json", "--run-id", "taken").code == 0
     result = run_cli(repo.path, "run", "--plan-file", "plan.json", "--run-id", "taken")
     assert result.code == 2 and "run 'taken' already exists" in result.err
 

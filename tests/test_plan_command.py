@@ -4,13 +4,17 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
-from conftest import FakeCodex, Repo, answer, read_state, run_cli, write_plan
+from conftest import FAKE_CODEX, FakeCodex, Repo, answer, read_state, run_cli, write_plan
 
 NAVIGATOR = "You are the navigator of codex-orch"  # the packaged navigator prompt's first words
 ROOT = Path(__file__).resolve().parent.parent
+# `codex` found on PATH (the fake one), without writing a config: `plan --check` must write nothing
+CODEX_ON_PATH = {"PATH": f"{FAKE_CODEX.parent}{os.pathsep}{os.environ['PATH']}"}
 
 
 def plan_task(tid: str, prompt: str, blocked_by: list[str], role: str = "implementer", **extra: Any) -> dict[str, Any]:
@@ -137,8 +141,8 @@ def test_plan_needs_exactly_one_of_spec_and_goal(repo: Repo, fake_codex: FakeCod
 
 def test_check_a_good_plan_runs_nothing_and_writes_nothing(repo: Repo, tmp_path: Path) -> None:
     plan = write_plan(tmp_path / "plan.json", GOOD_PLAN["tasks"])
-    result = run_cli(repo.path, "plan", "--check", str(plan))
-    assert result.code == 0, result.err
+    result = run_cli(repo.path, "plan", "--check", str(plan), env=CODEX_ON_PATH)
+    assert result.code == 0, result.out
     assert result.out.splitlines()[-1].startswith(f"{plan}: 2 task(s), largest prompt ")
     assert result.out.splitlines()[-1].endswith("; 0 error(s), 0 warning(s)")
     assert not (repo.path / ".orchestrator").exists() and repo.git("status", "--porcelain") == ""
@@ -147,7 +151,7 @@ def test_check_a_good_plan_runs_nothing_and_writes_nothing(repo: Repo, tmp_path:
 def test_check_a_bad_plan_names_the_place(repo: Repo, tmp_path: Path) -> None:
     tasks = [plan_task("T0001", "create a.txt", []), plan_task("T0002", "create b.txt", ["T9"])]
     plan = write_plan(tmp_path / "plan.json", tasks)
-    result = run_cli(repo.path, "plan", "--check", str(plan))
+    result = run_cli(repo.path, "plan", "--check", str(plan), env=CODEX_ON_PATH)
     assert result.code == 2
     assert f"error: {plan}: tasks[1].blocked_by[0]: unknown task 'T9'" in result.out.splitlines()
     assert result.out.splitlines()[-1] == f"{plan}: the plan does not load; 1 error(s), 0 warning(s)"
@@ -160,7 +164,7 @@ def test_check_reports_a_loose_schema_big_prompts_and_risky_sandboxes(repo: Repo
     plan = write_plan(tmp_path / "plan.json", GOOD_PLAN["tasks"])
     spec = tmp_path / "spec.md"
     spec.write_text("x" * 120_000 + "\n")
-    result = run_cli(repo.path, "plan", "--check", str(plan), "--spec-file", str(spec))
+    result = run_cli(repo.path, "plan", "--check", str(plan), "--spec-file", str(spec), env=CODEX_ON_PATH)
     assert result.code == 2, result.out
     lines = result.out.splitlines()
     schema = ".orchestrator/schemas/task_result.schema.json"
@@ -180,4 +184,54 @@ def test_check_reports_a_loose_schema_big_prompts_and_risky_sandboxes(repo: Repo
 
     # the same findings without the loose schema are only warnings: exit 0
     (repo.path / schema).unlink()
-    assert run_cli(repo.path, "plan", "--check", str(plan), "--spec-file", str(spec)).code == 0
+    assert run_cli(repo.path, "plan", "--check", str(plan), "--spec-file", str(spec), env=CODEX_ON_PATH).code == 0
+
+
+def test_check_reports_what_run_would_refuse_at_once(tmp_path: Path) -> None:
+    """One preflight for both: no first commit and codex not found stop `run`, so `plan --check` names both."""
+    folder = tmp_path / "fresh"
+    folder.mkdir()
+    subprocess.run(["git", "init", "-q", "-b", "main", str(folder)], check=True)  # no commit at all
+    repo = Repo(folder)
+    repo.configure(codex={"command": "no-such-codex-anywhere"})
+    plan = write_plan(tmp_path / "plan.json", GOOD_PLAN["tasks"])
+    result = run_cli(folder, "plan", "--check", str(plan))
+    assert result.code == 2, result.out
+    lines = result.out.splitlines()
+    assert any(line.startswith(f"error: {folder}: the repository has no commit yet") for line in lines), lines
+    assert any("codex.command: 'no-such-codex-anywhere' was not found on PATH" in line for line in lines), lines
+    assert lines[-1].endswith("; 2 error(s), 0 warning(s)")
+    # and `run` refuses for the same two reasons, at once, writing nothing
+    run = run_cli(folder, "run", "--plan-file", str(plan))
+    assert run.code == 2
+    assert run.err.splitlines()[0] == "codex-orch: error: 2 problems:"
+    assert "the repository has no commit yet" in run.err and "'no-such-codex-anywhere' was not found" in run.err
+    assert not (folder / ".orchestrator" / "runs").exists()
+
+
+def test_check_with_a_run_id_reports_a_taken_run_and_its_branch(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    plan = write_plan(tmp_path / "plan.json", GOOD_PLAN["tasks"])
+    fake_codex.script({"default": [[{"answer": answer()}]]})
+    assert run_cli(repo.path, "run", "--plan-file", str(plan), "--run-id", "r1").code == 0
+    result = run_cli(repo.path, "plan", "--check", str(plan), "--run-id", "r1")
+    assert result.code == 2
+    lines = result.out.splitlines()
+    assert "error: --run-id: run 'r1' already exists. Use `codex-orch resume --run-id r1`." in lines
+    assert any(
+        line.startswith("error: branch 'orch/") and "run-r1/workspace-shared' already exists" in line for line in lines
+    )
+    assert run_cli(repo.path, "plan", "--check", str(plan), "--run-id", "r2").code == 0
+
+
+def test_check_warns_once_about_unknown_task_keys(repo: Repo, tmp_path: Path) -> None:
+    tasks = [plan_task("T0001", "create a.txt", [], notes="n1"), plan_task("T0002", "create b.txt", [], notes="n2")]
+    plan = write_plan(tmp_path / "plan.json", tasks)
+    result = run_cli(repo.path, "plan", "--check", str(plan), env=CODEX_ON_PATH)
+    assert result.code == 0, result.out
+    warnings = [line for line in result.out.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        f"warning: {plan}: unknown task keys kept and given to the prompt templates as task.extra: "
+        "'notes' (tasks[0], tasks[1])"
+    ]

@@ -175,7 +175,7 @@ def test_schema_invalid_answer_is_retried_on_the_same_thread(repo: Repo, fake_co
     calls = fake_codex.calls()
     assert len(calls) == 2 and calls[1]["resume"] and calls[1]["thread_id"] == calls[0]["thread_id"]
     assert "summary: 42 is not of type 'string'" in calls[1]["prompt"]
-    assert "(top level): 'files_changed' is a required property" in calls[1]["prompt"]
+    assert "files_changed: a required property is missing" in calls[1]["prompt"]
     attempts = repo.path / ".orchestrator/runs/r3/tasks/T0001"
     assert (attempts / "attempt-1/prompt.md").read_text() == calls[0]["prompt"]  # the task's prompt is untouched
     assert (attempts / "attempt-2/prompt.md").read_text() == calls[1]["prompt"]

@@ -35,7 +35,8 @@ from codex_orch.cli.common import emit_json, epilog, progress_for, repo, run_opt
     "check_file",
     type=click.Path(path_type=Path),
     metavar="PLAN",
-    help="Lint PLAN instead: run nothing, write nothing (--spec-file: the spec its prompts will carry).",
+    help="Lint PLAN instead: run nothing, write nothing (--spec-file: the spec its prompts will carry; "
+    "--run-id: the id the run will have).",
 )
 @click.option("--run-id", help="Name the navigator's run (default: date, time and a random suffix).")
 @click.option("--no-progress", is_flag=True, help="Plain progress lines instead of the live table.")
@@ -52,9 +53,9 @@ def plan_command(
 ) -> None:
     """Let the navigator write a plan (--check PLAN: lint one)."""
     if check_file is not None:
-        if goal is not None or out is not None or force or run_id is not None:
-            raise click.UsageError("--check takes a plan file and optionally --spec-file, nothing else")
-        _check_plan(check_file, spec_file, as_json)
+        if goal is not None or out is not None or force:
+            raise click.UsageError("--check takes a plan file and optionally --spec-file and --run-id, nothing else")
+        _check_plan(check_file, spec_file, run_id, as_json)
         return
     if as_json:
         raise click.UsageError("--json goes with --check")
@@ -81,10 +82,10 @@ def plan_command(
     sys.exit(run.exit_code)
 
 
-def _check_plan(plan_file: Path, spec_file: Path | None, as_json: bool) -> None:
+def _check_plan(plan_file: Path, spec_file: Path | None, run_id: str | None, as_json: bool) -> None:
     from codex_orch.commands.preflight import check_plan
 
-    result = check_plan(repo(), plan_file, spec_file)
+    result = check_plan(repo(), plan_file, spec_file, run_id)
     if as_json:
         emit_json(
             "plan-check",

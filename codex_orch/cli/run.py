@@ -14,6 +14,7 @@ from codex_orch.cli.common import (
     repo,
     run_options,
     run_options_value,
+    say_error,
 )
 
 
@@ -50,7 +51,9 @@ def run(
     inputs = (plan_file, spec_file) if spec_file else (plan_file,)
     options = run_options_value(run_id, max_workers, fail_fast, follow_next_tasks, inputs)
     with progress_for(no_progress) as notify:
-        outcome = start_run(root, plan_file, spec_file, options, notify)
+        outcome = start_run(
+            root, plan_file, spec_file, options, notify, warn=lambda line: say_error(f"warning: {line}")
+        )
     finish_run(outcome)
 
 

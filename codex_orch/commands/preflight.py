@@ -1,18 +1,21 @@
 """`codex-orch plan --check`: lint a plan before running it. Runs nothing, writes nothing.
 
-Errors (exit 2) are what would stop the run or fail its tasks at once: a plan that does not load, a
-role's output schema that is missing or not accepted in strict mode, a prompt template that does not
-render. Warnings (exit 0) are risks: a prompt larger than PROMPT_WARN_CHARS, a reviewer or navigator
-that can write, an agent without a sandbox.
+Errors (exit 2) are what would stop the run or fail its tasks at once: everything `run` checks before
+it writes anything (engine/checks.py: the same function, so `run` never refuses what `plan --check`
+passed — a repository without a commit, codex not found, the run id or its branches taken, a template
+that does not render), a plan that does not load, a role's output schema that is not a valid schema or
+is not accepted in strict mode, a prompt that does not render for some task. Warnings (exit 0) are
+risks: unknown task keys, a prompt larger than PROMPT_WARN_CHARS, a reviewer or navigator that can
+write, an agent without a sandbox.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from codex_orch.config import Config, RoleConfig, load_config
+from codex_orch.engine.checks import Finding, check_context, run_findings
 from codex_orch.engine.context import load_schema
 from codex_orch.engine.prompts import PromptRenderer, read_spec
 from codex_orch.errors import EXIT_OK, EXIT_USAGE, InputError
@@ -24,15 +27,6 @@ from codex_orch.schema_check import strict_problems
 # it is sent whole on every attempt and leaves less of the model's context for the agent's own work.
 PROMPT_WARN_CHARS = 100_000
 READ_ONLY_ROLES = ("navigator", "reviewer")
-
-
-@dataclass(frozen=True)
-class Finding:
-    level: str  # "error" or "warning"
-    message: str  # starts with the file and the place: `plan.json: tasks[1].blocked_by: …`
-
-    def __str__(self) -> str:
-        return f"{self.level}: {self.message}"
 
 
 @dataclass(frozen=True)
@@ -55,7 +49,7 @@ class CheckResult:
         return EXIT_USAGE if self.errors else EXIT_OK
 
 
-def check_plan(root: Path, plan_file: Path, spec_file: Path | None = None) -> CheckResult:
+def check_plan(root: Path, plan_file: Path, spec_file: Path | None = None, run_id: str | None = None) -> CheckResult:
     layout = Layout(root)
     config = load_config(layout)  # a broken config is an error of its own (exit 2), as for every command
     label = str(plan_file)
@@ -63,23 +57,30 @@ def check_plan(root: Path, plan_file: Path, spec_file: Path | None = None) -> Ch
     plan: Plan | None = None
     try:
         plan = load_plan(plan_file, config, label)
+        findings += [Finding("warning", line) for line in plan.warnings]
     except InputError as exc:
-        findings.append(Finding("error", exc.message))
-    spec = ""
+        findings += _errors(exc)
+    spec: str | None = None
     if spec_file is not None:
         try:
             spec = read_spec(spec_file)
         except InputError as exc:
-            findings.append(Finding("error", exc.message))
+            findings += _errors(exc)
+    findings += run_findings(layout, config, plan, spec, run_id)
     used = {task.role for task in plan.tasks} if plan else set(config.roles)
     for name, role in config.roles.items():
         findings += _schema_findings(layout, role, "error" if name in used else "warning")
         findings += _sandbox_findings(config, role)
     largest = None
     if plan is not None:
-        prompt_findings, largest = _prompt_findings(layout, config, plan, spec, label)
+        prompt_findings, largest = _prompt_findings(layout, config, plan, spec or "", label)
         findings += prompt_findings
-    return CheckResult(label, len(plan.tasks) if plan else None, tuple(findings), largest)
+    unique = tuple(dict.fromkeys(findings))  # the run's own checks and the lint may find the same thing
+    return CheckResult(label, len(plan.tasks) if plan else None, unique, largest)
+
+
+def _errors(exc: InputError) -> list[Finding]:
+    return [Finding("error", problem) for problem in getattr(exc, "problems", None) or [exc.message]]
 
 
 def _schema_findings(layout: Layout, role: RoleConfig, level: str) -> list[Finding]:
@@ -127,17 +128,7 @@ def _prompt_findings(
         role = config.roles[task.role]
         if role.prompt_template in broken:
             continue
-        context: dict[str, Any] = {
-            "run_id": "check",
-            "role": task.role,
-            "goal": plan.goal,
-            "assumptions": list(plan.assumptions),
-            "spec": spec,
-            "task": task.context(),
-            "acceptance": task.acceptance,
-            "dependencies": [_pending_dependency(plan, dep) for dep in task.blocked_by],
-            "worktree": str(layout.root),
-        }
+        context = check_context(plan, task, spec, str(layout.root))
         try:
             size = len(renderer.render(role.prompt_template, context))
         except InputError as exc:
@@ -155,18 +146,6 @@ def _prompt_findings(
                 )
             )
     return findings, largest
-
-
-def _pending_dependency(plan: Plan, task_id: str) -> dict[str, Any]:
-    return {
-        "id": task_id,
-        "role": plan.task(task_id).role,
-        "status": "succeeded",
-        "summary": "",
-        "files_changed": [],
-        "decisions": [],
-        "result": {},
-    }
 
 
 def _shown(path: Path, layout: Layout) -> str:

@@ -1,66 +1,59 @@
 """Runs: create one from a plan, drive it through the scheduler, resume it after any stop.
 
-Everything that can be wrong with the input is checked before the first byte is written, so bad
-input leaves no run folder, worktree or branch behind.
+Everything that can be wrong with the input is checked before the first byte is written (one set of
+checks, engine/checks.py, shared with `plan --check`), so bad input leaves no run folder, worktree or
+branch behind.
+
+Creating a run writes, in order: the run folder and its lock, plan.json, spec.md, the isolated
+CODEX_HOME, then the journal's first record (`run.created`). The run exists from that record on.
+A creation that fails on the way (an error, a full disk) removes what it wrote; one that is killed
+leaves a folder without that record, in which nothing ran: `run` with the same --run-id takes its
+lock, clears it and creates the run afresh, and `resume` says to do so.
+
+Test hook: with CODEX_ORCH_FAULT_AT=STEP in the environment, creation stops right after STEP
+(run-dir, plan.json, spec.md, codex-home, created): killed with SIGKILL, or with STEP:error, failing
+as a full disk would (ENOSPC). tests/test_run_creation.py uses it to crash a real `codex-orch run`.
 """
 
 from __future__ import annotations
 
-import secrets
-from datetime import UTC, datetime
+import errno
+import os
+import shutil
+import signal
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from codex_orch.config import Config, load_config
 from codex_orch.engine.agent_env import codex_home_for, redactor_for, resolve_command
-from codex_orch.engine.context import Notify, _no_notify, load_schema
+from codex_orch.engine.checks import (
+    new_run_id,
+    raise_errors,
+    run_branches,
+    run_date,
+    run_findings,
+    run_was_created,
+    template_findings,
+)
+from codex_orch.engine.context import Notify, _no_notify
 from codex_orch.engine.drive import RunOptions, RunOutcome, drive, run_context
 from codex_orch.engine.executor import render_task_prompt
 from codex_orch.engine.prompts import read_spec
-from codex_orch.errors import InputError
+from codex_orch.errors import InputError, OrchError
 from codex_orch.git.repo import Git
-from codex_orch.git.workspace import branch_name
 from codex_orch.layout import Layout, id_problem
 from codex_orch.plan import Plan, Task, load_plan
 from codex_orch.proc.groups import is_our_orphan, reap_group
 from codex_orch.scaffold import ensure_scaffold
-from codex_orch.state import RunLock, RunStore, atomic_write_json
+from codex_orch.state import LOCK_NAME, RunLock, RunStore, atomic_write_json
 
-
-def new_run_id() -> str:
-    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+FAULT_ENV = "CODEX_ORCH_FAULT_AT"
 
 
 def repo_root(cwd: Path | None = None) -> Path:
     return Git(cwd or Path.cwd()).toplevel()
-
-
-def _check_templates(layout: Layout, config: Config, plan: Plan) -> None:
-    """Load every schema and render one prompt per role now, so template errors come before any run."""
-    from codex_orch.engine.prompts import PromptRenderer
-
-    renderer = PromptRenderer(layout)
-    checked: set[str] = set()
-    for task in plan.tasks:
-        if task.role in checked:
-            continue
-        checked.add(task.role)
-        role = config.roles[task.role]
-        load_schema(layout, role.output_schema)
-        renderer.render(
-            role.prompt_template,
-            {
-                "run_id": "check",
-                "role": task.role,
-                "goal": plan.goal,
-                "assumptions": list(plan.assumptions),
-                "spec": "",
-                "task": task.context(),
-                "acceptance": task.acceptance,
-                "dependencies": [],
-                "worktree": "",
-            },
-        )
 
 
 def _base_branch(git: Git, base_ref: str) -> str | None:
@@ -72,12 +65,22 @@ def _base_branch(git: Git, base_ref: str) -> str | None:
 
 
 def start_run(
-    root: Path, plan_file: Path, spec_file: Path | None, options: RunOptions, notify: Notify = _no_notify
+    root: Path,
+    plan_file: Path,
+    spec_file: Path | None,
+    options: RunOptions,
+    notify: Notify = _no_notify,
+    warn: Callable[[str], None] | None = None,
 ) -> RunOutcome:
+    """`run`: load the plan and the spec, check everything, create the run and drive it. `warn(line)`
+    hears what the plan loader accepted but the user should know (unknown task keys), once."""
     layout = Layout(root)
     config = load_config(layout)
     plan = load_plan(plan_file, config, label=_label(plan_file, root))
     spec = read_spec(spec_file, _label(spec_file, root)) if spec_file else None
+    if warn is not None:
+        for line in plan.warnings:
+            warn(line)
     return create_and_drive(layout, config, plan, spec, options, notify)
 
 
@@ -91,49 +94,20 @@ def _label(path: Path, root: Path) -> str:
 def create_and_drive(
     layout: Layout, config: Config, plan: Plan, spec: str | None, options: RunOptions, notify: Notify = _no_notify
 ) -> RunOutcome:
-    git = Git(layout.root)
     run_id = options.run_id or new_run_id()
-    problem = id_problem(run_id)
-    if problem:
-        raise InputError(f"--run-id: {run_id!r} {problem}")
-    run_dir = layout.run_dir(run_id)
-    if run_dir.exists():
-        raise InputError(f"--run-id: run {run_id!r} already exists", f"Use `codex-orch resume --run-id {run_id}`.")
+    raise_errors(run_findings(layout, config, plan, spec, run_id))
+    git = Git(layout.root)
     base_commit = git.rev(config.git.base_ref)
-    date = datetime.now(UTC).strftime("%Y%m%d")
+    date = run_date()
     single = config.use_single_workspace
-    branches = []
-    if single:
-        branches.append(branch_name(config.git.shared_branch_template, config.source, date=date, run_id=run_id))
-    else:
-        for task in plan.tasks:
-            branches.append(
-                branch_name(
-                    config.git.branch_template, config.source, date=date, run_id=run_id, task_id=task.id, role=task.role
-                )
-            )
-    existing = git.local_branches()
-    for branch in branches:
-        if not git.valid_branch_name(branch):
-            raise InputError(f"{config.source}: git: branch name {branch!r} is not valid for git")
-        if branch in existing:
-            raise InputError(f"branch {branch!r} already exists", "Choose another --run-id.")
+    branches = run_branches(config, plan, run_id, date)
     command = resolve_command(config, layout.root)
-    _check_templates(layout, config, plan)
 
     # From here on, things are written.
     ensure_scaffold(layout)
-    run_dir.mkdir(parents=True)
-    lock = RunLock(run_dir).acquire()
+    run_dir = layout.run_dir(run_id)
+    lock = _claim(run_dir, run_id)
     try:
-        atomic_write_json(run_dir / "plan.json", plan.to_json())
-        if spec is not None:
-            (run_dir / "spec.md").write_text(spec, "utf-8")
-        home = codex_home_for(config, run_dir)
-        if config.codex.home == "isolated" and home is not None:
-            from codex_orch.agents.codex_home import prepare_isolated_home
-
-            prepare_isolated_home(home, config.codex.config)
         run: dict[str, Any] = {
             "run_id": run_id,
             "date": date,
@@ -146,15 +120,86 @@ def create_and_drive(
             "worktree": str(layout.run_worktree(run_id)) if single else None,
             "goal": plan.goal,
             "has_spec": spec is not None,
-            "codex_home": str(home) if home else None,
+            "codex_home": None,
             "max_workers": options.max_workers or config.limits.max_workers,
         }
-        tasks = [{"id": t.id, "role": t.role, "blocked_by": list(t.blocked_by)} for t in plan.tasks]
-        store = RunStore.create(run_dir, run, tasks, redactor_for(config))
+        store, home = _create(run_dir, config, plan, spec, run)
+        _fault_point("created")
         ctx = run_context(layout, config, plan, spec, store, git, command, home, notify, options)
         return drive(ctx, options)
     finally:
         lock.release()
+
+
+def _create(
+    run_dir: Path, config: Config, plan: Plan, spec: str | None, run: dict[str, Any]
+) -> tuple[RunStore, Path | None]:
+    """Write the run's files into its claimed folder, the journal's first record last. On any failure
+    before that record, the folder is removed: nothing ran, nothing is left."""
+    try:
+        _fault_point("run-dir")
+        atomic_write_json(run_dir / "plan.json", plan.to_json())
+        _fault_point("plan.json")
+        if spec is not None:
+            (run_dir / "spec.md").write_text(spec, "utf-8")
+            _fault_point("spec.md")
+        home = codex_home_for(config, run_dir)
+        if config.codex.home == "isolated" and home is not None:
+            from codex_orch.agents.codex_home import prepare_isolated_home
+
+            prepare_isolated_home(home, config.codex.config)
+            _fault_point("codex-home")
+        tasks = [{"id": t.id, "role": t.role, "blocked_by": list(t.blocked_by)} for t in plan.tasks]
+        run = {**run, "codex_home": str(home) if home else None}
+        return RunStore.create(run_dir, run, tasks, redactor_for(config)), home
+    except BaseException as exc:
+        if not run_was_created(run_dir):
+            _clear(run_dir, keep_lock=False)
+        if isinstance(exc, OSError):
+            run_id = run["run_id"]
+            raise OrchError(
+                f"cannot create run {run_id!r} in {run_dir}: {exc.strerror or exc}.",
+                f"Nothing ran; once fixed, start it again with --run-id {run_id}.",
+            ) from None
+        raise
+
+
+def _claim(run_dir: Path, run_id: str) -> RunLock:
+    """The run folder, made or taken over, and its lock. A folder whose journal never got its first
+    record is what a killed creation left: nothing ran there, so it is cleared and used afresh."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(run_dir).acquire()  # another process creating or driving this run: RunLockedError
+    try:
+        if run_was_created(run_dir):  # created by another process since the checks
+            raise InputError(f"--run-id: run {run_id!r} already exists.", f"Use `codex-orch resume --run-id {run_id}`.")
+        _clear(run_dir, keep_lock=True)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def _clear(run_dir: Path, keep_lock: bool) -> None:
+    """Remove what a creation wrote into the run folder (all but the held lock), or the whole folder."""
+    if not keep_lock:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return
+    for entry in run_dir.iterdir():
+        if entry.name == LOCK_NAME:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+def _fault_point(step: str) -> None:
+    """The test hook of the module docstring: stop creation right after `step`."""
+    fault = os.environ.get(FAULT_ENV)
+    if fault == step:
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif fault == f"{step}:error":
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
 def _orphaned(attempt: dict[str, Any]) -> bool:
@@ -173,6 +218,11 @@ def resume_run(
     run_dir = layout.run_dir(run_id)
     if not run_dir.is_dir():
         raise InputError(f"--run-id: no run {run_id!r} in {layout.runs_dir}")
+    if not run_was_created(run_dir):
+        raise InputError(
+            f"--run-id: run {run_id!r} was never fully created (codex-orch stopped while creating it); nothing ran.",
+            f"Start it again: codex-orch run --plan-file PLAN --run-id {run_id}",
+        )
     config = load_config(layout)
     plan = load_plan(run_dir / "plan.json", config)
     spec = (
@@ -182,7 +232,7 @@ def resume_run(
     )
     git = Git(layout.root)
     command = resolve_command(config, layout.root)
-    _check_templates(layout, config, plan)
+    raise_errors(template_findings(layout, config, plan, spec or ""))
     lock = RunLock(run_dir).acquire()
     try:
         store = RunStore.open(run_dir, redactor_for(config))
