@@ -137,3 +137,35 @@ def test_a_branch_left_without_its_worktree_by_a_crash_is_checked_out_again(repo
     assert (worktree / "README.md").read_text() == "# test repo\n"
     assert Git(worktree).run("rev-parse", "--abbrev-ref", "HEAD") == "orch/t1"
     assert Git(worktree).head() == start and Git(worktree).status() == []
+
+
+def test_a_task_that_starts_while_another_waits_to_commit_keeps_its_files(repo: Repo) -> None:
+    """The race of issue 19, made to happen every time: task A waits for the worktree's commit lock
+    (a sibling's commit holds it); meanwhile task C starts and writes its file. What is whose must be
+    decided inside the lock, after the status is read: C's file is not A's violation."""
+    workspaces, worktree = open_shared(repo)
+    running = {"A": ["a/**"], "B": ["b/**"]}
+    (worktree / "a").mkdir()
+    (worktree / "a" / "x.txt").write_text("A\n")
+    lock = workspaces._lock_for(worktree)
+    lock.acquire()  # B's commit is in progress
+    outcome: dict[str, object] = {}
+
+    def commit_a() -> None:
+        others = lambda: [glob for task, globs in running.items() if task != "A" for glob in globs]  # noqa: E731
+        outcome["a"] = workspaces.commit(
+            worktree, "A: a\n", ["a/**"], None, others=others, preserve_ref="refs/orch/x/violations/A"
+        )
+
+    thread = threading.Thread(target=commit_a)
+    thread.start()
+    running["C"] = ["c/**"]  # C starts while A waits for the lock...
+    (worktree / "c").mkdir()
+    (worktree / "c" / "y.txt").write_text("C\n")  # ...and writes its file
+    lock.release()
+    thread.join(timeout=60)
+    result = outcome["a"]
+    assert result.violations == ()  # type: ignore[attr-defined]
+    assert result.files == ("a/x.txt",)  # type: ignore[attr-defined]
+    assert (worktree / "c" / "y.txt").read_text() == "C\n"  # not set aside, not reverted
+    assert Git(repo.path).run("for-each-ref", "refs/orch/x/violations/") == ""
