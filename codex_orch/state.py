@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from codex_orch.errors import InputError, RunLockedError
+from codex_orch.faults import fault_point
 from codex_orch.redaction import Redactor
 
 SCHEMA_VERSION = 1
@@ -257,9 +258,11 @@ class RunStore:
                     text, rec = redacted, json.loads(redacted)
             line = (text + "\n").encode("utf-8")
             apply(self._state, rec)  # first, so that a bad record never reaches the journal
+            fault_point(f"journal:before:{kind}")
             written = os.write(self._fd, line)
             while written < len(line):
                 written += os.write(self._fd, line[written:])
+            fault_point(f"journal:after:{kind}")
             self._offset += len(line)
             self._since_snapshot += 1
             # A snapshot costs as much as the state is big: taking one every (8 x tasks) records keeps

@@ -105,11 +105,13 @@ class Sandbox:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(yaml.safe_dump(config))
 
-    def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, timeout: float = 120, extra_env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "codex_orch", *args],
             cwd=self.repo,
-            env=env(),
+            env={**env(), **(extra_env or {})},
             timeout=timeout,
             capture_output=True,
             text=True,
@@ -236,6 +238,80 @@ def crash_trial(base: Path, seed: int, single: bool, workers: int, tasks: int = 
     if left:
         problems.append(f"agent processes still alive: {left}")
     return TrialResult(name, kills, problems)
+
+
+# Every journal record a run writes, in the order a task meets them; a crash right before and right after
+# each (codex-orch's faults.py hook, SIGKILL) must leave a run that `resume` finishes exactly once.
+JOURNAL_RECORDS = (
+    "run.workspace_ready",
+    "task.status",
+    "task.workspace",
+    "attempt.started",
+    "attempt.pid",
+    "attempt.thread",
+    "attempt.finished",
+    "task.result",
+    "task.committed",
+    "run.status",
+)
+
+
+def crash_points(single: bool) -> list[str]:
+    """Every deterministic crash point of a run: before and after each journal record (the first time;
+    a task's result and commit also the second time, when the first task's are already in)."""
+    points = []
+    for record in JOURNAL_RECORDS:
+        if record == "run.workspace_ready" and not single:
+            continue  # per-task worktrees are recorded with their task
+        for when in ("before", "after"):
+            points.append(f"journal:{when}:{record}")
+            if record in ("task.result", "task.committed"):
+                points.append(f"journal:{when}:{record}#2")
+    return points
+
+
+def crash_point_trial(base: Path, point: str, single: bool, tasks: int = 3) -> TrialResult:
+    """Kill codex-orch exactly at `point` (asserting it died there), then resume: every task must end
+    succeeded with exactly one commit, and no agent may be asked again for a task whose answer was in."""
+    name = f"{point}, {'shared' if single else 'per-task'} worktree"
+    box = Sandbox(base)
+    box.configure(crash_script(tasks, random.Random(7)), use_single_workspace=single)
+    plan_path = base / "plan.json"
+    plan = [{**t, "blocked_by": [f"T{i:04d}"] if i else []} for i, t in enumerate(crash_plan(random.Random(7), tasks))]
+    plan_path.write_text(json.dumps({"goal": "drill", "assumptions": [], "tasks": plan}))
+    crashed = box.cli(
+        "run",
+        "--plan-file",
+        str(plan_path),
+        "--run-id",
+        "drill",
+        "--no-progress",
+        extra_env={"CODEX_ORCH_FAULT_AT": point},
+    )
+    if crashed.returncode != -signal.SIGKILL:
+        return TrialResult(name, 0, [f"no crash at {point}: exit {crashed.returncode} {crashed.stderr.strip()[-200:]}"])
+    run_dir = box.repo / ".orchestrator" / "runs" / "drill"
+    before = read_state(run_dir)["tasks"]
+    answered = {tid for tid, task in before.items() if task.get("result") is not None}
+    threads = {before[tid]["thread_id"] for tid in answered}
+    prompts = {f"drill task {int(tid[1:])}." for tid in answered}
+    calls_before = len(box.log.read_text().splitlines()) if box.log.exists() else 0
+    resumed = box.cli("resume", "--run-id", "drill", "--no-progress")
+    problems = (
+        [] if resumed.returncode == 0 else [f"resume exited {resumed.returncode}: {resumed.stderr.strip()[-300:]}"]
+    )
+    if not problems:
+        problems += check_run(box, tasks, single)
+    calls = [json.loads(line) for line in box.log.read_text().splitlines()[calls_before:]] if box.log.exists() else []
+    asked_again = sorted(
+        {str(c.get("thread_id")) for c in calls if c.get("thread_id") in threads or str(c.get("prompt")) in prompts}
+    )
+    if asked_again:
+        problems.append(f"agents asked again for tasks whose answer was in: {asked_again}")
+    left = wait_gone(box.agent_pids())
+    if left:
+        problems.append(f"agent processes still alive: {left}")
+    return TrialResult(name, 1, problems)
 
 
 def check_run(box: Sandbox, tasks: int, single: bool) -> list[str]:
@@ -679,6 +755,7 @@ def main() -> int:
     parser.add_argument("--long", action="store_true", help="50 crash trials instead of 4")
     parser.add_argument("--trials", type=int, help="crash trials (overrides --long)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--no-points", action="store_true", help="skip the crash at every journal step")
     args = parser.parse_args()
     trials = args.trials or (50 if args.long else 4)
     failures = 0
@@ -697,6 +774,18 @@ def main() -> int:
                 flush=True,
             )
         crash_time = time.monotonic() - start
+        point_failures = points = 0
+        for single in () if args.no_points else (True, False):
+            for point in crash_points(single):
+                result = crash_point_trial(base / f"point{points}", point, single)
+                points += 1
+                point_failures += bool(result.problems)
+                print(
+                    f"point  {'FAIL' if result.problems else 'ok  '} {result.name}"
+                    + (f" — {'; '.join(result.problems)}" if result.problems else ""),
+                    flush=True,
+                )
+        failures += point_failures
         fault_failures = 0
         for i, fault in enumerate(FAULTS):
             result = fault_drill(base / f"fault{i}", fault)
@@ -716,13 +805,15 @@ def main() -> int:
                 flush=True,
             )
         total = failures + fault_failures + input_failures
-        print(f"\ncrash trials: {trials} ({kills} kill -9, {crash_time:.0f} s), failures: {failures}")
+        print(
+            f"\ncrash trials: {trials} ({kills} kill -9, {crash_time:.0f} s) and {points} crash points, failures: {failures}"
+        )
         print(f"agent faults: {len(FAULTS)}, failures: {fault_failures}")
         print(f"bad inputs: {len(BAD_INPUTS)}, failures: {input_failures}")
         print(
             f"{total} passed, {total} failed"
             if False
-            else f"drills: {trials + len(FAULTS) + len(BAD_INPUTS) - total} passed, {total} failed"
+            else f"drills: {trials + points + len(FAULTS) + len(BAD_INPUTS) - total} passed, {total} failed"
         )
     return 1 if total else 0
 

@@ -33,3 +33,34 @@ def test_crash_anywhere_then_resume(tmp_path: Path, seed: int, single: bool, wor
 def test_the_corpus_is_big_enough() -> None:
     assert len(drills.BAD_INPUTS) >= 30
     assert len(drills.FAULTS) >= 12
+
+
+# A representative set in CI; `tests/drills.py --long` (and without --no-points, always) crashes at every point.
+CI_POINTS = [
+    ("journal:after:attempt.thread", True),
+    ("journal:before:task.result", True),
+    ("journal:after:task.result", True),
+    ("journal:before:task.committed", True),
+    ("journal:before:task.committed#2", False),
+    ("journal:after:task.committed", False),
+    ("journal:before:run.status", False),
+]
+
+
+@pytest.mark.parametrize(
+    ("point", "single"), CI_POINTS, ids=[f"{p}-{'shared' if s else 'per-task'}" for p, s in CI_POINTS]
+)
+def test_crash_at_a_journal_step_then_resume(tmp_path: Path, point: str, single: bool) -> None:
+    result = drills.crash_point_trial(tmp_path, point, single)
+    assert result.problems == [], result.problems
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("single", [True, False], ids=["shared", "per-task"])
+def test_crash_at_every_journal_step_then_resume(tmp_path: Path, single: bool) -> None:
+    failed = {}
+    for i, point in enumerate(drills.crash_points(single)):
+        result = drills.crash_point_trial(tmp_path / str(i), point, single)
+        if result.problems:
+            failed[point] = result.problems
+    assert failed == {}

@@ -10,17 +10,14 @@ A creation that fails on the way (an error, a full disk) removes what it wrote; 
 leaves a folder without that record, in which nothing ran: `run` with the same --run-id takes its
 lock, clears it and creates the run afresh, and `resume` says to do so.
 
-Test hook: with CODEX_ORCH_FAULT_AT=STEP in the environment, creation stops right after STEP
-(run-dir, plan.json, spec.md, codex-home, created): killed with SIGKILL, or with STEP:error, failing
-as a full disk would (ENOSPC). tests/test_run_creation.py uses it to crash a real `codex-orch run`.
+Test hook (faults.py): with CODEX_ORCH_FAULT_AT=STEP in the environment, creation stops right after
+STEP (run-dir, plan.json, spec.md, codex-home, created): killed with SIGKILL, or with STEP:error,
+failing as a full disk would (ENOSPC). tests/test_run_creation.py uses it to crash a real `codex-orch run`.
 """
 
 from __future__ import annotations
 
-import errno
-import os
 import shutil
-import signal
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -42,14 +39,13 @@ from codex_orch.engine.drive import RunOptions, RunOutcome, drive, run_context
 from codex_orch.engine.executor import render_task_prompt
 from codex_orch.engine.prompts import read_spec
 from codex_orch.errors import InputError, OrchError
+from codex_orch.faults import fault_point
 from codex_orch.git.repo import Git
 from codex_orch.layout import Layout, id_problem
 from codex_orch.plan import Plan, Task, load_plan
 from codex_orch.proc.groups import is_our_orphan, reap_group
 from codex_orch.scaffold import ensure_scaffold
 from codex_orch.state import LOCK_NAME, RunLock, RunStore, atomic_write_json
-
-FAULT_ENV = "CODEX_ORCH_FAULT_AT"
 
 
 def repo_root(cwd: Path | None = None) -> Path:
@@ -124,7 +120,7 @@ def create_and_drive(
             "max_workers": options.max_workers or config.limits.max_workers,
         }
         store, home = _create(run_dir, config, plan, spec, run)
-        _fault_point("created")
+        fault_point("created")
         ctx = run_context(layout, config, plan, spec, store, git, command, home, notify, options)
         return drive(ctx, options)
     finally:
@@ -137,18 +133,18 @@ def _create(
     """Write the run's files into its claimed folder, the journal's first record last. On any failure
     before that record, the folder is removed: nothing ran, nothing is left."""
     try:
-        _fault_point("run-dir")
+        fault_point("run-dir")
         atomic_write_json(run_dir / "plan.json", plan.to_json())
-        _fault_point("plan.json")
+        fault_point("plan.json")
         if spec is not None:
             (run_dir / "spec.md").write_text(spec, "utf-8")
-            _fault_point("spec.md")
+            fault_point("spec.md")
         home = codex_home_for(config, run_dir)
         if config.codex.home == "isolated" and home is not None:
             from codex_orch.agents.codex_home import prepare_isolated_home
 
             prepare_isolated_home(home, config.codex.config)
-            _fault_point("codex-home")
+            fault_point("codex-home")
         tasks = [{"id": t.id, "role": t.role, "blocked_by": list(t.blocked_by)} for t in plan.tasks]
         run = {**run, "codex_home": str(home) if home else None}
         return RunStore.create(run_dir, run, tasks, redactor_for(config)), home
@@ -191,15 +187,6 @@ def _clear(run_dir: Path, keep_lock: bool) -> None:
             shutil.rmtree(entry)
         else:
             entry.unlink()
-
-
-def _fault_point(step: str) -> None:
-    """The test hook of the module docstring: stop creation right after `step`."""
-    fault = os.environ.get(FAULT_ENV)
-    if fault == step:
-        os.kill(os.getpid(), signal.SIGKILL)
-    elif fault == f"{step}:error":
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
 def _orphaned(attempt: dict[str, Any]) -> bool:
