@@ -20,10 +20,13 @@ class FailureKind(StrEnum):
     NOT_JSON = "not_json"
     SCHEMA_INVALID = "schema_invalid"
     ANSWER_INVALID = "answer_invalid"
+    ANSWER_UNSAFE = "answer_unsafe"
+    PROTOCOL = "protocol"
     AGENT_REPORTED = "agent_reported"
     INTERRUPTED = "interrupted"
     WORKSPACE = "workspace"
     PATHS_VIOLATION = "paths_violation"
+    INTERNAL = "internal"
 
 
 class Retry(StrEnum):
@@ -94,6 +97,19 @@ FAILURES: dict[FailureKind, FailureInfo] = {
             "duplicate or unknown ids, a dependency cycle, an unknown role); validation.txt lists why.",
         ),
         FailureInfo(
+            FailureKind.ANSWER_UNSAFE,
+            Retry.ANSWER,
+            "The final message held a value codex-orch does not take from an agent: larger than 1 MiB, nested "
+            "deeper than 64 levels, a number beyond 64 bits or not finite, a lone surrogate or a NUL character; "
+            "validation.txt says which and where.",
+        ),
+        FailureInfo(
+            FailureKind.PROTOCOL,
+            Retry.TRANSIENT,
+            "The agent's event stream broke the protocol (an event too deep, a number out of range, invalid "
+            "Unicode, a field of the wrong type, a malformed thread id); nothing it said was kept. See events.jsonl.",
+        ),
+        FailureInfo(
             FailureKind.AGENT_REPORTED,
             Retry.NEVER,
             "The agent itself reported the task blocked or failed; read its summary and risks.",
@@ -112,6 +128,12 @@ FAILURES: dict[FailureKind, FailureInfo] = {
             FailureKind.PATHS_VIOLATION,
             Retry.NEVER,
             "The agent changed files outside the task's declared paths; they were saved under refs/orch/<run>/violations/<task> and reverted (concurrency.on_violation: fail).",
+        ),
+        FailureInfo(
+            FailureKind.INTERNAL,
+            Retry.NEVER,
+            "codex-orch itself failed while running this task (the message names the exception; the traceback "
+            "is in internal-error.log in the task's folder). Other tasks were not affected; `resume` tries again.",
         ),
     )
 }
@@ -141,3 +163,10 @@ def classify_turn_failure(message: str) -> FailureKind:
 
 def info(kind: FailureKind) -> FailureInfo:
     return FAILURES[kind]
+
+
+def classify_reconnects(message: str) -> FailureKind:
+    """An agent that only kept saying it reconnects: `auth` or `rate_limited` when its message says so,
+    else `transport`."""
+    kind = classify_turn_failure(message)
+    return kind if kind in (FailureKind.AUTH, FailureKind.RATE_LIMITED) else FailureKind.TRANSPORT

@@ -63,7 +63,8 @@ def write_report(root: Path, run_id: str) -> tuple[Path, Report]:
     folder = run_dir(Layout(root), run_id)
     report = build_report(read_state(folder))
     path = folder / REPORT_NAME
-    atomic_write(path, report_markdown(report).encode("utf-8"))
+    # backslashreplace: a run recorded before agents' values were checked may hold a lone surrogate
+    atomic_write(path, report_markdown(report).encode("utf-8", "backslashreplace"))
     return path, report
 
 

@@ -1,11 +1,15 @@
 """One task, start to finish: its workspace, its attempts, validation with retry, its commit.
 
-A task's failure is its result, never the run's crash: every path ends in a recorded status.
+A task's failure is its result, never the run's crash: every path ends in a recorded status. Even an
+unexpected exception inside this module becomes the task's failure (kind `internal`), so that its
+siblings and dependants go on as after any other failure.
 """
 
 from __future__ import annotations
 
 import logging
+import traceback
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +23,13 @@ from codex_orch.git.repo import local_changes
 from codex_orch.git.workspace import Workspace, branch_name, commit_message, decisions_entry
 from codex_orch.plan import Task
 from codex_orch.state import now_iso
+from codex_orch.untrusted import clean_text
 
 log = logging.getLogger(__name__)
 
 FAILED_RESULT_STATUSES = ("blocked", "failed")
+MESSAGE_CHARS = 2000  # of a failure message, as recorded
+INTERNAL_LOG = "internal-error.log"
 
 
 def attempt_dir(ctx: RunContext, task_id: str, n: int) -> Path:
@@ -33,7 +40,8 @@ def dependency_context(ctx: RunContext, task: Task) -> list[dict[str, Any]]:
     deps = []
     for dep_id in task.blocked_by:
         dep = ctx.store.task(dep_id)
-        result = dep.get("result") or {}
+        result = dep.get("result")
+        result = result if isinstance(result, Mapping) else {}
         deps.append(
             {
                 "id": dep_id,
@@ -241,6 +249,7 @@ class TaskRunner:
             command=ctx.command,
             extra_args=ctx.config.codex.extra_args,
             redactor=ctx.redactor,
+            max_reconnects=ctx.config.limits.max_reconnects,
         )
         backend = get_backend(task.agent)
         result = backend.run(
@@ -268,7 +277,9 @@ class TaskRunner:
             thread_id=result.thread_id,
             exit_code=result.exit_code,
             failure=str(failure) if failure else None,
-            failure_message=result.failure_message or ("; ".join(verdict.errors[:5]) if verdict else ""),
+            failure_message=clean_text(
+                result.failure_message or ("; ".join(verdict.errors[:5]) if verdict else ""), MESSAGE_CHARS
+            ),
             usage=usage.to_json(),
             thread_usage=result.usage.to_json(),
             events=result.event_count,
@@ -284,6 +295,8 @@ class TaskRunner:
         status = str(value.get("status", "done")) if isinstance(value, dict) else "done"
         summary = str(value.get("summary", "")) if isinstance(value, dict) else ""
         decisions = value.get("decisions") if isinstance(value, dict) else None
+        if not isinstance(decisions, list) or not all(isinstance(d, dict) for d in decisions):
+            decisions = None  # a role whose schema says otherwise: nothing to append to decisions.md
         rec = ctx.store.task(task.id)
         violations: tuple[str, ...] = ()
         files: list[str] = []
@@ -336,14 +349,19 @@ class TaskRunner:
         return "succeeded"
 
     def _fail(self, kind: FailureKind, message: str) -> str:
-        self.ctx.store.record(
-            "task.status",
-            task=self.task.id,
-            status="failed",
-            error={"kind": str(kind), "message": message, "hint": info(kind).hint},
-        )
-        self.ctx.notify("finished", self.task.id, {"status": "failed", "kind": str(kind), "message": message})
-        return "failed"
+        return record_failure(self.ctx, self.task.id, kind, message)
+
+
+def record_failure(ctx: RunContext, task_id: str, kind: FailureKind, message: str) -> str:
+    message = clean_text(message, MESSAGE_CHARS)
+    ctx.store.record(
+        "task.status",
+        task=task_id,
+        status="failed",
+        error={"kind": str(kind), "message": message, "hint": info(kind).hint},
+    )
+    ctx.notify("finished", task_id, {"status": "failed", "kind": str(kind), "message": message})
+    return "failed"
 
 
 def _thread_usage(attempts: list[dict[str, Any]], thread: str) -> Usage:
@@ -354,12 +372,37 @@ def _thread_usage(attempts: list[dict[str, Any]], thread: str) -> Usage:
 
 
 def run_task(ctx: RunContext, task: Task) -> str:
-    """Run one task to a final status; never raises for the task's own failures."""
+    """Run one task to a final status; never raises for the task's own failures, nor for a bug met on
+    the way (that is the task's failure, kind `internal`, its traceback in the task's folder)."""
     ctx.set_active(task.id, task.paths, True)
     try:
         return TaskRunner(ctx, task).run()
     except OrchError as exc:
         log.info("task %s failed: %s", task.id, exc)
-        return TaskRunner(ctx, task)._fail(FailureKind.WORKSPACE, str(exc))
+        return record_failure(ctx, task.id, FailureKind.WORKSPACE, str(exc))
+    except Exception as exc:
+        return _internal_failure(ctx, task.id, exc)
     finally:
         ctx.set_active(task.id, None, False)
+
+
+def _internal_failure(ctx: RunContext, task_id: str, exc: Exception) -> str:
+    """An unexpected exception in this task's executor: its open attempt is closed, the task fails."""
+    message = f"{type(exc).__name__}: {exc}"
+    log.info("task %s: internal error: %s", task_id, message)
+    folder = ctx.run_dir / "tasks" / task_id
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / INTERNAL_LOG, "a", encoding="utf-8", errors="backslashreplace") as fh:
+            fh.write(f"{now_iso()}\n{''.join(traceback.format_exception(exc))}\n")
+    except OSError:
+        pass  # the message still says what happened
+    attempts = ctx.store.task(task_id)["attempts"]
+    if attempts and attempts[-1].get("ended_at") is None:
+        ctx.store.record(
+            "attempt.finished",
+            task=task_id,
+            failure=str(FailureKind.INTERNAL),
+            failure_message=clean_text(message, MESSAGE_CHARS),
+        )
+    return record_failure(ctx, task_id, FailureKind.INTERNAL, message)
