@@ -10,10 +10,15 @@ waiting for network" at growing intervals for as long as it is left running.
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import CliResult, FakeCodex, Repo, answer, read_state, run_cli, write_plan
+
+from codex_orch.proc.stream import ProcRequest, run_streaming
 
 CAPTURE = Path(__file__).resolve().parent / "fake_codex" / "captures" / "no_network_stdout.jsonl"
 NO_NETWORK = "Reconnecting... waiting for network (Connection failed: error sending request)"
@@ -103,3 +108,23 @@ def test_max_reconnects_must_be_a_whole_number(repo: Repo, fake_codex: FakeCodex
     assert result.code == 2
     assert "limits.max_reconnects" in result.err
     assert not (repo.path / ".orchestrator" / "runs" / "r1").exists()
+
+
+@pytest.mark.parametrize(("says", "stopped_idle"), [(None, False), (True, False), (False, True)])
+def test_only_lines_the_callback_calls_progress_reset_the_idle_clock(
+    tmp_path: Path, says: bool | None, stopped_idle: bool
+) -> None:
+    """proc/ knows nothing of codex: the line callback says whether a line was progress (False: not)."""
+    chatter = "import time\nfor i in range(60):\n    print('notice', flush=True)\n    time.sleep(0.05)"
+    request = ProcRequest(
+        argv=(sys.executable, "-c", chatter),
+        cwd=tmp_path,
+        env=dict(os.environ),
+        stdout_path=tmp_path / "out.log",
+        stderr_path=tmp_path / "err.log",
+        idle_timeout=1.0,
+        stop_grace=1,
+    )
+    outcome = run_streaming(request, lambda line: says)
+    assert outcome.idle_out is stopped_idle
+    assert (outcome.returncode == 0) is not stopped_idle
