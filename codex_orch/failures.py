@@ -53,7 +53,8 @@ FAILURES: dict[FailureKind, FailureInfo] = {
         FailureInfo(
             FailureKind.IDLE,
             Retry.TRANSIENT,
-            "No event arrived within the idle limit; the agent or its model server hung (limits.idle_timeout).",
+            "No progress (an event other than an error notice or an unreadable line) within the idle limit; the "
+            "agent or its model server hung (limits.idle_timeout).",
         ),
         FailureInfo(
             FailureKind.CRASHED, Retry.TRANSIENT, "The agent exited abnormally; see stderr.log in the attempt folder."

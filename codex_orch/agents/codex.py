@@ -260,7 +260,7 @@ class CodexBackend:
             failure = classify_reconnects(reader.last_error or "")
             message = f"no progress for {request.idle_timeout:g} s, only notices: {reader.last_error}"
         elif outcome.idle_out:
-            failure, message = FailureKind.IDLE, f"no event for {request.idle_timeout:g} s"
+            failure, message = FailureKind.IDLE, f"no progress for {request.idle_timeout:g} s"
         elif reader.violation is not None:
             failure, message = FailureKind.PROTOCOL, reader.violation
         elif reader.turn_failed is not None:
