@@ -326,3 +326,19 @@ def read_state_dir(run_dir: Path) -> dict[str, Any]:
 
     state: dict[str, Any] = read(run_dir)
     return state
+
+
+def test_a_run_recorded_before_these_checks_can_still_be_reported(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    """A journal written by an older codex-orch may hold a lone surrogate (JSON-escaped, so it was
+    written fine): report.md is written with it escaped instead of failing for good."""
+    assert run_plan(repo, fake_codex, tmp_path, [[{"answer": answer("ok")}]]).code == 0
+    journal = repo.path / ".orchestrator/runs/r1/journal.jsonl"
+    seq = json.loads(journal.read_text().splitlines()[-1])["seq"] + 1
+    old = {"seq": seq, "ts": "2026-11-01T00:00:00.000+00:00", "type": "task.result", "task": "T0001"}
+    with open(journal, "a") as fh:
+        fh.write(json.dumps({**old, "result": {"summary": "old \ud800 value"}}) + "\n")
+    for args in (("report", "--run-id", "r1"), ("report", "--json", "--run-id", "r1"), ("status", "--json")):
+        assert run_cli(repo.path, *args).code == 0, args
+    assert "old \\ud800 value" in (journal.parent / "report.md").read_text("utf-8")
