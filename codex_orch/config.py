@@ -101,6 +101,7 @@ CONFIG_SCHEMA: dict[str, Any] = _closed(
                 "stop_grace": _POS_NUM,
                 "max_workers": {"type": "integer", "minimum": 1},
                 "max_tasks": {"type": "integer", "minimum": 1},
+                "max_reconnects": {"type": "integer", "minimum": 0},
             }
         ),
         "roles": {"type": "object", "additionalProperties": _ROLE},
@@ -170,6 +171,7 @@ class Limits:
     stop_grace: float
     max_workers: int
     max_tasks: int = 100
+    max_reconnects: int = 5
 
 
 @dataclass(frozen=True)
@@ -322,6 +324,7 @@ def build_config(raw: dict[str, Any], source: str) -> Config:
             stop_grace=float(limits["stop_grace"]),
             max_workers=int(limits["max_workers"]),
             max_tasks=int(limits["max_tasks"]),
+            max_reconnects=int(limits["max_reconnects"]),
         ),
         roles=roles,
         role_aliases=aliases,

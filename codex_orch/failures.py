@@ -20,12 +20,15 @@ class FailureKind(StrEnum):
     NOT_JSON = "not_json"
     SCHEMA_INVALID = "schema_invalid"
     ANSWER_INVALID = "answer_invalid"
+    ANSWER_UNSAFE = "answer_unsafe"
+    PROTOCOL = "protocol"
     AGENT_REPORTED = "agent_reported"
     INTERRUPTED = "interrupted"
     WORKSPACE = "workspace"
     PATHS_VIOLATION = "paths_violation"
     GUARDRAIL = "guardrail"
     HIDDEN_WORK = "hidden_work"
+    INTERNAL = "internal"
 
 
 class Retry(StrEnum):
@@ -52,7 +55,8 @@ FAILURES: dict[FailureKind, FailureInfo] = {
         FailureInfo(
             FailureKind.IDLE,
             Retry.TRANSIENT,
-            "No event arrived within the idle limit; the agent or its model server hung (limits.idle_timeout).",
+            "No progress (an event other than an error notice or an unreadable line) within the idle limit; the "
+            "agent or its model server hung (limits.idle_timeout).",
         ),
         FailureInfo(
             FailureKind.CRASHED, Retry.TRANSIENT, "The agent exited abnormally; see stderr.log in the attempt folder."
@@ -96,6 +100,19 @@ FAILURES: dict[FailureKind, FailureInfo] = {
             "duplicate or unknown ids, a dependency cycle, an unknown role); validation.txt lists why.",
         ),
         FailureInfo(
+            FailureKind.ANSWER_UNSAFE,
+            Retry.ANSWER,
+            "The final message held a value codex-orch does not take from an agent: larger than 1 MiB, nested "
+            "deeper than 64 levels, a number beyond 64 bits or not finite, a lone surrogate or a NUL character; "
+            "validation.txt says which and where.",
+        ),
+        FailureInfo(
+            FailureKind.PROTOCOL,
+            Retry.TRANSIENT,
+            "The agent's event stream broke the protocol (an event too deep, a number out of range, invalid "
+            "Unicode, a field of the wrong type, a malformed thread id); nothing it said was kept. See events.jsonl.",
+        ),
+        FailureInfo(
             FailureKind.AGENT_REPORTED,
             Retry.NEVER,
             "The agent itself reported the task blocked or failed; read its summary and risks.",
@@ -125,6 +142,12 @@ FAILURES: dict[FailureKind, FailureInfo] = {
             Retry.ANSWER,
             "The agent's work would not be in its commit: files ignored by a .gitignore it wrote, a nested repository, special or unreadable files (guardrails.on_hidden_work: fail).",
         ),
+        FailureInfo(
+            FailureKind.INTERNAL,
+            Retry.NEVER,
+            "codex-orch itself failed while running this task (the message names the exception; the traceback "
+            "is in internal-error.log in the task's folder). Other tasks were not affected; `resume` tries again.",
+        ),
     )
 }
 
@@ -153,3 +176,10 @@ def classify_turn_failure(message: str) -> FailureKind:
 
 def info(kind: FailureKind) -> FailureInfo:
     return FAILURES[kind]
+
+
+def classify_reconnects(message: str) -> FailureKind:
+    """An agent that only kept saying it reconnects: `auth` or `rate_limited` when its message says so,
+    else `transport`."""
+    kind = classify_turn_failure(message)
+    return kind if kind in (FailureKind.AUTH, FailureKind.RATE_LIMITED) else FailureKind.TRANSPORT

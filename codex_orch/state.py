@@ -87,6 +87,15 @@ def atomic_write_json(path: Path, value: Any) -> None:
     atomic_write(path, (json.dumps(value, indent=1, sort_keys=False) + "\n").encode("utf-8"))
 
 
+def _strict_dumps(value: Any, **options: Any) -> str:
+    """JSON that every reader can load back: ValueError for NaN or Infinity, and for a lone surrogate
+    (escaped as `\\ud800` it is ASCII, but loads back into a string no UTF-8 writer can encode)."""
+    text = json.dumps(value, allow_nan=False, **options)
+    if "\\ud" in text:  # an astral character (a surrogate pair), or a lone surrogate
+        json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    return text
+
+
 # --- the fold --------------------------------------------------------------------------------------
 def _new_task(spec: dict[str, Any]) -> dict[str, Any]:
     return {
@@ -251,7 +260,7 @@ class RunStore:
     def record(self, kind: str, **fields: Any) -> None:
         with self._lock:
             rec = {"seq": self._state["seq"] + 1, "ts": now_iso(), "type": kind, **fields}
-            text = json.dumps(rec, separators=(",", ":"))
+            text = _strict_dumps(rec, separators=(",", ":"))  # a record that cannot be read back is refused
             if self.redactor:
                 redacted = self.redactor.text(text)
                 if redacted != text:

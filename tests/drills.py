@@ -433,6 +433,17 @@ FAULTS = [
     ),
     Fault("answer, then exit 1", [[{"answer": answer("ok")}, {"exit": 1}]], "crashed"),
     Fault("unknown thread on resume", [[{"answer": {"status": "done"}}], [{"exit": 1}]], "crashed", {"retries": 1}),
+    Fault("answer nested 100k deep, always", [[{"answer": "[" * 100_000 + "]" * 100_000}]], "answer_unsafe"),
+    Fault(
+        "usage of 1e400",
+        [[{"answer": answer("ok")}, {"raw": '{"type":"turn.completed","usage":{"input_tokens":1e400}}'}, {"exit": 0}]],
+        "protocol",
+    ),
+    Fault(
+        "endless reconnect notices",
+        [[{"loop": [{"error_event": "Reconnecting... waiting for network (Connection failed)"}, {"sleep": 0.05}]}]],
+        "transport",
+    ),
 ]
 
 

@@ -18,7 +18,9 @@ from codex_orch import __version__
 # The Jenkins xunit-plugin schema (JUnit as Surefire and Ant write it), as pytest validates its own
 # --junitxml output against it; see tests/schemas/README.md.
 JUNIT_XSD = TESTS / "schemas" / "junit-10.xsd"
-HOSTILE = "bad\x00nul \x1b[31mred\x1b[0m \x08 ]]> <b>&amp; \ufffe \ud800 end"
+# What an answer may still carry once its values are checked (NUL and lone surrogates are refused there,
+# untrusted.py): every other character XML 1.0 forbids.
+HOSTILE = "bad\x01soh \x1b[31mred\x1b[0m \x08 ]]> <b>&amp; \ufffe end"
 SECRET = "sk-ci-0123456789abcdef"  # given to the agent through codex.env
 TOKEN = "ghp_ci_token_987654321"  # in the environment of the run and of the report
 
@@ -86,8 +88,7 @@ def test_junit_validates_and_holds_a_case_per_task(
 
     # the hostile summary arrives, every character XML 1.0 forbids written out visibly
     hostile = cases["H"].findtext("system-out") or ""
-    assert "summary: bad\\x00nul \\x1b[31mred\\x1b[0m \\x08 ]]> <b>&amp; \\ufffe \\ud800 end" in hostile
-    assert "\\ud800 end" in result.out  # report.md too: a lone surrogate no longer crashes `report`
+    assert "summary: bad\\x01soh \\x1b[31mred\\x1b[0m \\x08 ]]> <b>&amp; \\ufffe end" in hostile
 
 
 def test_junit_of_a_run_with_nothing_else(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:

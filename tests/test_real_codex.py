@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -165,6 +166,28 @@ def test_a_silent_stream_is_classified_idle_within_its_bound(repo: Repo, tmp_pat
     task = read_state(repo, "silent")["tasks"]["T0001"]
     assert task["error"]["kind"] == "idle"
     assert elapsed < 30  # codex's own 2 s stream idle limit ended it, far inside the 60 s silence
+
+
+def test_an_offline_codex_fails_as_transport_with_its_own_message(repo: Repo, tmp_path: Path) -> None:
+    """A model server nobody listens on, with codex's unbounded connection retries on: codex says
+    "Reconnecting... waiting for network" every few seconds, for ever. Those notices are not progress:
+    at the idle limit the attempt fails as transport with codex's message (before: every notice reset
+    the idle clock and the task said only "idle", or hung for the full timeout)."""
+    with socket.socket() as probe:  # a loopback port with nobody listening
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = codex_config(f"http://127.0.0.1:{port}/v1")
+    config["features"]["unbounded_connection_retries"] = True
+    repo.configure(
+        codex={"command": str(codex_bin()), "home": "isolated", "config": config},
+        limits={"timeout": 120, "idle_timeout": 3, "stop_grace": 2},
+    )
+    plan = write_plan(tmp_path / "plan.json", [TASK_A])
+    result = run_cli(repo.path, "run", "--plan-file", str(plan), "--run-id", "offline")
+    assert result.code == 1, result.err + result.out
+    error = read_state(repo, "offline")["tasks"]["T0001"]["error"]
+    assert error["kind"] == "transport"
+    assert error["message"].startswith("no progress for 3 s, only notices: Reconnecting... waiting for network")
 
 
 def test_killed_codex_orch_is_resumed_on_the_recorded_thread(repo: Repo, tmp_path: Path) -> None:

@@ -10,6 +10,9 @@ from typing import Any, Protocol
 
 from codex_orch.failures import FailureKind
 from codex_orch.redaction import Redactor
+from codex_orch.untrusted import UntrustedValue, json_type, short
+
+MAX_TOKENS = 2**53 - 1  # a token count beyond this is not a count (and would lose precision in JSON readers)
 
 
 @dataclass(frozen=True)
@@ -22,8 +25,28 @@ class Usage:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> Usage:
-        data = data or {}
-        return cls(**{f.name: int(data.get(f.name) or 0) for f in fields(cls)})
+        """Usage as codex-orch recorded it in the state (anything that is not a count reads as 0)."""
+        data = data if isinstance(data, Mapping) else {}
+        return cls(**{f.name: _count(data.get(f.name)) or 0 for f in fields(cls)})
+
+    @classmethod
+    def from_agent(cls, data: object, where: str = "usage") -> Usage:
+        """Usage as an agent reported it: an object of whole numbers from 0 to MAX_TOKENS (a count left
+        out or null is 0, unknown keys are ignored); anything else raises UntrustedValue."""
+        if data is None:
+            return cls()
+        if not isinstance(data, Mapping):
+            raise UntrustedValue(f"{where} must be an object, not {json_type(data)}")
+        counts = {}
+        for f in fields(cls):
+            value = data.get(f.name)
+            count = _count(value)
+            if count is None and value is not None:
+                raise UntrustedValue(
+                    f"{where}.{f.name} must be a whole number from 0 to {MAX_TOKENS}, not {short(value)}"
+                )
+            counts[f.name] = count or 0
+        return cls(**counts)
 
     def to_json(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -37,6 +60,12 @@ class Usage:
     @property
     def total(self) -> int:
         return self.input_tokens + self.output_tokens
+
+
+def _count(value: object) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_TOKENS:
+        return value
+    return None
 
 
 @dataclass(frozen=True)
@@ -56,6 +85,7 @@ class AttemptRequest:
     command: tuple[str, ...] = ("codex",)
     extra_args: tuple[str, ...] = ()
     redactor: Redactor | None = None
+    max_reconnects: int | None = None  # notices in a row tolerated without progress; None: any number
 
     @property
     def events_path(self) -> Path:

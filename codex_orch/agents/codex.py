@@ -1,19 +1,38 @@
-"""The codex backend: `codex exec --json`, its event stream, and what a turn's outcome means."""
+"""The codex backend: `codex exec --json`, its event stream, and what a turn's outcome means.
+
+The event stream is untrusted input. Each line is parsed under the limits of `untrusted.parse_json`
+and the fields codex-orch reads are checked for their type; an event that fails either check breaks
+the protocol and fails the attempt (kind `protocol`), and nothing it said is kept. Lines that are not
+JSON at all are counted as garbage and skipped, as before. Only progress resets the idle clock:
+codex's `error` events and `error` items (its "Reconnecting..." notices) do not, and more than
+`max_reconnects` of them in a row stop the agent.
+"""
 
 from __future__ import annotations
 
-import json
+import re
+import stat
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from codex_orch.agents.base import AgentResult, AttemptRequest, Progress, Usage
-from codex_orch.failures import FailureKind, classify_turn_failure
-from codex_orch.proc.stream import ProcRequest, run_streaming
+from codex_orch.failures import FailureKind, classify_reconnects, classify_turn_failure
+from codex_orch.proc.stream import MAX_LINE, ProcRequest, run_streaming
+from codex_orch.untrusted import JsonLimits, UntrustedValue, clean_text, json_type, parse_json, short
+
+# serde_json, which writes codex's events, nests at most 128 deep and never writes NaN or lone surrogates.
+EVENT_LIMITS = JsonLimits(max_bytes=MAX_LINE, max_depth=128)
+# A thread id goes into argv (`codex exec resume ID`) and into a commit trailer: codex's are UUIDs.
+THREAD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+MESSAGE_CHARS = 2000  # of an agent's error message, kept in the state
+ITEM_TYPES = 32  # distinct item types counted per attempt; more are counted as "(other)"
+ITEM_EVENTS = ("item.started", "item.updated", "item.completed")
+MAX_LAST_MESSAGE = 4 * 1024 * 1024  # bytes of codex's -o file read (answers are judged up to 1 MiB)
 
 
-def describe_item(item: dict[str, Any]) -> str:
+def describe_item(item: Mapping[str, Any]) -> str:
     kind = item.get("type", "?")
     if kind == "command_execution":
         return f"$ {str(item.get('command', ''))[:120]}"
@@ -24,62 +43,160 @@ def describe_item(item: dict[str, Any]) -> str:
         return "answering"
     if kind == "reasoning":
         return "thinking"
-    return str(kind)
+    return str(kind)[:120]
+
+
+_WANTED: dict[type, str] = {str: "a string", dict: "an object", list: "a list"}
+
+
+def _field(obj: Mapping[str, Any], key: str, kind: type, where: str, required: bool = False) -> Any:
+    """obj[key], which must be of `kind` (left out or null: None, unless required)."""
+    value = obj.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise UntrustedValue(f"{where}{key} must be {_WANTED[kind]}, not {json_type(value)}")
+    return value
+
+
+def _check_item(item: Mapping[str, Any], completed: bool) -> str:
+    """The item's type, after checking the fields codex-orch reads from it."""
+    kind: str = _field(item, "type", str, "item.", required=True)
+    if kind == "agent_message":
+        _field(item, "text", str, "item.", required=completed)
+    elif kind == "error":
+        _field(item, "message", str, "item.")
+    elif kind == "command_execution":
+        _field(item, "command", str, "item.")
+    elif kind == "file_change":
+        for i, change in enumerate(_field(item, "changes", list, "item.") or ()):
+            if not isinstance(change, dict):
+                raise UntrustedValue(f"item.changes[{i}] must be an object, not {json_type(change)}")
+            _field(change, "path", str, f"item.changes[{i}].")
+    return kind
 
 
 class _EventReader:
     """Folds the JSONL stream into the few facts the orchestrator keeps in memory."""
 
-    def __init__(self, on_progress: Callable[[Progress], None] | None) -> None:
+    def __init__(
+        self,
+        on_progress: Callable[[Progress], None] | None,
+        max_reconnects: int | None = None,
+        give_up: threading.Event | None = None,
+    ) -> None:
         self.on_progress = on_progress
+        self.max_reconnects = max_reconnects
+        self.give_up = give_up
         self.thread_id: str | None = None
         self.final_message: str | None = None
         self.usage = Usage()
         self.turn_completed = False
         self.turn_failed: str | None = None
         self.last_error: str | None = None
+        self.violation: str | None = None  # the first event that broke the protocol
+        self.notices = 0  # error events and items since the last progress
+        self.gave_up: str | None = None  # why the agent was stopped: past max_reconnects notices in a row
+        self.gave_up_on = ""  # the notice that went past max_reconnects
+        self.lines = 0
         self.events = 0
         self.garbage = 0
         self.items: Counter[str] = Counter()
 
-    def __call__(self, line: bytes) -> None:
+    def __call__(self, line: bytes) -> bool:
+        """Fold one line; whether it was progress (what resets the idle clock)."""
         if not line.strip():
-            return
+            return False
+        self.lines += 1
         try:
-            event = json.loads(line)
-        except ValueError:  # includes UnicodeDecodeError: bytes that are not UTF-8
+            event = parse_json(line, EVENT_LIMITS)
+        except UntrustedValue as exc:
+            return self._broken(f"event line {self.lines}: {exc}")
+        except ValueError:  # not JSON, or bytes that are not UTF-8
             self.garbage += 1
-            return
+            return False
         if not isinstance(event, dict):
             self.garbage += 1
-            return
-        self.events += 1
+            return False
         kind = event.get("type")
+        try:
+            if not isinstance(kind, str):
+                raise UntrustedValue(f"type must be a string, not {json_type(kind)}")
+            return self._fold(kind, event)
+        except UntrustedValue as exc:
+            return self._broken(f"event line {self.lines} ({short(kind)}): {exc}")
+
+    def _broken(self, message: str) -> bool:
+        if self.violation is None:
+            self.violation = message
+        return False
+
+    def _fold(self, kind: str, event: dict[str, Any]) -> bool:
+        self.events += 1
         action: str | None = None
         if kind == "thread.started":
-            self.thread_id = str(event.get("thread_id") or "") or self.thread_id
+            thread_id: str = _field(event, "thread_id", str, "", required=True)
+            if not THREAD_ID.fullmatch(thread_id):
+                raise UntrustedValue(f"thread_id {short(thread_id)} is not a thread id")
+            self.thread_id = thread_id
             action = "started"
-        elif kind in ("item.started", "item.completed", "item.updated"):
-            item = event.get("item") or {}
-            if not isinstance(item, dict):
-                return
+        elif kind in ITEM_EVENTS:
+            item: dict[str, Any] = _field(event, "item", dict, "", required=True)
+            item_type = _check_item(item, kind == "item.completed")
+            if item_type == "error":
+                if kind != "item.completed":
+                    return False
+                return self._notice(str(item.get("message") or "error"))
             if kind == "item.completed":
-                self.items[str(item.get("type"))] += 1
-                if item.get("type") == "agent_message":
-                    self.final_message = str(item.get("text") or "")
+                counted = item_type if len(item_type) <= 64 else "(other)"
+                if counted not in self.items and len(self.items) >= ITEM_TYPES:
+                    counted = "(other)"
+                self.items[counted] += 1
+                if item_type == "agent_message":
+                    self.final_message = item["text"]
             action = describe_item(item)
         elif kind == "turn.completed":
+            self.usage = Usage.from_agent(event.get("usage"))
             self.turn_completed = True
-            self.usage = Usage.from_json(event.get("usage"))
             action = "turn completed"
         elif kind == "turn.failed":
-            error = event.get("error") or {}
-            self.turn_failed = str(error.get("message") if isinstance(error, dict) else error) or "turn failed"
+            error = event.get("error")
+            if isinstance(error, dict):
+                error = _field(error, "message", str, "error.")
+            elif error is not None and not isinstance(error, str):
+                raise UntrustedValue(f"error must be an object, not {json_type(error)}")
+            self.turn_failed = clean_text(error or "turn failed", MESSAGE_CHARS)
             action = "turn failed"
         elif kind == "error":
-            self.last_error = str(event.get("message") or "")
+            return self._notice(_field(event, "message", str, "") or "error")
+        self.notices = 0
         if action is not None and self.on_progress is not None:
             self.on_progress(Progress(self.thread_id, action, self.usage if kind == "turn.completed" else None))
+        return True
+
+    def _notice(self, message: str) -> bool:
+        """An error event or item: codex retrying, or a warning. Not progress; past max_reconnects of them
+        in a row the agent is given up on."""
+        self.last_error = clean_text(message, MESSAGE_CHARS)
+        self.notices += 1
+        if self.max_reconnects is not None and self.notices > self.max_reconnects and self.gave_up is None:
+            self.gave_up = f"{self.notices} reconnect notices in a row, no progress: {self.last_error}"
+            self.gave_up_on = self.last_error
+            if self.give_up is not None:
+                self.give_up.set()
+        return False
+
+
+class _StopEither(threading.Event):
+    """What run_streaming polls (`is_set`) to stop the agent: set by the event reader to stop this one
+    attempt, or by the run's own cancel event (Ctrl-C, --fail-fast), which the reader must not set."""
+
+    def __init__(self, outer: threading.Event | None) -> None:
+        super().__init__()
+        self.outer = outer
+
+    def is_set(self) -> bool:
+        return super().is_set() or (self.outer is not None and self.outer.is_set())
 
 
 class CodexBackend:
@@ -106,7 +223,8 @@ class CodexBackend:
         on_start: Callable[[int], None] | None = None,
     ) -> AgentResult:
         request.attempt_dir.mkdir(parents=True, exist_ok=True)
-        reader = _EventReader(on_progress)
+        stop = _StopEither(cancel)
+        reader = _EventReader(on_progress, request.max_reconnects, stop)
         outcome = run_streaming(
             ProcRequest(
                 argv=tuple(self.build_argv(request)),
@@ -121,26 +239,30 @@ class CodexBackend:
                 redactor=request.redactor,
             ),
             on_line=reader,
-            cancel=cancel,
+            cancel=stop,
             on_start=on_start,
         )
-        final = reader.final_message
-        if request.last_message_path.is_file():
-            text = request.last_message_path.read_text("utf-8", "replace")
-            if final is None:
-                final = text or None
-            if request.redactor and request.redactor.text(text) != text:  # codex wrote it, not us
-                request.last_message_path.write_text(request.redactor.text(text), "utf-8")
+        last_message = _last_message(request)
+        final = reader.final_message if reader.final_message is not None else last_message
         failure: FailureKind | None = None
         message = ""
         if outcome.spawn_error:
             failure, message = FailureKind.SPAWN_FAILED, outcome.spawn_error
-        elif outcome.cancelled:
+        elif outcome.cancelled and (reader.gave_up is None or (cancel is not None and cancel.is_set())):
             failure, message = FailureKind.INTERRUPTED, "stopped by codex-orch (interrupted)"
+        elif reader.turn_failed is not None and reader.gave_up is not None:  # codex's own verdict got through
+            failure, message = classify_turn_failure(reader.turn_failed), reader.turn_failed
+        elif reader.gave_up is not None:
+            failure, message = classify_reconnects(reader.gave_up_on), reader.gave_up
         elif outcome.timed_out:
             failure, message = FailureKind.TIMEOUT, f"no result within {request.timeout:g} s"
+        elif outcome.idle_out and reader.notices:
+            failure = classify_reconnects(reader.last_error or "")
+            message = f"no progress for {request.idle_timeout:g} s, only notices: {reader.last_error}"
         elif outcome.idle_out:
-            failure, message = FailureKind.IDLE, f"no event for {request.idle_timeout:g} s"
+            failure, message = FailureKind.IDLE, f"no progress for {request.idle_timeout:g} s"
+        elif reader.violation is not None:
+            failure, message = FailureKind.PROTOCOL, reader.violation
         elif reader.turn_failed is not None:
             failure, message = classify_turn_failure(reader.turn_failed), reader.turn_failed
         elif outcome.returncode != 0:
@@ -151,7 +273,7 @@ class CodexBackend:
                 message = f"codex exited with code {outcome.returncode}"
             tail = outcome.stderr_tail.strip().splitlines()
             if tail:
-                message += f": {tail[-1][:300]}"
+                message += f": {clean_text(tail[-1], 300)}"
         elif not reader.turn_completed and reader.final_message is None:
             failure, message = FailureKind.CRASHED, "codex exited 0 without completing its turn"
         elif not (final or "").strip():
@@ -171,3 +293,19 @@ class CodexBackend:
             item_counts=dict(reader.items),
             stop_steps=outcome.stop_steps,
         )
+
+
+def _last_message(request: AttemptRequest) -> str | None:
+    """codex's -o file (the answer when the events carried none), redacted in place: codex wrote it, not
+    us. One larger than the largest answer codex-orch takes is left unread."""
+    path = request.last_message_path
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_LAST_MESSAGE:  # a FIFO would block the read
+            return None
+        text = path.read_text("utf-8", "replace")
+    except OSError:
+        return None
+    if request.redactor and request.redactor.text(text) != text:
+        path.write_text(request.redactor.text(text), "utf-8")
+    return text or None

@@ -64,7 +64,7 @@ def write_report(root: Path, run_id: str) -> tuple[Path, Report]:
     folder = run_dir(Layout(root), run_id)
     report = build_report(read_state(folder))
     path = folder / REPORT_NAME
-    # An agent's JSON answer may hold a lone surrogate ("\ud800"), which UTF-8 cannot carry: write it visibly.
+    # backslashreplace: a run recorded before agents' values were checked may hold a lone surrogate
     atomic_write(path, report_markdown(report).encode("utf-8", "backslashreplace"))
     return path, report
 

@@ -25,6 +25,7 @@ from codex_orch.layout import ORCH_DIR, Layout
 from codex_orch.plan import Plan, Task, plan_answer_checks
 from codex_orch.scaffold import GITIGNORE_LINES
 from codex_orch.state import RunStore, atomic_write_json
+from codex_orch.untrusted import short
 
 
 def run_context(
@@ -168,14 +169,19 @@ def drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
     except KeyboardInterrupt:
         stopped_by_user.set()
     finally:
-        if ctx.cancel.is_set() and not stopped_by_user.is_set():  # --fail-fast
+        if ctx.cancel.is_set() and not stopped_by_user.is_set():  # --fail-fast, or an error of codex-orch
+            why = "--fail-fast stopped the run" if scheduler.failed_fast else "the run stopped on an internal error"
             for tid, task in store.view()["tasks"].items():
                 if task["status"] == "pending":
                     store.record(
                         "task.status",
                         task=tid,
                         status="cancelled",
-                        error={"kind": "cancelled", "message": "not started: --fail-fast stopped the run"},
+                        error={"kind": "cancelled", "message": f"not started: {why}"},
+                    )
+                elif task["status"] == "running":  # its executor never came back: never leave it running
+                    store.record(
+                        "task.status", task=tid, status="interrupted", error={"kind": "internal", "message": why}
                     )
         _last_guard(ctx)
         final = store.view()["tasks"]
@@ -258,20 +264,24 @@ def _last_guard(ctx: RunContext) -> None:
 def _follow_ups(ctx: RunContext, task: Task) -> list[Task]:
     """The next_tasks a succeeded task proposed, as new tasks that wait for it, up to limits.max_tasks."""
     store = ctx.store
-    proposals = (store.task(task.id).get("result") or {}).get("next_tasks") or []
-    if not proposals:
+    result = store.task(task.id).get("result")
+    proposals = result.get("next_tasks") if isinstance(result, dict) else None
+    if not proposals or not isinstance(proposals, list):  # a role whose schema has no such list
         return []
     total = len(store.get("task_order"))
     added: list[Task] = []
     notes: list[dict[str, str]] = []
     for index, proposal in enumerate(proposals, start=1):
         task_id = f"{task.id}.{index}"
+        if not isinstance(proposal, dict):
+            notes.append({"id": task_id, "skipped": "not an object with role, prompt and acceptance"})
+            continue
         role = ctx.config.resolve_role(str(proposal.get("role", "")))
         if total >= ctx.config.limits.max_tasks:
             notes.append({"id": task_id, "skipped": f"limits.max_tasks ({ctx.config.limits.max_tasks}) reached"})
             continue
         if role is None:
-            notes.append({"id": task_id, "skipped": f"unknown role {proposal.get('role')!r}"})
+            notes.append({"id": task_id, "skipped": f"unknown role {short(proposal.get('role'))}"})
             continue
         if task_id in store.get("tasks"):
             continue  # added before a crash: the scheduler already knows it from the state

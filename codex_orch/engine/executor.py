@@ -1,11 +1,14 @@
 """One task, start to finish: its workspace, its attempts, validation with retry, its commit.
 
-A task's failure is its result, never the run's crash: every path ends in a recorded status.
+A task's failure is its result, never the run's crash: every path ends in a recorded status. Even an
+unexpected exception inside this module becomes the task's failure (kind `internal`), so that its
+siblings and dependants go on as after any other failure.
 """
 
 from __future__ import annotations
 
 import logging
+import traceback
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -15,57 +18,30 @@ from codex_orch.agents.base import AgentResult, Progress
 from codex_orch.engine.accounting import answer_files, describe, file_claims
 from codex_orch.engine.context import RunContext
 from codex_orch.engine.guardrails import guardrail_prompt, hidden_work, quarantine_ref, violation_message
+from codex_orch.engine.task_prompts import (
+    interrupted_prompt,
+    render_task_prompt,
+    restart_prompt,
+    transient_prompt,
+)
 from codex_orch.engine.validation import Verdict, checked, judge, retry_prompt
 from codex_orch.errors import GuardrailError, OrchError
 from codex_orch.failures import FailureKind, Retry, info
 from codex_orch.git.guard import Change
-from codex_orch.git.repo import local_changes
 from codex_orch.git.workspace import Workspace, branch_name, commit_message, decisions_entry
 from codex_orch.plan import Task
 from codex_orch.state import now_iso
+from codex_orch.untrusted import clean_text
 
 log = logging.getLogger(__name__)
 
 FAILED_RESULT_STATUSES = ("blocked", "failed")
+MESSAGE_CHARS = 2000  # of a failure message, as recorded
+INTERNAL_LOG = "internal-error.log"
 
 
 def attempt_dir(ctx: RunContext, task_id: str, n: int) -> Path:
     return ctx.run_dir / "tasks" / task_id / f"attempt-{n}"
-
-
-def dependency_context(ctx: RunContext, task: Task) -> list[dict[str, Any]]:
-    deps = []
-    for dep_id in task.blocked_by:
-        dep = ctx.store.task(dep_id)
-        result = dep.get("result") or {}
-        deps.append(
-            {
-                "id": dep_id,
-                "role": dep["role"],
-                "status": dep["status"],
-                "summary": result.get("summary", ""),
-                "files_changed": dep.get("files_changed") or result.get("files_changed") or [],
-                "decisions": result.get("decisions") or [],
-                "result": result,
-            }
-        )
-    return deps
-
-
-def render_task_prompt(ctx: RunContext, task: Task, worktree: Path) -> str:
-    role = ctx.role(task.role)
-    context = {
-        "run_id": ctx.run_id,
-        "role": task.role,
-        "goal": ctx.plan.goal,
-        "assumptions": list(ctx.plan.assumptions),
-        "spec": ctx.spec or "",
-        "task": task.context(),
-        "acceptance": task.acceptance,
-        "dependencies": dependency_context(ctx, task),
-        "worktree": str(worktree),
-    }
-    return ctx.renderer.render(role.prompt_template, context)
 
 
 def _workspace(ctx: RunContext, task: Task) -> Workspace:
@@ -104,45 +80,6 @@ def _workspace(ctx: RunContext, task: Task) -> Workspace:
     return ws
 
 
-def _leftover_changes(ctx: RunContext, worktree: Path) -> str:
-    # without git's optional index lock: a parallel task may be committing in a shared worktree
-    changes = local_changes(ctx.workspaces.git_at(worktree))
-    listing = "\n".join(f"  {c.code} {c.path}" for c in changes[:200])
-    if len(changes) > 200:
-        listing += f"\n  … and {len(changes) - 200} more"
-    return listing
-
-
-def _restart_prompt(ctx: RunContext, task: Task, worktree: Path) -> str:
-    """The task's prompt for an attempt that starts over after an interruption came before the agent's
-    thread was known: the agent is told about changes an earlier attempt may have left."""
-    prompt = render_task_prompt(ctx, task, worktree)
-    listing = _leftover_changes(ctx, worktree)
-    if not listing:
-        return prompt
-    return (
-        f"{prompt}\n\n## Note from codex-orch\nAn earlier attempt at this task was interrupted. The worktree holds "
-        f"uncommitted changes it may have made (`git status`):\n{listing}\nKeep what is right, finish the task.\n"
-    )
-
-
-def _interrupted_prompt(ctx: RunContext, worktree: Path) -> str:
-    listing = _leftover_changes(ctx, worktree) or "  (none)"
-    return (
-        "You were interrupted before you finished this task (codex-orch was stopped). Continue from where "
-        "you left off: the worktree still holds your uncommitted changes, listed by `git status`:\n"
-        f"{listing}\n\nCheck them, complete the task and its acceptance criteria, then answer with the JSON "
-        "object the output schema asks for, as before."
-    )
-
-
-def _transient_prompt(result: AgentResult) -> str:
-    return (
-        f"Your previous turn did not finish ({result.failure}: {result.failure_message}). Continue the task "
-        "from where you left off, then answer with the JSON object the output schema asks for."
-    )
-
-
 class TaskRunner:
     def __init__(self, ctx: RunContext, task: Task) -> None:
         self.ctx = ctx
@@ -166,7 +103,7 @@ class TaskRunner:
         n = len(rec["attempts"]) + 1
         thread = rec["thread_id"]
         if rec["status"] in ("interrupted", "running") and rec["attempts"]:
-            prompt = _interrupted_prompt(ctx, ws.worktree) if thread else _restart_prompt(ctx, task, ws.worktree)
+            prompt = interrupted_prompt(ctx, ws.worktree) if thread else restart_prompt(ctx, task, ws.worktree)
         else:
             thread = None
             prompt = render_task_prompt(ctx, task, ws.worktree)
@@ -198,7 +135,7 @@ class TaskRunner:
                     prompt = retry_prompt(verdict or Verdict(None, kind, (message,)), self.schema_path.name)
             elif policy == Retry.TRANSIENT and transient_retries < ctx.config.limits.transient_retries:
                 transient_retries += 1
-                prompt = _transient_prompt(result) if thread else render_task_prompt(ctx, task, ws.worktree)
+                prompt = transient_prompt(result) if thread else render_task_prompt(ctx, task, ws.worktree)
             else:
                 return self._fail(kind, message)
             if ctx.cancel.is_set():
@@ -248,6 +185,7 @@ class TaskRunner:
             command=ctx.command,
             extra_args=ctx.config.codex.extra_args,
             redactor=ctx.redactor,
+            max_reconnects=ctx.config.limits.max_reconnects,
         )
         backend = get_backend(task.agent)
         result = backend.run(
@@ -287,7 +225,9 @@ class TaskRunner:
             thread_id=result.thread_id,
             exit_code=result.exit_code,
             failure=str(failure) if failure else None,
-            failure_message=result.failure_message or ("; ".join(verdict.errors[:5]) if verdict else ""),
+            failure_message=clean_text(
+                result.failure_message or ("; ".join(verdict.errors[:5]) if verdict else ""), MESSAGE_CHARS
+            ),
             usage=usage.to_json(),
             thread_usage=result.usage.to_json(),
             events=result.event_count,
@@ -312,6 +252,8 @@ class TaskRunner:
         status = str(value.get("status", "done")) if isinstance(value, dict) else "done"
         summary = str(value.get("summary", "")) if isinstance(value, dict) else ""
         decisions = value.get("decisions") if isinstance(value, dict) else None
+        if not isinstance(decisions, list) or not all(isinstance(d, dict) for d in decisions):
+            decisions = None  # a role whose schema says otherwise: nothing to append to decisions.md
         rec = ctx.store.task(task.id)
         violations: tuple[str, ...] = ()
         files: list[str] = []
@@ -375,14 +317,19 @@ class TaskRunner:
         return "succeeded"
 
     def _fail(self, kind: FailureKind, message: str) -> str:
-        self.ctx.store.record(
-            "task.status",
-            task=self.task.id,
-            status="failed",
-            error={"kind": str(kind), "message": message, "hint": info(kind).hint},
-        )
-        self.ctx.notify("finished", self.task.id, {"status": "failed", "kind": str(kind), "message": message})
-        return "failed"
+        return record_failure(self.ctx, self.task.id, kind, message)
+
+
+def record_failure(ctx: RunContext, task_id: str, kind: FailureKind, message: str) -> str:
+    message = clean_text(message, MESSAGE_CHARS)
+    ctx.store.record(
+        "task.status",
+        task=task_id,
+        status="failed",
+        error={"kind": str(kind), "message": message, "hint": info(kind).hint},
+    )
+    ctx.notify("finished", task_id, {"status": "failed", "kind": str(kind), "message": message})
+    return "failed"
 
 
 def _thread_usage(attempts: list[dict[str, Any]], thread: str) -> Usage:
@@ -393,12 +340,37 @@ def _thread_usage(attempts: list[dict[str, Any]], thread: str) -> Usage:
 
 
 def run_task(ctx: RunContext, task: Task) -> str:
-    """Run one task to a final status; never raises for the task's own failures."""
+    """Run one task to a final status; never raises for the task's own failures, nor for a bug met on
+    the way (that is the task's failure, kind `internal`, its traceback in the task's folder)."""
     ctx.set_active(task.id, task.paths, True)
     try:
         return TaskRunner(ctx, task).run()
     except OrchError as exc:
         log.info("task %s failed: %s", task.id, exc)
-        return TaskRunner(ctx, task)._fail(FailureKind.WORKSPACE, str(exc))
+        return record_failure(ctx, task.id, FailureKind.WORKSPACE, str(exc))
+    except Exception as exc:
+        return _internal_failure(ctx, task.id, exc)
     finally:
         ctx.set_active(task.id, None, False)
+
+
+def _internal_failure(ctx: RunContext, task_id: str, exc: Exception) -> str:
+    """An unexpected exception in this task's executor: its open attempt is closed, the task fails."""
+    message = f"{type(exc).__name__}: {exc}"
+    log.info("task %s: internal error: %s", task_id, message)
+    folder = ctx.run_dir / "tasks" / task_id
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / INTERNAL_LOG, "a", encoding="utf-8", errors="backslashreplace") as fh:
+            fh.write(f"{now_iso()}\n{''.join(traceback.format_exception(exc))}\n")
+    except OSError:
+        pass  # the message still says what happened
+    attempts = ctx.store.task(task_id)["attempts"]
+    if attempts and attempts[-1].get("ended_at") is None:
+        ctx.store.record(
+            "attempt.finished",
+            task=task_id,
+            failure=str(FailureKind.INTERNAL),
+            failure_message=clean_text(message, MESSAGE_CHARS),
+        )
+    return record_failure(ctx, task_id, FailureKind.INTERNAL, message)

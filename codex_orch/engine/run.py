@@ -36,8 +36,8 @@ from codex_orch.engine.checks import (
 )
 from codex_orch.engine.context import Notify, _no_notify
 from codex_orch.engine.drive import RunOptions, RunOutcome, drive, run_context
-from codex_orch.engine.executor import render_task_prompt
 from codex_orch.engine.prompts import read_spec
+from codex_orch.engine.task_prompts import render_task_prompt
 from codex_orch.errors import InputError, OrchError
 from codex_orch.faults import fault_point
 from codex_orch.git.repo import Git

@@ -88,6 +88,7 @@ class Scheduler:
         self.max_workers = max(1, max_workers)
         self.cancel = cancel
         self.fail_fast = fail_fast
+        self.failed_fast = False  # --fail-fast stopped the run (not a signal, not an internal error)
         self.follow_ups = follow_ups
         self.dependents: dict[str, list[str]] = {t.id: [] for t in self.tasks}
         self.waiting: dict[str, int] = {}
@@ -186,4 +187,5 @@ class Scheduler:
             for dependent in self.dependents[task.id]:
                 self._block(dependent, task.id)
             if self.fail_fast:
+                self.failed_fast = True
                 self.cancel.set()

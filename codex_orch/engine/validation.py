@@ -1,4 +1,5 @@
-"""The agent's final answer: parsed, checked against the role's schema, and the retry prompt."""
+"""The agent's final answer: parsed under the limits for untrusted JSON, checked against the role's
+schema, and the retry prompt."""
 
 from __future__ import annotations
 
@@ -9,8 +10,12 @@ from typing import Any
 
 from codex_orch.failures import FailureKind
 from codex_orch.schema_check import schema_errors
+from codex_orch.untrusted import JsonLimits, UntrustedValue, clean_text, parse_json
 
 MAX_QUOTED_ERRORS = 20
+MAX_ERROR_CHARS = 500  # one validator error, as stored and quoted (jsonschema quotes the whole value)
+# What an answer may be: a strict-schema answer is a few levels deep and a few kilobytes long.
+ANSWER_LIMITS = JsonLimits(max_bytes=1024 * 1024, max_depth=64, allow_nul=False)
 
 
 @dataclass(frozen=True)
@@ -39,12 +44,15 @@ def judge(final_message: str | None, schema: dict[str, Any]) -> Verdict:
     if not final_message or not final_message.strip():
         return Verdict(None, FailureKind.EMPTY_ANSWER, ("the final message was empty",))
     try:
-        value = json.loads(_strip_fence(final_message))
+        value = parse_json(_strip_fence(final_message), ANSWER_LIMITS)
+    except UntrustedValue as exc:
+        return Verdict(None, FailureKind.ANSWER_UNSAFE, (str(exc),))
     except json.JSONDecodeError as exc:
         return Verdict(None, FailureKind.NOT_JSON, (f"not JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}",))
     problems = schema_errors(value, schema)
     if problems:
-        return Verdict(value, FailureKind.SCHEMA_INVALID, tuple(f"{place}: {msg}" for place, msg in problems))
+        errors = tuple(clean_text(f"{place}: {msg}", MAX_ERROR_CHARS) for place, msg in problems)
+        return Verdict(value, FailureKind.SCHEMA_INVALID, errors)
     return Verdict(value, None, ())
 
 
@@ -52,7 +60,7 @@ def checked(verdict: Verdict, problems: Sequence[str]) -> Verdict:
     """A schema-valid verdict after the role's own checks of the answer: still ok, or answer_invalid."""
     if not verdict.ok or not problems:
         return verdict
-    return Verdict(verdict.value, FailureKind.ANSWER_INVALID, tuple(problems))
+    return Verdict(verdict.value, FailureKind.ANSWER_INVALID, tuple(clean_text(p, MAX_ERROR_CHARS) for p in problems))
 
 
 def retry_prompt(verdict: Verdict, schema_name: str) -> str:

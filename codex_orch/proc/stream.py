@@ -3,7 +3,8 @@
 A child runs in its own session and process group, stdin either closed or fed from a thread. Its
 stdout is streamed: every byte goes to a file as it arrives and complete lines are handed to a
 callback, so memory stays bounded however long the stream is. A wall-clock limit, an idle limit (no
-stdout for N seconds) and a cancel event stop the whole group, escalating INT -> TERM -> KILL. When
+progress for N seconds: a line the callback did not call progress does not count) and a cancel event
+stop the whole group, escalating INT -> TERM -> KILL. When
 the child's leader exits, whatever it left behind in its group is killed too: nothing survives.
 (proc/background.py runs a long-lived child, a service, the same way until its `stop()`.)
 """
@@ -73,12 +74,15 @@ class ProcOutcome:
         return self.timed_out or self.idle_out or self.cancelled
 
 
+# on_line(line) -> False when the line was not progress (a keep-alive, a retry notice): it does not reset
+# the idle clock. Anything else (True, None) is progress.
+OnLine = Callable[[bytes], bool | None]
+
+
 class StreamTee:
     """Tees one pipe into a file; splits stdout into bounded lines."""
 
-    def __init__(
-        self, fd: int, sink: BinaryIO, on_line: Callable[[bytes], None] | None, redactor: Redactor | None
-    ) -> None:
+    def __init__(self, fd: int, sink: BinaryIO, on_line: OnLine | None, redactor: Redactor | None) -> None:
         self.fd = fd
         self.sink = sink
         self.redact: StreamRedactor | None = redactor.stream() if redactor else None
@@ -86,6 +90,7 @@ class StreamTee:
         self.partial = bytearray()
         self.overflow = False
         self.oversized = 0
+        self.progress = False  # a line since the last look was progress
         self.tail = bytearray()
 
     def feed(self, chunk: bytes) -> None:
@@ -118,8 +123,8 @@ class StreamTee:
         if self.overflow:
             self.oversized += 1
             self.overflow = False
-        elif self.partial and self.on_line is not None:
-            self.on_line(bytes(self.partial))
+        elif self.partial and self.on_line is not None and self.on_line(bytes(self.partial)) is not False:
+            self.progress = True
         self.partial = bytearray()
 
     def close(self) -> None:
@@ -162,7 +167,7 @@ def _feed_stdin(pipe: BinaryIO, data: bytes) -> None:
 
 def run_streaming(
     request: ProcRequest,
-    on_line: Callable[[bytes], None],
+    on_line: OnLine,
     cancel: threading.Event | None = None,
     on_start: Callable[[int], None] | None = None,
 ) -> ProcOutcome:
@@ -218,7 +223,9 @@ def run_streaming(
                 if request.idle_timeout:
                     wait = min(wait, max(0.0, last_output + request.idle_timeout - now))
                 if selector.get_map():
-                    if stdout_fd in pump(selector, streams, wait):
+                    pump(selector, streams, wait)
+                    if out_stream.progress:
+                        out_stream.progress = False
                         last_output = time.monotonic()
                 else:  # both pipes closed, the leader not yet reaped (or living on): wait for it
                     try:
