@@ -1,5 +1,5 @@
-"""Driving a run: its context, the scheduler around the task executor, services, Ctrl-C and SIGTERM, the
-run's final status, follow-up tasks joining while it runs."""
+"""Driving a run: its context, the scheduler around the task executor, services, Ctrl-C, SIGTERM and
+SIGHUP, the run's final status, follow-up tasks joining while it runs."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from codex_orch.engine.scheduler import ConcurrencyRules, Scheduler
 from codex_orch.engine.services import services_running
 from codex_orch.git.repo import Git, auto_maintenance
 from codex_orch.git.workspace import Workspaces
+from codex_orch.interrupts import STOP_SIGNALS, signal_name, silence_lost_terminal
 from codex_orch.layout import Layout
 from codex_orch.plan import Plan, Task, plan_answer_checks
 from codex_orch.state import RunStore
@@ -55,18 +56,22 @@ def run_context(
 
 
 @contextmanager
-def _stop_on_signals(cancel: threading.Event, stopped_by_user: threading.Event) -> Iterator[None]:
-    """Ctrl-C and SIGTERM stop the run in order: no new task starts, running agents are stopped
-    (INT -> TERM -> KILL), their tasks are recorded interrupted, and the state is written."""
+def _stop_on_signals(cancel: threading.Event, stopped_by: list[str]) -> Iterator[None]:
+    """Ctrl-C, SIGTERM and SIGHUP stop the run in order: no new task starts, running agents are stopped
+    (INT -> TERM -> KILL) with everything they started, their tasks are recorded interrupted, services
+    are stopped, and the state is written. `stopped_by` gets the signal's name."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum: int, frame: object) -> None:
-        stopped_by_user.set()
+        if signum == signal.SIGHUP:
+            silence_lost_terminal()
+        if not stopped_by:
+            stopped_by.append(signal_name(signum))
         cancel.set()
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
     try:
         yield
     finally:
@@ -114,14 +119,14 @@ def drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
     ctx.notify(
         "plan", None, {"tasks": {tid: {"role": t["role"], "status": t["status"]} for tid, t in state["tasks"].items()}}
     )
-    stopped_by_user = threading.Event()
+    stopped_by: list[str] = []
     try:
-        with _stop_on_signals(ctx.cancel, stopped_by_user), services_running(ctx):
+        with _stop_on_signals(ctx.cancel, stopped_by), services_running(ctx):
             scheduler.run()
     except KeyboardInterrupt:
-        stopped_by_user.set()
+        stopped_by.append("SIGINT")
     finally:
-        if ctx.cancel.is_set() and not stopped_by_user.is_set():  # --fail-fast
+        if ctx.cancel.is_set() and not stopped_by:  # --fail-fast
             for tid, task in store.view()["tasks"].items():
                 if task["status"] == "pending":
                     store.record(
@@ -132,7 +137,7 @@ def drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
                     )
         final = store.view()["tasks"]
         values = [t["status"] for t in final.values()]
-        if stopped_by_user.is_set():
+        if stopped_by:
             status = "interrupted"
         elif all(v == "succeeded" for v in values):
             status = "succeeded"
@@ -140,7 +145,7 @@ def drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
             status = "partial"
         else:
             status = "failed"
-        store.record("run.status", status=status)
+        store.record("run.status", status=status, **({"signal": stopped_by[0]} if stopped_by else {}))
         store.close()
     if status != "interrupted" and any(t.get("commit") for t in final.values()):
         auto_maintenance(ctx.git)  # git's upkeep after commits, once for all of them
