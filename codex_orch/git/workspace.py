@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import logging
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -12,8 +13,10 @@ from typing import Any
 from codex_orch.errors import GitError, InputError
 from codex_orch.git.repo import FALLBACK_IDENTITY, Git, commit_config
 from codex_orch.git.worktrees import add_worktree, attach_worktree, discard_worktree
+from codex_orch.proc.procfs import PathUser, file_holders, path_users
 
 DECISIONS_FILE = "docs/ai/decisions.md"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,16 @@ class Workspace:
     worktree: Path
     branch: str
     base_commit: str
+
+
+def _listing(users: Sequence[PathUser]) -> str:
+    shown = "; ".join(str(u) for u in users[:3])
+    return shown + (f" and {len(users) - 3} more" if len(users) > 3 else "")
+
+
+def _is_git(user: PathUser) -> bool:
+    program = user.command.split(" ", 1)[0]
+    return program.rsplit("/", 1)[-1].startswith("git")
 
 
 def branch_name(template: str, source: str, **values: str) -> str:
@@ -107,6 +120,13 @@ class Workspaces:
                 self._clear_stale_locks(worktree, branch)
             return Workspace(worktree, branch, start)
         if worktree.exists():
+            users = path_users([worktree])[worktree]
+            if users:
+                raise GitError(
+                    f"{worktree} was left half-made by a crash, and it cannot be made again while a process "
+                    f"uses it: {_listing(users)}",
+                    "Stop that process, then resume the run.",
+                )
             discard_worktree(self.git, worktree)
         worktree.parent.mkdir(parents=True, exist_ok=True)
         if self.git.branch_exists(branch):
@@ -118,11 +138,24 @@ class Workspaces:
     def _clear_stale_locks(self, worktree: Path, branch: str) -> None:
         """Remove git lock files left by a crashed codex-orch, the first time this process opens the
         worktree: before any of its tasks works there (the process holds the run's lock, so no other
-        codex-orch does either). Never later: a parallel task's commit may hold those locks then."""
+        codex-orch does either). Never later: a parallel task's commit may hold those locks then.
+
+        Never one a live process holds open, nor while a git process works in the worktree (a git that
+        is between two writes, or runs a hook, holds its lock without an open file): that lock is not
+        stale, and the git command that needs it waits for it or fails saying so."""
         dot_git = worktree / ".git"
         gitdir = Path(dot_git.read_text("utf-8").split(":", 1)[1].strip()) if dot_git.is_file() else dot_git
         common = self.git.common_dir()
-        for lock in (gitdir / "index.lock", gitdir / "HEAD.lock", common / "refs" / "heads" / f"{branch}.lock"):
+        locks = [gitdir / "index.lock", gitdir / "HEAD.lock", common / "refs" / "heads" / f"{branch}.lock"]
+        locks = [lock for lock in locks if lock.exists()]
+        if not locks:
+            return
+        gits = [u for u in path_users([worktree])[worktree] if _is_git(u)]
+        for lock in locks:
+            holders = file_holders(lock) or gits
+            if holders:
+                log.warning("kept %s: it is in use by %s", lock, _listing(holders))
+                continue
             lock.unlink(missing_ok=True)
 
     def merge_into(self, worktree: Path, commits: Sequence[str], task_id: str) -> None:
