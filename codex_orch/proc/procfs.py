@@ -95,7 +95,8 @@ def pid_max() -> int:
 
 def now_ticks() -> int:
     """Now, on the clock of ProcInfo.start (clock ticks after boot, suspended time included)."""
-    return int(time.clock_gettime(time.CLOCK_BOOTTIME) * os.sysconf("SC_CLK_TCK"))
+    clock = getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)  # Linux; elsewhere /proc is absent anyway
+    return int(time.clock_gettime(clock) * os.sysconf("SC_CLK_TCK"))
 
 
 def boot_time() -> float | None:

@@ -171,8 +171,8 @@ def run_streaming(
     """Run the child to the end (or until stopped); see the module docstring."""
     started = time.time()
     request.stdout_path.parent.mkdir(parents=True, exist_ok=True)
-    unit = contain(Path(request.argv[0]).name)
     with open(request.stdout_path, "ab") as out_file, open(request.stderr_path, "ab") as err_file:
+        unit = contain(Path(request.argv[0]).name)
         try:
             proc = subprocess.Popen(
                 list(request.argv),
@@ -191,8 +191,6 @@ def run_streaming(
             return ProcOutcome(pid=None, returncode=None, started=started, ended=time.time(), spawn_error=message)
         pgid = proc.pid
         unit.attach(proc.pid)
-        if on_start is not None:
-            on_start(proc.pid)
         writer = None
         if request.stdin_data is not None and proc.stdin is not None:
             writer = threading.Thread(target=_feed_stdin, args=(proc.stdin, request.stdin_data), daemon=True)
@@ -214,6 +212,8 @@ def run_streaming(
         leader_done_at: float | None = None
         swept = False
         try:
+            if on_start is not None:  # inside the try: if it fails, the child is still stopped
+                on_start(proc.pid)
             while True:
                 if not selector.get_map() and (leader_done_at is not None or proc.poll() is not None):
                     break
