@@ -201,7 +201,12 @@ def run_cli(cwd: Path, *args: str, timeout: float = 120, env: dict[str, str] | N
 
 
 def start_cli(
-    cwd: Path, *args: str, stdout: Any = subprocess.DEVNULL, stderr: Any = subprocess.DEVNULL, text: bool = False
+    cwd: Path,
+    *args: str,
+    stdout: Any = subprocess.DEVNULL,
+    stderr: Any = subprocess.DEVNULL,
+    text: bool = False,
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen[Any]:
     """codex-orch as a real child process left running (to be signalled or killed), stdin closed."""
     return subprocess.Popen(
@@ -211,6 +216,7 @@ def start_cli(
         stdout=stdout,
         stderr=stderr,
         text=text,
+        env={**os.environ, **(env or {})},
     )
 
 

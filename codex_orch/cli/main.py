@@ -17,11 +17,15 @@ from codex_orch import __version__
 from codex_orch.cli import init, lifecycle, plan, run, runs
 from codex_orch.cli.common import say_error
 from codex_orch.errors import EXIT_INTERRUPTED, EXIT_USAGE, OrchError
+from codex_orch.interrupts import silence_lost_terminal
 
 EXIT_INTERNAL = 3
 
 
-def _sigterm_as_interrupt(signum: int, frame: object) -> None:
+def _as_interrupt(signum: int, frame: object) -> None:
+    """SIGTERM and SIGHUP outside a run's drive (which stops its agents first) interrupt like Ctrl-C."""
+    if signum == signal.SIGHUP:
+        silence_lost_terminal()
     raise KeyboardInterrupt
 
 
@@ -50,7 +54,7 @@ for _command in (
 
 def entry(argv: list[str] | None = None) -> int:
     """Run the CLI; map every error to one line and an exit code."""
-    previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    previous = {sig: signal.signal(sig, _as_interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         main.main(args=argv, prog_name="codex-orch", standalone_mode=False)
         return 0
@@ -75,7 +79,8 @@ def entry(argv: list[str] | None = None) -> int:
         say_error(f"internal error: {type(exc).__name__}: {exc} (traceback in {path})")
         return EXIT_INTERNAL
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 __all__ = ["EXIT_USAGE", "entry", "main"]

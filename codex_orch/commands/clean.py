@@ -25,6 +25,7 @@ from codex_orch.git.refs import branch_worktree, delete_ref, patch_is_in, ref_sh
 from codex_orch.git.repo import Git, local_changes
 from codex_orch.git.worktrees import admin_dir, remove_worktree, repo_lock, worktree_list
 from codex_orch.layout import Layout
+from codex_orch.proc.procfs import PathUser, path_users
 from codex_orch.state import read_state
 
 REMOVE, KEEP = "remove", "keep"
@@ -102,10 +103,16 @@ def plan_clean(
     items: list[Item] = []
     kept_checkouts: set[Path] = set()
     registered = {Path(entry["worktree"]).resolve() for entry in worktree_list(git)}
-    for path in _worktrees(git, layout, state):
+    worktrees = _worktrees(git, layout, state)
+    in_use = path_users([p for p in worktrees if p.exists()])
+    for path in worktrees:
         if not path.exists():
             if path.resolve() in registered:
                 items.append(Item("worktree", str(path), REMOVE, "its folder is gone; git forgets it"))
+            continue
+        if in_use[path]:
+            items.append(Item("worktree", str(path), KEEP, _in_use(in_use[path])))
+            kept_checkouts.add(path.resolve())
             continue
         try:
             wgit = git.worktree(path, admin_dir(git, path))  # never through the worktree's own .git file
@@ -173,6 +180,12 @@ def _count_files(folder: Path) -> int:
     return sum(len(files) for _, _, files in os.walk(folder))
 
 
+def _in_use(users: list[PathUser]) -> str:
+    """Why a worktree is kept: even --force does not delete a folder a process works in."""
+    shown = "; ".join(str(u) for u in users[:3]) + (f" and {len(users) - 3} more" if len(users) > 3 else "")
+    return f"in use by {shown} (stop it, then clean again)"
+
+
 def _is_run_worktree(items: list[Item], checkout: Path) -> bool:
     return any(i.kind == "worktree" and Path(i.name).resolve() == checkout.resolve() for i in items)
 
@@ -181,12 +194,16 @@ def apply_clean(root: Path, plan: CleanPlan, force: bool = False) -> CleanPlan:
     """Carry the plan out: worktrees first (a checked-out branch cannot go), then branches and refs."""
     git = Git(root)
     done: list[Item] = []
+    folders = [Path(i.name) for i in plan.items if i.kind == "worktree" and i.action == REMOVE]
+    in_use = path_users([f for f in folders if f.exists()])  # again: a process may have started since
     for item in plan.items:
         if item.action != REMOVE:
             done.append(item)
             continue
         try:
             if item.kind == "worktree":
+                if in_use.get(Path(item.name)):
+                    raise OrchError(_in_use(in_use[Path(item.name)]))
                 if Path(item.name).exists():
                     before = _count_files(Path(item.name))
                     try:

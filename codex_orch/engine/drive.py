@@ -1,5 +1,5 @@
-"""Driving a run: its context, the scheduler around the task executor, services, Ctrl-C and SIGTERM, the
-run's final status, follow-up tasks joining while it runs."""
+"""Driving a run: its context, the scheduler around the task executor, services, Ctrl-C, SIGTERM and
+SIGHUP, the run's final status, follow-up tasks joining while it runs."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from codex_orch.engine.services import services_running
 from codex_orch.git.guard import Guard
 from codex_orch.git.repo import Git, auto_maintenance, local_changes
 from codex_orch.git.workspace import Workspaces
+from codex_orch.interrupts import STOP_SIGNALS, signal_name, silence_lost_terminal
 from codex_orch.layout import ORCH_DIR, Layout
 from codex_orch.plan import Plan, Task, plan_answer_checks
 from codex_orch.scaffold import GITIGNORE_LINES
@@ -66,18 +67,22 @@ def _guard(git: Git, config: Config, run_id: str) -> Guard:
 
 
 @contextmanager
-def _stop_on_signals(cancel: threading.Event, stopped_by_user: threading.Event) -> Iterator[None]:
-    """Ctrl-C and SIGTERM stop the run in order: no new task starts, running agents are stopped
-    (INT -> TERM -> KILL), their tasks are recorded interrupted, and the state is written."""
+def _stop_on_signals(cancel: threading.Event, stopped_by: list[str]) -> Iterator[None]:
+    """Ctrl-C, SIGTERM and SIGHUP stop the run in order: no new task starts, running agents are stopped
+    (INT -> TERM -> KILL) with everything they started, their tasks are recorded interrupted, services
+    are stopped, and the state is written. `stopped_by` gets the signal's name."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum: int, frame: object) -> None:
-        stopped_by_user.set()
+        if signum == signal.SIGHUP:
+            silence_lost_terminal()
+        if not stopped_by:
+            stopped_by.append(signal_name(signum))
         cancel.set()
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
     try:
         yield
     finally:
@@ -162,14 +167,14 @@ def drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
         warning = uncommitted_warning(ctx.git, options.inputs)
         if warning:
             ctx.notify("warning", None, {"message": warning})
-    stopped_by_user = threading.Event()
+    stopped_by: list[str] = []
     try:
-        with _stop_on_signals(ctx.cancel, stopped_by_user), services_running(ctx):
+        with _stop_on_signals(ctx.cancel, stopped_by), services_running(ctx):
             scheduler.run()
     except KeyboardInterrupt:
-        stopped_by_user.set()
+        stopped_by.append("SIGINT")
     finally:
-        if ctx.cancel.is_set() and not stopped_by_user.is_set():  # --fail-fast, or an error of codex-orch
+        if ctx.cancel.is_set() and not stopped_by:  # --fail-fast, or an error of codex-orch
             why = "--fail-fast stopped the run" if scheduler.failed_fast else "the run stopped on an internal error"
             for tid, task in store.view()["tasks"].items():
                 if task["status"] == "pending":
@@ -186,7 +191,7 @@ def drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
         _last_guard(ctx)
         final = store.view()["tasks"]
         values = [t["status"] for t in final.values()]
-        if stopped_by_user.is_set():
+        if stopped_by:
             status = "interrupted"
         elif all(v == "succeeded" for v in values):
             status = "succeeded"
@@ -194,7 +199,7 @@ def drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
             status = "partial"
         else:
             status = "failed"
-        store.record("run.status", status=status)
+        store.record("run.status", status=status, **({"signal": stopped_by[0]} if stopped_by else {}))
         store.close()
     if status != "interrupted" and any(t.get("commit") for t in final.values()):
         auto_maintenance(ctx.git)  # git's upkeep after commits, once for all of them

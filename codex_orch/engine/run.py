@@ -43,7 +43,7 @@ from codex_orch.faults import fault_point
 from codex_orch.git.repo import Git
 from codex_orch.layout import Layout, id_problem
 from codex_orch.plan import Plan, Task, load_plan
-from codex_orch.proc.groups import is_our_orphan, reap_group
+from codex_orch.proc.groups import reap_orphan
 from codex_orch.scaffold import ensure_scaffold
 from codex_orch.state import LOCK_NAME, RunLock, RunStore, atomic_write_json
 
@@ -189,10 +189,12 @@ def _clear(run_dir: Path, keep_lock: bool) -> None:
             entry.unlink()
 
 
-def _orphaned(attempt: dict[str, Any]) -> bool:
-    """Is the attempt's agent still alive (its pid not reused by another process since)?"""
+def _stop_orphan(attempt: dict[str, Any]) -> None:
+    """Stop the attempt's agent if it outlived the codex-orch that ran it (its pid not reused since): its
+    process group and its session. Processes it started in sessions of their own are out of reach now
+    (unless cgroups were in use: proc/cgroups.py empties a killed codex-orch's cgroups)."""
     started = datetime.fromisoformat(attempt["started_at"]).timestamp() if attempt.get("started_at") else 0.0
-    return is_our_orphan(int(attempt["pid"]), started)
+    reap_orphan(int(attempt["pid"]), started)
 
 
 def resume_run(
@@ -230,8 +232,8 @@ def resume_run(
             if task["status"] != "running":
                 continue
             attempt = task["attempts"][-1] if task["attempts"] else None
-            if attempt and attempt.get("pid") and _orphaned(attempt):
-                reap_group(int(attempt["pid"]))  # an agent orphaned by a crash of codex-orch
+            if attempt and attempt.get("pid"):
+                _stop_orphan(attempt)  # an agent orphaned by a crash of codex-orch
             store.record(
                 "task.status",
                 task=tid,

@@ -1,8 +1,9 @@
 """Services a run needs while its agents work: a database, a dev server, an MCP server.
 
 They start in order before the run's first task, each waited for until it is ready, and stop in
-reverse order when the run ends, however it ends (success, failure, Ctrl-C, SIGTERM, an exception):
-each with its whole process group, INT -> TERM -> KILL. A service that cannot start, exits with an
+reverse order when the run ends, however it ends (success, failure, Ctrl-C, SIGTERM, SIGHUP, an
+exception): each with its whole process group and whatever else it started (a daemon that left the
+group: proc/reaper.py), INT -> TERM -> KILL. A service that cannot start, exits with an
 error or is not ready in time fails the run before any agent starts; the run's tasks stay pending,
 so `resume` tries again. Their starts and stops are recorded in the run's journal (`run.service`).
 """
@@ -24,7 +25,7 @@ from codex_orch.config import Config, ReadyCheck
 from codex_orch.engine.context import RunContext
 from codex_orch.errors import EXIT_TASKS_FAILED, OrchError
 from codex_orch.proc.background import Background, start_background
-from codex_orch.proc.groups import is_our_orphan, reap_group
+from codex_orch.proc.groups import reap_orphan
 from codex_orch.proc.stream import ProcRequest
 from codex_orch.redaction import Redactor
 from codex_orch.state import now_iso
@@ -230,12 +231,8 @@ def _reap_orphan(ctx: RunContext, name: str) -> None:
     only when its recorded pid still belongs to it."""
     previous = (ctx.store.get("services") or {}).get(name) or {}
     pid = int(previous.get("pid") or 0)
-    if (
-        previous.get("status") in ("started", "ready")
-        and pid
-        and is_our_orphan(pid, float(previous.get("started") or 0))
-    ):
-        reap_group(pid)
+    if previous.get("status") in ("started", "ready") and pid:
+        reap_orphan(pid, float(previous.get("started") or 0))
 
 
 def _pattern(text: str | None) -> re.Pattern[str] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -13,9 +14,11 @@ from codex_orch.errors import GitError, GuardrailError, InputError
 from codex_orch.git.guard import Guard
 from codex_orch.git.repo import FALLBACK_IDENTITY, Git, commit_config
 from codex_orch.git.worktrees import add_worktree, admin_dir, attach_worktree, discard_worktree
+from codex_orch.proc.procfs import PathUser, file_holders, path_users
 from codex_orch.safe_fs import UnsafePath, append_text, remove
 
 DECISIONS_FILE = "docs/ai/decisions.md"
+log = logging.getLogger(__name__)
 
 
 DECISIONS_HEADER = "# Decisions\n\nRecorded by codex-orch from the agents' answers.\n\n"
@@ -35,6 +38,16 @@ class Workspace:
     branch: str
     base_commit: str
     admin: Path  # the worktree's admin dir in the common git dir (codex-orch never reads its .git file)
+
+
+def _listing(users: Sequence[PathUser]) -> str:
+    shown = "; ".join(str(u) for u in users[:3])
+    return shown + (f" and {len(users) - 3} more" if len(users) > 3 else "")
+
+
+def _is_git(user: PathUser) -> bool:
+    program = user.command.split(" ", 1)[0]
+    return program.rsplit("/", 1)[-1].startswith("git")
 
 
 def branch_name(template: str, source: str, **values: str) -> str:
@@ -129,8 +142,16 @@ class Workspaces:
         registered = self._registered(worktree)
         if registered is not None and ready and worktree.is_dir():
             if first_open:
-                self._clear_stale_locks(registered, branch)
+                self._clear_stale_locks(registered, worktree, branch)
             return self._opened_workspace(worktree, branch, start, registered)
+        if worktree.exists():
+            users = path_users([worktree])[worktree]
+            if users:
+                raise GitError(
+                    f"{worktree} was left half-made by a crash, and it cannot be made again while a process "
+                    f"uses it: {_listing(users)}",
+                    "Stop that process, then resume the run.",
+                )
         if worktree.exists() or registered is not None:
             discard_worktree(self.git, worktree)
         worktree.parent.mkdir(parents=True, exist_ok=True)
@@ -160,12 +181,25 @@ class Workspaces:
             self.guard.watch(worktree, admin, branch)
         return Workspace(worktree, branch, start, admin)
 
-    def _clear_stale_locks(self, admin: Path, branch: str) -> None:
+    def _clear_stale_locks(self, admin: Path, worktree: Path, branch: str) -> None:
         """Remove git lock files left by a crashed codex-orch, the first time this process opens the
         worktree: before any of its tasks works there (the process holds the run's lock, so no other
-        codex-orch does either). Never later: a parallel task's commit may hold those locks then."""
+        codex-orch does either). Never later: a parallel task's commit may hold those locks then.
+
+        Never one a live process holds open, nor while a git process works in the worktree (a git that
+        is between two writes, or runs a hook, holds its lock without an open file): that lock is not
+        stale, and the git command that needs it waits for it or fails saying so."""
         common = self.git.common_dir()
-        for lock in (admin / "index.lock", admin / "HEAD.lock", common / "refs" / "heads" / f"{branch}.lock"):
+        locks = [admin / "index.lock", admin / "HEAD.lock", common / "refs" / "heads" / f"{branch}.lock"]
+        locks = [lock for lock in locks if lock.exists()]
+        if not locks:
+            return
+        gits = [u for u in path_users([worktree])[worktree] if _is_git(u)]
+        for lock in locks:
+            holders = file_holders(lock) or gits
+            if holders:
+                log.warning("kept %s: it is in use by %s", lock, _listing(holders))
+                continue
             lock.unlink(missing_ok=True)
 
     def merge_into(self, worktree: Path, commits: Sequence[str], task_id: str) -> None:

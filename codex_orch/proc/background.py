@@ -1,5 +1,5 @@
 """Long-lived children (a run's services): started in their own process group, output teed by a thread,
-stopped with their whole group."""
+stopped with their whole group and everything else they started (proc/reaper.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 
 from codex_orch.proc.groups import group_members, kill_group, reap_group
+from codex_orch.proc.reaper import Unit, contain
 from codex_orch.proc.stream import ProcRequest, StreamTee, log, pump
 
 
@@ -20,10 +21,15 @@ class Background:
     request's files (through the redactor) and hands complete lines of stdout to `on_line`."""
 
     def __init__(
-        self, request: ProcRequest, on_line: Callable[[bytes], None] | None, proc: subprocess.Popen[bytes]
+        self,
+        request: ProcRequest,
+        on_line: Callable[[bytes], None] | None,
+        proc: subprocess.Popen[bytes],
+        unit: Unit,
     ) -> None:
         self.request = request
         self.proc = proc
+        self.unit = unit
         self.pid = proc.pid
         self._quit = threading.Event()
         self._pump = threading.Thread(target=self._run_pump, args=(on_line,), name=f"pump-{proc.pid}", daemon=True)
@@ -34,24 +40,35 @@ class Background:
         return self.proc.poll()
 
     def group_alive(self) -> bool:
-        """Does any process of its group still run (the leader, or what it started and left)?"""
-        return bool(group_members(self.pid))
+        """Does any process of the service still run (the leader, or what it started, in its group or not)?"""
+        return bool(self.unit.members())
 
     def stop(self) -> tuple[str, ...]:
-        """Stop the whole group, whether or not its leader still runs: INT, then TERM, each followed by
-        up to `stop_grace` seconds for the group to end, then KILL to whatever is left."""
-        steps = []
+        """Stop the whole group and whatever else the service started (a daemon that left the group),
+        whether or not its leader still runs: INT, then TERM, each followed by up to `stop_grace`
+        seconds for all of them to end, then KILL to whatever is left."""
+        steps: list[str] = []
         for sig in (signal.SIGINT, signal.SIGTERM):
-            if not group_members(self.pid):
+            members = self.unit.members()
+            if not members:
                 break
-            steps.append(f"sent {signal.Signals(sig).name} to process group {self.pid}")
+            in_group = set(group_members(self.pid))
+            escaped = [pid for pid in members if pid not in in_group]
+            others = f" and {len(escaped)} process(es) that left it" if escaped else ""
+            steps.append(f"sent {signal.Signals(sig).name} to process group {self.pid}{others}")
             kill_group(self.pid, sig)
+            for pid in escaped:
+                try:
+                    os.kill(pid, sig)
+                except (ProcessLookupError, PermissionError):
+                    pass
             deadline = time.monotonic() + self.request.stop_grace
-            while group_members(self.pid) and time.monotonic() < deadline:
+            while self.unit.members() and time.monotonic() < deadline:
                 time.sleep(0.05)
         if group_members(self.pid):
             steps.append(f"sent SIGKILL to process group {self.pid}")
             reap_group(self.pid)
+        steps += self.unit.end()
         self._quit.set()
         self._pump.join(timeout=5.0)
         self.proc.wait()
@@ -108,14 +125,20 @@ def start_background(request: ProcRequest, on_line: Callable[[bytes], None] | No
     request.stdout_path.parent.mkdir(parents=True, exist_ok=True)
     request.stderr_path.parent.mkdir(parents=True, exist_ok=True)
     merged = request.stderr_path == request.stdout_path
-    proc = subprocess.Popen(
-        list(request.argv),
-        cwd=request.cwd,
-        env=dict(request.env),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT if merged else subprocess.PIPE,
-        start_new_session=True,
-        close_fds=True,
-    )
-    return Background(request, on_line, proc)
+    unit = contain(os.path.basename(request.argv[0]))
+    try:
+        proc = subprocess.Popen(
+            list(request.argv),
+            cwd=request.cwd,
+            env=unit.env(request.env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT if merged else subprocess.PIPE,
+            start_new_session=True,
+            close_fds=True,
+        )
+    except OSError:
+        unit.end()
+        raise
+    unit.attach(proc.pid)
+    return Background(request, on_line, proc, unit)

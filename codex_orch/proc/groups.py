@@ -1,5 +1,5 @@
-"""Process groups: who is still in one, stopping all of it, and telling our orphaned agent from a
-stranger that reuses its pid."""
+"""Process groups and sessions: who is still in one, stopping all of it, and telling our orphaned agent
+from a stranger that reuses its pid."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import logging
 import os
 import signal
 import time
+
+from codex_orch.proc import cgroups, procfs
 
 log = logging.getLogger(__name__)
 
@@ -19,28 +21,15 @@ def group_members(pgid: int) -> list[int]:
         return []  # no process at all, not even a zombie: no need to scan /proc
     except PermissionError:
         pass
-    members = []
-    try:
-        entries = os.listdir("/proc")
-    except OSError:  # no /proc: fall back to asking the kernel about the group as a whole
-        try:
-            os.killpg(pgid, 0)
-        except (ProcessLookupError, PermissionError):
-            return []
+    if not procfs.pids():  # no /proc: the kernel's word for the group as a whole
         return [pgid]
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as fh:
-                stat = fh.read()
-        except OSError:
-            continue
-        # pid (comm) state ppid pgrp ...: comm may hold spaces and parens, so split after the last ')'.
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
-            members.append(int(entry))
-    return members
+    return [p.pid for p in procfs.table().values() if p.pgrp == pgid and not p.zombie]
+
+
+def session_members(sid: int) -> list[int]:
+    """Live (non-zombie) processes of a session: what a child started in its own session left, unless
+    a process of it started a session of its own (setsid)."""
+    return [p.pid for p in procfs.table().values() if p.sid == sid and not p.zombie]
 
 
 def kill_group(pgid: int, sig: int) -> None:
@@ -64,18 +53,27 @@ def reap_group(pgid: int, wait: float = 5.0) -> bool:
         time.sleep(0.02)
 
 
+def reap_session(sid: int, wait: float = 5.0) -> bool:
+    """SIGKILL every process of the session (its groups and their members) until none is left."""
+    deadline = time.monotonic() + wait
+    while True:
+        members = session_members(sid)
+        if not members:
+            return True
+        if time.monotonic() > deadline:
+            log.warning("session %d still has members %s", sid, members)
+            return False
+        for pid in members:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        time.sleep(0.02)
+
+
 def start_time(pid: int) -> float | None:
     """When a live process started (seconds since the epoch), from /proc; None if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            fields = fh.read().rsplit(b")", 1)[1].split()
-        with open("/proc/stat", "rb") as fh:
-            boot = next(int(line.split()[1]) for line in fh if line.startswith(b"btime "))
-    except (OSError, StopIteration, IndexError, ValueError):
-        return None
-    if fields[0] in (b"Z", b"X"):
-        return None
-    return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    return procfs.start_epoch(pid)
 
 
 def is_our_orphan(pgid: int, started: float, slack: float = 120.0) -> bool:
@@ -85,7 +83,19 @@ def is_our_orphan(pgid: int, started: float, slack: float = 120.0) -> bool:
     wrap-around), and killing its group would hurt the user. While any member of a group lives, its
     id cannot be reused; so a group without its leader is ours, and a group whose leader lives is
     ours only when that leader started when the attempt did."""
-    if not group_members(pgid):
+    if not group_members(pgid) and not session_members(pgid):
         return False
     leader = start_time(pgid)
     return leader is None or abs(leader - started) <= slack
+
+
+def reap_orphan(pid: int, started: float) -> bool:
+    """Stop what is left of a child codex-orch started in its own session at `started` and lost track
+    of (codex-orch was killed): its cgroup when it had one (proc/cgroups.py), its process group and its
+    session, when they are provably still ours. True when something was ours to stop."""
+    found = bool(cgroups.kill_orphaned(pid, started))
+    if not is_our_orphan(pid, started):
+        return found
+    reap_group(pid)
+    reap_session(pid)
+    return True

@@ -4,8 +4,8 @@ A child runs in its own session and process group, stdin either closed or fed fr
 stdout is streamed: every byte goes to a file as it arrives and complete lines are handed to a
 callback, so memory stays bounded however long the stream is. A wall-clock limit, an idle limit (no
 progress for N seconds: a line the callback did not call progress does not count) and a cancel event
-stop the whole group, escalating INT -> TERM -> KILL. When
-the child's leader exits, whatever it left behind in its group is killed too: nothing survives.
+stop the whole group, escalating INT -> TERM -> KILL. When the child's leader exits, whatever it
+started is killed too, in its group or not (proc/reaper.py): nothing survives.
 (proc/background.py runs a long-lived child, a service, the same way until its `stop()`.)
 """
 
@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from codex_orch.proc.groups import group_members, kill_group, reap_group
+from codex_orch.proc.groups import kill_group, reap_group
+from codex_orch.proc.reaper import contain
 from codex_orch.redaction import Redactor, StreamRedactor
 
 log = logging.getLogger(__name__)
@@ -175,11 +176,12 @@ def run_streaming(
     started = time.time()
     request.stdout_path.parent.mkdir(parents=True, exist_ok=True)
     with open(request.stdout_path, "ab") as out_file, open(request.stderr_path, "ab") as err_file:
+        unit = contain(Path(request.argv[0]).name)
         try:
             proc = subprocess.Popen(
                 list(request.argv),
                 cwd=request.cwd,
-                env=dict(request.env),
+                env=unit.env(request.env),
                 stdin=subprocess.PIPE if request.stdin_data is not None else subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -187,12 +189,12 @@ def run_streaming(
                 close_fds=True,
             )
         except OSError as exc:
+            unit.end()
             message = f"cannot start {request.argv[0]!r}: {exc.strerror or exc}"
             err_file.write(message.encode() + b"\n")
             return ProcOutcome(pid=None, returncode=None, started=started, ended=time.time(), spawn_error=message)
         pgid = proc.pid
-        if on_start is not None:
-            on_start(proc.pid)
+        unit.attach(proc.pid)
         writer = None
         if request.stdin_data is not None and proc.stdin is not None:
             writer = threading.Thread(target=_feed_stdin, args=(proc.stdin, request.stdin_data), daemon=True)
@@ -212,7 +214,10 @@ def run_streaming(
         reason: str | None = None
         steps: list[str] = []
         leader_done_at: float | None = None
+        swept = False
         try:
+            if on_start is not None:  # inside the try: if it fails, the child is still stopped
+                on_start(proc.pid)
             while True:
                 if not selector.get_map() and (leader_done_at is not None or proc.poll() is not None):
                     break
@@ -246,17 +251,19 @@ def run_streaming(
                 if leader_done_at is None and proc.poll() is not None:
                     leader_done_at = time.monotonic()
                 if leader_done_at is not None:
-                    # The leader is gone: kill what it left in its group, then drain the pipes to EOF.
-                    if group_members(pgid):
-                        steps.append("killed leftover processes of the group")
-                        reap_group(pgid)
+                    # The leader is gone: kill whatever it left, in its group or not, then drain the pipes.
+                    if not swept:
+                        steps += unit.end()
+                        swept = True
                     if time.monotonic() - leader_done_at > 2.0:
                         break  # a process outside the group still holds the pipe: stop reading it
         finally:
             selector.close()
             if proc.poll() is None:
                 steps += _stop(proc, request.stop_grace)
-            reap_group(pgid)
+            if not swept:
+                steps += unit.end()
+            reap_group(pgid)  # where /proc cannot be read: the group at least
             for stream in streams.values():
                 stream.close()
             proc.stdout.close()
