@@ -24,6 +24,7 @@ class FailureKind(StrEnum):
     INTERRUPTED = "interrupted"
     WORKSPACE = "workspace"
     PATHS_VIOLATION = "paths_violation"
+    SECRET = "secret"
 
 
 class Retry(StrEnum):
@@ -112,6 +113,13 @@ FAILURES: dict[FailureKind, FailureInfo] = {
             FailureKind.PATHS_VIOLATION,
             Retry.NEVER,
             "The agent changed files outside the task's declared paths; they were saved under refs/orch/<run>/violations/<task> and reverted (concurrency.on_violation: fail).",
+        ),
+        FailureInfo(
+            FailureKind.SECRET,
+            Retry.ANSWER,
+            "The task's changes or its commit message held a secret (a value codex-orch redacts, or a "
+            "credential detect-secrets knows) at the file and line named; nothing was committed, and the agent "
+            "was asked to remove it (limits.retries). Remove it, or let it through with secrets.allow.",
         ),
     )
 }

@@ -17,6 +17,7 @@ from codex_orch.engine.context import Notify, _no_notify, load_schema
 from codex_orch.engine.drive import RunOptions, RunOutcome, drive, run_context
 from codex_orch.engine.executor import render_task_prompt
 from codex_orch.engine.prompts import read_spec
+from codex_orch.engine.secret_scan import check_allow
 from codex_orch.errors import InputError
 from codex_orch.git.repo import Git
 from codex_orch.git.workspace import branch_name
@@ -120,6 +121,7 @@ def create_and_drive(
             raise InputError(f"branch {branch!r} already exists", "Choose another --run-id.")
     command = resolve_command(config, layout.root)
     _check_templates(layout, config, plan)
+    check_allow(config)
 
     # From here on, things are written.
     ensure_scaffold(layout)
@@ -183,6 +185,7 @@ def resume_run(
     git = Git(layout.root)
     command = resolve_command(config, layout.root)
     _check_templates(layout, config, plan)
+    check_allow(config)
     lock = RunLock(run_dir).acquire()
     try:
         store = RunStore.open(run_dir, redactor_for(config))

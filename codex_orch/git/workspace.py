@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -163,13 +163,15 @@ class Workspaces:
         decisions: str | None,
         others: Sequence[str] = (),
         preserve_ref: str = "",
+        check_staged: Callable[[str], None] | None = None,
     ) -> CommitOutcome:
         """Commit the task's changes.
 
         With `paths` (parallel tasks in a shared worktree) only changes under them are committed;
         changes outside them and outside `others` (the paths of tasks still running there) are
         violations: saved in a commit under `preserve_ref`, then reverted, so nothing is lost and no
-        later task commits them under its own name.
+        later task commits them under its own name. `check_staged` sees the staged diff before the
+        commit (git.commit_changes); when it raises, the decisions entry is taken back out.
         """
         git = self.git.at(worktree)
         with self._lock_for(worktree):
@@ -185,15 +187,21 @@ class Workspaces:
                 if violations:
                     preserved = self._preserve_and_revert(git, violations, preserve_ref, message)
             extra: list[str] = []
+            target = worktree / DECISIONS_FILE
+            size = target.stat().st_size if decisions and target.is_file() else None
             if decisions:
-                target = worktree / DECISIONS_FILE
                 target.parent.mkdir(parents=True, exist_ok=True)
                 if not target.exists():
                     target.write_text("# Decisions\n\nRecorded by codex-orch from the agents' answers.\n\n", "utf-8")
                 with open(target, "a", encoding="utf-8") as fh:
                     fh.write(decisions)
                 extra.append(DECISIONS_FILE)
-            sha, files = git.commit_changes(message, stage, self.identity, extra)
+            try:
+                sha, files = git.commit_changes(message, stage, self.identity, extra, check_staged)
+            except BaseException:
+                if decisions:  # the entry goes with the commit it belongs to: retried, it is written again
+                    _truncate(target, size)
+                raise
             return CommitOutcome(sha, sha or git.head(), tuple(files), tuple(violations), preserved)
 
     def _preserve_and_revert(self, git: Git, files: Sequence[str], ref: str, message: str) -> str:
@@ -231,3 +239,12 @@ class Workspaces:
                 if target.is_file() or target.is_symlink():
                     target.unlink()
         return ref
+
+
+def _truncate(path: Path, size: int | None) -> None:
+    """Cut a file back to `size` bytes (None: it did not exist)."""
+    if size is None:
+        path.unlink(missing_ok=True)
+    else:
+        with open(path, "r+b") as fh:
+            fh.truncate(size)
