@@ -325,3 +325,12 @@ def test_a_bad_secrets_setting_is_refused_before_anything_is_written(
     result = run_cli(repo.path, "run", "--plan-file", str(one_task(tmp_path)), "--run-id", "bad")
     assert result.code == 2 and where in result.err
     assert not (repo.path / ".orchestrator/runs/bad").exists() and fake_codex.calls() == []
+
+
+def test_an_answer_that_makes_no_commit_is_not_held_up(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
+    # a reviewer quoting what it found: nothing is committed, so nothing is refused
+    turns = [[{"answer": answer(f"config.py holds a hard-coded key, {AWS_KEY}")}]]
+    result = run_writing(repo, fake_codex, tmp_path, "rev", turns, limits={"retries": 0})
+    assert result.code == 0, result.err
+    task = read_state(repo, "rev")["tasks"]["T0001"]
+    assert task["status"] == "succeeded" and task["commit"] is None and len(task["attempts"]) == 1

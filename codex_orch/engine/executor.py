@@ -319,8 +319,6 @@ class TaskRunner:
                     commit_message(ctx.run_id, {"id": task.id, "role": task.role}, n, thread, summary)
                 )
                 scanner = ctx.secret_scanner
-                if scanner is not None:
-                    scanner.check_message(message)
                 outcome = ctx.workspaces.commit(
                     ws.worktree,
                     message,
@@ -328,7 +326,7 @@ class TaskRunner:
                     entry,
                     others=ctx.other_paths(task.id),
                     preserve_ref=f"refs/orch/{ctx.run_id}/violations/{task.id}",
-                    check_staged=scanner.check_staged if scanner is not None else None,
+                    check_staged=scanner.for_commit(message) if scanner is not None else None,
                 )
                 sha, head, violations, files = outcome.commit, outcome.head, outcome.violations, list(outcome.files)
             else:

@@ -8,22 +8,23 @@ searched for
   tokens of a fixed format, private keys, credentials in URLs, JSON Web Tokens. Its keyword and
   high-entropy plugins are left out: on 2,470 ordinary files (this repository and its virtualenv)
   they flagged 477 lines (hashes, test passwords, `password=` in docs); the chosen set flagged 12,
-  all in detect-secrets' own sources (the patterns it looks for).
+  10 in detect-secrets' own sources (the shapes it looks for), 2 an example URL in a comment.
 A hit stops the commit: the task fails with kind `secret`, naming each file and line and what was
 found there, never the secret itself (the agent is asked to fix it on its thread while
 limits.retries allows). `secrets.allow` in orchestrator.yaml lets hits through: a plugin name
 (that kind of credential anywhere), `$NAME` (that variable's value anywhere), or a path glob
 (anything in those files); `secrets.scan: false` turns the scan off.
 
-The engine hands `check_staged` to the workspace's commit, which calls it with the staged diff after
-staging and before committing: git/ stays free of policy and of this dependency.
+The engine hands `for_commit(message)` to the workspace's commit as `check_staged`, which git calls
+with the staged diff after staging and before committing: git/ stays free of policy and of this
+dependency.
 """
 
 from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,15 +107,20 @@ class SecretScanner:
         self.enabled = config.secrets.scan
         self.allow = config.secrets.allow
         self.redactor = redactor
+        if self.enabled:  # its imports take 0.2-0.5 s: while the first agent works, not at the first commit
+            threading.Thread(target=_warm_up, name="secret-scan-warm-up", daemon=True).start()
 
-    def check_staged(self, diff: str) -> None:
-        """Raise SecretsFound for the lines a staged diff (`git diff --cached -U0`) adds."""
-        if self.enabled:
-            self._raise_if(self._in_diff(diff))
+    def for_commit(self, message: str) -> Callable[[str], None]:
+        """The check of one commit, given its staged diff (`git diff --cached -U0`): raises
+        SecretsFound for the lines the diff adds and the message's. Called only when something is
+        staged: a message that makes no commit (a reviewer quoting what it found) is not held up."""
 
-    def check_message(self, message: str) -> None:
-        if self.enabled:
-            self._raise_if(self._in_lines(MESSAGE, list(enumerate(message.splitlines(), start=1))))
+        def check_staged(diff: str) -> None:
+            if self.enabled:
+                lines = list(enumerate(message.splitlines(), start=1))
+                self._raise_if([*self._in_diff(diff), *self._in_lines(MESSAGE, lines)])
+
+        return check_staged
 
     def _raise_if(self, findings: list[Finding]) -> None:
         kept = [f for f in findings if not self._allowed(f)]
@@ -125,10 +131,16 @@ class SecretScanner:
         return finding.rule in self.allow or (finding.path != MESSAGE and path_matches(finding.path, self.allow))
 
     def _in_diff(self, diff: str) -> list[Finding]:
-        from unidiff import PatchSet
+        from unidiff import PatchSet, UnidiffParseError
 
+        try:
+            patches = PatchSet.from_string(diff)
+        except UnidiffParseError as exc:  # unscanned is uncommitted
+            raise OrchError(
+                f"the staged diff could not be read for the secret scan ({exc}); nothing was committed"
+            ) from None
         findings: list[Finding] = []
-        for patch in PatchSet.from_string(diff):
+        for patch in patches:
             added = [(ln.target_line_no or 0, ln.value.rstrip("\n")) for hunk in patch for ln in hunk if ln.is_added]
             if added:
                 findings += self._in_lines(patch.path, added)
@@ -172,6 +184,16 @@ def _patterns(path: str, lines: Iterable[tuple[int, str]]) -> list[Finding]:
 
 
 _configured_plugins: list[Any] | None = None
+
+
+def _warm_up() -> None:
+    try:
+        import unidiff  # noqa: F401 (imported for its cost, here rather than at the first commit)
+
+        with _DETECT_SECRETS:
+            _configured()
+    except Exception:  # the commit's own scan raises it again
+        return
 
 
 def _configured() -> list[Any]:
