@@ -23,6 +23,8 @@ from urllib.parse import quote, quote_plus, unquote
 SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
 MIN_SECRET_LENGTH = 8  # shorter values ("1", "true") would blank out ordinary text
 # scheme://user:password@host — the user may be empty (redis://:password@host), the password may not
+# characters no JSON or URL encoding changes: a run of them in a value is in every form of it
+_KEPT_RUN = re.compile(r"[A-Za-z0-9_.~-]+")
 CREDENTIAL_URL = re.compile(r"(?P<prefix>[A-Za-z][A-Za-z0-9+.-]*://[^\s:/?#@]*:(?P<password>[^\s/?#@]+)@)[^\s/?#@]")
 
 
@@ -50,17 +52,31 @@ def _secret_parts(name: str, value: str) -> Iterator[str]:
         yield from (value, match.group("prefix"), password, unquote(password))
 
 
+def _anchor(part: str) -> str:
+    """The longest run of characters that every form of `part` holds as they are ("" if none)."""
+    return max(_KEPT_RUN.findall(part), key=len, default="")
+
+
 class Redactor:
+    """Each secret in all its forms, longest first. The forms of one value share an anchor (a run of
+    its characters no encoding changes): text that lacks the anchor is not searched for them, so a
+    stream costs one search per anchor, not one per form."""
+
     def __init__(self, environ: Mapping[str, str]) -> None:
-        pairs: dict[str, str] = {}
+        pairs: dict[str, tuple[str, str]] = {}  # form -> (variable, anchor)
         for name, value in environ.items():
             for part in _secret_parts(name, value):
                 if len(part) >= MIN_SECRET_LENGTH:
                     for form in encoded_forms(part):
-                        pairs.setdefault(form, name)
-        self._secrets = sorted(pairs.items(), key=lambda kv: -len(kv[0]))  # longest first
-        self._bytes = [(value.encode("utf-8"), f"[REDACTED:{name}]".encode()) for value, name in self._secrets]
-        self.longest = max((len(v) for v, _ in self._bytes), default=0)
+                        pairs.setdefault(form, (name, _anchor(part)))
+        ordered = sorted(pairs.items(), key=lambda kv: -len(kv[0]))  # longest first
+        self._secrets = [(form, name) for form, (name, _) in ordered]
+        anchors = list(dict.fromkeys(anchor for _, (_, anchor) in ordered))
+        self._anchors = anchors
+        self._anchor_bytes = [a.encode("utf-8") for a in anchors]
+        self._forms = [(form, f"[REDACTED:{name}]", anchors.index(anchor)) for form, (name, anchor) in ordered]
+        self._bytes = [(f.encode("utf-8"), m.encode("utf-8"), i) for f, m, i in self._forms]
+        self.longest = max((len(f) for f, _, _ in self._bytes), default=0)
 
     def __bool__(self) -> bool:
         return bool(self._secrets)
@@ -71,15 +87,17 @@ class Redactor:
         return tuple(self._secrets)
 
     def text(self, text: str) -> str:
-        for value, name in self._secrets:
-            if value in text:
-                text = text.replace(value, f"[REDACTED:{name}]")
+        present = [anchor in text for anchor in self._anchors]
+        for form, marker, anchor in self._forms:
+            if present[anchor] and form in text:
+                text = text.replace(form, marker)
         return text
 
     def data(self, data: bytes) -> bytes:
-        for value, marker in self._bytes:
-            if value in data:
-                data = data.replace(value, marker)
+        present = [anchor in data for anchor in self._anchor_bytes]
+        for form, marker, anchor in self._bytes:
+            if present[anchor] and form in data:
+                data = data.replace(form, marker)
         return data
 
     def value(self, obj: Any) -> Any:

@@ -266,7 +266,11 @@ def test_an_agent_that_removes_the_secret_when_asked_succeeds(
 def test_a_well_known_credential_is_blocked(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
     turns = [
         [
-            {"write": "deploy/env.sh", "content": f"#!/bin/sh\nexport AWS_ACCESS_KEY_ID={AWS_KEY}\n"},
+            # detect-secrets' own way to silence a line, which the agent can write too: not honoured
+            {
+                "write": "deploy/env.sh",
+                "content": f"#!/bin/sh\nexport AWS_ACCESS_KEY_ID={AWS_KEY}  # pragma: allowlist secret\n",
+            },
             {"answer": answer("deploy script")},
         ]
     ]

@@ -107,8 +107,6 @@ class SecretScanner:
         self.enabled = config.secrets.scan
         self.allow = config.secrets.allow
         self.redactor = redactor
-        if self.enabled:  # its imports take 0.2-0.5 s: while the first agent works, not at the first commit
-            threading.Thread(target=_warm_up, name="secret-scan-warm-up", daemon=True).start()
 
     def for_commit(self, message: str) -> Callable[[str], None]:
         """The check of one commit, given its staged diff (`git diff --cached -U0`): raises
@@ -184,16 +182,6 @@ def _patterns(path: str, lines: Iterable[tuple[int, str]]) -> list[Finding]:
 
 
 _configured_plugins: list[Any] | None = None
-
-
-def _warm_up() -> None:
-    try:
-        import unidiff  # noqa: F401 (imported for its cost, here rather than at the first commit)
-
-        with _DETECT_SECRETS:
-            _configured()
-    except Exception:  # the commit's own scan raises it again
-        return
 
 
 def _configured() -> list[Any]:
