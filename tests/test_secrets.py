@@ -338,3 +338,13 @@ def test_an_answer_that_makes_no_commit_is_not_held_up(repo: Repo, fake_codex: F
     assert result.code == 0, result.err
     task = read_state(repo, "rev")["tasks"]["T0001"]
     assert task["status"] == "succeeded" and task["commit"] is None and len(task["attempts"]) == 1
+
+
+def test_a_secret_in_a_file_name_is_found_too(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
+    turns = [[{"write": f"keys/{SECRET}.txt", "content": "nothing to see\n"}, {"answer": answer("stored")}]]
+    result = run_writing(repo, fake_codex, tmp_path, "name", turns, limits={"retries": 0})
+    assert result.code == 1, result.err
+    error = read_state(repo, "name")["tasks"]["T0001"]["error"]
+    assert error["kind"] == "secret"
+    assert "keys/[REDACTED:DRILL_API_KEY].txt (its name): a secret from $DRILL_API_KEY" in error["message"]
+    assert SECRET not in repo.git("log", "--all", "--name-only", "--format=%B")

@@ -59,6 +59,7 @@ PLUGINS = (
     "TwilioKeyDetector",
 )
 MESSAGE = "(commit message)"  # where a hit in the commit message is said to be
+NAME_LINE = 0  # the "line" of a hit in a new file's name
 _SHOWN = 10  # findings named in the failure message; the retry prompt names them all
 _DETECT_SECRETS = threading.Lock()  # its settings are process-wide: one scan at a time
 
@@ -71,7 +72,11 @@ class Finding:
     rule: str  # the plugin's name, or "$NAME"
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.what}"
+        return (
+            f"{self.path} (its name): {self.what}"
+            if self.line == NAME_LINE
+            else f"{self.path}:{self.line}: {self.what}"
+        )
 
 
 class SecretsFound(OrchError):
@@ -140,6 +145,8 @@ class SecretScanner:
         findings: list[Finding] = []
         for patch in patches:
             added = [(ln.target_line_no or 0, ln.value.rstrip("\n")) for hunk in patch for ln in hunk if ln.is_added]
+            if patch.is_added_file or patch.is_rename:  # a name is committed too
+                added.insert(0, (NAME_LINE, patch.path))
             if added:
                 findings += self._in_lines(patch.path, added)
         return findings
