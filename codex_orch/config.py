@@ -130,6 +130,7 @@ CONFIG_SCHEMA: dict[str, Any] = _closed(
             }
         ),
         "services": {"type": ["array", "null"], "items": _SERVICE},
+        "secrets": _closed({"scan": {"type": "boolean"}, "allow": _STR_LIST}),
     }
 )
 
@@ -202,6 +203,12 @@ class ServiceConfig:
 
 
 @dataclass(frozen=True)
+class SecretsConfig:
+    scan: bool = True  # the staged diff and message of every task commit (engine/secret_scan.py)
+    allow: tuple[str, ...] = ()  # detect-secrets plugin names, $VARIABLE names, path globs
+
+
+@dataclass(frozen=True)
 class Config:
     source: str  # the file it came from, or "(defaults)"
     codex: CodexConfig
@@ -218,6 +225,7 @@ class Config:
     follow_next_tasks: bool = False
     validate_commands: tuple[ValidateCommand, ...] = ()
     services: tuple[ServiceConfig, ...] | None = None  # None: not set (the codex-mem default applies)
+    secrets: SecretsConfig = field(default_factory=SecretsConfig)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def resolve_role(self, name: str) -> str | None:
@@ -336,6 +344,7 @@ def build_config(raw: dict[str, Any], source: str) -> Config:
         follow_next_tasks=bool(raw["follow_next_tasks"]),
         validate_commands=_validate_commands(raw.get("validate") or {}, source),
         services=None if raw.get("services") is None else _services(raw["services"], source),
+        secrets=SecretsConfig(scan=bool(raw["secrets"]["scan"]), allow=tuple(raw["secrets"]["allow"])),
         raw=raw,
     )
 

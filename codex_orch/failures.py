@@ -29,6 +29,7 @@ class FailureKind(StrEnum):
     GUARDRAIL = "guardrail"
     HIDDEN_WORK = "hidden_work"
     INTERNAL = "internal"
+    SECRET = "secret"
 
 
 class Retry(StrEnum):
@@ -147,6 +148,13 @@ FAILURES: dict[FailureKind, FailureInfo] = {
             Retry.NEVER,
             "codex-orch itself failed while running this task (the message names the exception; the traceback "
             "is in internal-error.log in the task's folder). Other tasks were not affected; `resume` tries again.",
+        ),
+        FailureInfo(
+            FailureKind.SECRET,
+            Retry.ANSWER,
+            "The task's changes or its commit message held a secret (a value codex-orch redacts, or a "
+            "credential detect-secrets knows) at the file and line named; nothing was committed, and the agent "
+            "was asked to remove it (limits.retries). Remove it, or let it through with secrets.allow.",
         ),
     )
 }

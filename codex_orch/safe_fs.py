@@ -88,14 +88,29 @@ def _open_file(root: Path, rel: str, flags: int, mode: int = 0o644) -> int:
     return fd
 
 
-def append_text(root: Path, rel: str, text: str, header: str = "") -> None:
-    """Append `text` to root/rel, creating it (with `header` first) and its folders when missing."""
+def append_text(root: Path, rel: str, text: str, header: str = "") -> int:
+    """Append `text` to root/rel, creating it (with `header` first) and its folders when missing.
+    Returns the file's size before (0 when it was made), for `truncate` to take the text back out."""
     fd = _open_file(root, rel, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     try:
-        data = ((header if os.fstat(fd).st_size == 0 else "") + text).encode("utf-8")
+        before = os.fstat(fd).st_size
+        data = ((header if before == 0 else "") + text).encode("utf-8")
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+    return before
+
+
+def truncate(root: Path, rel: str, size: int) -> None:
+    """Cut root/rel back to `size` bytes (0: remove it), reached without links."""
+    if size == 0:
+        remove(root, rel)
+        return
+    fd = _open_file(root, rel, os.O_WRONLY)
+    try:
+        os.ftruncate(fd, size)
     finally:
         os.close(fd)
 

@@ -198,6 +198,9 @@ def apply(state: dict[str, Any], rec: dict[str, Any]) -> None:
                 task["thread_id"] = rec["thread_id"]
         elif kind == "task.result":
             task["result"] = rec["result"]
+        elif kind == "task.commit_refused":  # its commit was refused (secrets): the answer stands no more
+            task["result"] = None
+            task["attempts"][-1].update(failure=rec["failure"], failure_message=rec["message"])
         elif kind == "task.committed":
             task["commit"] = rec["commit"]
             task["head"] = rec["head"]
@@ -260,11 +263,9 @@ class RunStore:
     def record(self, kind: str, **fields: Any) -> None:
         with self._lock:
             rec = {"seq": self._state["seq"] + 1, "ts": now_iso(), "type": kind, **fields}
-            text = _strict_dumps(rec, separators=(",", ":"))  # a record that cannot be read back is refused
             if self.redactor:
-                redacted = self.redactor.text(text)
-                if redacted != text:
-                    text, rec = redacted, json.loads(redacted)
+                rec = self.redactor.value(rec)
+            text = _strict_dumps(rec, separators=(",", ":"))  # a record that cannot be read back is refused
             line = (text + "\n").encode("utf-8")
             apply(self._state, rec)  # first, so that a bad record never reaches the journal
             fault_point(f"journal:before:{kind}")

@@ -18,6 +18,7 @@ from codex_orch.config import Config
 from codex_orch.engine.agent_env import resolve_command
 from codex_orch.engine.context import load_schema
 from codex_orch.engine.prompts import PromptRenderer
+from codex_orch.engine.secret_scan import check_allow
 from codex_orch.errors import InputError, InputProblems, OrchError
 from codex_orch.git.repo import Git
 from codex_orch.git.workspace import branch_name
@@ -140,6 +141,7 @@ def run_findings(
             elif run_id is not None and branch in existing:
                 errors.append(f"branch {branch!r} already exists. Choose another --run-id.")
     attempt(resolve_command, config, layout.root)
+    attempt(check_allow, config)
     findings = [Finding("error", message) for message in errors]
     if plan is not None:
         findings += template_findings(layout, config, plan, spec or "")

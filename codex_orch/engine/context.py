@@ -11,6 +11,7 @@ from typing import Any
 
 from codex_orch.config import Config, RoleConfig
 from codex_orch.engine.prompts import PromptRenderer
+from codex_orch.engine.secret_scan import SecretScanner
 from codex_orch.errors import InputError
 from codex_orch.git.repo import Git
 from codex_orch.git.workspace import Workspaces
@@ -47,6 +48,7 @@ class RunContext:
     notify: Notify = _no_notify
     fail_fast: bool = False
     redactor: Redactor = field(default_factory=lambda: Redactor({}))
+    secret_scanner: SecretScanner | None = None  # checks each task commit; None: none (tests of parts)
     answer_checks: Mapping[str, AnswerCheck] = field(default_factory=dict)  # by role
     # paths declared by the tasks running now (None: the task declared none and runs alone)
     active_paths: dict[str, tuple[str, ...] | None] = field(default_factory=dict)

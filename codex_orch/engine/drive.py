@@ -17,6 +17,7 @@ from codex_orch.engine.agent_env import agent_env, redactor_for
 from codex_orch.engine.context import Notify, RunContext
 from codex_orch.engine.executor import run_task
 from codex_orch.engine.scheduler import ConcurrencyRules, Scheduler
+from codex_orch.engine.secret_scan import SecretScanner
 from codex_orch.engine.services import services_running
 from codex_orch.git.guard import Guard
 from codex_orch.git.repo import Git, auto_maintenance, local_changes
@@ -41,6 +42,7 @@ def run_context(
     notify: Notify,
     options: RunOptions,
 ) -> RunContext:
+    redactor = redactor_for(config)
     return RunContext(
         layout=layout,
         config=config,
@@ -53,7 +55,8 @@ def run_context(
         agent_env=agent_env(config, home, layout.worktrees_dir),
         command=command,
         notify=notify,
-        redactor=redactor_for(config),
+        redactor=redactor,
+        secret_scanner=SecretScanner(config, redactor),
         fail_fast=options.fail_fast,
         cancel=threading.Event(),
         answer_checks=plan_answer_checks(config),

@@ -18,6 +18,7 @@ from codex_orch.agents.base import AgentResult, Progress
 from codex_orch.engine.accounting import answer_files, describe, file_claims
 from codex_orch.engine.context import RunContext
 from codex_orch.engine.guardrails import guardrail_prompt, hidden_work, quarantine_ref, violation_message
+from codex_orch.engine.secret_scan import SecretsFound
 from codex_orch.engine.task_prompts import (
     interrupted_prompt,
     render_task_prompt,
@@ -98,7 +99,10 @@ class TaskRunner:
         store.record("task.status", task=task.id, status="running")
         ctx.notify("started", task.id, {"role": task.role})
         if rec["result"] is not None:  # a crash came after a valid answer and before the commit
-            return self._finish(ws, rec["result"], rec["attempts"][-1]["n"], rec["thread_id"], recovering=True)
+            try:
+                return self._finish(ws, rec["result"], rec["attempts"][-1]["n"], rec["thread_id"], recovering=True)
+            except SecretsFound as exc:
+                return self._fail(FailureKind.SECRET, str(exc))
 
         n = len(rec["attempts"]) + 1
         thread = rec["thread_id"]
@@ -115,7 +119,11 @@ class TaskRunner:
             result, verdict = self._attempt(ws, n, prompt, thread, previous_usage)
             if result.failure is None and verdict is not None and verdict.ok:
                 store.record("task.result", task=task.id, result=verdict.value)
-                return self._finish(ws, verdict.value, n, result.thread_id)
+                try:
+                    return self._finish(ws, verdict.value, n, result.thread_id)
+                except SecretsFound as exc:  # nothing was committed: the answer is retried like an invalid one
+                    store.record("task.commit_refused", task=task.id, failure=str(FailureKind.SECRET), message=str(exc))
+                    verdict = Verdict(None, FailureKind.SECRET, tuple(str(f) for f in exc.findings))
             kind = result.failure or (verdict.failure if verdict else None) or FailureKind.CRASHED
             message = result.failure_message or "; ".join(verdict.errors[:3] if verdict else ())
             if kind == FailureKind.INTERRUPTED:
@@ -166,7 +174,10 @@ class TaskRunner:
             ctx.notify(
                 "progress",
                 task.id,
-                {"action": progress.action, "usage": progress.usage.to_json() if progress.usage else None},
+                {
+                    "action": ctx.redactor.text(progress.action),  # a command line the agent ran, shown live
+                    "usage": progress.usage.to_json() if progress.usage else None,
+                },
             )
 
         request = AttemptRequest(
@@ -276,6 +287,7 @@ class TaskRunner:
                 message = ctx.redactor.text(
                     commit_message(ctx.run_id, {"id": task.id, "role": task.role}, n, thread, summary)
                 )
+                scanner = ctx.secret_scanner
                 outcome = ctx.workspaces.commit(
                     ws.worktree,
                     message,
@@ -283,11 +295,14 @@ class TaskRunner:
                     entry,
                     others=lambda: ctx.other_paths(task.id),
                     preserve_ref=f"refs/orch/{ctx.run_id}/violations/{task.id}",
+                    check_staged=scanner.for_commit(message) if scanner is not None else None,
                 )
                 sha, head, violations, files = outcome.commit, outcome.head, outcome.violations, list(outcome.files)
             else:
                 head = git.head()
                 files = git.changed_files(sha)
+        except SecretsFound:
+            raise
         except GuardrailError as exc:
             return self._fail(FailureKind.GUARDRAIL, str(exc))
         except OrchError as exc:

@@ -37,6 +37,7 @@ from codex_orch.engine.checks import (
 from codex_orch.engine.context import Notify, _no_notify
 from codex_orch.engine.drive import RunOptions, RunOutcome, drive, run_context
 from codex_orch.engine.prompts import read_spec
+from codex_orch.engine.secret_scan import check_allow
 from codex_orch.engine.task_prompts import render_task_prompt
 from codex_orch.errors import InputError, OrchError
 from codex_orch.faults import fault_point
@@ -222,6 +223,7 @@ def resume_run(
     git = Git(layout.root)
     command = resolve_command(config, layout.root)
     raise_errors(template_findings(layout, config, plan, spec or ""))
+    check_allow(config)
     lock = RunLock(run_dir).acquire()
     try:
         store = RunStore.open(run_dir, redactor_for(config))

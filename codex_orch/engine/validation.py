@@ -68,6 +68,14 @@ def retry_prompt(verdict: Verdict, schema_name: str) -> str:
     more = len(verdict.errors) - MAX_QUOTED_ERRORS
     if more > 0:
         quoted += f"\n- … and {more} more"
+    if verdict.failure == FailureKind.SECRET:
+        return (
+            "codex-orch did not commit your work: it holds secrets, which must never be committed.\n\n"
+            f"Found at:\n{quoted}\n\n"
+            "Remove each one (read credentials from the environment when the code runs instead of writing them "
+            "into files, and keep them out of your answer), then reply with the JSON object the output schema "
+            f"({schema_name}) asks for, as before."
+        )
     if verdict.failure == FailureKind.ANSWER_INVALID:
         return (
             f"Your final message conforms to the output schema ({schema_name}) but could not be accepted.\n\n"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -209,10 +209,17 @@ class Git:
 
     # --- changes -------------------------------------------------------------------------------
     def commit_changes(
-        self, message: str, paths: Sequence[str] | None, identity: tuple[str, str] | None, extra: Sequence[str] = ()
+        self,
+        message: str,
+        paths: Sequence[str] | None,
+        identity: tuple[str, str] | None,
+        extra: Sequence[str] = (),
+        check_staged: Callable[[str], None] | None = None,
     ) -> tuple[str | None, list[str]]:
         """Stage everything (paths None) or exactly `paths` (changed files, from status) plus `extra`, and commit.
 
+        `check_staged`, when given, sees the staged diff before the commit; if it raises, nothing is
+        committed and nothing is left staged.
         Returns the new commit (None when nothing was staged) and the files it changed."""
         if paths is None:
             self.run("add", "-A")
@@ -234,8 +241,24 @@ class Git:
                 return None, []
         else:  # the caller listed the changed files from `git status`
             staged = sorted({*paths, *extra})
+        if check_staged is not None:
+            self._check_staged(check_staged)
         self.run(*commit_config(identity), "commit", "--no-verify", "-q", "-F", "-", stdin=message.encode("utf-8"))
         return self.head(), staged
+
+    def _check_staged(self, check: Callable[[str], None]) -> None:
+        """Hand the lines the commit would add (no context, renames found, binary files as text) to
+        `check`; unstage everything when it raises."""
+        diff = self.run(
+            *("-c", "core.quotePath=false", "diff", "--cached", "--no-color", "--no-ext-diff", "--no-textconv"),
+            *("-U0", "--text", "-M"),
+            strip=False,
+        )
+        try:
+            check(diff)
+        except BaseException:
+            self.run("reset", "-q")
+            raise
 
     def changed_files(self, commit: str) -> list[str]:
         out = self.run("diff-tree", "--no-commit-id", "--name-only", "-r", "-z", "--root", commit, strip=False)

@@ -15,7 +15,7 @@ from codex_orch.git.guard import Guard
 from codex_orch.git.repo import FALLBACK_IDENTITY, Git, commit_config
 from codex_orch.git.worktrees import add_worktree, admin_dir, attach_worktree, discard_worktree
 from codex_orch.proc.procfs import PathUser, file_holders, path_users
-from codex_orch.safe_fs import UnsafePath, append_text, remove
+from codex_orch.safe_fs import UnsafePath, append_text, remove, truncate
 
 DECISIONS_FILE = "docs/ai/decisions.md"
 log = logging.getLogger(__name__)
@@ -242,6 +242,7 @@ class Workspaces:
         decisions: str | None,
         others: Callable[[], Sequence[str]] = tuple,
         preserve_ref: str = "",
+        check_staged: Callable[[str], None] | None = None,
     ) -> CommitOutcome:
         """Commit the task's changes.
 
@@ -251,6 +252,8 @@ class Workspaces:
         later task commits them under its own name. Both the status and `others()` are read while this
         worktree's commit lock is held, so a task that started while this one waited for the lock has
         its files counted as its own, not as this task's violations.
+        `check_staged` sees the staged diff before the commit (git.commit_changes); when it raises, the
+        decisions entry is taken back out.
         """
         git = self.git_at(worktree)
         branch = self._branch_ref(worktree, git)
@@ -267,16 +270,22 @@ class Workspaces:
                 if violations:
                     self._preserve_and_revert(git, violations, preserve_ref, message)
             extra: list[str] = []
+            size = 0
             if decisions:
                 try:
-                    append_text(worktree, DECISIONS_FILE, decisions, header=DECISIONS_HEADER)
+                    size = append_text(worktree, DECISIONS_FILE, decisions, header=DECISIONS_HEADER)
                 except UnsafePath as exc:
                     raise GuardrailError(
                         f"codex-orch did not write the decisions: {exc}",
                         f"Leave {DECISIONS_FILE} and its folders plain files and folders inside the worktree.",
                     ) from None
                 extra.append(DECISIONS_FILE)
-            sha, files = git.commit_changes(message, stage, self.identity, extra)
+            try:
+                sha, files = git.commit_changes(message, stage, self.identity, extra, check_staged)
+            except BaseException:
+                if decisions:  # the entry goes with the commit it belongs to: retried, it is written again
+                    truncate(worktree, DECISIONS_FILE, size)
+                raise
             return CommitOutcome(sha, sha or git.head(), tuple(files), tuple(violations))
 
     def _preserve_and_revert(self, git: Git, files: Sequence[str], ref: str, message: str) -> None:
