@@ -14,6 +14,9 @@ from codex_orch.layout import CONFIG_NAME, ID_RE, Layout, packaged_templates
 from codex_orch.schema_check import MAX_SECONDS, SECONDS, check
 
 SANDBOXES = ("read-only", "workspace-write", "danger-full-access")
+# landing: each task in a worktree of its own from the run branch's tip, its commit landed on the run
+# branch (the default); shared: one worktree for the run; per-task: a branch per task, merged by `merge`.
+WORKSPACE_MODES = ("landing", "shared", "per-task")
 _POS_NUM = SECONDS  # seconds: positive and finite (NaN and infinities are refused for every number)
 _OPT_POS_NUM = {**SECONDS, "type": ["number", "null"]}
 _OPT_STR = {"type": ["string", "null"]}
@@ -90,6 +93,7 @@ CONFIG_SCHEMA: dict[str, Any] = _closed(
                 "shared_branch_template": {"type": "string", "minLength": 1},
             }
         ),
+        "workspace": {"enum": list(WORKSPACE_MODES)},
         "use_single_workspace": {"type": "boolean"},
         "follow_next_tasks": {"type": "boolean"},
         "limits": _closed(
@@ -102,6 +106,7 @@ CONFIG_SCHEMA: dict[str, Any] = _closed(
                 "max_workers": {"type": "integer", "minimum": 1},
                 "max_tasks": {"type": "integer", "minimum": 1},
                 "max_reconnects": {"type": "integer", "minimum": 0},
+                "conflict_rounds": {"type": "integer", "minimum": 0},
             }
         ),
         "roles": {"type": "object", "additionalProperties": _ROLE},
@@ -173,6 +178,7 @@ class Limits:
     max_workers: int
     max_tasks: int = 100
     max_reconnects: int = 5
+    conflict_rounds: int = 2  # a landing run: times a task's agent is asked to resolve a landing conflict
 
 
 @dataclass(frozen=True)
@@ -213,7 +219,7 @@ class Config:
     source: str  # the file it came from, or "(defaults)"
     codex: CodexConfig
     git: GitConfig
-    use_single_workspace: bool
+    workspace_mode: str  # one of WORKSPACE_MODES
     limits: Limits
     roles: Mapping[str, RoleConfig]
     role_aliases: Mapping[str, str]
@@ -227,6 +233,10 @@ class Config:
     services: tuple[ServiceConfig, ...] | None = None  # None: not set (the codex-mem default applies)
     secrets: SecretsConfig = field(default_factory=SecretsConfig)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def use_single_workspace(self) -> bool:
+        return self.workspace_mode == "shared"
 
     def resolve_role(self, name: str) -> str | None:
         """The canonical role for `name` (itself or through an alias), or None."""
@@ -283,9 +293,24 @@ def load_config(layout: Layout) -> Config:
         if not isinstance(user, dict):
             raise InputError(f"{label}: (top level): must be a mapping of keys, not {type(user).__name__}")
         check(user, CONFIG_SCHEMA, label)
+        user = _legacy_workspace(user, label)
         raw = _merge(raw, user)
         source = label
     return build_config(raw, source)
+
+
+def _legacy_workspace(user: dict[str, Any], label: str) -> dict[str, Any]:
+    """The original codex-orch's `use_single_workspace` (true: shared; false: per-task), as `workspace`."""
+    if "use_single_workspace" not in user:
+        return user
+    legacy = "shared" if user["use_single_workspace"] else "per-task"
+    if "workspace" in user and user["workspace"] != legacy:
+        raise InputError(
+            f"{label}: use_single_workspace: {str(user['use_single_workspace']).lower()} says {legacy!r}, "
+            f"workspace says {user['workspace']!r}",
+            "Keep one of them (workspace: landing | shared | per-task).",
+        )
+    return {**user, "workspace": legacy}
 
 
 def build_config(raw: dict[str, Any], source: str) -> Config:
@@ -323,7 +348,7 @@ def build_config(raw: dict[str, Any], source: str) -> Config:
             branch_template=git["branch_template"],
             shared_branch_template=git["shared_branch_template"],
         ),
-        use_single_workspace=bool(raw["use_single_workspace"]),
+        workspace_mode=str(raw["workspace"]),
         limits=Limits(
             retries=int(limits["retries"]),
             transient_retries=int(limits["transient_retries"]),
@@ -333,6 +358,7 @@ def build_config(raw: dict[str, Any], source: str) -> Config:
             max_workers=int(limits["max_workers"]),
             max_tasks=int(limits["max_tasks"]),
             max_reconnects=int(limits["max_reconnects"]),
+            conflict_rounds=int(limits["conflict_rounds"]),
         ),
         roles=roles,
         role_aliases=aliases,

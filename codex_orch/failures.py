@@ -30,6 +30,7 @@ class FailureKind(StrEnum):
     HIDDEN_WORK = "hidden_work"
     INTERNAL = "internal"
     SECRET = "secret"
+    CONFLICT = "conflict"
 
 
 class Retry(StrEnum):
@@ -148,6 +149,11 @@ FAILURES: dict[FailureKind, FailureInfo] = {
             Retry.NEVER,
             "codex-orch itself failed while running this task (the message names the exception; the traceback "
             "is in internal-error.log in the task's folder). Other tasks were not affected; `resume` tries again.",
+        ),
+        FailureInfo(
+            FailureKind.CONFLICT,
+            Retry.NEVER,
+            "The task's work conflicted with what other tasks landed on the run branch, and its agent did not resolve it within limits.conflict_rounds; its commit is on its own branch (docs/usage.md, Worktrees).",
         ),
         FailureInfo(
             FailureKind.SECRET,

@@ -57,6 +57,15 @@ STATE_SCHEMA: dict[str, Any] = {
 }
 
 
+def workspace_mode(state: dict[str, Any]) -> str:
+    """How the run's tasks share worktrees: "landing", "shared" or "per-task" (runs recorded before
+    landing existed say only whether their worktree was shared)."""
+    mode = state.get("workspace_mode")
+    if mode:
+        return str(mode)
+    return "shared" if state.get("single_workspace") else "per-task"
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -207,6 +216,16 @@ def apply(state: dict[str, Any], rec: dict[str, Any]) -> None:
             task["files_changed"] = rec["files_changed"]
             task["violations"] = rec.get("violations", [])
             task["file_claims"] = rec.get("file_claims")
+        elif kind == "task.landed":  # a landing run: the task's work is on the run branch, as this commit
+            task["task_commit"] = task["commit"]
+            task["commit"] = rec["commit"]
+            task["head"] = rec["commit"]
+            task["landed"] = True
+        elif kind == "task.rebased":  # its change replayed on the run branch's tip, for its agent to resolve
+            task["base_commit"] = rec["base_commit"]
+            task["conflicts"] = rec.get("conflicts", [])
+            task["result"] = None
+            task["commit"] = None
         elif kind == "task.follow_ups":
             task["follow_ups"] = rec["follow_ups"]
         else:

@@ -120,7 +120,7 @@ def test_validate_runs_the_configured_commands_and_records_the_outcome(
 
 
 def test_validate_per_task_runs_in_each_head_worktree(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
-    repo.configure(use_single_workspace=False)
+    repo.configure(workspace="per-task")
     tasks = [job("A"), job("B", blocked_by=("A",)), job("C")]
     state = run_plan(repo, fake_codex, tmp_path, "pv", tasks, [writer(t, f"{t.lower()}.txt") for t in "ABC"])
     listing = [sys.executable, "-c", "import os; print(sorted(f for f in os.listdir() if f.endswith('.txt')))"]

@@ -38,7 +38,7 @@ def test_a_second_process_on_the_same_run_refuses(repo: Repo, fake_codex: FakeCo
 
 def test_two_runs_at_once_in_one_repo(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
     fake_codex.script({"default": [[{"write": "f.txt", "content": "x"}, {"sleep": 0.3}, {"answer": answer("ok")}]]})
-    repo.configure(use_single_workspace=False)
+    repo.configure(workspace="per-task")
     tasks = [{"role": "implementer", "prompt": f"task {i}", "acceptance": ""} for i in range(4)]
     plan = write_plan(tmp_path / "plan.json", tasks)
     procs = [

@@ -138,6 +138,7 @@ def plan_clean(
                 f"uncommitted changes discarded (--force): {_names(changes)}" if changes else "no uncommitted changes"
             )
             items.append(Item("worktree", str(path), REMOVE, reason))
+    landed = {t["branch"] for t in state["tasks"].values() if t.get("landed") and t.get("branch")}
     for branch in _branches(state):
         sha = ref_sha(git, f"refs/heads/{branch}")
         if sha is None:
@@ -147,6 +148,10 @@ def plan_clean(
             items.append(Item("branch", branch, KEEP, "--keep-branches", sha))
         elif checkout is not None and (checkout.resolve() in kept_checkouts or not _is_run_worktree(items, checkout)):
             items.append(Item("branch", branch, KEEP, f"checked out in {checkout}", sha))
+        elif branch in landed:
+            items.append(
+                Item("branch", branch, REMOVE, f"its task's work landed on the run branch {state['branch']}", sha)
+            )
         elif base_sha is not None and patch_is_in(git, base_sha, sha):
             items.append(Item("branch", branch, REMOVE, f"its work is in {base}", sha))
         elif force:

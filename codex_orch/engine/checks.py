@@ -54,13 +54,18 @@ def new_run_id() -> str:
 
 
 def run_branches(config: Config, plan: Plan, run_id: str, date: str) -> list[str]:
-    """The branches a run makes: the shared one, or one per task."""
-    if config.use_single_workspace:
-        return [branch_name(config.git.shared_branch_template, config.source, date=date, run_id=run_id)]
-    return [
-        branch_name(config.git.branch_template, config.source, date=date, run_id=run_id, task_id=t.id, role=t.role)
-        for t in plan.tasks
-    ]
+    """The branches a run makes: the run branch (shared and landing runs) first, then one per task
+    (per-task and landing runs)."""
+    mode = config.workspace_mode
+    branches = []
+    if mode in ("shared", "landing"):
+        branches.append(branch_name(config.git.shared_branch_template, config.source, date=date, run_id=run_id))
+    if mode in ("per-task", "landing"):
+        branches += [
+            branch_name(config.git.branch_template, config.source, date=date, run_id=run_id, task_id=t.id, role=t.role)
+            for t in plan.tasks
+        ]
+    return branches
 
 
 def run_was_created(run_dir: Path) -> bool:

@@ -57,6 +57,15 @@ class RunContext:
     _guard: threading.Lock = field(default_factory=threading.Lock)
 
     @property
+    def mode(self) -> str:
+        """How the run's tasks share worktrees: "landing", "shared" or "per-task"."""
+        from codex_orch.state import workspace_mode
+
+        return workspace_mode(
+            {"workspace_mode": self.store.get("workspace_mode"), "single_workspace": self.store.get("single_workspace")}
+        )
+
+    @property
     def run_dir(self) -> Path:
         return self.layout.run_dir(self.run_id)
 

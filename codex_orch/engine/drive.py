@@ -26,7 +26,7 @@ from codex_orch.interrupts import STOP_SIGNALS, signal_name, silence_lost_termin
 from codex_orch.layout import ORCH_DIR, Layout
 from codex_orch.plan import Plan, Task, plan_answer_checks
 from codex_orch.scaffold import GITIGNORE_LINES
-from codex_orch.state import RunStore, atomic_write_json
+from codex_orch.state import RunStore, atomic_write_json, workspace_mode
 from codex_orch.untrusted import short
 
 
@@ -130,17 +130,20 @@ def drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
     state = store.view()
     statuses = {tid: ("succeeded" if t["status"] == "succeeded" else "pending") for tid, t in state["tasks"].items()}
     _start_guard(ctx, state)
-    if state["single_workspace"]:
-        ready = bool(state.get("workspace_ready"))
-        try:
+    mode = workspace_mode(state)
+    ready = bool(state.get("workspace_ready"))
+    try:
+        if mode == "shared":
             ctx.workspaces.ensure(Path(state["worktree"]), state["branch"], state["base_commit"], ready=ready)
-        except BaseException:  # the run cannot start: say so in its state, then let the error speak
-            store.record("run.status", status="failed")
-            store.close()
-            raise
-        if not ready:
-            store.record("run.workspace_ready")
-    rules = ConcurrencyRules(state["single_workspace"], ctx.config.concurrency_allow, ctx.config.concurrency_ignore)
+        elif mode == "landing" and not ready:
+            ctx.workspaces.ensure_branch(state["branch"], state["base_commit"])
+    except BaseException:  # the run cannot start: say so in its state, then let the error speak
+        store.record("run.status", status="failed")
+        store.close()
+        raise
+    if mode in ("shared", "landing") and not ready:
+        store.record("run.workspace_ready")
+    rules = ConcurrencyRules(mode, ctx.config.concurrency_allow, ctx.config.concurrency_ignore)
 
     def on_blocked(task: Task, cause: str) -> None:
         store.record(
@@ -248,13 +251,15 @@ def _last_guard(ctx: RunContext) -> None:
             changes = guard.check(None, f"refs/orch/{ctx.run_id}/quarantine/end", ctx.run_dir / "end")
             if changes:
                 ctx.store.record("run.guardrail", changes=[c.describe() for c in changes])
-        for tid, task in ctx.store.view()["tasks"].items():
-            if task["status"] != "succeeded" or not task.get("commit") or not task.get("branch"):
+        state = ctx.store.view()
+        for tid, task in state["tasks"].items():
+            branch = state["branch"] if ctx.mode == "landing" else task.get("branch")
+            if task["status"] != "succeeded" or not task.get("commit") or not branch:
                 continue
-            tip = ctx.git.run_full("rev-parse", "--verify", "-q", f"refs/heads/{task['branch']}")[1]
+            tip = ctx.git.run_full("rev-parse", "--verify", "-q", f"refs/heads/{branch}")[1]
             if tip and is_ancestor(ctx.git, task["commit"], tip):
                 continue
-            message = f"its commit {task['commit'][:12]} is no longer on its branch {task['branch']}"
+            message = f"its commit {task['commit'][:12]} is no longer on its branch {branch}"
             ctx.store.record(
                 "task.status",
                 task=tid,

@@ -18,6 +18,7 @@ from codex_orch.agents.base import AgentResult, Progress
 from codex_orch.engine.accounting import answer_files, describe, file_claims
 from codex_orch.engine.context import RunContext
 from codex_orch.engine.guardrails import guardrail_prompt, hidden_work, quarantine_ref, violation_message
+from codex_orch.engine.landing import LandingConflict, conflict_prompt, land_task, replay_conflict, task_workspace
 from codex_orch.engine.secret_scan import SecretsFound
 from codex_orch.engine.task_prompts import (
     interrupted_prompt,
@@ -29,7 +30,7 @@ from codex_orch.engine.validation import Verdict, checked, judge, retry_prompt
 from codex_orch.errors import GuardrailError, OrchError
 from codex_orch.failures import FailureKind, Retry, info
 from codex_orch.git.guard import Change
-from codex_orch.git.workspace import Workspace, branch_name, commit_message, decisions_entry
+from codex_orch.git.workspace import DECISIONS_FILE, Workspace, branch_name, commit_message, decisions_entry
 from codex_orch.plan import Task
 from codex_orch.state import now_iso
 from codex_orch.untrusted import clean_text
@@ -46,9 +47,13 @@ def attempt_dir(ctx: RunContext, task_id: str, n: int) -> Path:
 
 
 def _workspace(ctx: RunContext, task: Task) -> Workspace:
-    """The shared worktree, or this task's own, branched from its dependencies' work."""
+    """The shared worktree, or this task's own: from the run branch's tip (landing), or branched from
+    its dependencies' work (per-task)."""
     rec = ctx.store.task(task.id)
-    if ctx.store.get("single_workspace"):
+    mode = ctx.mode
+    if mode == "landing":
+        return task_workspace(ctx, task)
+    if mode == "shared":
         worktree = Path(ctx.store.get("worktree"))
         ws = ctx.workspaces.ensure(worktree, ctx.store.get("branch"), ctx.store.get("base_commit"), ready=True)
         if rec["worktree"] is None:
@@ -111,7 +116,7 @@ class TaskRunner:
         else:
             thread = None
             prompt = render_task_prompt(ctx, task, ws.worktree)
-        answer_retries = transient_retries = 0
+        answer_retries = transient_retries = conflict_rounds = 0
         previous_usage = Usage()
         if thread:
             previous_usage = _thread_usage(rec["attempts"], thread)
@@ -124,6 +129,16 @@ class TaskRunner:
                 except SecretsFound as exc:  # nothing was committed: the answer is retried like an invalid one
                     store.record("task.commit_refused", task=task.id, failure=str(FailureKind.SECRET), message=str(exc))
                     verdict = Verdict(None, FailureKind.SECRET, tuple(str(f) for f in exc.findings))
+                except LandingConflict as exc:  # back to the same agent, on the run branch's tip
+                    if conflict_rounds >= ctx.config.limits.conflict_rounds or not result.thread_id:
+                        return self._fail(FailureKind.CONFLICT, str(exc))
+                    conflict_rounds += 1
+                    try:
+                        files = replay_conflict(ctx, task, ws, exc)
+                    except OrchError as err:
+                        return self._fail(FailureKind.WORKSPACE, f"could not replay its change on the tip: {err}")
+                    thread, previous_usage, prompt, n = result.thread_id, result.usage, conflict_prompt(files), n + 1
+                    continue
             kind = result.failure or (verdict.failure if verdict else None) or FailureKind.CRASHED
             message = result.failure_message or "; ".join(verdict.errors[:3] if verdict else ())
             if kind == FailureKind.INTERRUPTED:
@@ -266,8 +281,16 @@ class TaskRunner:
         if not isinstance(decisions, list) or not all(isinstance(d, dict) for d in decisions):
             decisions = None  # a role whose schema says otherwise: nothing to append to decisions.md
         rec = ctx.store.task(task.id)
+        landing = ctx.mode == "landing"
         violations: tuple[str, ...] = ()
         files: list[str] = []
+        entry = (
+            ctx.redactor.text(decisions_entry(ctx.run_id, task.id, task.role, decisions, now_iso()[:10]))
+            if decisions
+            else None
+        )
+        message = ctx.redactor.text(commit_message(ctx.run_id, {"id": task.id, "role": task.role}, n, thread, summary))
+        scanner = ctx.secret_scanner
         try:
             git = ctx.workspaces.git_at(ws.worktree)
             # After a crash between commit and journal, the commit exists already: adopt it.
@@ -276,47 +299,49 @@ class TaskRunner:
                 if recovering
                 else None
             )
-            if sha is None:
-                shared = bool(ctx.store.get("single_workspace"))
+            if sha is None and not (landing and recovering and rec["commit"] is not None):
+                shared = ctx.mode == "shared"
                 paths = list(task.paths) if task.paths is not None and shared else None
-                entry = (
-                    ctx.redactor.text(decisions_entry(ctx.run_id, task.id, task.role, decisions, now_iso()[:10]))
-                    if decisions
-                    else None
-                )
-                message = ctx.redactor.text(
-                    commit_message(ctx.run_id, {"id": task.id, "role": task.role}, n, thread, summary)
-                )
-                scanner = ctx.secret_scanner
                 outcome = ctx.workspaces.commit(
                     ws.worktree,
                     message,
                     paths,
-                    entry,
+                    None if landing else entry,  # a landing run adds the decisions when it lands
                     others=lambda: ctx.other_paths(task.id),
                     preserve_ref=f"refs/orch/{ctx.run_id}/violations/{task.id}",
                     check_staged=scanner.for_commit(message) if scanner is not None else None,
                 )
                 sha, head, violations, files = outcome.commit, outcome.head, outcome.violations, list(outcome.files)
             else:
+                sha = sha or rec["commit"]
                 head = git.head()
-                files = git.changed_files(sha)
-        except SecretsFound:
+                files = git.changed_files(sha) if sha else []
+            claims = file_claims(answer_files(value), files, ws.worktree)
+            if landing:
+                if entry and scanner is not None:
+                    scanner.check_text(DECISIONS_FILE, entry)
+                if not rec["commit"] or not recovering:
+                    ctx.store.record(
+                        "task.committed", task=task.id, commit=sha, head=head, files_changed=files, file_claims=claims
+                    )
+                landed = land_task(ctx, task, sha, message, entry)
+                sha, head = landed.commit, landed.commit or head
+        except (SecretsFound, LandingConflict):
             raise
         except GuardrailError as exc:
             return self._fail(FailureKind.GUARDRAIL, str(exc))
         except OrchError as exc:
             return self._fail(FailureKind.WORKSPACE, f"commit failed: {exc}")
-        claims = file_claims(answer_files(value), files, ws.worktree)
-        ctx.store.record(
-            "task.committed",
-            task=task.id,
-            commit=sha,
-            head=head,
-            files_changed=files,
-            violations=list(violations),
-            file_claims=claims,
-        )
+        if not landing:
+            ctx.store.record(
+                "task.committed",
+                task=task.id,
+                commit=sha,
+                head=head,
+                files_changed=files,
+                violations=list(violations),
+                file_claims=claims,
+            )
         if claims:
             ctx.notify("flag", task.id, {"message": describe(claims)})
         if violations:

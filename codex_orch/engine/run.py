@@ -96,7 +96,7 @@ def create_and_drive(
     git = Git(layout.root)
     base_commit = git.rev(config.git.base_ref)
     date = run_date()
-    single = config.use_single_workspace
+    mode = config.workspace_mode
     branches = run_branches(config, plan, run_id, date)
     command = resolve_command(config, layout.root)
 
@@ -112,9 +112,10 @@ def create_and_drive(
             "base_ref": config.git.base_ref,
             "base_commit": base_commit,
             "base_branch": _base_branch(git, config.git.base_ref),
-            "single_workspace": single,
-            "branch": branches[0] if single else None,
-            "worktree": str(layout.run_worktree(run_id)) if single else None,
+            "single_workspace": mode == "shared",
+            "workspace_mode": mode,
+            "branch": branches[0] if mode in ("shared", "landing") else None,
+            "worktree": str(layout.run_worktree(run_id)) if mode == "shared" else None,
             "goal": plan.goal,
             "has_spec": spec is not None,
             "codex_home": None,
