@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from codex_orch.agent_config import AGENTS_SCHEMA, AgentsConfig, build_agents
+from codex_orch.agent_registry import unknown_agent
 from codex_orch.errors import InputError
 from codex_orch.inputs import read_yaml_file
 from codex_orch.layout import CONFIG_NAME, ID_RE, Layout, packaged_templates
@@ -33,6 +35,7 @@ _ROLE = _closed(
         "profile": _OPT_STR,
         "timeout": _OPT_POS_NUM,
         "idle_timeout": _OPT_POS_NUM,
+        "agent": _OPT_STR,
     }
 )
 
@@ -83,6 +86,7 @@ CONFIG_SCHEMA: dict[str, Any] = _closed(
                 "config": {"type": "object"},
             }
         ),
+        "agents": AGENTS_SCHEMA,
         "git": _closed(
             {
                 "base_ref": {"type": "string", "minLength": 1},
@@ -143,6 +147,7 @@ class RoleConfig:
     profile: str | None = None
     timeout: float | None = None
     idle_timeout: float | None = None
+    agent: str | None = None  # the role's default agent (agents.default otherwise)
 
 
 @dataclass(frozen=True)
@@ -216,6 +221,7 @@ class Config:
     follow_next_tasks: bool = False
     validate_commands: tuple[ValidateCommand, ...] = ()
     services: tuple[ServiceConfig, ...] | None = None  # None: not set (the codex-mem default applies)
+    agents: AgentsConfig = field(default_factory=AgentsConfig)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def resolve_role(self, name: str) -> str | None:
@@ -236,7 +242,7 @@ class Config:
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(base)
     for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), dict) and key not in ("env", "config"):
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict) and key not in ("env", "config", "settings"):
             out[key] = _merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
@@ -285,6 +291,9 @@ def build_config(raw: dict[str, Any], source: str) -> Config:
         missing = [k for k in ("sandbox", "output_schema", "prompt_template") if k not in settings]
         if missing:
             raise InputError(f"{source}: roles.{name}: missing {', '.join(missing)}")
+        problem = unknown_agent(settings["agent"]) if settings.get("agent") else None
+        if problem:
+            raise InputError(f"{source}: roles.{name}.agent: {problem}")
         roles[name] = RoleConfig(name=name, **settings)
     aliases = dict(raw.get("role_aliases") or {})
     for alias, target in aliases.items():
@@ -333,6 +342,7 @@ def build_config(raw: dict[str, Any], source: str) -> Config:
         follow_next_tasks=bool(raw["follow_next_tasks"]),
         validate_commands=_validate_commands(raw.get("validate") or {}, source),
         services=None if raw.get("services") is None else _services(raw["services"], source),
+        agents=build_agents(raw.get("agents") or {}, codex, source),
         raw=raw,
     )
 
