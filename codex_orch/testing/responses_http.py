@@ -14,7 +14,7 @@ import time
 import zlib
 from typing import TYPE_CHECKING, Any
 
-from codex_orch.testing.model_script import SILENT_DEFAULT_SECONDS, new_id, step_kind, usage_body
+from codex_orch.testing.model_script import SILENT_DEFAULT_SECONDS, new_id, patch_of, step_kind, usage_body
 
 if TYPE_CHECKING:
     from codex_orch.testing.scripted_model import ScriptedModelServer
@@ -126,6 +126,17 @@ class ResponsesHandler(http.server.BaseHTTPRequestHandler):
             headers = {k.lower(): v for k, v in self.headers.items()}
             if method == "POST" and path.endswith("/responses"):
                 self._responses(path, headers, body)
+            elif method == "POST" and path.endswith("/messages"):
+                from codex_orch.testing import anthropic_http
+
+                anthropic_http.serve(self, headers, body)
+            elif method == "POST" and path.endswith("/messages/count_tokens"):
+                owner._record(method, self.path, headers, body)
+                self._send_json(200, {"input_tokens": 100})
+            elif method == "POST" and ":" in path.rsplit("/", 1)[-1]:  # Gemini: models/NAME:ACTION
+                from codex_orch.testing import gemini_http
+
+                gemini_http.serve(self, path, headers, body)
             elif method == "GET" and path.endswith("/models"):
                 owner._record(method, self.path, headers, body)
                 self._send_json(200, {"object": "list", "data": [], "models": []})
@@ -150,7 +161,16 @@ class ResponsesHandler(http.server.BaseHTTPRequestHandler):
     def _responses(self, path: str, headers: dict, body: Any) -> None:
         owner = self.server.owner
         thread_id, step_index, step = owner._next_step(headers, body)
-        owner._record("POST", self.path, headers, body, thread_id=thread_id, step_index=step_index, step=step)
+        owner._record(
+            "POST",
+            self.path,
+            headers,
+            body,
+            thread_id=thread_id,
+            step_index=step_index,
+            step=step,
+            protocol="responses",
+        )
         model = body.get("model", "scripted") if isinstance(body, dict) else "scripted"
         if step is None:
             self._send_json(
@@ -234,13 +254,13 @@ class ResponsesHandler(http.server.BaseHTTPRequestHandler):
                 "arguments": json.dumps(args),
                 "status": "completed",
             }
-        if kind == "patch":
+        if kind in ("patch", "write", "edit"):
             return {
                 "type": "custom_tool_call",
                 "id": new_id("ctc"),
                 "call_id": new_id("call"),
                 "name": "apply_patch",
-                "input": step["patch"],
+                "input": step["patch"] if kind == "patch" else patch_of(step),
                 "status": "completed",
             }
         value = step["answer"]

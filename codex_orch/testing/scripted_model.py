@@ -129,7 +129,13 @@ class ScriptedModelServer:
 
     @property
     def base_url(self) -> str:
+        """For codex (its provider's base_url ends in /v1)."""
         return f"http://{self.host}:{self.port}/v1"
+
+    @property
+    def root_url(self) -> str:
+        """For Claude Code (ANTHROPIC_BASE_URL) and Gemini CLI (GOOGLE_GEMINI_BASE_URL): they add the path."""
+        return f"http://{self.host}:{self.port}"
 
     @property
     def requests(self) -> list[dict]:
@@ -144,6 +150,16 @@ class ScriptedModelServer:
             for r in self.requests
             if r["path"].split("?")[0].rstrip("/").endswith("/responses")
             and r["method"] == "POST"
+            and (thread_id is None or r["thread_id"] == thread_id)
+        ]
+
+    def model_requests(self, protocol: str | None = None, thread_id: str | None = None) -> list[dict]:
+        """Recorded requests that took a step of the script (any protocol, or the one named)."""
+        return [
+            r
+            for r in self.requests
+            if r.get("protocol")
+            and (protocol is None or r["protocol"] == protocol)
             and (thread_id is None or r["thread_id"] == thread_id)
         ]
 
@@ -207,11 +223,16 @@ class ScriptedModelServer:
             self._idle.notify_all()
 
     def _next_step(self, headers: dict, body: Any) -> tuple[str, int | None, dict | None]:
+        """The step for a Responses API request (codex names its thread in a header)."""
         thread_id = headers.get("thread-id") or headers.get("session-id") or headers.get("x-client-request-id") or ""
+        return self._step_for(thread_id, prompt_of(body) or "")
+
+    def _step_for(self, thread_id: str, prompt: str) -> tuple[str, int | None, dict | None]:
+        """The next step of a thread, whatever the wire protocol: on its first request the rule is
+        chosen by the prompt, then the thread walks its steps (the last one repeating)."""
         with self._lock:
             state = self._threads.get(thread_id)
             if state is None:
-                prompt = prompt_of(body) or ""
                 rule = None
                 for i, (match, _steps) in enumerate(self._rules):
                     if match in prompt:
@@ -236,6 +257,7 @@ class ScriptedModelServer:
         thread_id: str | None = None,
         step_index: int | None = None,
         step: dict | None = None,
+        protocol: str | None = None,
     ) -> None:
         rec = {
             "method": method,
@@ -245,6 +267,7 @@ class ScriptedModelServer:
             "thread_id": thread_id,
             "step_index": step_index,
             "step": step,
+            "protocol": protocol,  # responses, anthropic, gemini: a request that took a step; None: any other
             "time": time.time(),
         }
         with self._lock:
