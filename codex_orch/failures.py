@@ -26,6 +26,7 @@ class FailureKind(StrEnum):
     PATHS_VIOLATION = "paths_violation"
     GUARDRAIL = "guardrail"
     HIDDEN_WORK = "hidden_work"
+    MAX_TURNS = "max_turns"
 
 
 class Retry(StrEnum):
@@ -125,8 +126,17 @@ FAILURES: dict[FailureKind, FailureInfo] = {
             Retry.ANSWER,
             "The agent's work would not be in its commit: files ignored by a .gitignore it wrote, a nested repository, special or unreadable files (guardrails.on_hidden_work: fail).",
         ),
+        FailureInfo(
+            FailureKind.MAX_TURNS,
+            Retry.NEVER,
+            "The agent used every turn it was allowed (agents.claude.max_turns) without answering; raise the limit or split the task.",
+        ),
     )
 }
+
+# Failures of the agent's provider, not of the work: the next attempt may go to the next backend of
+# agents.fallback (engine/agent_choice.py). Answer, gate and workspace failures never switch agents.
+FALLBACK_KINDS = frozenset({FailureKind.RATE_LIMITED, FailureKind.AUTH, FailureKind.TRANSPORT})
 
 # Turn-failure messages of the real codex CLI (see shared/CODEX.md), most specific first.
 _TURN_PATTERNS: tuple[tuple[re.Pattern[str], FailureKind], ...] = (
@@ -149,6 +159,17 @@ def classify_turn_failure(message: str) -> FailureKind:
         if pattern.search(message):
             return kind
     return FailureKind.TURN_FAILED
+
+
+def classify_api_status(status: int | None, message: str) -> FailureKind:
+    """An API error an agent reports with the provider's HTTP status (claude's api_error_status)."""
+    if status == 429:
+        return FailureKind.RATE_LIMITED
+    if status in (401, 403):
+        return FailureKind.AUTH
+    if status is not None and (status >= 500 or status == 408):
+        return FailureKind.TRANSPORT
+    return classify_turn_failure(message)
 
 
 def info(kind: FailureKind) -> FailureInfo:
