@@ -172,6 +172,11 @@ def apply(state: dict[str, Any], rec: dict[str, Any]) -> None:
                     "kind": rec.get("kind", "task"),
                     "thread_id": rec.get("resume_thread"),
                     "pid": None,
+                    # the agent and model it ran on (records from before the choice existed: codex)
+                    "agent": rec.get("agent") or "codex",
+                    "model": rec.get("model"),
+                    "agent_source": rec.get("agent_source"),
+                    "fallback_from": rec.get("fallback_from"),
                 }
             )
         elif kind == "attempt.pid":

@@ -13,13 +13,20 @@ from typing import Any
 from codex_orch.agents import AttemptRequest, Usage, get_backend
 from codex_orch.agents.base import AgentResult, Progress
 from codex_orch.engine.accounting import answer_files, describe, file_claims
+from codex_orch.engine.agent_choice import AttemptAgent, model_for, next_fallback, task_choice, thread_agent
 from codex_orch.engine.context import RunContext
 from codex_orch.engine.guardrails import guardrail_prompt, hidden_work, quarantine_ref, violation_message
+from codex_orch.engine.task_prompts import (
+    fallback_prompt,
+    interrupted_prompt,
+    render_task_prompt,
+    restart_prompt,
+    transient_prompt,
+)
 from codex_orch.engine.validation import Verdict, checked, judge, retry_prompt
 from codex_orch.errors import GuardrailError, OrchError
 from codex_orch.failures import FailureKind, Retry, info
 from codex_orch.git.guard import Change
-from codex_orch.git.repo import local_changes
 from codex_orch.git.workspace import Workspace, branch_name, commit_message, decisions_entry
 from codex_orch.plan import Task
 from codex_orch.state import now_iso
@@ -31,41 +38,6 @@ FAILED_RESULT_STATUSES = ("blocked", "failed")
 
 def attempt_dir(ctx: RunContext, task_id: str, n: int) -> Path:
     return ctx.run_dir / "tasks" / task_id / f"attempt-{n}"
-
-
-def dependency_context(ctx: RunContext, task: Task) -> list[dict[str, Any]]:
-    deps = []
-    for dep_id in task.blocked_by:
-        dep = ctx.store.task(dep_id)
-        result = dep.get("result") or {}
-        deps.append(
-            {
-                "id": dep_id,
-                "role": dep["role"],
-                "status": dep["status"],
-                "summary": result.get("summary", ""),
-                "files_changed": dep.get("files_changed") or result.get("files_changed") or [],
-                "decisions": result.get("decisions") or [],
-                "result": result,
-            }
-        )
-    return deps
-
-
-def render_task_prompt(ctx: RunContext, task: Task, worktree: Path) -> str:
-    role = ctx.role(task.role)
-    context = {
-        "run_id": ctx.run_id,
-        "role": task.role,
-        "goal": ctx.plan.goal,
-        "assumptions": list(ctx.plan.assumptions),
-        "spec": ctx.spec or "",
-        "task": task.context(),
-        "acceptance": task.acceptance,
-        "dependencies": dependency_context(ctx, task),
-        "worktree": str(worktree),
-    }
-    return ctx.renderer.render(role.prompt_template, context)
 
 
 def _workspace(ctx: RunContext, task: Task) -> Workspace:
@@ -104,45 +76,6 @@ def _workspace(ctx: RunContext, task: Task) -> Workspace:
     return ws
 
 
-def _leftover_changes(ctx: RunContext, worktree: Path) -> str:
-    # without git's optional index lock: a parallel task may be committing in a shared worktree
-    changes = local_changes(ctx.workspaces.git_at(worktree))
-    listing = "\n".join(f"  {c.code} {c.path}" for c in changes[:200])
-    if len(changes) > 200:
-        listing += f"\n  … and {len(changes) - 200} more"
-    return listing
-
-
-def _restart_prompt(ctx: RunContext, task: Task, worktree: Path) -> str:
-    """The task's prompt for an attempt that starts over after an interruption came before the agent's
-    thread was known: the agent is told about changes an earlier attempt may have left."""
-    prompt = render_task_prompt(ctx, task, worktree)
-    listing = _leftover_changes(ctx, worktree)
-    if not listing:
-        return prompt
-    return (
-        f"{prompt}\n\n## Note from codex-orch\nAn earlier attempt at this task was interrupted. The worktree holds "
-        f"uncommitted changes it may have made (`git status`):\n{listing}\nKeep what is right, finish the task.\n"
-    )
-
-
-def _interrupted_prompt(ctx: RunContext, worktree: Path) -> str:
-    listing = _leftover_changes(ctx, worktree) or "  (none)"
-    return (
-        "You were interrupted before you finished this task (codex-orch was stopped). Continue from where "
-        "you left off: the worktree still holds your uncommitted changes, listed by `git status`:\n"
-        f"{listing}\n\nCheck them, complete the task and its acceptance criteria, then answer with the JSON "
-        "object the output schema asks for, as before."
-    )
-
-
-def _transient_prompt(result: AgentResult) -> str:
-    return (
-        f"Your previous turn did not finish ({result.failure}: {result.failure_message}). Continue the task "
-        "from where you left off, then answer with the JSON object the output schema asks for."
-    )
-
-
 class TaskRunner:
     def __init__(self, ctx: RunContext, task: Task) -> None:
         self.ctx = ctx
@@ -161,24 +94,29 @@ class TaskRunner:
         store.record("task.status", task=task.id, status="running")
         ctx.notify("started", task.id, {"role": task.role})
         if rec["result"] is not None:  # a crash came after a valid answer and before the commit
-            return self._finish(ws, rec["result"], rec["attempts"][-1]["n"], rec["thread_id"], recovering=True)
+            last = rec["attempts"][-1]
+            return self._finish(ws, rec["result"], last["n"], rec["thread_id"], thread_agent(rec["attempts"]), True)
 
         n = len(rec["attempts"]) + 1
         thread = rec["thread_id"]
+        choice = task_choice(ctx.config, task, ctx.run_agent)
+        agent = self._agent(choice.name, choice.source, own=True)
         if rec["status"] in ("interrupted", "running") and rec["attempts"]:
-            prompt = _interrupted_prompt(ctx, ws.worktree) if thread else _restart_prompt(ctx, task, ws.worktree)
+            if thread:  # the thread goes on, on the agent (and model) that owns it
+                last = rec["attempts"][-1]
+                agent = AttemptAgent(thread_agent(rec["attempts"]), last.get("model"), "thread")
+            prompt = interrupted_prompt(ctx, ws.worktree) if thread else restart_prompt(ctx, task, ws.worktree)
         else:
             thread = None
             prompt = render_task_prompt(ctx, task, ws.worktree)
+        tried = [agent.name]
         answer_retries = transient_retries = 0
-        previous_usage = Usage()
-        if thread:
-            previous_usage = _thread_usage(rec["attempts"], thread)
+        totals = _thread_totals(rec["attempts"], thread) if thread else (Usage(), None)
         while True:
-            result, verdict = self._attempt(ws, n, prompt, thread, previous_usage)
+            result, verdict = self._attempt(ws, n, prompt, thread, totals, agent)
             if result.failure is None and verdict is not None and verdict.ok:
                 store.record("task.result", task=task.id, result=verdict.value)
-                return self._finish(ws, verdict.value, n, result.thread_id)
+                return self._finish(ws, verdict.value, n, result.thread_id, agent.name)
             kind = result.failure or (verdict.failure if verdict else None) or FailureKind.CRASHED
             message = result.failure_message or "; ".join(verdict.errors[:3] if verdict else ())
             if kind == FailureKind.INTERRUPTED:
@@ -187,10 +125,16 @@ class TaskRunner:
                 )
                 return "interrupted"
             if result.thread_id:
+                totals = _totals_after(result, thread, totals)
                 thread = result.thread_id
-                previous_usage = result.usage
+            fallback = next_fallback(ctx.config, kind, tried)
             policy = info(kind).retry
-            if policy == Retry.ANSWER and thread and answer_retries < ctx.config.limits.retries:
+            if fallback is not None:  # the provider failed: another agent takes the work over
+                prompt = fallback_prompt(ctx, task, ws.worktree, agent.name, result)
+                agent = self._agent(fallback, "fallback", own=False, fallback_from=agent.name)
+                tried.append(fallback)
+                thread, totals = None, (Usage(), None)
+            elif policy == Retry.ANSWER and thread and answer_retries < ctx.config.limits.retries:
                 answer_retries += 1
                 if kind in (FailureKind.GUARDRAIL, FailureKind.HIDDEN_WORK):
                     prompt = guardrail_prompt(message)
@@ -198,7 +142,7 @@ class TaskRunner:
                     prompt = retry_prompt(verdict or Verdict(None, kind, (message,)), self.schema_path.name)
             elif policy == Retry.TRANSIENT and transient_retries < ctx.config.limits.transient_retries:
                 transient_retries += 1
-                prompt = _transient_prompt(result) if thread else render_task_prompt(ctx, task, ws.worktree)
+                prompt = transient_prompt(result) if thread else render_task_prompt(ctx, task, ws.worktree)
             else:
                 return self._fail(kind, message)
             if ctx.cancel.is_set():
@@ -211,15 +155,25 @@ class TaskRunner:
                 return "interrupted"
             n += 1
 
+    def _agent(self, name: str, source: str, own: bool, fallback_from: str | None = None) -> AttemptAgent:
+        default = self.ctx.config.agents.backend(name).model
+        return AttemptAgent(name, model_for(self.ctx.config, self.task, name, own, default), source, fallback_from)
+
     def _attempt(
-        self, ws: Workspace, n: int, prompt: str, thread: str | None, previous_usage: Usage
+        self,
+        ws: Workspace,
+        n: int,
+        prompt: str,
+        thread: str | None,
+        totals: tuple[Usage, float | None],
+        agent: AttemptAgent,
     ) -> tuple[AgentResult, Verdict | None]:
         ctx, task, role = self.ctx, self.task, self.role
         folder = attempt_dir(ctx, task.id, n)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "prompt.md").write_text(ctx.redactor.text(prompt), "utf-8")
-        ctx.store.record("attempt.started", task=task.id, n=n, resume_thread=thread)
-        ctx.notify("attempt", task.id, {"n": n, "thread": thread})
+        ctx.store.record("attempt.started", task=task.id, n=n, resume_thread=thread, **agent.record())
+        ctx.notify("attempt", task.id, {"n": n, "thread": thread, "agent": agent.name, "model": agent.model})
         seen_thread = [thread]
 
         def on_progress(progress: Progress) -> None:
@@ -232,30 +186,36 @@ class TaskRunner:
                 {"action": progress.action, "usage": progress.usage.to_json() if progress.usage else None},
             )
 
-        request = AttemptRequest(
-            prompt=prompt,
-            workdir=ws.worktree,
-            attempt_dir=folder,
-            sandbox=role.sandbox,
-            output_schema=self.schema_path,
-            env=ctx.agent_env,
-            timeout=task.timeout or role.timeout or ctx.config.limits.timeout,
-            idle_timeout=role.idle_timeout or ctx.config.limits.idle_timeout,
-            stop_grace=ctx.config.limits.stop_grace,
-            model=task.model or role.model,
-            profile=role.profile,
-            resume_thread=thread,
-            command=ctx.command,
-            extra_args=ctx.config.codex.extra_args,
-            redactor=ctx.redactor,
-        )
-        backend = get_backend(task.agent)
-        result = backend.run(
-            request,
-            cancel=ctx.cancel,
-            on_progress=on_progress,
-            on_start=lambda pid: ctx.store.record("attempt.pid", task=task.id, pid=pid),
-        )
+        try:
+            setup = ctx.agent_setup(agent.name)
+            backend = get_backend(agent.name)
+        except OrchError as exc:  # its CLI is not installed: a follow-up task's agent was never checked
+            result = _not_started(str(exc))
+        else:
+            request = AttemptRequest(
+                prompt=prompt,
+                workdir=ws.worktree,
+                attempt_dir=folder,
+                sandbox=role.sandbox,
+                output_schema=self.schema_path,
+                env=setup.env,
+                timeout=task.timeout or role.timeout or ctx.config.limits.timeout,
+                idle_timeout=role.idle_timeout or ctx.config.limits.idle_timeout,
+                stop_grace=ctx.config.limits.stop_grace,
+                model=agent.model,
+                profile=role.profile if agent.name == "codex" else None,
+                resume_thread=thread,
+                command=setup.command,
+                extra_args=setup.extra_args,
+                redactor=ctx.redactor,
+                max_turns=setup.max_turns,
+            )
+            result = backend.run(
+                request,
+                cancel=ctx.cancel,
+                on_progress=on_progress,
+                on_start=lambda pid: ctx.store.record("attempt.pid", task=task.id, pid=pid),
+            )
         changes = self._guardrails(ws, n, folder)
         violations = [c for c in changes if not c.folded]
         if violations and result.failure != FailureKind.INTERRUPTED:
@@ -278,8 +238,8 @@ class TaskRunner:
         else:
             report = f"not validated: {result.failure}: {result.failure_message}\n"
         (folder / "validation.txt").write_text(ctx.redactor.text(report), "utf-8")
-        resumed_same = thread is not None and result.thread_id == thread
-        usage = result.usage - previous_usage if resumed_same else result.usage
+        usage, cost = _attempt_share(result, thread, totals)
+        thread_usage, thread_cost = _totals_after(result, thread, totals)
         failure = result.failure or (verdict.failure if verdict else None)
         ctx.store.record(
             "attempt.finished",
@@ -289,7 +249,9 @@ class TaskRunner:
             failure=str(failure) if failure else None,
             failure_message=result.failure_message or ("; ".join(verdict.errors[:5]) if verdict else ""),
             usage=usage.to_json(),
-            thread_usage=result.usage.to_json(),
+            thread_usage=thread_usage.to_json(),
+            cost_usd=cost,
+            thread_cost_usd=thread_cost,
             events=result.event_count,
             garbage_lines=result.garbage_lines,
             items=dict(result.item_counts),
@@ -307,7 +269,9 @@ class TaskRunner:
             return []
         return guard.check(ws.worktree, quarantine_ref(self.ctx.run_id, self.task.id, n), folder)
 
-    def _finish(self, ws: Workspace, value: Any, n: int, thread: str | None, recovering: bool = False) -> str:
+    def _finish(
+        self, ws: Workspace, value: Any, n: int, thread: str | None, agent: str, recovering: bool = False
+    ) -> str:
         ctx, task = self.ctx, self.task
         status = str(value.get("status", "done")) if isinstance(value, dict) else "done"
         summary = str(value.get("summary", "")) if isinstance(value, dict) else ""
@@ -332,7 +296,7 @@ class TaskRunner:
                     else None
                 )
                 message = ctx.redactor.text(
-                    commit_message(ctx.run_id, {"id": task.id, "role": task.role}, n, thread, summary)
+                    commit_message(ctx.run_id, {"id": task.id, "role": task.role}, n, thread, summary, agent=agent)
                 )
                 outcome = ctx.workspaces.commit(
                     ws.worktree,
@@ -385,11 +349,38 @@ class TaskRunner:
         return "failed"
 
 
-def _thread_usage(attempts: list[dict[str, Any]], thread: str) -> Usage:
+def _thread_totals(attempts: list[dict[str, Any]], thread: str) -> tuple[Usage, float | None]:
+    """What the thread had used, as its last attempt recorded it."""
     for attempt in reversed(attempts):
         if attempt.get("thread_id") == thread and attempt.get("thread_usage"):
-            return Usage.from_json(attempt["thread_usage"])
-    return Usage()
+            return Usage.from_json(attempt["thread_usage"]), attempt.get("thread_cost_usd")
+    return Usage(), None
+
+
+def _totals_after(
+    result: AgentResult, thread: str | None, totals: tuple[Usage, float | None]
+) -> tuple[Usage, float | None]:
+    """The thread's usage and cost after this attempt. codex reports usage over the whole thread, claude
+    and gemini over the attempt only; claude's cost is over the whole session."""
+    same = thread is not None and result.thread_id == thread
+    usage = totals[0] + result.usage if same and not result.usage_cumulative else result.usage
+    return usage, result.cost_usd
+
+
+def _attempt_share(
+    result: AgentResult, thread: str | None, totals: tuple[Usage, float | None]
+) -> tuple[Usage, float | None]:
+    """This attempt's own usage and cost."""
+    same = thread is not None and result.thread_id == thread
+    usage = result.usage - totals[0] if same and result.usage_cumulative else result.usage
+    cost = result.cost_usd
+    if cost is not None and same and totals[1] is not None:
+        cost = round(max(0.0, cost - totals[1]), 9)
+    return usage, cost
+
+
+def _not_started(message: str) -> AgentResult:
+    return AgentResult(None, None, Usage(), FailureKind.SPAWN_FAILED, message, None, None, 0.0, 0.0)
 
 
 def run_task(ctx: RunContext, task: Task) -> str:
