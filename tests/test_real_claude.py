@@ -8,6 +8,7 @@ Without the binary these tests FAIL, never skip.
 from __future__ import annotations
 
 import json
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -88,6 +89,13 @@ def test_two_task_plan_made_by_claudes_own_tools(repo: Repo, tmp_path: Path) -> 
     assert "claude" in status.out
     report = json.loads(run_cli(repo.path, "report", "--run-id", "cl2", "--json").out)
     assert [t["attempts"][0]["agent"] for t in report["tasks"]] == ["claude", "claude"]
+    # claude's own home (its sessions, its settings) stays out of a bundle of the run, like codex's
+    bundle = tmp_path / "cl2.tar.gz"
+    assert run_cli(repo.path, "report", "--run-id", "cl2", "--bundle", str(bundle)).code == 0
+    with tarfile.open(bundle) as tar:
+        index = json.load(tar.extractfile("codex-orch-run-cl2/index.json"))  # type: ignore[arg-type]
+        assert not any(name.startswith("codex-orch-run-cl2/run/claude-home") for name in tar.getnames())
+    assert {f["path"] for f in index["left_out"]} == {"codex-home", "claude-home", "gemini-home"}
 
 
 def test_an_answer_claude_gave_up_on_is_continued_on_the_same_session(repo: Repo, tmp_path: Path) -> None:
