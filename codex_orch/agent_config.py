@@ -15,24 +15,20 @@ _NAME = {"type": "string", "minLength": 1}
 _OPT_STR = {"type": ["string", "null"]}
 
 # What a backend other than codex takes: its command, arguments, environment, home and model.
-_BACKEND = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {
-        "command": {
-            "anyOf": [
-                {"type": "string", "minLength": 1},
-                {"type": "array", "items": {"type": "string"}, "minItems": 1},
-            ]
-        },
-        "extra_args": {"type": "array", "items": {"type": "string"}},
-        "env": {"type": "object", "additionalProperties": {"type": "string"}},
-        "home": {"type": "string", "minLength": 1},
-        "settings": {"type": "object"},
-        "model": _OPT_STR,
-        "max_turns": {"type": ["integer", "null"], "minimum": 1},
+_BACKEND_PROPERTIES: dict[str, Any] = {
+    "command": {
+        "anyOf": [
+            {"type": "string", "minLength": 1},
+            {"type": "array", "items": {"type": "string"}, "minItems": 1},
+        ]
     },
+    "extra_args": {"type": "array", "items": {"type": "string"}},
+    "env": {"type": "object", "additionalProperties": {"type": "string"}},
+    "home": {"type": "string", "minLength": 1},
+    "settings": {"type": "object"},
+    "model": _OPT_STR,
 }
+_MAX_TURNS = {"type": ["integer", "null"], "minimum": 1}  # claude's --max-turns; gemini has no such flag
 
 AGENTS_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -40,7 +36,12 @@ AGENTS_SCHEMA: dict[str, Any] = {
     "properties": {
         "default": _NAME,
         "fallback": {"type": "array", "items": _NAME},
-        **{name: _BACKEND for name in AGENTS if name != "codex"},
+        "claude": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {**_BACKEND_PROPERTIES, "max_turns": _MAX_TURNS},
+        },
+        "gemini": {"type": "object", "additionalProperties": False, "properties": _BACKEND_PROPERTIES},
     },
 }
 

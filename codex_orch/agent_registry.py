@@ -3,7 +3,7 @@
 
 A backend is a name, the module and class that drive its CLI (in `codex_orch/agents/`, imported only
 when a task runs on it), the program it starts by default and where that program comes from. Adding a
-backend is one entry here and one module there.
+backend is one entry here, one module there, and its settings in agent_config.py.
 """
 
 from __future__ import annotations

@@ -77,6 +77,7 @@ def test_an_unknown_agent_in_a_plan_is_refused_naming_its_place(
             "agents.claude.home: must be 'inherit', 'isolated' or an absolute path",
         ),
         ({"claude": {"max_turns": 0}}, None, "agents.claude.max_turns: 0 is less than the minimum of 1"),
+        ({"gemini": {"max_turns": 5}}, None, "agents.gemini: unknown key 'max_turns'"),
         (None, {"reviewer": {"agent": "gpt"}}, "roles.reviewer.agent: unknown agent 'gpt'"),
     ],
 )
