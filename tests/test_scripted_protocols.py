@@ -119,6 +119,25 @@ def test_anthropic_messages_from_the_same_script() -> None:
         assert events[-2]["delta"]["stop_reason"] == "end_turn"
 
 
+def test_a_request_without_a_stream_takes_its_step_as_one_message() -> None:
+    """What Claude Code sends after a stream that failed: the same thread, the next step, one JSON reply."""
+    script = {"default": [{"failed": "overloaded"}, {"shell": "ls"}, {"failed": "still overloaded"}]}
+    with ScriptedModelServer(script) as server:
+        session = {"x-claude-code-session-id": "s"}
+        events = sse(post(server, "/v1/messages", claude_request("x"), session)[1])
+        assert events[-1] == {"type": "error", "error": {"type": "api_error", "message": "overloaded"}}
+        whole = {**claude_request("x"), "stream": False}
+        status, text = post(server, "/v1/messages", whole, session)
+        message = json.loads(text)
+        assert status == 200 and message["stop_reason"] == "tool_use"
+        assert [(b["name"], b["input"]) for b in message["content"]] == [
+            ("Bash", {"command": "ls", "description": "scripted step"})
+        ]
+        status, text = post(server, "/v1/messages", whole, session)
+        assert status == 500 and json.loads(text)["error"]["message"] == "still overloaded"
+        assert [r["step_index"] for r in server.model_requests("anthropic")] == [0, 1, 2]
+
+
 def gemini_request(prompt: str, listing: str = "a.txt") -> dict[str, Any]:
     context = f"<session_context>\n- **Workspace Directories:**\n  - /w/tree\n- files: {listing}\n</session_context>"
     return {"contents": [{"role": "user", "parts": [{"text": context}, {"text": prompt}]}]}

@@ -15,8 +15,8 @@ session's script (model_script.py), mapped to what a model would answer:
 * ``patch`` (codex's own tool) -> HTTP 500 naming the problem.
 
 The session is the ``x-claude-code-session-id`` header (kept by ``claude --resume``); a request
-without it is keyed by its first user message. A request with no ``stream: true`` is not part of a
-conversation (Claude Code's side requests): it is answered with a short text and takes no step.
+without it is keyed by its first user message. A request without ``stream: true`` (Claude Code sends
+one after a stream that failed) takes its step too, answered as one JSON message (``failed``: HTTP 500).
 """
 
 from __future__ import annotations
@@ -115,10 +115,6 @@ def _error_body(status: int, message: str) -> dict[str, Any]:
 
 def serve(handler: ResponsesHandler, headers: dict[str, str], body: Any) -> None:
     owner = handler.server.owner
-    if not isinstance(body, dict) or body.get("stream") is not True:
-        owner._record("POST", handler.path, headers, body)
-        handler._send_json(200, _message([{"type": "text", "text": "ok"}], "end_turn", usage_of({})))
-        return
     prompt = prompt_of(body)
     thread = headers.get(SESSION_HEADER) or conversation_key(prompt)
     thread_id, index, step = owner._step_for(thread, prompt)
@@ -139,6 +135,9 @@ def serve(handler: ResponsesHandler, headers: dict[str, str], body: Any) -> None
         return
     if kind == "patch":
         handler._send_json(500, _error_body(500, "scripted_model: a patch step is codex's apply_patch; use write/edit"))
+        return
+    if not (isinstance(body, dict) and body.get("stream") is True):
+        _serve_whole(handler, kind, step, body)
         return
     handler._start_sse()
     if kind == "silent":
@@ -175,6 +174,21 @@ def serve(handler: ResponsesHandler, headers: dict[str, str], body: Any) -> None
         }
     )
     handler._event({"type": "message_stop"})
+
+
+def _serve_whole(handler: ResponsesHandler, kind: str, step: dict[str, Any], body: Any) -> None:
+    """A step as one JSON message, for a request that asked for no stream."""
+    if kind == "silent":
+        handler._wait(SILENT_DEFAULT_SECONDS if step["silent"] is True else float(step["silent"]), watch_client=True)
+        handler.close_connection = True
+    elif kind == "cut":
+        handler.close_connection = True
+    elif kind == "failed":
+        handler._send_json(500, _error_body(500, step["failed"]))
+    else:
+        blocks = _blocks(kind, step, body)
+        stop = "tool_use" if any(b["type"] == "tool_use" for b in blocks) else "end_turn"
+        handler._send_json(200, _message(blocks, stop, usage_of(step)))
 
 
 def _message(content: list[dict[str, Any]], stop: str | None, usage: dict[str, int]) -> dict[str, Any]:

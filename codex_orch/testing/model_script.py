@@ -75,11 +75,17 @@ Optional keys valid on every step:
 * ``"delay"`` - seconds to wait before answering (cut short when the server
   closes).
 
+The same script serves every wire protocol (responses_http.py for codex,
+anthropic_http.py for Claude Code, gemini_http.py for Gemini CLI): a step means
+the same whatever the protocol, each module says how it maps a step and how it
+tells its threads apart.
+
 Other endpoints (codex 0.169.0 was not seen to call any): ``GET /v1/models`` answers ``{"object": "list", "data": [],
 "models": []}``; anything else is a JSON 404. Every request (including those) is
 recorded, in arrival order, as ``{"method", "path", "headers", "body",
-"thread_id", "step_index", "step"}`` where ``headers`` has lower-cased names
-and ``body`` is the parsed JSON (or the raw text, or None).
+"thread_id", "step_index", "step", "protocol"}`` where ``headers`` has lower-cased names,
+``body`` is the parsed JSON (or the raw text, or None) and ``protocol`` is the
+protocol of a request that took a step (None for any other).
 """
 
 from __future__ import annotations

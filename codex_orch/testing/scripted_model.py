@@ -4,7 +4,10 @@ THIS IS NOT A MODEL. It does not read, understand or generate anything: it
 replays a fixed script of canned answers. It speaks just enough of the OpenAI
 Responses API (``POST /v1/responses`` with ``stream: true``, answered with
 Server-Sent Events) for the real Codex CLI to run against it on 127.0.0.1 with
-no API key and no internet. Python standard library only.
+no API key and no internet; and, from the same scripts, of the Anthropic
+Messages API for Claude Code (anthropic_http.py) and of the Gemini API for
+Gemini CLI (gemini_http.py), all on one port. Python standard library only.
+testing/agent_settings.py points those two CLIs at it.
 
 Pointing codex at it (``$CODEX_HOME/config.toml``)::
 
