@@ -8,11 +8,13 @@ Without the binary these tests FAIL, never skip.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import Repo, answer, read_state, run_cli, write_plan
+from conftest import Repo, answer, read_state, run_cli, start_cli, wait_for, write_plan
 from real_agents import attempt_dir, events, review, trailer, use_real_agents
 
 from codex_orch.testing.scripted_model import ScriptedModelServer
@@ -183,3 +185,55 @@ def test_a_read_only_reviewer_on_claude_cannot_write(repo: Repo, tmp_path: Path)
     init = events(repo, "clro", "T0001", 1)[0]
     assert (init["permissionMode"], sorted(init["tools"])) == ("dontAsk", ["Glob", "Grep", "Read", "StructuredOutput"])
     assert (attempt_dir(repo, "clro", "T0001", 1) / "final.json").read_text() == json.dumps(review())
+
+
+def test_killed_codex_orch_resumes_on_claudes_session(repo: Repo, tmp_path: Path) -> None:
+    """An interrupted task goes on on the agent that owns its thread, even when the run's choice changed."""
+    script = {
+        "rules": [
+            {
+                "match": "Create notes.txt",
+                "steps": [
+                    {"write": "notes.txt", "content": "partial\n"},
+                    {"answer": answer("never delivered"), "delay": 60},
+                    {"answer": answer("after resume", ["notes.txt"])},
+                ],
+            }
+        ]
+    }
+    task = {k: v for k, v in WRITE.items() if k != "agent"}
+    with ScriptedModelServer(script) as server:
+        use_real_agents(repo, server, tmp_path)
+        plan = write_plan(tmp_path / "plan.json", [task])
+        with open(tmp_path / "run.err", "w") as err_file:
+            proc = start_cli(
+                repo.path,
+                "run",
+                "--plan-file",
+                str(plan),
+                "--run-id",
+                "clkill",
+                "--agent",
+                "claude",
+                "--no-progress",
+                stderr=err_file,
+            )
+            wait_for(lambda: len(server.model_requests()) >= 2 or proc.poll() is not None, "claude's second request")
+            assert proc.poll() is None, (tmp_path / "run.err").read_text()
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+        session = read_state(repo, "clkill")["tasks"]["T0001"]["thread_id"]
+        assert session
+        repo.configure(agents={"default": "gemini"})  # what a fresh start would choose now
+        result = run_cli(repo.path, "resume", "--run-id", "clkill", "--no-progress")
+        requests = server.model_requests()
+    assert result.code == 0, result.err + result.out
+    task_state = read_state(repo, "clkill")["tasks"]["T0001"]
+    assert [(a["agent"], a["agent_source"]) for a in task_state["attempts"]] == [
+        ("claude", "--agent"),
+        ("claude", "thread"),
+    ]
+    assert task_state["attempts"][1]["resumed_thread"] == session
+    assert requests[-1]["protocol"] == "anthropic" and requests[-1]["thread_id"] == session
+    assert "You were interrupted" in json.dumps(requests[-1]["body"]["messages"])
+    assert repo.git("show", f"{read_state(repo, 'clkill')['branch']}:notes.txt") == "partial"
