@@ -19,22 +19,12 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
-from codex_orch.agents.base import AgentResult, AttemptRequest, Progress, Usage
-from codex_orch.agents.stream_json import (
-    EventReader,
-    count,
-    crash_message,
-    mapping,
-    money,
-    process_failure,
-    result_of,
-    run_cli,
-    text,
-)
+from codex_orch.agents.base import AttemptRequest, Progress, Usage
+from codex_orch.agents.stream_json import EventReader, Outcome, StreamJsonBackend, count, mapping, money, text
 from codex_orch.failures import FailureKind, classify_api_status, classify_turn_failure
 
 READ_ONLY_TOOLS = "Read,Grep,Glob"
@@ -79,10 +69,6 @@ def usage_of(data: dict[str, Any]) -> Usage:
 
 
 class _ClaudeReader(EventReader):
-    def __init__(self, on_progress: Callable[[Progress], None] | None) -> None:
-        super().__init__(on_progress)
-        self.result: dict[str, Any] | None = None
-
     def handle(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
         if kind == "system" and event.get("subtype") == "init":
@@ -110,7 +96,7 @@ class _ClaudeReader(EventReader):
             self.progress("turn completed", self.usage)
 
 
-def outcome_of(result: dict[str, Any]) -> tuple[str | None, FailureKind | None, str]:
+def outcome_of(result: dict[str, Any]) -> Outcome:
     """The final message, the failure and its message, from claude's `result` event."""
     subtype = text(result.get("subtype"), 200)
     errors = "; ".join(text(e, 2000) for e in result.get("errors") or [] if isinstance(e, str))
@@ -132,7 +118,7 @@ def outcome_of(result: dict[str, Any]) -> tuple[str | None, FailureKind | None, 
     return None, classify_turn_failure(message), message
 
 
-class ClaudeBackend:
+class ClaudeBackend(StreamJsonBackend):
     name = "claude"
 
     def build_argv(self, request: AttemptRequest) -> list[str]:
@@ -149,34 +135,18 @@ class ClaudeBackend:
         argv += request.extra_args
         return argv  # the prompt comes on stdin
 
-    def environment(self, request: AttemptRequest) -> dict[str, str]:
-        env = dict(request.env)
-        if request.sandbox != "read-only" and os.geteuid() == 0:
-            env["IS_SANDBOX"] = "1"  # as root, claude refuses bypassPermissions without it (and "yes" is not it)
-        return env
+    def prepare(self, request: AttemptRequest) -> AttemptRequest:
+        if request.sandbox == "read-only" or os.geteuid() != 0:
+            return request
+        # as root, claude refuses bypassPermissions without IS_SANDBOX=1 (and "yes" is not it)
+        return replace(request, env={**request.env, "IS_SANDBOX": "1"})
 
-    def run(
-        self,
-        request: AttemptRequest,
-        cancel: threading.Event | None = None,
-        on_progress: Callable[[Progress], None] | None = None,
-        on_start: Callable[[int], None] | None = None,
-    ) -> AgentResult:
-        reader = _ClaudeReader(on_progress)
-        request = _with_env(request, self.environment(request))
-        outcome = run_cli(request, self.build_argv(request), reader, cancel, on_start)
-        failure, message = process_failure(outcome, request)
-        final: str | None = None
-        cost = money(reader.result.get("total_cost_usd")) if reader.result else None
-        if failure is None:
-            if reader.result is None:
-                failure, message = FailureKind.CRASHED, crash_message(outcome, "claude")
-            else:
-                final, failure, message = outcome_of(reader.result)
-        return result_of(reader, outcome, request, final, failure, message, cost)
+    def reader(self, on_progress: Callable[[Progress], None] | None) -> EventReader:
+        return _ClaudeReader(on_progress)
 
+    def outcome(self, reader: _ClaudeReader) -> Outcome:
+        assert reader.result is not None
+        return outcome_of(reader.result)
 
-def _with_env(request: AttemptRequest, env: dict[str, str]) -> AttemptRequest:
-    from dataclasses import replace
-
-    return replace(request, env=env)
+    def cost(self, reader: _ClaudeReader) -> float | None:
+        return money(reader.result.get("total_cost_usd")) if reader.result else None

@@ -9,8 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 from codex_orch.agents.base import AgentResult, AttemptRequest, Progress, Usage
+from codex_orch.agents.stream_json import crash_message, process_failure, result_of, run_cli
 from codex_orch.failures import FailureKind, classify_turn_failure
-from codex_orch.proc.stream import ProcRequest, run_streaming
+from codex_orch.proc.stream import ProcOutcome
 
 
 def describe_item(item: dict[str, Any]) -> str:
@@ -105,25 +106,8 @@ class CodexBackend:
         on_progress: Callable[[Progress], None] | None = None,
         on_start: Callable[[int], None] | None = None,
     ) -> AgentResult:
-        request.attempt_dir.mkdir(parents=True, exist_ok=True)
         reader = _EventReader(on_progress)
-        outcome = run_streaming(
-            ProcRequest(
-                argv=tuple(self.build_argv(request)),
-                cwd=request.workdir,
-                env=request.env,
-                stdout_path=request.events_path,
-                stderr_path=request.stderr_path,
-                stdin_data=request.prompt.encode("utf-8"),
-                timeout=request.timeout,
-                idle_timeout=request.idle_timeout,
-                stop_grace=request.stop_grace,
-                redactor=request.redactor,
-            ),
-            on_line=reader,
-            cancel=cancel,
-            on_start=on_start,
-        )
+        outcome = run_cli(request, self.build_argv(request), reader, cancel, on_start)
         final = reader.final_message
         if request.last_message_path.is_file():
             text = request.last_message_path.read_text("utf-8", "replace")
@@ -131,43 +115,20 @@ class CodexBackend:
                 final = text or None
             if request.redactor and request.redactor.text(text) != text:  # codex wrote it, not us
                 request.last_message_path.write_text(request.redactor.text(text), "utf-8")
-        failure: FailureKind | None = None
-        message = ""
-        if outcome.spawn_error:
-            failure, message = FailureKind.SPAWN_FAILED, outcome.spawn_error
-        elif outcome.cancelled:
-            failure, message = FailureKind.INTERRUPTED, "stopped by codex-orch (interrupted)"
-        elif outcome.timed_out:
-            failure, message = FailureKind.TIMEOUT, f"no result within {request.timeout:g} s"
-        elif outcome.idle_out:
-            failure, message = FailureKind.IDLE, f"no event for {request.idle_timeout:g} s"
-        elif reader.turn_failed is not None:
-            failure, message = classify_turn_failure(reader.turn_failed), reader.turn_failed
-        elif outcome.returncode != 0:
-            failure = FailureKind.CRASHED
-            if outcome.signal:
-                message = f"codex was killed by signal {outcome.signal}"
-            else:
-                message = f"codex exited with code {outcome.returncode}"
-            tail = outcome.stderr_tail.strip().splitlines()
-            if tail:
-                message += f": {tail[-1][:300]}"
-        elif not reader.turn_completed and reader.final_message is None:
-            failure, message = FailureKind.CRASHED, "codex exited 0 without completing its turn"
-        elif not (final or "").strip():
-            failure, message = FailureKind.EMPTY_ANSWER, "the turn ended without a final message"
-        return AgentResult(
-            thread_id=reader.thread_id or request.resume_thread,
-            final_message=final,
-            usage=reader.usage,
-            failure=failure,
-            failure_message=message,
-            exit_code=outcome.returncode,
-            pid=outcome.pid,
-            started=outcome.started,
-            ended=outcome.ended,
-            event_count=reader.events,
-            garbage_lines=reader.garbage + outcome.oversized_lines,
-            item_counts=dict(reader.items),
-            stop_steps=outcome.stop_steps,
-        )
+        failure, message = process_failure(outcome, request)
+        if failure is None:
+            failure, message = _turn_outcome(reader, outcome, final)
+        return result_of(reader, outcome, request, final, failure, message, usage_cumulative=True)
+
+
+def _turn_outcome(reader: _EventReader, outcome: ProcOutcome, final: str | None) -> tuple[FailureKind | None, str]:
+    """How a turn that codex ran to its end went."""
+    if reader.turn_failed is not None:
+        return classify_turn_failure(reader.turn_failed), reader.turn_failed
+    if outcome.returncode != 0:
+        return FailureKind.CRASHED, crash_message(outcome, "codex")
+    if not reader.turn_completed and reader.final_message is None:
+        return FailureKind.CRASHED, "codex exited 0 without completing its turn"
+    if not (final or "").strip():
+        return FailureKind.EMPTY_ANSWER, "the turn ended without a final message"
+    return None, ""

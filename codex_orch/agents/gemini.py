@@ -19,22 +19,12 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from codex_orch.agents.base import AgentResult, AttemptRequest, Progress, Usage
-from codex_orch.agents.stream_json import (
-    EventReader,
-    count,
-    crash_message,
-    mapping,
-    process_failure,
-    result_of,
-    run_cli,
-    text,
-)
+from codex_orch.agents.base import AttemptRequest, Progress, Usage
+from codex_orch.agents.stream_json import EventReader, Outcome, StreamJsonBackend, count, mapping, text
 from codex_orch.failures import FailureKind, classify_turn_failure
 
 _ITEMS = {"run_shell_command": "command_execution", "write_file": "file_change", "replace": "file_change"}
@@ -65,7 +55,6 @@ class _GeminiReader(EventReader):
     def __init__(self, on_progress: Callable[[Progress], None] | None) -> None:
         super().__init__(on_progress)
         self.answer: list[str] = []  # the assistant's text since its last tool call
-        self.result: dict[str, Any] | None = None
         self.last_error = ""
 
     def handle(self, event: dict[str, Any]) -> None:
@@ -107,7 +96,7 @@ def failure_of(result: dict[str, Any], last_error: str) -> tuple[FailureKind, st
     return classify_turn_failure(message), message
 
 
-class GeminiBackend:
+class GeminiBackend(StreamJsonBackend):
     name = "gemini"
 
     def build_argv(self, request: AttemptRequest) -> list[str]:
@@ -120,30 +109,20 @@ class GeminiBackend:
         argv += request.extra_args
         return argv  # the prompt comes on stdin
 
-    def prompt(self, request: AttemptRequest) -> str:
+    def prepare(self, request: AttemptRequest) -> AttemptRequest:
         if request.resume_thread:  # the session was given the schema when it started
-            return request.prompt
-        return request.prompt + schema_note(json.dumps(json.loads(request.output_schema.read_text("utf-8")), indent=1))
+            return request
+        schema = json.dumps(json.loads(request.output_schema.read_text("utf-8")), indent=1)
+        return replace(request, prompt=request.prompt + schema_note(schema))
 
-    def run(
-        self,
-        request: AttemptRequest,
-        cancel: threading.Event | None = None,
-        on_progress: Callable[[Progress], None] | None = None,
-        on_start: Callable[[int], None] | None = None,
-    ) -> AgentResult:
-        reader = _GeminiReader(on_progress)
-        request = replace(request, prompt=self.prompt(request))
-        outcome = run_cli(request, self.build_argv(request), reader, cancel, on_start)
-        failure, message = process_failure(outcome, request)
-        final: str | None = None
-        if failure is None:
-            if reader.result is None:
-                failure, message = FailureKind.CRASHED, crash_message(outcome, "gemini")
-            elif reader.result.get("status") == "success":
-                final = reader.final
-                if not final.strip():
-                    failure, message = FailureKind.EMPTY_ANSWER, "the turn ended without a final message"
-            else:
-                failure, message = failure_of(reader.result, reader.last_error)
-        return result_of(reader, outcome, request, final, failure, message)
+    def reader(self, on_progress: Callable[[Progress], None] | None) -> EventReader:
+        return _GeminiReader(on_progress)
+
+    def outcome(self, reader: _GeminiReader) -> Outcome:
+        assert reader.result is not None
+        if reader.result.get("status") != "success":
+            failure, message = failure_of(reader.result, reader.last_error)
+            return None, failure, message
+        if not reader.final.strip():
+            return None, FailureKind.EMPTY_ANSWER, "the turn ended without a final message"
+        return reader.final, None, ""

@@ -1,14 +1,15 @@
 """What the backends that speak a `stream-json` protocol (claude, gemini) share: one JSON event per
-line folded by a reader that trusts no value, the child run through proc/, and the outcomes that are
-the same whatever the agent (it could not start, was stopped, ran out of time, fell silent)."""
+line folded by a reader that trusts no value, the run of an attempt up to its final `result` event,
+and — shared with codex too — the child run through proc/ and the outcomes that are the same
+whatever the agent (it could not start, was stopped, ran out of time, fell silent)."""
 
 from __future__ import annotations
 
 import json
 import threading
 from collections import Counter
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 from codex_orch.agents.base import AgentResult, AttemptRequest, Progress, Usage
 from codex_orch.failures import FailureKind
@@ -40,6 +41,16 @@ def money(value: Any) -> float | None:
     return None
 
 
+def decode_event(line: bytes) -> dict[str, Any] | None:
+    """One line of the stream as an event: a JSON object, else None (not JSON, not UTF-8, too deep, an
+    integer Python will not convert, a value that is not an object)."""
+    try:
+        event = json.loads(line)
+    except (ValueError, RecursionError):  # ValueError includes bytes that are not UTF-8
+        return None
+    return event if isinstance(event, dict) else None
+
+
 class EventReader:
     """Parses each line into an event (an object; anything else is garbage) and hands it to `handle`."""
 
@@ -50,20 +61,15 @@ class EventReader:
         self.events = 0
         self.garbage = 0
         self.items: Counter[str] = Counter()
+        self.result: dict[str, Any] | None = None  # the final event, when the agent got that far
 
     def __call__(self, line: bytes) -> None:
-        if not line.strip():
-            return
-        try:
-            event = json.loads(line)
-        except (ValueError, RecursionError):  # ValueError includes bytes that are not UTF-8
-            self.garbage += 1
-            return
-        if not isinstance(event, dict):
-            self.garbage += 1
-            return
-        self.events += 1
-        self.handle(event)
+        if line.strip():
+            event = decode_event(line)
+            self.garbage += event is None
+            self.events += event is not None
+            if event is not None:
+                self.handle(event)
 
     def handle(self, event: dict[str, Any]) -> None:
         raise NotImplementedError
@@ -73,10 +79,25 @@ class EventReader:
             self.on_progress(Progress(self.thread_id, action, usage))
 
 
+class Facts(Protocol):
+    """What an attempt's result takes from any backend's reader."""
+
+    @property
+    def thread_id(self) -> str | None: ...
+    @property
+    def usage(self) -> Usage: ...
+    @property
+    def events(self) -> int: ...
+    @property
+    def garbage(self) -> int: ...
+    @property
+    def items(self) -> Mapping[str, int]: ...
+
+
 def run_cli(
     request: AttemptRequest,
     argv: list[str],
-    reader: EventReader,
+    reader: Callable[[bytes], None],
     cancel: threading.Event | None,
     on_start: Callable[[int], None] | None,
 ) -> ProcOutcome:
@@ -114,24 +135,25 @@ def process_failure(outcome: ProcOutcome, request: AttemptRequest) -> tuple[Fail
     return None, ""
 
 
-def crash_message(outcome: ProcOutcome, program: str) -> str:
-    """An agent that ended without its final event: how it ended, and the last line it wrote to stderr."""
+def crash_message(outcome: ProcOutcome, program: str, what: str = "") -> str:
+    """An agent that ended abnormally: how it ended, and the last line it wrote to stderr."""
     if outcome.signal:
         message = f"{program} was killed by signal {outcome.signal}"
     else:
-        message = f"{program} exited with code {outcome.returncode} without a result"
+        message = f"{program} exited with code {outcome.returncode}{what}"
     tail = outcome.stderr_tail.strip().splitlines()
     return message + (f": {tail[-1][:300]}" if tail else "")
 
 
 def result_of(
-    reader: EventReader,
+    reader: Facts,
     outcome: ProcOutcome,
     request: AttemptRequest,
     final: str | None,
     failure: FailureKind | None,
     message: str,
     cost: float | None = None,
+    usage_cumulative: bool = False,
 ) -> AgentResult:
     return AgentResult(
         thread_id=reader.thread_id or request.resume_thread,
@@ -147,6 +169,50 @@ def result_of(
         garbage_lines=reader.garbage + outcome.oversized_lines,
         item_counts=dict(reader.items),
         stop_steps=outcome.stop_steps,
-        usage_cumulative=False,  # both report the tokens of this invocation only
+        usage_cumulative=usage_cumulative,
         cost_usd=cost,
     )
+
+
+Outcome = tuple[str | None, FailureKind | None, str]  # the final message, the failure, its message
+Cancel = threading.Event | None
+OnProgress = Callable[[Progress], None] | None
+OnStart = Callable[[int], None] | None
+
+
+class StreamJsonBackend:
+    """A backend whose CLI ends with a `result` event: run it, and read its answer or failure there."""
+
+    name = ""
+
+    def build_argv(self, request: AttemptRequest) -> list[str]:
+        raise NotImplementedError
+
+    def prepare(self, request: AttemptRequest) -> AttemptRequest:
+        """The request as this CLI needs it (its environment, its prompt)."""
+        return request
+
+    def reader(self, on_progress: Callable[[Progress], None] | None) -> EventReader:
+        raise NotImplementedError
+
+    def outcome(self, reader: Any) -> Outcome:
+        """From a reader that saw the `result` event."""
+        raise NotImplementedError
+
+    def cost(self, reader: Any) -> float | None:
+        return None
+
+    def run(
+        self, request: AttemptRequest, cancel: Cancel = None, on_progress: OnProgress = None, on_start: OnStart = None
+    ) -> AgentResult:
+        request = self.prepare(request)
+        reader = self.reader(on_progress)
+        outcome = run_cli(request, self.build_argv(request), reader, cancel, on_start)
+        failure, message = process_failure(outcome, request)
+        final: str | None = None
+        if failure is None:
+            if reader.result is None:
+                failure, message = FailureKind.CRASHED, crash_message(outcome, self.name, " without a result")
+            else:
+                final, failure, message = self.outcome(reader)
+        return result_of(reader, outcome, request, final, failure, message, self.cost(reader))

@@ -25,7 +25,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from codex_orch.testing.model_script import SILENT_DEFAULT_SECONDS, conversation_key, new_id, step_kind, usage_body
+from codex_orch.testing.model_script import conversation_key, new_id, usage_body
 
 if TYPE_CHECKING:
     from codex_orch.testing.responses_http import ResponsesHandler
@@ -114,35 +114,19 @@ def _error_body(status: int, message: str) -> dict[str, Any]:
 
 
 def serve(handler: ResponsesHandler, headers: dict[str, str], body: Any) -> None:
-    owner = handler.server.owner
     prompt = prompt_of(body)
-    thread = headers.get(SESSION_HEADER) or conversation_key(prompt)
-    thread_id, index, step = owner._step_for(thread, prompt)
-    owner._record(
-        "POST", handler.path, headers, body, thread_id=thread_id, step_index=index, step=step, protocol="anthropic"
+    taken = handler._take_step(
+        "anthropic", headers.get(SESSION_HEADER) or conversation_key(prompt), prompt, headers, body, _error_body
     )
-    if step is None:
-        handler._send_json(500, _error_body(500, "scripted_model: no rule matches this prompt and there is no default"))
+    if taken is None:
         return
-    if step.get("delay"):
-        handler._wait(float(step["delay"]))
-    kind = step_kind(step)
-    if kind == "http":
-        status = int(step["http"])
-        default = f"scripted_model: HTTP {status}"
-        payload = step["body"] if "body" in step else _error_body(status, step.get("message", default))
-        handler._send_json(status, payload, step.get("headers"))
-        return
-    if kind == "patch":
-        handler._send_json(500, _error_body(500, "scripted_model: a patch step is codex's apply_patch; use write/edit"))
-        return
+    kind, step = taken
     if not (isinstance(body, dict) and body.get("stream") is True):
         _serve_whole(handler, kind, step, body)
         return
     handler._start_sse()
     if kind == "silent":
-        handler._wait(SILENT_DEFAULT_SECONDS if step["silent"] is True else float(step["silent"]), watch_client=True)
-        handler.close_connection = True
+        handler._hold(step)
         return
     usage = usage_of(step)
     start = _message([], None, {**usage, "output_tokens": 1})
@@ -179,8 +163,7 @@ def serve(handler: ResponsesHandler, headers: dict[str, str], body: Any) -> None
 def _serve_whole(handler: ResponsesHandler, kind: str, step: dict[str, Any], body: Any) -> None:
     """A step as one JSON message, for a request that asked for no stream."""
     if kind == "silent":
-        handler._wait(SILENT_DEFAULT_SECONDS if step["silent"] is True else float(step["silent"]), watch_client=True)
-        handler.close_connection = True
+        handler._hold(step)
     elif kind == "cut":
         handler.close_connection = True
     elif kind == "failed":

@@ -24,7 +24,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from codex_orch.testing.model_script import SILENT_DEFAULT_SECONDS, conversation_key, step_kind, usage_body
+from codex_orch.testing.model_script import conversation_key, usage_body
 
 if TYPE_CHECKING:
     from codex_orch.testing.responses_http import ResponsesHandler
@@ -98,31 +98,13 @@ def serve(handler: ResponsesHandler, path: str, headers: dict[str, str], body: A
         else:
             handler._send_json(200, _response({"text": "{}"}, {}))
         return
-    prompt = prompt_of(body)
-    thread_id, index, step = owner._step_for(thread_of(body), prompt)
-    owner._record(
-        "POST", handler.path, headers, body, thread_id=thread_id, step_index=index, step=step, protocol="gemini"
-    )
-    if step is None:
-        handler._send_json(500, _error(500, "scripted_model: no rule matches this prompt and there is no default"))
+    taken = handler._take_step("gemini", thread_of(body), prompt_of(body), headers, body, _error)
+    if taken is None:
         return
-    if step.get("delay"):
-        handler._wait(float(step["delay"]))
-    kind = step_kind(step)
-    if kind == "http":
-        status = int(step["http"])
-        payload = (
-            step["body"] if "body" in step else _error(status, step.get("message", f"scripted_model: HTTP {status}"))
-        )
-        handler._send_json(status, payload, step.get("headers"))
-        return
-    if kind == "patch":
-        handler._send_json(500, _error(500, "scripted_model: a patch step is codex's apply_patch; use write/edit"))
-        return
+    kind, step = taken
     handler._start_sse()
     if kind == "silent":
-        handler._wait(SILENT_DEFAULT_SECONDS if step["silent"] is True else float(step["silent"]), watch_client=True)
-        handler.close_connection = True
+        handler._hold(step)
         return
     if kind == "cut":
         _chunk(handler, _response({"text": ""}, None, model, finish=None))
