@@ -10,7 +10,7 @@ yet, on a fresh session, with the work so far left in the worktree.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from codex_orch.agent_registry import DEFAULT_AGENT, AgentChoice, choose_agent
@@ -48,20 +48,15 @@ def next_fallback(config: Config, kind: FailureKind | None, tried: Sequence[str]
 
 @dataclass(frozen=True)
 class AttemptAgent:
-    """The agent of one attempt, as the journal records it."""
+    """The agent of one attempt; its fields are the keys the journal records (attempt.started)."""
 
-    name: str
+    agent: str
     model: str | None
-    source: str  # as AgentChoice.source, "thread" (continuing the thread of that agent) or "fallback"
+    agent_source: str  # as AgentChoice.source, "thread" (continuing the thread of that agent) or "fallback"
     fallback_from: str | None = None
 
     def record(self) -> dict[str, Any]:
-        return {
-            "agent": self.name,
-            "model": self.model,
-            "agent_source": self.source,
-            "fallback_from": self.fallback_from,
-        }
+        return asdict(self)
 
 
 def thread_agent(attempts: Sequence[dict[str, Any]]) -> str:

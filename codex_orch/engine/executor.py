@@ -100,23 +100,23 @@ class TaskRunner:
         n = len(rec["attempts"]) + 1
         thread = rec["thread_id"]
         choice = task_choice(ctx.config, task, ctx.run_agent)
-        agent = self._agent(choice.name, choice.source, own=True)
+        runs_on = self._agent(choice.name, choice.source, own=True)
         if rec["status"] in ("interrupted", "running") and rec["attempts"]:
             if thread:  # the thread goes on, on the agent (and model) that owns it
                 last = rec["attempts"][-1]
-                agent = AttemptAgent(thread_agent(rec["attempts"]), last.get("model"), "thread")
+                runs_on = AttemptAgent(thread_agent(rec["attempts"]), last.get("model"), "thread")
             prompt = interrupted_prompt(ctx, ws.worktree) if thread else restart_prompt(ctx, task, ws.worktree)
         else:
             thread = None
             prompt = render_task_prompt(ctx, task, ws.worktree)
-        tried = [agent.name]
+        tried = [runs_on.agent]
         answer_retries = transient_retries = 0
         totals = _thread_totals(rec["attempts"], thread) if thread else (Usage(), None)
         while True:
-            result, verdict = self._attempt(ws, n, prompt, thread, totals, agent)
+            result, verdict = self._attempt(ws, n, prompt, thread, totals, runs_on)
             if result.failure is None and verdict is not None and verdict.ok:
                 store.record("task.result", task=task.id, result=verdict.value)
-                return self._finish(ws, verdict.value, n, result.thread_id, agent.name)
+                return self._finish(ws, verdict.value, n, result.thread_id, runs_on.agent)
             kind = result.failure or (verdict.failure if verdict else None) or FailureKind.CRASHED
             message = result.failure_message or "; ".join(verdict.errors[:3] if verdict else ())
             if kind == FailureKind.INTERRUPTED:
@@ -130,8 +130,8 @@ class TaskRunner:
             fallback = next_fallback(ctx.config, kind, tried)
             policy = info(kind).retry
             if fallback is not None:  # the provider failed: another agent takes the work over
-                prompt = fallback_prompt(ctx, task, ws.worktree, agent.name, result)
-                agent = self._agent(fallback, "fallback", own=False, fallback_from=agent.name)
+                prompt = fallback_prompt(ctx, task, ws.worktree, runs_on.agent, result)
+                runs_on = self._agent(fallback, "fallback", own=False, fallback_from=runs_on.agent)
                 tried.append(fallback)
                 thread, totals = None, (Usage(), None)
             elif policy == Retry.ANSWER and thread and answer_retries < ctx.config.limits.retries:
@@ -166,14 +166,14 @@ class TaskRunner:
         prompt: str,
         thread: str | None,
         totals: tuple[Usage, float | None],
-        agent: AttemptAgent,
+        runs_on: AttemptAgent,
     ) -> tuple[AgentResult, Verdict | None]:
         ctx, task, role = self.ctx, self.task, self.role
         folder = attempt_dir(ctx, task.id, n)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "prompt.md").write_text(ctx.redactor.text(prompt), "utf-8")
-        ctx.store.record("attempt.started", task=task.id, n=n, resume_thread=thread, **agent.record())
-        ctx.notify("attempt", task.id, {"n": n, "thread": thread, "agent": agent.name, "model": agent.model})
+        ctx.store.record("attempt.started", task=task.id, n=n, resume_thread=thread, **runs_on.record())
+        ctx.notify("attempt", task.id, {"n": n, "thread": thread, "agent": runs_on.agent, "model": runs_on.model})
         seen_thread = [thread]
 
         def on_progress(progress: Progress) -> None:
@@ -187,8 +187,8 @@ class TaskRunner:
             )
 
         try:
-            setup = ctx.agent_setup(agent.name)
-            backend = get_backend(agent.name)
+            setup = ctx.agent_setup(runs_on.agent)
+            backend = get_backend(runs_on.agent)
         except OrchError as exc:  # its CLI is not installed: a follow-up task's agent was never checked
             result = _not_started(str(exc))
         else:
@@ -202,8 +202,8 @@ class TaskRunner:
                 timeout=task.timeout or role.timeout or ctx.config.limits.timeout,
                 idle_timeout=role.idle_timeout or ctx.config.limits.idle_timeout,
                 stop_grace=ctx.config.limits.stop_grace,
-                model=agent.model,
-                profile=role.profile if agent.name == "codex" else None,
+                model=runs_on.model,
+                profile=role.profile if runs_on.agent == "codex" else None,
                 resume_thread=thread,
                 command=setup.command,
                 extra_args=setup.extra_args,
