@@ -9,7 +9,6 @@ So the cost of a transition does not grow with the plan, and the state can alway
 from __future__ import annotations
 
 import copy
-import fcntl
 import json
 import os
 import tempfile
@@ -19,14 +18,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from codex_orch.errors import InputError, RunLockedError
+from codex_orch.errors import InputError
 from codex_orch.faults import fault_point
 from codex_orch.redaction import Redactor
 
 SCHEMA_VERSION = 1
 STATE_NAME = "state.json"
 JOURNAL_NAME = "journal.jsonl"
-LOCK_NAME = "lock"
 SNAPSHOT_EVERY = 256  # journal records between automatic snapshots, at least; more for big runs
 
 TERMINAL = ("succeeded", "failed", "blocked", "cancelled")
@@ -191,6 +189,11 @@ def apply(state: dict[str, Any], rec: dict[str, Any]) -> None:
                     "kind": rec.get("kind", "task"),
                     "thread_id": rec.get("resume_thread"),
                     "pid": None,
+                    # the agent and model it ran on (records from before the choice existed: codex)
+                    "agent": rec.get("agent") or "codex",
+                    "model": rec.get("model"),
+                    "agent_source": rec.get("agent_source"),
+                    "fallback_from": rec.get("fallback_from"),
                 }
             )
         elif kind == "attempt.pid":
@@ -369,49 +372,3 @@ def read_state(run_dir: Path, with_offset: bool = False) -> Any:
     if "run_id" not in state:
         raise InputError(f"{run_dir}: the journal holds no run")
     return (state, offset) if with_offset else state
-
-
-class RunLock:
-    """An exclusive, non-blocking lock on a run: released by the kernel when its holder dies."""
-
-    def __init__(self, run_dir: Path) -> None:
-        self.path = run_dir / LOCK_NAME
-        self._fd = -1
-
-    def acquire(self) -> RunLock:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "?"
-            os.close(fd)
-            raise RunLockedError(
-                f"run {self.path.parent.name} is being driven by another codex-orch process (pid {holder}).",
-                "Wait for it to finish, or stop it first.",
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._fd = fd
-        return self
-
-    def is_held_elsewhere(self) -> bool:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)
-        return False
-
-    def release(self) -> None:
-        if self._fd >= 0:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = -1
-
-    def __enter__(self) -> RunLock:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()

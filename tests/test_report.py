@@ -60,13 +60,13 @@ def test_report_markdown_and_json(repo: Repo, fake_codex: FakeCodex, tmp_path: P
     md = result.out
     assert (repo.path / ".orchestrator/runs/rep/report.md").read_text() == md
     assert md.startswith("# codex-orch run rep — partial\n")
-    assert "| A | implementer | succeeded | 1 | - |" in md
-    assert "| B | implementer | succeeded | 2 | schema_invalid |" in md
-    assert "| C | implementer | failed | 1 | turn_failed |" in md
+    assert "| A | implementer | codex | succeeded | 1 | - |" in md
+    assert "| B | implementer | codex | succeeded | 2 | schema_invalid |" in md
+    assert "| C | implementer | codex | failed | 1 | turn_failed |" in md
     assert "- Error: turn_failed: model exploded" in md
     assert f"- Commit: `{state['tasks']['A']['commit']}` on `{state['branch']}`" in md
     assert "- Files changed: `a.txt`, `docs/ai/decisions.md`" in md
-    assert "| 1 | " in md and "| 1000 | 400 | 0 | 50 | 5 |" in md  # every kind of token of A's attempt
+    assert "| 1 | codex | " in md and "| 1000 | 400 | 0 | 50 | 5 | - |" in md  # every kind of token of A's attempt
     assert "- **plain text** — simplest" in md and "- a.txt has no tests" in md
     assert "- [minor] `a.txt:1` — no trailing \\| pipe" in md
     # A + two attempts of B + R (a failed turn reports no usage)
@@ -76,6 +76,7 @@ def test_report_markdown_and_json(repo: Repo, fake_codex: FakeCodex, tmp_path: P
     assert data["report_version"] == 1 and data["run_id"] == "rep" and data["status"] == "partial"
     tasks = {t["id"]: t for t in data["tasks"]}
     assert [a["failure"] for a in tasks["B"]["attempts"]] == ["schema_invalid", None]
+    assert [(a["agent"], a["model"], a["cost_usd"]) for a in tasks["B"]["attempts"]] == [("codex", None, None)] * 2
     assert tasks["B"]["failure_kinds"] == ["schema_invalid"]
     assert tasks["C"]["error"]["kind"] == "turn_failed" and tasks["C"]["commit"] is None
     assert tasks["A"]["risks"] == ["a.txt has no tests"] and tasks["A"]["decisions"][0]["decision"] == "plain text"

@@ -33,7 +33,8 @@ import pytest
 from conftest import alive, git
 
 from codex_orch.errors import OrchError
-from codex_orch.state import LOCK_NAME, read_state
+from codex_orch.run_lock import LOCK_NAME
+from codex_orch.state import read_state
 
 pytestmark = pytest.mark.realcodex
 

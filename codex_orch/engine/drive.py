@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from codex_orch.config import Config
-from codex_orch.engine.agent_env import agent_env, redactor_for
+from codex_orch.engine.agent_env import AgentSetups, agent_env, redactor_for
 from codex_orch.engine.context import Notify, RunContext
 from codex_orch.engine.executor import run_task
 from codex_orch.engine.scheduler import ConcurrencyRules, Scheduler
@@ -43,6 +43,8 @@ def run_context(
     options: RunOptions,
 ) -> RunContext:
     redactor = redactor_for(config)
+    codex_env = agent_env(config, home, layout.worktrees_dir)
+    homes = store.get("agent_homes") or {}
     return RunContext(
         layout=layout,
         config=config,
@@ -52,8 +54,10 @@ def run_context(
         store=store,
         git=git,
         workspaces=Workspaces(git, Workspaces.identity_for(git), _guard(git, config, store.get("run_id"))),
-        agent_env=agent_env(config, home, layout.worktrees_dir),
+        agent_env=codex_env,
         command=command,
+        run_agent=store.get("agent"),
+        setups=AgentSetups(config, layout.root, homes, layout.worktrees_dir, codex_env),
         notify=notify,
         redactor=redactor,
         secret_scanner=SecretScanner(config, redactor),
@@ -322,6 +326,7 @@ class RunOptions:
     max_workers: int | None = None
     fail_fast: bool = False
     follow_next_tasks: bool | None = None  # None: the config's follow_next_tasks
+    agent: str | None = None  # --agent: the run's default agent (a task's own `agent` comes first)
     # The user's input files (plan, spec): not warned about as uncommitted changes of the checkout.
     inputs: tuple[Path, ...] = ()
 

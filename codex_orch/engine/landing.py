@@ -11,6 +11,7 @@ replayed on; the agent's answer that follows is committed and landed again.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,13 +21,15 @@ from codex_orch.git.workspace import DECISIONS_FILE, DECISIONS_HEADER, Workspace
 from codex_orch.plan import Task
 
 MAX_LISTED = 20
+_MARKERS = re.compile(rb"^(<{7} |>{7} |={7}$)", re.M)
 
 
 class LandingConflict(Exception):
     """The task's commit does not apply on the run branch's tip: these files conflict."""
 
-    def __init__(self, files: Sequence[str], tip: str, commit: str) -> None:
-        super().__init__(f"its change conflicts with the run branch in {', '.join(files[:MAX_LISTED])}")
+    def __init__(self, files: Sequence[str], tip: str | None, commit: str, still: bool = False) -> None:
+        what = "still holds conflict markers in" if still else "conflicts with the run branch in"
+        super().__init__(f"its change {what} {', '.join(files[:MAX_LISTED])}")
         self.files = tuple(files)
         self.tip = tip
         self.commit = commit
@@ -78,8 +81,27 @@ def land_task(ctx: RunContext, task: Task, commit: str | None, message: str, ent
     return LandingResult(landed, tuple(ctx.workspaces.git.changed_files(landed)))
 
 
+def unresolved(ctx: RunContext, task: Task, ws: Workspace) -> tuple[str, ...]:
+    """The files of the task's last landing conflict that still hold conflict markers (read without
+    following links; a file that is gone or is no longer text is the agent's resolution)."""
+    from codex_orch.safe_fs import UnsafePath, read_bytes
+
+    left = []
+    for rel in ctx.store.task(task.id).get("conflicts") or []:
+        try:
+            data = read_bytes(ws.worktree, rel, limit=8 << 20)
+        except (UnsafePath, OSError):
+            continue
+        if data and _MARKERS.search(data):
+            left.append(rel)
+    return tuple(left)
+
+
 def replay_conflict(ctx: RunContext, task: Task, ws: Workspace, conflict: LandingConflict) -> tuple[str, ...]:
-    """Replay the task's change on the run branch's tip in its worktree, conflicts marked, and record it."""
+    """Replay the task's change on the run branch's tip in its worktree, conflicts marked, and record it
+    (an answer that left markers is not replayed: its files are named again)."""
+    if conflict.tip is None:
+        return conflict.files
     rec = ctx.store.task(task.id)
     files = ctx.workspaces.replay(ws.worktree, conflict.tip, rec["base_commit"], conflict.commit)
     ctx.store.record("task.rebased", task=task.id, base_commit=conflict.tip, conflicts=list(files))

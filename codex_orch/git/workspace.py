@@ -69,7 +69,11 @@ def path_matches(path: str, globs: Sequence[str]) -> bool:
     return False
 
 
-def commit_message(run_id: str, task: Mapping[str, Any], attempt: int, thread_id: str | None, summary: str) -> str:
+def commit_message(
+    run_id: str, task: Mapping[str, Any], attempt: int, thread_id: str | None, summary: str, agent: str = "codex"
+) -> str:
+    """The commit's message with its provenance trailers: codex's thread as `Codex-Thread: ID`, another
+    agent's as `Agent-Thread: AGENT:ID` (docs/agents.md)."""
     first = " ".join(summary.split())[:72] or "no summary"
     body = summary.strip()
     lines = [f"{task['id']} ({task['role']}): {first}", ""]
@@ -80,7 +84,7 @@ def commit_message(run_id: str, task: Mapping[str, Any], attempt: int, thread_id
         f"Orch-Task: {task['id']}",
         f"Orch-Role: {task['role']}",
         f"Orch-Attempt: {attempt}",
-        f"Codex-Thread: {thread_id or 'none'}",
+        f"Codex-Thread: {thread_id or 'none'}" if agent == "codex" else f"Agent-Thread: {agent}:{thread_id or 'none'}",
     ]
     return "\n".join(lines) + "\n"
 
