@@ -356,9 +356,12 @@ def read_state(run_dir: Path, with_offset: bool = False) -> Any:
             raise InputError(
                 f"{label}: unreadable state ({exc}); it can be rebuilt from the journal by removing it"
             ) from None
-        if state.get("schema_version") != SCHEMA_VERSION:
+        version = state.get("schema_version")
+        if type(version) is not int or version != SCHEMA_VERSION:  # `true == 1`: the type is checked too
+            newer = type(version) is int and version > SCHEMA_VERSION
             raise InputError(
-                f"{label}: schema_version {state.get('schema_version')!r} is not supported (expected {SCHEMA_VERSION})"
+                f"{label}: schema_version {version!r} is not supported (this codex-orch reads {SCHEMA_VERSION})",
+                "It was written by a newer codex-orch: upgrade codex-orch to read it." if newer else None,
             )
         offset = int(state.pop("journal_offset", 0))
     elif not (run_dir / JOURNAL_NAME).is_file():
