@@ -282,7 +282,13 @@ def test_a_task_that_raises_stops_the_run_and_records_what_the_others_ended_with
 
     statuses = {"T1": "pending", "T2": "pending", "T3": "pending"}
     scheduler = Scheduler(
-        [task("T2"), task("T1"), task("T3")], statuses, run_one, lambda t, c: None, ConcurrencyRules("per-task"), 2, cancel
+        [task("T2"), task("T1"), task("T3")],
+        statuses,
+        run_one,
+        lambda t, c: None,
+        ConcurrencyRules("per-task"),
+        2,
+        cancel,
     )
     with pytest.raises(RuntimeError, match="boom"):
         scheduler.run()
