@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from codex_orch.engine.agent_env import temp_dir_apart
 from codex_orch.testing.scripted_model import (
     ScriptedModelServer,
     ScriptError,
@@ -128,6 +129,7 @@ unbounded_connection_retries = false
     def run(self, args: list[str], prompt: str, timeout: float = CODEX_TIMEOUT) -> Result:
         env = dict(os.environ)
         env["CODEX_HOME"] = str(self.home)
+        temp_dir_apart(env, self.home)  # as codex-orch does: codex with the system's bwrap needs it
         for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "CODEX_API_KEY"):
             env.pop(var, None)
         start = time.monotonic()
@@ -534,3 +536,16 @@ def test_cli_port_file_requests_log_and_sigterm(tmp_path):
     assert out.strip() == str(port)
     records = [json.loads(line) for line in log.read_text().splitlines()]
     assert len(records) == 1 and records[0]["headers"]["thread-id"] == "c" and records[0]["step_index"] == 0
+
+
+def test_a_codex_home_inside_the_temp_dir_gets_a_temp_dir_of_its_own(tmp_path: Path) -> None:
+    """codex with the system's bubblewrap runs no command when its CODEX_HOME is inside its TMPDIR
+    (seen with codex 0.169.0: "bwrap: execvp codex-linux-sandbox"); one outside is left alone."""
+    inside = {"TMPDIR": str(tmp_path)}
+    temp_dir_apart(inside, tmp_path / "run" / "codex-home")
+    assert inside["TMPDIR"] == str(tmp_path / "run" / "codex-home-tmp")
+    assert (tmp_path / "run" / "codex-home-tmp").is_dir()
+    assert not (tmp_path / "run" / "codex-home").resolve().is_relative_to(Path(inside["TMPDIR"]))
+    outside = {"TMPDIR": str(tmp_path / "elsewhere")}
+    temp_dir_apart(outside, tmp_path / "home")
+    assert outside == {"TMPDIR": str(tmp_path / "elsewhere")}

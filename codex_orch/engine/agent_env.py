@@ -63,9 +63,23 @@ def agent_env(config: Config, codex_home: Path | None, worktrees: Path | None = 
     env.update(config.codex.env)
     if codex_home is not None:
         env["CODEX_HOME"] = str(codex_home)
+    if env.get("CODEX_HOME"):
+        temp_dir_apart(env, Path(env["CODEX_HOME"]))
     if worktrees is not None:
         env["GIT_CEILING_DIRECTORIES"] = str(worktrees)
     return env
+
+
+def temp_dir_apart(env: dict[str, str], codex_home: Path) -> None:
+    """Where the system has bubblewrap, codex (0.169) will not put its sandbox helper in a CODEX_HOME
+    that lies inside its temp dir (TMPDIR, else /tmp), and then runs no command at all ("bwrap: execvp
+    codex-linux-sandbox: No such file or directory"). A home inside the temp dir (a repository under
+    /tmp with `codex.home: isolated`) gets a temp dir of its own beside it."""
+    temp = Path(env.get("TMPDIR") or "/tmp").resolve()
+    if codex_home.resolve().is_relative_to(temp):
+        own = codex_home.parent / f"{codex_home.name}-tmp"
+        own.mkdir(mode=0o700, parents=True, exist_ok=True)
+        env["TMPDIR"] = str(own)
 
 
 def redactor_for(config: Config) -> Redactor:
