@@ -71,6 +71,9 @@ class Status:
     path: str
 
 
+_COMMON_DIRS: dict[tuple[Path, Path | None], Path] = {}
+
+
 class Git:
     """git, run in one directory: a checkout found by git's own discovery (the user's), or with
     `git_dir` a worktree codex-orch made, named explicitly."""
@@ -156,9 +159,13 @@ class Git:
         return Path(out)
 
     def common_dir(self) -> Path:
-        out = self.run("rev-parse", "--git-common-dir")
-        path = Path(out)
-        return path if path.is_absolute() else (self.cwd / path).resolve()
+        """The repository's common git dir (asked once per checkout and admin dir: it never moves)."""
+        key = (self.cwd, self.git_dir)
+        found = _COMMON_DIRS.get(key)
+        if found is None:
+            path = Path(self.run("rev-parse", "--git-common-dir"))
+            found = _COMMON_DIRS[key] = path if path.is_absolute() else (self.cwd / path).resolve()
+        return found
 
     def rev(self, ref: str) -> str:
         code, out, _ = self.run_full("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")

@@ -42,7 +42,10 @@ def admin_dir(git: Git, path: Path) -> Path:
     folder = git.common_dir() / "worktrees"
     wanted = str(path / ".git")
     wanted_resolved = str(path.resolve() / ".git")
-    for admin in sorted(folder.iterdir()) if folder.is_dir() else []:
+    # git names the admin dir after the worktree's folder (a number added when taken): look there first,
+    # so that finding one is not a read of every worktree's file in a run of hundreds
+    likely = [folder / path.name] if (folder / path.name).is_dir() else []
+    for admin in likely + (sorted(folder.iterdir()) if folder.is_dir() else []):
         try:
             named = (admin / "gitdir").read_text("utf-8").strip()
         except OSError:
