@@ -6,8 +6,8 @@ import signal
 import time
 from pathlib import Path
 
-from conftest import FakeCodex, Repo, answer, read_state, run_cli, start_cli, write_plan
-from lifecycle_helpers import job, run_plan, tree_hash, writer
+from conftest import FakeCodex, Repo, answer, job, read_state, run_cli, run_plan, start_cli, write_plan, writer
+from lifecycle_helpers import tree_hash
 
 
 def per_task_run(repo: Repo, fake: FakeCodex, tmp_path: Path) -> dict:

@@ -6,8 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from conftest import FakeCodex, Repo, answer, read_state, run_cli
-from lifecycle_helpers import job, run_plan, writer
+from conftest import FakeCodex, Repo, answer, job, read_state, run_cli, run_plan, writer
 
 REVIEW = {
     "status": "approved",
