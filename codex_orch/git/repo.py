@@ -12,6 +12,7 @@ Worktrees are in worktrees.py, refs and merges in refs.py, the after-attempt che
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -21,6 +22,7 @@ from typing import Any
 
 from codex_orch.errors import GitError
 
+log = logging.getLogger(__name__)
 _KEEP_GIT_VARS = (
     "GIT_AUTHOR_NAME",
     "GIT_AUTHOR_EMAIL",
@@ -129,6 +131,7 @@ class Git:
         import tempfile
 
         deadline = time.monotonic() + INDEX_LOCK_WAIT
+        waited = False
         with tempfile.TemporaryFile() as feed:  # GitPython wants a real file for stdin
             if stdin is not None:
                 feed.write(stdin)
@@ -139,8 +142,14 @@ class Git:
                     code, out, err = self._cmd.execute([*self._argv, *args], **kwargs)
                 except GitCommandNotFound:
                     raise GitError("git is not installed or not on PATH.", "Install git and try again.") from None
-                if code == 0 or _INDEX_LOCK_BUSY not in err or time.monotonic() >= deadline:
+                if code == 0 or _INDEX_LOCK_BUSY not in err:
                     return int(code), str(out), str(err)
+                if time.monotonic() >= deadline:
+                    log.info("git %s: the index is still locked after %g s; giving up", args[0], INDEX_LOCK_WAIT)
+                    return int(code), str(out), str(err)
+                if not waited:
+                    log.info("git %s: the index is locked by another git process; waiting", args[0])
+                    waited = True
                 time.sleep(0.05)
 
     def ok(self, *args: str) -> bool:
