@@ -14,10 +14,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, codex_bin, init_repo, wait_for
 
 from codex_orch.testing.scripted_model import (
     ScriptedModelServer,
@@ -27,8 +27,6 @@ from codex_orch.testing.scripted_model import (
     validate_script,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
-CODEX_BIN = ROOT / "tools" / "codex" / "node_modules" / ".bin" / "codex"
 CODEX_TIMEOUT = 60
 # A model slug codex knows: with an unknown name (e.g. "mock-model") codex 0.169.0 falls back to
 # generic metadata, does NOT offer the apply_patch tool, and answers a scripted apply_patch call with
@@ -51,23 +49,6 @@ SCHEMA = {
 # helpers
 
 
-def codex_bin() -> Path:
-    """The pinned codex CLI; a test that needs it FAILS (not skips) when it is missing."""
-    if not (CODEX_BIN.exists() and os.access(CODEX_BIN, os.X_OK)):
-        pytest.fail(f"codex CLI not found at {CODEX_BIN}: run scripts/install-codex.sh first", pytrace=False)
-    return CODEX_BIN
-
-
-def _git(repo: Path, *args: str) -> None:
-    subprocess.run(
-        ["git", "-c", "user.name=Test", "-c", "user.email=test@example.com", "-c", "commit.gpgsign=false", *args],
-        cwd=repo,
-        check=True,
-        capture_output=True,
-        timeout=30,
-    )
-
-
 class Env:
     """A temp git repo, a temp CODEX_HOME pointing at a scripted server, and a schema file."""
 
@@ -75,12 +56,7 @@ class Env:
         self.tmp = tmp_path
         self.server = server
         self.codex = codex
-        self.repo = tmp_path / "repo"
-        self.repo.mkdir()
-        _git(self.repo, "init", "-q", "-b", "main")
-        (self.repo / "README.md").write_text("test repo\n")
-        _git(self.repo, "add", ".")
-        _git(self.repo, "commit", "-q", "-m", "init")
+        self.repo = init_repo(tmp_path / "repo")
         self.home = tmp_path / "codex-home"
         self.home.mkdir()
         (self.home / "config.toml").write_text(
@@ -130,7 +106,6 @@ unbounded_connection_retries = false
         env["CODEX_HOME"] = str(self.home)
         for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "CODEX_API_KEY"):
             env.pop(var, None)
-        start = time.monotonic()
         # Own process group, so a timeout can kill the node launcher AND the native codex it spawns.
         with subprocess.Popen(
             args,
@@ -148,15 +123,14 @@ unbounded_connection_retries = false
                 os.killpg(proc.pid, signal.SIGKILL)
                 out, err = proc.communicate()
                 pytest.fail(f"codex did not finish within {timeout}s\nstdout:\n{out}\nstderr:\n{err}")
-        return Result(proc.returncode, out, err, time.monotonic() - start)
+        return Result(proc.returncode, out, err)
 
 
 class Result:
-    def __init__(self, returncode: int, stdout: str, stderr: str, elapsed: float) -> None:
+    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
         self.returncode = returncode
         self.stdout = stdout
         self.stderr = stderr
-        self.elapsed = elapsed
         self.events = [json.loads(line) for line in stdout.splitlines() if line.strip()]
 
     def of_type(self, kind: str) -> list[dict]:
@@ -169,7 +143,7 @@ class Result:
         return started[0]["thread_id"]
 
     def describe(self) -> str:
-        return f"exit {self.returncode} after {self.elapsed:.1f}s\nstdout:\n{self.stdout}\nstderr:\n{self.stderr}"
+        return f"exit {self.returncode}\nstdout:\n{self.stdout}\nstderr:\n{self.stderr}"
 
 
 @pytest.fixture
@@ -319,8 +293,7 @@ def test_response_failed_event_fails_turn(make_env):
 def test_silent_stream_hits_idle_timeout(make_env):
     env = make_env({"default": [{"silent": True}]}, provider_extra="stream_idle_timeout_ms = 2000")
     res = env.run(env.exec_args("-"), "anything")
-    _assert_failed(res, env, "idle timeout")
-    assert 2.0 <= res.elapsed < 20, res.elapsed
+    _assert_failed(res, env, "idle timeout")  # codex's own 2 s limit, long before the 600 s of silence
 
 
 @pytest.mark.realcodex
@@ -468,9 +441,7 @@ def test_server_close_does_not_wait_for_silent_stream():
         assert resp.status == 200
         # other requests are still served while the silent one hangs
         assert _post(srv, _body("y"), "s2")[0] == 200
-        start = time.monotonic()
-        srv.close()
-        assert time.monotonic() - start < 10  # the silent step would hold it 600 s
+        srv.close()  # the silent step would hold it 600 s (the test's timeout would fail it first)
         assert resp.read() == b""
     finally:
         conn.close()
@@ -510,11 +481,8 @@ def test_cli_port_file_requests_log_and_sigterm(tmp_path):
         text=True,
     ) as proc:
         try:
-            deadline = time.monotonic() + 20
-            while not port_file.exists():
-                assert proc.poll() is None, proc.stderr.read()
-                assert time.monotonic() < deadline, "no port file"
-                time.sleep(0.05)
+            wait_for(lambda: port_file.exists() or proc.poll() is not None, "the port file")
+            assert proc.poll() is None, proc.stderr.read()
             port = int(port_file.read_text())
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
             try:
