@@ -381,3 +381,22 @@ def journal(repo: Repo, run_id: str) -> list[dict[str, Any]]:
     """The run's journal records, in order (a torn last line left out)."""
     text = (repo.path / ".orchestrator" / "runs" / run_id / "journal.jsonl").read_text()
     return [json.loads(line) for line in text.splitlines() if line.endswith("}")]
+
+
+def wait_recorded(
+    repo: Repo, run_id: str, kind: str, task: str | None = None, proc: subprocess.Popen[Any] | None = None
+) -> dict[str, Any]:
+    """Wait until the run's journal holds a `kind` record (of `task`, if given), e.g. `attempt.thread`
+    before a test kills codex-orch that resume is to continue; fail at once if `proc` exits first."""
+    found: list[dict[str, Any]] = []
+
+    def recorded() -> bool:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"codex-orch exited {proc.returncode} before {kind} was recorded")
+        path = repo.path / ".orchestrator" / "runs" / run_id / "journal.jsonl"
+        records = journal(repo, run_id) if path.exists() else []
+        found[:] = [r for r in records if r["type"] == kind and (task is None or r.get("task") == task)]
+        return bool(found)
+
+    wait_for(recorded, f"{kind} in the journal of {run_id}")
+    return found[0]

@@ -290,7 +290,7 @@ def test_what_an_agent_changed_before_a_crash_is_put_back_by_resume(
 ) -> None:
     import signal
 
-    from conftest import start_cli, wait_for
+    from conftest import start_cli, wait_for, wait_recorded
 
     marker = tmp_path / "tagged"
     moved = "$(git commit-tree -m moved HEAD^{tree})"
@@ -300,6 +300,7 @@ def test_what_an_agent_changed_before_a_crash_is_put_back_by_resume(
     plan = write_plan(tmp_path / "plan.json", PLAN[:1])
     proc = start_cli(repo.path, "run", "--plan-file", str(plan), "--run-id", "k", "--no-progress")
     wait_for(marker.exists, "the agent's attack")
+    wait_recorded(repo, "k", "attempt.thread", proc=proc)  # resume is to continue this thread
     proc.send_signal(signal.SIGKILL)  # no check can run: codex-orch is gone
     proc.wait(timeout=30)
     assert repo.git("tag", "-l") == "crash-tag"

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import Repo, run_cli
+from conftest import Repo, release, run_cli
 
 # Output to a pipe stays in Python's buffer until exit, as for a user (this machine sets PYTHONUNBUFFERED).
 BUFFERED = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
@@ -44,19 +44,19 @@ def test_a_thread_still_running_is_waited_for(tmp_path: Path) -> None:
     assert marker.read_text() == "done"
 
 
-def test_a_reader_that_went_away_gives_the_status_python_gives() -> None:
+def test_a_reader_that_went_away_gives_the_status_python_gives(tmp_path: Path) -> None:
+    """The child prints, then waits until the test has closed its end of the pipe before it exits."""
+    gate = tmp_path / "reader-gone"
+    code = (
+        "import os, sys, time\nfrom codex_orch.__main__ import exit_now\nprint('x' * 100)\n"
+        "while not os.path.exists(sys.argv[1]):\n    time.sleep(0.01)\nexit_now(0)\n"
+    )
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import time\nfrom codex_orch.__main__ import exit_now\nprint('x' * 100)\ntime.sleep(0.5)\nexit_now(0)\n",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=BUFFERED,
+        [sys.executable, "-c", code, str(gate)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=BUFFERED
     )
     assert proc.stdout is not None
     proc.stdout.close()  # like `codex-orch report | head -0`
+    release(gate)
     assert proc.wait(timeout=30) == 120
 
 

@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Repo, answer, codex_bin, read_state, run_cli, start_cli, wait_for, write_plan
+from conftest import Repo, answer, codex_bin, read_state, run_cli, start_cli, wait_for, wait_recorded, write_plan
 
 from codex_orch.failures import FailureKind, info
 from codex_orch.testing.scripted_model import ScriptedModelServer, codex_config, prompt_of
 
 pytestmark = pytest.mark.realcodex
+
 
 def use_real_codex(repo: Repo, server: ScriptedModelServer, idle_ms: int = 30000, **limits: Any) -> None:
     repo.configure(
@@ -205,6 +206,7 @@ def test_killed_codex_orch_is_resumed_on_the_recorded_thread(repo: Repo, tmp_pat
             # codex ran the shell step and now waits for the model
             wait_for(lambda: len(server.responses_requests()) >= 2 or proc.poll() is not None, "the second request")
             assert proc.poll() is None, (tmp_path / "run.err").read_text()
+            wait_recorded(repo, "kill9", "attempt.thread", proc=proc)
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
         before = read_state(repo, "kill9")

@@ -8,12 +8,11 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FakeCodex, Repo, alive, answer, read_state, run_cli, start_cli, write_plan
+from conftest import FakeCodex, Repo, alive, answer, read_state, run_cli, start_cli, wait_for, wait_marked, write_plan
 
 from codex_orch.config import load_config
 from codex_orch.errors import InputError
@@ -105,7 +104,7 @@ def test_an_interrupted_run_stops_its_services(
     service, pid_file = tcp_service(tmp_path, port, delay=0)
     repo.configure(services=[service])
     started = tmp_path / "agent.pid"
-    fake_codex.script({"default": [[{"marker": str(started)}, {"sleep": 60}, {"answer": answer()}]]})
+    fake_codex.script({"default": [[{"marker": str(started)}, {"hang": True}]]})
     plan = write_plan(tmp_path / "plan.json", ONE_TASK)
     with (
         open(tmp_path / "out.txt", "w") as out,
@@ -121,10 +120,7 @@ def test_an_interrupted_run_stops_its_services(
             stderr=subprocess.STDOUT,
         ) as orch,
     ):
-        deadline = time.monotonic() + 30
-        while not started.exists() and time.monotonic() < deadline and orch.poll() is None:
-            time.sleep(0.05)
-        assert started.exists(), (tmp_path / "out.txt").read_text()
+        wait_marked(started, proc=orch)
         assert not refuses(port)  # the service runs while the agent works
         orch.send_signal(sig)
         code = orch.wait(timeout=60)
@@ -142,12 +138,10 @@ def test_a_service_orphaned_by_kill_9_is_stopped_when_the_run_resumes(
     service, pid_file = tcp_service(tmp_path, port, delay=0)
     repo.configure(services=[service])
     started = tmp_path / "agent.pid"
-    fake_codex.script({"default": [[{"marker": str(started)}, {"sleep": 60}, {"answer": answer()}]]})
+    fake_codex.script({"default": [[{"marker": str(started)}, {"hang": True}]]})
     plan = write_plan(tmp_path / "plan.json", ONE_TASK)
     with start_cli(repo.path, "run", "--plan-file", str(plan), "--run-id", "k9", "--no-progress") as orch:
-        deadline = time.monotonic() + 30
-        while not started.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_marked(started, proc=orch)
         orch.kill()
     first = int(pid_file.read_text())
     assert alive(first) and not refuses(port)  # kill -9 left the service behind
@@ -281,9 +275,7 @@ def test_a_background_child_ignoring_signals_is_killed_with_its_group(tmp_path: 
     request = ProcRequest((sys.executable, "-c", code), tmp_path, dict(os.environ), log, log, stop_grace=0.2)
     lines: list[bytes] = []
     handle = start_background(request, lines.append)
-    deadline = time.monotonic() + 10
-    while not lines and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_for(lambda: lines, "the child's first line")
     assert lines == [b"up"] and handle.poll() is None
     steps = handle.stop()
     assert [s.split()[1] for s in steps] == ["SIGINT", "SIGTERM", "SIGKILL"]
