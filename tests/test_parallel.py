@@ -253,6 +253,7 @@ def test_fail_fast_stops_everything(repo: Repo, fake_codex: FakeCodex, tmp_path:
     assert state["tasks"]["A"]["status"] == "failed"
     assert state["tasks"]["S"]["status"] == "interrupted"
     assert state["tasks"]["S"]["attempts"][0]["stop_steps"][0].startswith("sent SIGINT to process group")
+    assert state["tasks"]["S"]["attempts"][0]["failure"] == "interrupted"
     assert state["tasks"]["L1"]["status"] == "cancelled"
     assert state["status"] == "failed"
 
