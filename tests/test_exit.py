@@ -32,12 +32,18 @@ def test_exit_handlers_run_buffered_output_is_flushed_and_the_code_is_kept() -> 
 
 
 def test_a_thread_still_running_is_waited_for(tmp_path: Path) -> None:
+    """The thread finishes its work only once the interpreter is shutting down (the main thread is no
+    longer alive): an exit that did not wait for it would never let it write."""
     marker = tmp_path / "written-by-thread"
     result = child(
         "import threading, time\n"
         "from pathlib import Path\n"
         "from codex_orch.__main__ import exit_now\n"
-        f"threading.Thread(target=lambda: (time.sleep(0.3), Path({str(marker)!r}).write_text('done'))).start()\n"
+        "def work():\n"
+        "    while threading.main_thread().is_alive():\n"
+        "        time.sleep(0.01)\n"
+        f"    Path({str(marker)!r}).write_text('done')\n"
+        "threading.Thread(target=work).start()\n"
         "exit_now(5)\n"
     )
     assert result.returncode == 5

@@ -12,7 +12,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FakeCodex, Repo, alive, answer, read_state, run_cli, start_cli, wait_for, wait_marked, write_plan
+from conftest import (
+    FakeCodex,
+    Repo,
+    alive,
+    answer,
+    read_state,
+    release,
+    run_cli,
+    start_cli,
+    wait_for,
+    wait_marked,
+    write_plan,
+)
 
 from codex_orch.config import load_config
 from codex_orch.errors import InputError
@@ -193,10 +205,13 @@ def test_a_service_that_exits_early_fails_at_once_with_its_last_output(
 
 
 def test_a_log_ready_service_with_a_string_command_and_env(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
+    """The service is held at a gate before it says it is ready: no agent starts until the test lets it."""
     script = tmp_path / "svc.py"
-    up = tmp_path / "up.txt"
+    up, started, gate = tmp_path / "up.txt", tmp_path / "svc.started", tmp_path / "svc.go"
     script.write_text(
-        "import os, time\ntime.sleep(0.3)\nopen(os.environ['UP_FILE'], 'w').write('up')\n"
+        f"import os, time\nopen({str(started)!r}, 'w').write(f'{{os.getpid()}}\\n')\n"
+        f"while not os.path.exists({str(gate)!r}):\n    time.sleep(0.01)\n"
+        "open(os.environ['UP_FILE'], 'w').write('up')\n"
         "print('server: ready to serve', flush=True)\ntime.sleep(60)\n"
     )
     service = {
@@ -208,10 +223,14 @@ def test_a_log_ready_service_with_a_string_command_and_env(repo: Repo, fake_code
     repo.configure(services=[service])
     marker = tmp_path / "saw-it.txt"
     fake_codex.script({"default": [[{"shell": f"cat {up} > {marker}"}, {"answer": answer()}]]})
-    result = run_cli(
-        repo.path, "run", "--plan-file", str(write_plan(tmp_path / "plan.json", ONE_TASK)), "--run-id", "l"
-    )
-    assert result.code == 0, result.err
+    plan = write_plan(tmp_path / "plan.json", ONE_TASK)
+    with start_cli(repo.path, "run", "--plan-file", str(plan), "--run-id", "l", "--no-progress") as orch:
+        try:
+            wait_marked(started, proc=orch)
+            assert fake_codex.calls() == [] and orch.poll() is None  # the service is not ready: no agent
+        finally:
+            release(gate)
+        assert orch.wait(timeout=120) == 0
     assert marker.read_text() == "up"
     assert "server: ready to serve" in (repo.path / ".orchestrator/runs/l/services/logged.log").read_text()
 
