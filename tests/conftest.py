@@ -26,12 +26,15 @@ TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
 FAKE_CODEX = TESTS / "fake_codex" / "codex"
 CODEX_BIN = ROOT / "tools" / "codex" / "node_modules" / ".bin" / "codex"
-_KEEP_GIT = ("GIT_CONFIG_GLOBAL", "GIT_CONFIG_NOSYSTEM")
 _HOME = pytest.StashKey[Path]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # One isolated HOME and git identity for the whole session: no test sees the developer's config.
+    # One isolated HOME and git identity for the whole session: no test sees the developer's config, nor
+    # any GIT_* variable of theirs (the identity comes from the session's own global config).
+    for key in list(os.environ):
+        if key.startswith(("GIT_", "CODEX_", "FAKE_CODEX")):
+            del os.environ[key]
     home = Path(tempfile.mkdtemp(prefix="codex-orch-test-home-"))
     config.stash[_HOME] = home
     gitconfig = home / ".gitconfig"
@@ -41,9 +44,6 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["GIT_CONFIG_NOSYSTEM"] = "1"
     os.environ["NO_COLOR"] = "1"
     os.environ["COLUMNS"] = "200"
-    for key in list(os.environ):
-        if (key.startswith("GIT_") and key not in _KEEP_GIT) or key.startswith(("CODEX_", "FAKE_CODEX")):
-            del os.environ[key]
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -31,33 +31,16 @@ ROOT = TESTS.parent
 FAKE = TESTS / "fake_codex" / "codex"
 sys.path.insert(0, str(ROOT))
 
-from conftest import alive  # noqa: E402
+from conftest import alive, answer, git  # noqa: E402
 
+from codex_orch.git.environment import without_git_vars  # noqa: E402
 from codex_orch.state import STATE_SCHEMA, apply, read_state  # noqa: E402
 
 
-def answer(summary: str = "done", **extra: Any) -> dict[str, Any]:
-    return {
-        "status": "done",
-        "summary": summary,
-        "files_changed": [],
-        "decisions": [],
-        "risks": [],
-        "next_tasks": [],
-        **extra,
-    }
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
-
-
 def env() -> dict[str, str]:
-    return {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("GIT_", "CODEX_", "FAKE_CODEX")) or k in ("GIT_CONFIG_GLOBAL", "GIT_CONFIG_NOSYSTEM")
-    }
+    """The drills' codex-orch: none of the caller's GIT_* variables that codex-orch would not pass on
+    either, and none of its CODEX_* or FAKE_CODEX* settings."""
+    return {k: v for k, v in without_git_vars(os.environ).items() if not k.startswith(("CODEX_", "FAKE_CODEX"))}
 
 
 @dataclass

@@ -52,8 +52,20 @@ for _command in (
     main.add_command(_command)
 
 
+def _drop_inherited_git_vars() -> None:
+    """GIT_* variables inherited from the caller (GIT_DIR, GIT_INDEX_FILE: codex-orch started from a git
+    hook) leave os.environ before anything runs. GitPython starts git with os.environ under the
+    environment it is given, so a variable left there would reach codex-orch's own git whatever
+    git/repo.py's clean_env removed. Agents and validate commands get the same rule (without_git_vars)."""
+    from codex_orch.git.environment import without_git_vars
+
+    for key in set(os.environ) - set(without_git_vars(os.environ)):
+        del os.environ[key]
+
+
 def entry(argv: list[str] | None = None) -> int:
     """Run the CLI; map every error to one line and an exit code."""
+    _drop_inherited_git_vars()
     previous = {sig: signal.signal(sig, _as_interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         main.main(args=argv, prog_name="codex-orch", standalone_mode=False)

@@ -9,15 +9,8 @@ from pathlib import Path
 
 from codex_orch.config import Config
 from codex_orch.errors import InputError
+from codex_orch.git.environment import without_git_vars
 from codex_orch.redaction import Redactor
-
-_AGENT_KEEP_GIT = (
-    "GIT_AUTHOR_NAME",
-    "GIT_AUTHOR_EMAIL",
-    "GIT_COMMITTER_NAME",
-    "GIT_COMMITTER_EMAIL",
-    "GIT_CONFIG_GLOBAL",
-)
 
 
 def resolve_command(config: Config, root: Path) -> tuple[str, ...]:
@@ -45,7 +38,7 @@ def agent_env(config: Config, codex_home: Path | None, worktrees: Path | None = 
     With `worktrees` (the folder the run's worktrees are in), git run by the agent stops looking for a
     repository there: a worktree whose .git file is gone is no repository at all, instead of the
     user's checkout around it (which its commits would otherwise land in)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_") or k in _AGENT_KEEP_GIT}
+    env = without_git_vars(os.environ)
     env.update(config.codex.env)
     if codex_home is not None:
         env["CODEX_HOME"] = str(codex_home)

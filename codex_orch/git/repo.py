@@ -21,16 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from codex_orch.errors import GitError
+from codex_orch.git.environment import without_git_vars
 
 log = logging.getLogger(__name__)
-_KEEP_GIT_VARS = (
-    "GIT_AUTHOR_NAME",
-    "GIT_AUTHOR_EMAIL",
-    "GIT_COMMITTER_NAME",
-    "GIT_COMMITTER_EMAIL",
-    "GIT_CONFIG_GLOBAL",
-    "GIT_CONFIG_NOSYSTEM",
-)
 FALLBACK_IDENTITY = ("codex-orch", "codex-orch@localhost")
 
 # Configuration that makes git start a program, each switched off (`-c` outranks every config file).
@@ -56,8 +49,9 @@ _INDEX_LOCK_BUSY = "index.lock': File exists"  # git's words (LC_ALL=C) when tha
 
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """os.environ without the GIT_* variables that could point git elsewhere."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_") or k in _KEEP_GIT_VARS}
+    """The environment of codex-orch's own git: os.environ without the GIT_* variables that could point
+    git elsewhere, never prompting, in the C locale (its messages are parsed)."""
+    env = without_git_vars(os.environ)
     env["GIT_TERMINAL_PROMPT"] = "0"
     env["LC_ALL"] = "C"
     if extra:
