@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,7 +98,7 @@ def wait_marked(path: Path, count: int = 1, proc: subprocess.Popen[Any] | None =
 
     def ready() -> bool:
         if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"{proc.args[:3]} exited {proc.returncode} before {path.name} was marked")
+            raise AssertionError(f"{proc.args!r} exited {proc.returncode} before {path.name} was marked")
         return len(marked(path)) >= count
 
     wait_for(ready, f"{count} mark(s) in {path}")
@@ -307,8 +307,8 @@ def writer(task_id: str, path: str, content: str | None = None) -> dict[str, Any
     }
 
 
-def write_plan(path: Path, tasks: list[dict[str, Any]], goal: str = "test goal") -> Path:
-    path.write_text(json.dumps({"goal": goal, "assumptions": ["tests run"], "tasks": tasks}))
+def write_plan(path: Path, tasks: Sequence[Any], goal: str = "test goal") -> Path:
+    path.write_text(json.dumps({"goal": goal, "assumptions": ["tests run"], "tasks": list(tasks)}))
     return path
 
 
@@ -360,7 +360,7 @@ def run_plan(
     tmp_path: Path,
     run_id: str,
     tasks: list[dict[str, Any]],
-    rules: list[dict[str, Any]],
+    rules: list[Any],
     expect: int = 0,
 ) -> dict[str, Any]:
     """Run a plan to its end with these rules; its state."""

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -506,7 +506,7 @@ def _plan(*tasks: dict[str, Any]) -> str:
 @dataclass(frozen=True)
 class BadInput:
     name: str
-    files: dict[str, str | bytes]  # relative path -> content (a config under .orchestrator/)
+    files: Mapping[str, str | bytes]  # relative path -> content (a config under .orchestrator/)
     args: tuple[str, ...]
     place: str  # what the one-line error must contain
 
@@ -747,6 +747,53 @@ def bad_input_drill(base: Path, case: BadInput) -> InputResult:
 
 
 # --- the runner -----------------------------------------------------------------------------------
+def show(kind: str, problems: list[str], what: str) -> bool:
+    """Print one drill's line; whether it failed."""
+    print(
+        f"{kind:<6} {'FAIL' if problems else 'ok  '} {what}" + (f" — {'; '.join(problems)}" if problems else ""),
+        flush=True,
+    )
+    return bool(problems)
+
+
+def run_crash_trials(base: Path, trials: int, seed: int) -> tuple[int, int]:
+    """Random kill -9, then resume (the long drill): failures and kills."""
+    failures = kills = 0
+    for i in range(trials):
+        single, workers = [(True, 1), (False, 1), (True, 3), (False, 3)][i % 4]
+        trial = crash_trial(base / f"crash{i}", seed + i, single, workers)
+        kills += trial.kills
+        failures += show("crash", trial.problems, f"{trial.name}: {trial.kills} kill -9")
+    return failures, kills
+
+
+def run_crash_points(base: Path) -> tuple[int, int]:
+    """A crash at every journal step, both workspace modes: failures and points."""
+    failures = points = 0
+    for single in (True, False):
+        for point in crash_points(single):
+            trial = crash_point_trial(base / f"point{points}", point, single)
+            points += 1
+            failures += show("point", trial.problems, trial.name)
+    return failures, points
+
+
+def run_faults(base: Path) -> int:
+    failures = 0
+    for i, fault in enumerate(FAULTS):
+        outcome = fault_drill(base / f"fault{i}", fault)
+        failures += show("fault", outcome.problems, f"{outcome.name}: {outcome.got} in {outcome.seconds:.1f} s")
+    return failures
+
+
+def run_bad_inputs(base: Path) -> int:
+    failures = 0
+    for i, case in enumerate(BAD_INPUTS):
+        outcome = bad_input_drill(base / f"input{i}", case)
+        failures += show("input", outcome.problems, f"{case.name}: exit {outcome.code}: {outcome.line[:110]}")
+    return failures
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--long", action="store_true", help="50 crash trials instead of 4")
@@ -755,63 +802,18 @@ def main() -> int:
     parser.add_argument("--no-points", action="store_true", help="skip the crash at every journal step")
     args = parser.parse_args()
     trials = args.trials or (50 if args.long else 4)
-    failures = 0
     with tempfile.TemporaryDirectory(prefix="codex-orch-drills-") as tmp:
         base = Path(tmp)
-        start = time.monotonic()
-        kills = 0
-        for i in range(trials):
-            single, workers = [(True, 1), (False, 1), (True, 3), (False, 3)][i % 4]
-            result = crash_trial(base / f"crash{i}", args.seed + i, single, workers)
-            kills += result.kills
-            failures += bool(result.problems)
-            print(
-                f"crash  {'FAIL' if result.problems else 'ok  '} {result.name}: {result.kills} kill -9"
-                + (f" — {'; '.join(result.problems)}" if result.problems else ""),
-                flush=True,
-            )
-        crash_time = time.monotonic() - start
-        point_failures = points = 0
-        for single in () if args.no_points else (True, False):
-            for point in crash_points(single):
-                result = crash_point_trial(base / f"point{points}", point, single)
-                points += 1
-                point_failures += bool(result.problems)
-                print(
-                    f"point  {'FAIL' if result.problems else 'ok  '} {result.name}"
-                    + (f" — {'; '.join(result.problems)}" if result.problems else ""),
-                    flush=True,
-                )
-        failures += point_failures
-        fault_failures = 0
-        for i, fault in enumerate(FAULTS):
-            result = fault_drill(base / f"fault{i}", fault)
-            fault_failures += bool(result.problems)
-            print(
-                f"fault  {'FAIL' if result.problems else 'ok  '} {result.name}: {result.got} in {result.seconds:.1f} s"
-                + (f" — {'; '.join(result.problems)}" if result.problems else ""),
-                flush=True,
-            )
-        input_failures = 0
-        for i, case in enumerate(BAD_INPUTS):
-            result = bad_input_drill(base / f"input{i}", case)
-            input_failures += bool(result.problems)
-            print(
-                f"input  {'FAIL' if result.problems else 'ok  '} {case.name}: exit {result.code}: {result.line[:110]}"
-                + (f" — {'; '.join(result.problems)}" if result.problems else ""),
-                flush=True,
-            )
-        total = failures + fault_failures + input_failures
-        print(
-            f"\ncrash trials: {trials} ({kills} kill -9, {crash_time:.0f} s) and {points} crash points, failures: {failures}"
-        )
-        print(f"agent faults: {len(FAULTS)}, failures: {fault_failures}")
-        print(f"bad inputs: {len(BAD_INPUTS)}, failures: {input_failures}")
-        print(
-            f"{total} passed, {total} failed"
-            if False
-            else f"drills: {trials + points + len(FAULTS) + len(BAD_INPUTS) - total} passed, {total} failed"
-        )
+        crash_failures, kills = run_crash_trials(base, trials, args.seed)
+        point_failures, points = (0, 0) if args.no_points else run_crash_points(base)
+        fault_failures = run_faults(base)
+        input_failures = run_bad_inputs(base)
+    total = crash_failures + point_failures + fault_failures + input_failures
+    print(f"\ncrash trials: {trials} ({kills} kill -9), failures: {crash_failures}")
+    print(f"crash points: {points}, failures: {point_failures}")
+    print(f"agent faults: {len(FAULTS)}, failures: {fault_failures}")
+    print(f"bad inputs: {len(BAD_INPUTS)}, failures: {input_failures}")
+    print(f"drills: {trials + points + len(FAULTS) + len(BAD_INPUTS) - total} passed, {total} failed")
     return 1 if total else 0
 
 

@@ -25,9 +25,7 @@ def _writes(task: str, name: str) -> list[dict[str, Any]]:
     return [{"write": name, "content": f"{task}\n"}, {"answer": answer(task, [name])}]
 
 
-def _run(
-    repo: Repo, fake: FakeCodex, tmp_path: Path, run_id: str, rules: list[dict[str, Any]], plan: Any = None
-) -> Any:
+def _run(repo: Repo, fake: FakeCodex, tmp_path: Path, run_id: str, rules: list[Any], plan: Any = None) -> Any:
     fake.script({"rules": rules})
     path = write_plan(tmp_path / f"{run_id}.json", plan or PLAN)
     return run_cli(repo.path, "run", "--plan-file", str(path), "--run-id", run_id, "--no-progress")

@@ -334,7 +334,7 @@ def test_exit_and_kill_self_end_at_once(repo: Repo, fake: FakeCodex, tmp_path: P
 
 
 def test_bad_scripts_fail_loudly_with_exit_3(repo: Repo, fake: FakeCodex) -> None:
-    for script in (
+    scripts: tuple[dict[str, Any], ...] = (
         {"default": [[{"bogus": 1}]]},
         {"default": [[{"write": "a.txt", "contents": "typo"}]]},
         {"default": [[{"write": "a.txt", "shell": "ls"}]]},
@@ -346,7 +346,8 @@ def test_bad_scripts_fail_loudly_with_exit_3(repo: Repo, fake: FakeCodex) -> Non
         {"rules": [{"match": "x", "turns": []}]},
         {"rules": [{"match": "never used", "turns": [[{"shel": "ls"}]]}]},  # checked even if never reached
         {"defaults": []},
-    ):
+    )
+    for script in scripts:
         result = fake.script(script).run(repo.path, "exec", "--json", "-")
         assert result.returncode == 3, script
         assert result.stderr.startswith(b"fake codex: ") and result.stdout == b""

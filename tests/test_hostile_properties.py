@@ -140,7 +140,9 @@ def answer_steps(draw: st.DrawFn) -> dict[str, Any]:
 def turns(draw: st.DrawFn) -> list[list[dict[str, Any]]]:
     def one_turn() -> list[dict[str, Any]]:
         steps = draw(st.lists(event_steps() | answer_steps(), min_size=1, max_size=5))
-        ending = draw(st.sampled_from([[], [], [{"exit": 0}], [{"exit": 1}], [{"fail": "stream closed"}]]))
+        ending: list[dict[str, Any]] = draw(
+            st.sampled_from([[], [], [{"exit": 0}], [{"exit": 1}], [{"fail": "stream closed"}]])
+        )
         return steps + ending
 
     return [one_turn() for _ in range(draw(st.integers(1, 2)))]

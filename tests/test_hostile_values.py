@@ -243,7 +243,7 @@ SIBLINGS = [
 ]
 
 
-def sibling_rules(repo: Repo, marks: Path, hostile: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def sibling_rules(repo: Repo, marks: Path, hostile: list[Any]) -> list[dict[str, Any]]:
     """T1 waits until T2 runs, then misbehaves; T2 goes on only once T1's failure is in the journal, so it
     is running when T1 fails (a handshake through the journal, not a sleep)."""
     wait_for_t2 = {"shell": f"until [ -e {marks}/t2 ]; do sleep 0.02; done"}

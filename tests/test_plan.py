@@ -18,7 +18,7 @@ def plan_of(*tasks: dict) -> dict:
     return {"goal": "g", "assumptions": [], "tasks": list(tasks)}
 
 
-def task(role: str = "implementer", **extra: object) -> dict:
+def task(role: object = "implementer", **extra: object) -> dict[str, object]:
     return {"role": role, "prompt": "do it", "acceptance": "done", "blocked_by": [], **extra}
 
 

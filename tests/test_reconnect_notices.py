@@ -35,7 +35,7 @@ def error_item(message: str) -> dict[str, Any]:
     }
 
 
-def run_task(repo: Repo, fake: FakeCodex, tmp_path: Path, steps: list[dict[str, Any]], **limits: Any) -> CliResult:
+def run_task(repo: Repo, fake: FakeCodex, tmp_path: Path, steps: list[Any], **limits: Any) -> CliResult:
     fake.script({"default": [steps]})
     repo.configure(limits={"timeout": 60, "idle_timeout": 30, **limits})
     plan = write_plan(tmp_path / "plan.json", PLAN)

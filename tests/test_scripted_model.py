@@ -14,7 +14,9 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import ROOT, codex_bin, init_repo, wait_for
@@ -146,11 +148,14 @@ class Result:
         return f"exit {self.returncode}\nstdout:\n{self.stdout}\nstderr:\n{self.stderr}"
 
 
+MakeEnv = Callable[..., "Env"]
+
+
 @pytest.fixture
-def make_env(tmp_path):
+def make_env(tmp_path: Path) -> Iterator[MakeEnv]:
     servers: list[ScriptedModelServer] = []
 
-    def factory(script: dict, provider_extra: str = "") -> Env:
+    def factory(script: dict[str, Any], provider_extra: str = "") -> Env:
         codex = codex_bin()  # called from the test body, so a missing binary is a test FAILURE
         server = ScriptedModelServer(script).start()
         servers.append(server)
@@ -169,7 +174,7 @@ ANSWER = {"status": "done", "files_changed": ["hello.txt"], "summary": "created 
 
 
 @pytest.mark.realcodex
-def test_shell_step_then_answer(make_env):
+def test_shell_step_then_answer(make_env: MakeEnv) -> None:
     prompt = "Create the file hello.txt, then report as JSON."
     env = make_env(
         {
@@ -216,7 +221,7 @@ def test_shell_step_then_answer(make_env):
 
 
 @pytest.mark.realcodex
-def test_patch_step_creates_file(make_env):
+def test_patch_step_creates_file(make_env: MakeEnv) -> None:
     patch = "*** Begin Patch\n*** Add File: src/patched.py\n+print('created by apply_patch')\n*** End Patch\n"
     env = make_env(
         {
@@ -260,7 +265,7 @@ def _assert_failed(res: Result, env: Env, fragment: str) -> str:
 
 
 @pytest.mark.realcodex
-def test_http_500_fails_turn_after_one_request(make_env):
+def test_http_500_fails_turn_after_one_request(make_env: MakeEnv) -> None:
     env = make_env({"default": [{"http": 500}]})
     res = env.run(env.exec_args("-"), "anything")
     # codex 0.169.0 says this for any 5xx, without the status
@@ -270,7 +275,7 @@ def test_http_500_fails_turn_after_one_request(make_env):
 
 
 @pytest.mark.realcodex
-def test_http_429_mentions_status(make_env):
+def test_http_429_mentions_status(make_env: MakeEnv) -> None:
     env = make_env({"default": [{"http": 429}]})
     res = env.run(env.exec_args("-"), "anything")
     _assert_failed(res, env, "429")
@@ -278,28 +283,28 @@ def test_http_429_mentions_status(make_env):
 
 
 @pytest.mark.realcodex
-def test_cut_stream_fails_turn(make_env):
+def test_cut_stream_fails_turn(make_env: MakeEnv) -> None:
     env = make_env({"default": [{"cut": True}]})
     res = env.run(env.exec_args("-"), "anything")
     _assert_failed(res, env, "stream closed before response.completed")
 
 
 @pytest.mark.realcodex
-def test_response_failed_event_fails_turn(make_env):
+def test_response_failed_event_fails_turn(make_env: MakeEnv) -> None:
     env = make_env({"default": [{"failed": "scripted failure xyz"}]})
     res = env.run(env.exec_args("-"), "anything")
     _assert_failed(res, env, "scripted failure xyz")
 
 
 @pytest.mark.realcodex
-def test_silent_stream_hits_idle_timeout(make_env):
+def test_silent_stream_hits_idle_timeout(make_env: MakeEnv) -> None:
     env = make_env({"default": [{"silent": True}]}, provider_extra="stream_idle_timeout_ms = 2000")
     res = env.run(env.exec_args("-"), "anything")
     _assert_failed(res, env, "idle timeout")  # codex's own 2 s limit, long before the 600 s of silence
 
 
 @pytest.mark.realcodex
-def test_resume_continues_same_thread(make_env):
+def test_resume_continues_same_thread(make_env: MakeEnv) -> None:
     first_prompt = "TASK-A: create hello.txt"
     second_prompt = "Follow-up: fix the summary"
     answer2 = {"status": "done", "files_changed": [], "summary": "second turn"}
@@ -377,7 +382,7 @@ def _body(prompt: str) -> dict:
     }
 
 
-def test_server_rules_threads_and_repeat_last_step():
+def test_server_rules_threads_and_repeat_last_step() -> None:
     script = {
         "rules": [
             {"match": "alpha", "steps": [{"shell": "ls"}, {"answer": {"a": 1}}]},
@@ -415,7 +420,7 @@ def test_server_rules_threads_and_repeat_last_step():
         assert [r["thread_id"] for r in srv.requests] == ["t1", "t2", "t1", "t1"]
 
 
-def test_server_http_error_no_match_and_models():
+def test_server_http_error_no_match_and_models() -> None:
     with ScriptedModelServer({"rules": [{"match": "x", "steps": [{"http": 429}]}]}) as srv:
         status, text = _post(srv, _body("x"))
         assert status == 429
@@ -432,7 +437,7 @@ def test_server_http_error_no_match_and_models():
         assert [r["method"] for r in srv.requests] == ["POST", "POST", "GET"]
 
 
-def test_server_close_does_not_wait_for_silent_stream():
+def test_server_close_does_not_wait_for_silent_stream() -> None:
     srv = ScriptedModelServer(
         {"rules": [{"match": "quiet", "steps": [{"silent": True}]}], "default": [{"answer": "ok"}]}
     ).start()
@@ -449,7 +454,7 @@ def test_server_close_does_not_wait_for_silent_stream():
         conn.close()
 
 
-def test_validate_script_rejects_bad_steps():
+def test_validate_script_rejects_bad_steps() -> None:
     with pytest.raises(ScriptError):
         validate_script({"default": [{"shell": "a", "answer": "b"}]})
     with pytest.raises(ScriptError):
@@ -460,7 +465,7 @@ def test_validate_script_rejects_bad_steps():
     assert rules == [("m", [{"shell": "a"}, {"answer": 1}])] and default is None
 
 
-def test_cli_port_file_requests_log_and_sigterm(tmp_path):
+def test_cli_port_file_requests_log_and_sigterm(tmp_path: Path) -> None:
     script = tmp_path / "script.json"
     script.write_text(json.dumps({"default": [{"answer": "hi"}]}))
     port_file = tmp_path / "port"
@@ -484,7 +489,7 @@ def test_cli_port_file_requests_log_and_sigterm(tmp_path):
     ) as proc:
         try:
             wait_for(lambda: port_file.exists() or proc.poll() is not None, "the port file")
-            assert proc.poll() is None, proc.stderr.read()
+            assert proc.poll() is None, proc.communicate()[1]
             port = int(port_file.read_text())
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
             try:

@@ -183,7 +183,7 @@ def test_a_task_that_starts_while_another_waits_to_commit_keeps_its_files(repo: 
     (worktree / "a" / "x.txt").write_text("A\n")
     lock = workspaces._lock_for(worktree)
     lock.acquire()  # B's commit is in progress
-    outcome: dict[str, object] = {}
+    outcome: dict[str, CommitOutcome] = {}
 
     def commit_a() -> None:
         others = lambda: [glob for task, globs in running.items() if task != "A" for glob in globs]  # noqa: E731
@@ -199,7 +199,7 @@ def test_a_task_that_starts_while_another_waits_to_commit_keeps_its_files(repo: 
     lock.release()
     thread.join(timeout=60)
     result = outcome["a"]
-    assert result.violations == ()  # type: ignore[attr-defined]
-    assert result.files == ("a/x.txt",)  # type: ignore[attr-defined]
+    assert result.violations == ()
+    assert result.files == ("a/x.txt",)
     assert (worktree / "c" / "y.txt").read_text() == "C\n"  # not set aside, not reverted
     assert Git(repo.path).run("for-each-ref", "refs/orch/x/violations/") == ""
