@@ -73,7 +73,6 @@ class Task:
     timeout: float | None = None
     model: str | None = None
     agent: str = "codex"
-    written_role: str = ""
     # keys codex-orch does not know, kept as written (not hashed: a Task stays usable as a key)
     extra: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
@@ -110,7 +109,6 @@ class Task:
             timeout=data.get("timeout"),
             model=data.get("model"),
             agent=data.get("agent") or "codex",
-            written_role=data["role"],
             extra={k: v for k, v in data.items() if k not in TASK_PROPERTIES},
         )
 
@@ -236,7 +234,6 @@ def parse_plan(data: Any, config: Config, label: str) -> Plan:
                 timeout=raw.get("timeout"),
                 model=raw.get("model"),
                 agent=agent,
-                written_role=raw["role"],
                 extra={key: value for key, value in raw.items() if key not in TASK_PROPERTIES},
             )
         )

@@ -22,7 +22,7 @@ from codex_orch.interrupts import silence_lost_terminal
 EXIT_INTERNAL = 3
 
 
-def _as_interrupt(signum: int, frame: object) -> None:
+def _as_interrupt(signum: int, _frame: object) -> None:
     """SIGTERM and SIGHUP outside a run's drive (which stops its agents first) interrupt like Ctrl-C."""
     if signum == signal.SIGHUP:
         silence_lost_terminal()

@@ -48,10 +48,6 @@ class CleanPlan:
     items: tuple[Item, ...]
 
     @property
-    def removes(self) -> tuple[Item, ...]:
-        return tuple(i for i in self.items if i.action == REMOVE)
-
-    @property
     def keeps(self) -> tuple[Item, ...]:
         return tuple(i for i in self.items if i.action == KEEP)
 

@@ -78,7 +78,7 @@ def _stop_on_signals(cancel: threading.Event, stopped_by: list[str]) -> Iterator
         yield
         return
 
-    def handler(signum: int, frame: object) -> None:
+    def handler(signum: int, _frame: object) -> None:
         if signum == signal.SIGHUP:
             silence_lost_terminal()
         if not stopped_by:
@@ -299,7 +299,6 @@ def _follow_ups(ctx: RunContext, task: Task) -> list[Task]:
             prompt=str(proposal.get("prompt", "")),
             acceptance=str(proposal.get("acceptance", "")),
             blocked_by=(task.id,),
-            written_role=str(proposal.get("role")),
         )
         store.record("task.added", task=new.to_json(), proposed_by=task.id)
         notes.append({"id": task_id, "added": new.role})
