@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
-import tempfile
-import traceback
+import sys
 
 import click
 
@@ -84,11 +83,11 @@ def entry(argv: list[str] | None = None) -> int:
     except OrchError as exc:
         say_error(f"error: {exc}")
         return exc.exit_code
-    except Exception as exc:  # an unexpected bug: one line here, the traceback in a file
-        fd, path = tempfile.mkstemp(prefix="codex-orch-crash-", suffix=".log")
-        with os.fdopen(fd, "w") as fh:
-            traceback.print_exc(file=fh)
-        say_error(f"internal error: {type(exc).__name__}: {exc} (traceback in {path})")
+    except Exception as exc:  # an unexpected bug: one line here, the traceback and versions in a file
+        from codex_orch.cli.crash import write_crash_log
+
+        path = write_crash_log(exc, sys.argv[1:] if argv is None else argv)
+        say_error(f"internal error: {type(exc).__name__}: {exc} (details for a bug report in {path})")
         return EXIT_INTERNAL
     finally:
         for sig, old in previous.items():
