@@ -160,20 +160,31 @@ def _task_section(t: TaskView) -> list[str]:
         lines.append(f"- **Flagged:** {_cell(describe(t.file_claims))}")
     if t.error_kind:
         lines.append(f"- Error: {t.error_kind}: {_cell(t.error_message or '')}")
-    if t.attempts:
-        lines += [
-            "",
-            "| attempt | thread | outcome | time | input | cached | cache write | output | reasoning |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-        ]
-        for a in t.attempts:
-            outcome = f"{a.failure}: {_cell(a.failure_message)[:120]}" if a.failure else "ok"
-            u = a.usage
-            lines.append(
-                f"| {a.n} | {(a.thread_id or '-')[:13]} | {_cell(outcome)} | {_secs(a.duration)} | {u.input_tokens} "
-                f"| {u.cached_input_tokens} | {u.cache_write_input_tokens} | {u.output_tokens} "
-                f"| {u.reasoning_output_tokens} |"
-            )
+    return lines + _attempts_table(t) + _answer_lists(t)
+
+
+def _attempts_table(t: TaskView) -> list[str]:
+    if not t.attempts:
+        return []
+    lines = [
+        "",
+        "| attempt | thread | outcome | time | input | cached | cache write | output | reasoning |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for a in t.attempts:
+        outcome = f"{a.failure}: {_cell(a.failure_message)[:120]}" if a.failure else "ok"
+        u = a.usage
+        lines.append(
+            f"| {a.n} | {(a.thread_id or '-')[:13]} | {_cell(outcome)} | {_secs(a.duration)} | {u.input_tokens} "
+            f"| {u.cached_input_tokens} | {u.cache_write_input_tokens} | {u.output_tokens} "
+            f"| {u.reasoning_output_tokens} |"
+        )
+    return lines
+
+
+def _answer_lists(t: TaskView) -> list[str]:
+    """What the agent's answer listed: risks, decisions, findings, proposed tasks."""
+    lines: list[str] = []
     for title, key, fmt in (
         ("Risks", "risks", _cell),
         ("Decisions", "decisions", _decision),
