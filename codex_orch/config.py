@@ -8,131 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from codex_orch.agent_config import AgentsConfig, build_agents
+from codex_orch.agent_registry import unknown_agent
+from codex_orch.config_schema import CONFIG_SCHEMA
 from codex_orch.errors import InputError
 from codex_orch.inputs import read_yaml_file
-from codex_orch.layout import CONFIG_NAME, ID_RE, Layout, packaged_templates
-from codex_orch.schema_check import MAX_SECONDS, SECONDS, check
-
-SANDBOXES = ("read-only", "workspace-write", "danger-full-access")
-_POS_NUM = SECONDS  # seconds: positive and finite (NaN and infinities are refused for every number)
-_OPT_POS_NUM = {**SECONDS, "type": ["number", "null"]}
-_OPT_STR = {"type": ["string", "null"]}
-_STR_LIST = {"type": "array", "items": {"type": "string"}}
-
-
-def _closed(properties: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {"type": "object", "additionalProperties": False, "properties": properties, **extra}
-
-
-_ROLE = _closed(
-    {
-        "sandbox": {"enum": list(SANDBOXES)},
-        "output_schema": {"type": "string", "minLength": 1},
-        "prompt_template": {"type": "string", "minLength": 1},
-        "model": _OPT_STR,
-        "profile": _OPT_STR,
-        "timeout": _OPT_POS_NUM,
-        "idle_timeout": _OPT_POS_NUM,
-    }
-)
-
-_COMMAND = {
-    "anyOf": [
-        {"type": "string", "minLength": 1},
-        {"type": "array", "items": {"type": "string"}, "minItems": 1},
-    ]
-}
-_SERVICE = _closed(
-    {
-        "name": {"type": "string", "pattern": f"^{ID_RE.pattern}\\Z"},  # \Z, not $: "$" accepts a final newline
-        "command": _COMMAND,
-        "cwd": {"type": "string", "minLength": 1},
-        "env": {"type": "object", "additionalProperties": {"type": "string"}},
-        "ready": {
-            "anyOf": [
-                _closed(
-                    {
-                        "tcp": {"type": "integer", "minimum": 1, "maximum": 65535},
-                        "host": {"type": "string", "minLength": 1},
-                    },
-                    required=["tcp"],
-                ),
-                _closed({"log": {"type": "string", "minLength": 1}}, required=["log"]),
-                _closed({"delay": {"type": "number", "minimum": 0, "maximum": MAX_SECONDS}}, required=["delay"]),
-            ]
-        },
-        "ready_timeout": _POS_NUM,
-    },
-    required=["name", "command"],
-)
-
-CONFIG_SCHEMA: dict[str, Any] = _closed(
-    {
-        "version": {"const": 1},
-        "codex": _closed(
-            {
-                "command": {
-                    "anyOf": [
-                        {"type": "string", "minLength": 1},
-                        {"type": "array", "items": {"type": "string"}, "minItems": 1},
-                    ]
-                },
-                "extra_args": _STR_LIST,
-                "env": {"type": "object", "additionalProperties": {"type": "string"}},
-                "home": {"type": "string", "minLength": 1},
-                "config": {"type": "object"},
-            }
-        ),
-        "git": _closed(
-            {
-                "base_ref": {"type": "string", "minLength": 1},
-                "branch_template": {"type": "string", "minLength": 1},
-                "shared_branch_template": {"type": "string", "minLength": 1},
-            }
-        ),
-        "use_single_workspace": {"type": "boolean"},
-        "follow_next_tasks": {"type": "boolean"},
-        "limits": _closed(
-            {
-                "retries": {"type": "integer", "minimum": 0},
-                "transient_retries": {"type": "integer", "minimum": 0},
-                "timeout": _POS_NUM,
-                "idle_timeout": _POS_NUM,
-                "stop_grace": _POS_NUM,
-                "max_workers": {"type": "integer", "minimum": 1},
-                "max_tasks": {"type": "integer", "minimum": 1},
-                "max_reconnects": {"type": "integer", "minimum": 0},
-            }
-        ),
-        "roles": {"type": "object", "additionalProperties": _ROLE},
-        "role_aliases": {"type": "object", "additionalProperties": {"type": "string"}},
-        "concurrency": _closed({"allow": _STR_LIST, "ignore": _STR_LIST, "on_violation": {"enum": ["warn", "fail"]}}),
-        "guardrails": _closed({"refs": {"enum": ["all", "run"]}, "on_hidden_work": {"enum": ["warn", "fail"]}}),
-        "validate": _closed(
-            {
-                "commands": {
-                    "type": "array",
-                    "items": _closed(
-                        {
-                            "name": {"type": "string", "minLength": 1},
-                            "run": {
-                                "anyOf": [
-                                    {"type": "string", "minLength": 1},
-                                    {"type": "array", "items": {"type": "string"}, "minItems": 1},
-                                ]
-                            },
-                            "timeout": _POS_NUM,
-                        },
-                        required=["name", "run"],
-                    ),
-                },
-                "timeout": _POS_NUM,
-            }
-        ),
-        "services": {"type": ["array", "null"], "items": _SERVICE},
-        "secrets": _closed({"scan": {"type": "boolean"}, "allow": _STR_LIST}),
-    }
-)
+from codex_orch.layout import CONFIG_NAME, Layout, packaged_templates
+from codex_orch.schema_check import check
 
 
 @dataclass(frozen=True)
@@ -145,6 +27,7 @@ class RoleConfig:
     profile: str | None = None
     timeout: float | None = None
     idle_timeout: float | None = None
+    agent: str | None = None  # the role's default agent (agents.default otherwise)
 
 
 @dataclass(frozen=True)
@@ -173,6 +56,7 @@ class Limits:
     max_workers: int
     max_tasks: int = 100
     max_reconnects: int = 5
+    conflict_rounds: int = 2  # a landing run: times a task's agent is asked to resolve a landing conflict
 
 
 @dataclass(frozen=True)
@@ -213,7 +97,7 @@ class Config:
     source: str  # the file it came from, or "(defaults)"
     codex: CodexConfig
     git: GitConfig
-    use_single_workspace: bool
+    workspace_mode: str  # one of WORKSPACE_MODES
     limits: Limits
     roles: Mapping[str, RoleConfig]
     role_aliases: Mapping[str, str]
@@ -226,7 +110,12 @@ class Config:
     validate_commands: tuple[ValidateCommand, ...] = ()
     services: tuple[ServiceConfig, ...] | None = None  # None: not set (the codex-mem default applies)
     secrets: SecretsConfig = field(default_factory=SecretsConfig)
+    agents: AgentsConfig = field(default_factory=AgentsConfig)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def use_single_workspace(self) -> bool:
+        return self.workspace_mode == "shared"
 
     def resolve_role(self, name: str) -> str | None:
         """The canonical role for `name` (itself or through an alias), or None."""
@@ -246,7 +135,7 @@ class Config:
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(base)
     for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), dict) and key not in ("env", "config"):
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict) and key not in ("env", "config", "settings"):
             out[key] = _merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
@@ -283,9 +172,24 @@ def load_config(layout: Layout) -> Config:
         if not isinstance(user, dict):
             raise InputError(f"{label}: (top level): must be a mapping of keys, not {type(user).__name__}")
         check(user, CONFIG_SCHEMA, label)
+        user = _legacy_workspace(user, label)
         raw = _merge(raw, user)
         source = label
     return build_config(raw, source)
+
+
+def _legacy_workspace(user: dict[str, Any], label: str) -> dict[str, Any]:
+    """The original codex-orch's `use_single_workspace` (true: shared; false: per-task), as `workspace`."""
+    if "use_single_workspace" not in user:
+        return user
+    legacy = "shared" if user["use_single_workspace"] else "per-task"
+    if "workspace" in user and user["workspace"] != legacy:
+        raise InputError(
+            f"{label}: use_single_workspace: {str(user['use_single_workspace']).lower()} says {legacy!r}, "
+            f"workspace says {user['workspace']!r}",
+            "Keep one of them (workspace: landing | shared | per-task).",
+        )
+    return {**user, "workspace": legacy}
 
 
 def build_config(raw: dict[str, Any], source: str) -> Config:
@@ -295,6 +199,9 @@ def build_config(raw: dict[str, Any], source: str) -> Config:
         missing = [k for k in ("sandbox", "output_schema", "prompt_template") if k not in settings]
         if missing:
             raise InputError(f"{source}: roles.{name}: missing {', '.join(missing)}")
+        problem = unknown_agent(settings["agent"]) if settings.get("agent") else None
+        if problem:
+            raise InputError(f"{source}: roles.{name}.agent: {problem}")
         roles[name] = RoleConfig(name=name, **settings)
     aliases = dict(raw.get("role_aliases") or {})
     for alias, target in aliases.items():
@@ -323,7 +230,7 @@ def build_config(raw: dict[str, Any], source: str) -> Config:
             branch_template=git["branch_template"],
             shared_branch_template=git["shared_branch_template"],
         ),
-        use_single_workspace=bool(raw["use_single_workspace"]),
+        workspace_mode=str(raw["workspace"]),
         limits=Limits(
             retries=int(limits["retries"]),
             transient_retries=int(limits["transient_retries"]),
@@ -333,6 +240,7 @@ def build_config(raw: dict[str, Any], source: str) -> Config:
             max_workers=int(limits["max_workers"]),
             max_tasks=int(limits["max_tasks"]),
             max_reconnects=int(limits["max_reconnects"]),
+            conflict_rounds=int(limits["conflict_rounds"]),
         ),
         roles=roles,
         role_aliases=aliases,
@@ -345,6 +253,7 @@ def build_config(raw: dict[str, Any], source: str) -> Config:
         validate_commands=_validate_commands(raw.get("validate") or {}, source),
         services=None if raw.get("services") is None else _services(raw["services"], source),
         secrets=SecretsConfig(scan=bool(raw["secrets"]["scan"]), allow=tuple(raw["secrets"]["allow"])),
+        agents=build_agents(raw.get("agents") or {}, codex, source),
         raw=raw,
     )
 

@@ -30,6 +30,8 @@ class FailureKind(StrEnum):
     HIDDEN_WORK = "hidden_work"
     INTERNAL = "internal"
     SECRET = "secret"
+    CONFLICT = "conflict"
+    MAX_TURNS = "max_turns"
 
 
 class Retry(StrEnum):
@@ -150,14 +152,28 @@ FAILURES: dict[FailureKind, FailureInfo] = {
             "is in internal-error.log in the task's folder). Other tasks were not affected; `resume` tries again.",
         ),
         FailureInfo(
+            FailureKind.CONFLICT,
+            Retry.NEVER,
+            "The task's work conflicted with what other tasks landed on the run branch, and its agent did not resolve it within limits.conflict_rounds; its commit is on its own branch (docs/usage.md, Worktrees).",
+        ),
+        FailureInfo(
             FailureKind.SECRET,
             Retry.ANSWER,
             "The task's changes or its commit message held a secret (a value codex-orch redacts, or a "
             "credential detect-secrets knows) at the file and line named; nothing was committed, and the agent "
             "was asked to remove it (limits.retries). Remove it, or let it through with secrets.allow.",
         ),
+        FailureInfo(
+            FailureKind.MAX_TURNS,
+            Retry.NEVER,
+            "The agent used every turn it was allowed (agents.claude.max_turns) without answering; raise the limit or split the task.",
+        ),
     )
 }
+
+# Failures of the agent's provider, not of the work: the next attempt may go to the next backend of
+# agents.fallback (engine/agent_choice.py). Answer, gate and workspace failures never switch agents.
+FALLBACK_KINDS = frozenset({FailureKind.RATE_LIMITED, FailureKind.AUTH, FailureKind.TRANSPORT})
 
 # Turn-failure messages of the real codex CLI (see shared/CODEX.md), most specific first.
 _TURN_PATTERNS: tuple[tuple[re.Pattern[str], FailureKind], ...] = (
@@ -180,6 +196,17 @@ def classify_turn_failure(message: str) -> FailureKind:
         if pattern.search(message):
             return kind
     return FailureKind.TURN_FAILED
+
+
+def classify_api_status(status: int | None, message: str) -> FailureKind:
+    """An API error an agent reports with the provider's HTTP status (claude's api_error_status)."""
+    if status == 429:
+        return FailureKind.RATE_LIMITED
+    if status in (401, 403):
+        return FailureKind.AUTH
+    if status is not None and (status >= 500 or status == 408):
+        return FailureKind.TRANSPORT
+    return classify_turn_failure(message)
 
 
 def info(kind: FailureKind) -> FailureInfo:

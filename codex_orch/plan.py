@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from codex_orch.agent_registry import unknown_agent
 from codex_orch.config import Config
 from codex_orch.errors import InputError, InputProblems
 from codex_orch.inputs import read_text_file
@@ -57,8 +58,6 @@ PLAN_FILE_SCHEMA: dict[str, Any] = {
 # Deeper than this, a plan is refused: the format itself is 4 levels deep; extra keys get the rest.
 MAX_PLAN_DEPTH = 64
 
-KNOWN_AGENTS = ("codex",)
-
 
 @dataclass(frozen=True)
 class Task:
@@ -72,7 +71,8 @@ class Task:
     lock_writes: tuple[str, ...] = ()
     timeout: float | None = None
     model: str | None = None
-    agent: str = "codex"
+    agent: str | None = None  # None: the plan leaves it to --agent, the role, the config (agent_registry)
+    written_role: str = ""
     # keys codex-orch does not know, kept as written (not hashed: a Task stays usable as a key)
     extra: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
@@ -108,7 +108,8 @@ class Task:
             lock_writes=tuple(locks.get("writes", ())),
             timeout=data.get("timeout"),
             model=data.get("model"),
-            agent=data.get("agent") or "codex",
+            agent=data.get("agent") or None,
+            written_role=data["role"],
             extra={k: v for k, v in data.items() if k not in TASK_PROPERTIES},
         )
 
@@ -127,7 +128,7 @@ class Task:
         for key in ("timeout", "model"):
             if getattr(self, key) is not None:
                 data[key] = getattr(self, key)
-        if self.agent != "codex":
+        if self.agent is not None:
             data["agent"] = self.agent
         data.update(copy.deepcopy(dict(self.extra)))
         return data
@@ -239,9 +240,10 @@ def _task(
     role = config.resolve_role(raw["role"])
     if role is None:
         problems.append(f"{where}.role: unknown role {raw['role']!r}. {config.roles_hint()}")
-    agent = raw.get("agent") or "codex"
-    if agent not in KNOWN_AGENTS:
-        problems.append(f"{where}.agent: unknown agent {agent!r}. Known: {', '.join(KNOWN_AGENTS)}.")
+    agent = raw.get("agent") or None
+    problem = unknown_agent(agent) if agent else None
+    if problem:
+        problems.append(f"{where}.agent: {problem}")
     locks = raw.get("locks") or {}
     paths = raw.get("paths")
     return Task(
@@ -256,6 +258,7 @@ def _task(
         timeout=raw.get("timeout"),
         model=raw.get("model"),
         agent=agent,
+        written_role=raw["role"],
         extra={key: value for key, value in raw.items() if key not in TASK_PROPERTIES},
     )
 

@@ -132,11 +132,8 @@ class StreamRedactor:
         if not self._redactor:
             return chunk
         data = self._redactor.data(self._held + chunk)
-        keep = self._redactor.longest - 1
-        if keep <= 0 or len(data) <= keep:
-            self._held = data if keep > 0 else b""
-            return b"" if keep > 0 else data
-        self._held = data[-keep:]
+        keep = self._redactor.longest - 1  # at least MIN_SECRET_LENGTH - 1: never 0 when there are secrets
+        self._held = data[-keep:]  # all of it while it is shorter
         return data[:-keep]
 
     def flush(self) -> bytes:

@@ -9,7 +9,6 @@ So the cost of a transition does not grow with the plan, and the state can alway
 from __future__ import annotations
 
 import copy
-import fcntl
 import json
 import os
 import tempfile
@@ -19,14 +18,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from codex_orch.errors import InputError, RunLockedError
+from codex_orch.errors import InputError
 from codex_orch.faults import fault_point
 from codex_orch.redaction import Redactor
 
 SCHEMA_VERSION = 1
 STATE_NAME = "state.json"
 JOURNAL_NAME = "journal.jsonl"
-LOCK_NAME = "lock"
 SNAPSHOT_EVERY = 256  # journal records between automatic snapshots, at least; more for big runs
 
 TERMINAL = ("succeeded", "failed", "blocked", "cancelled")
@@ -55,6 +53,15 @@ STATE_SCHEMA: dict[str, Any] = {
         },
     },
 }
+
+
+def workspace_mode(state: dict[str, Any]) -> str:
+    """How the run's tasks share worktrees: "landing", "shared" or "per-task" (runs recorded before
+    landing existed say only whether their worktree was shared)."""
+    mode = state.get("workspace_mode")
+    if mode:
+        return str(mode)
+    return "shared" if state.get("single_workspace") else "per-task"
 
 
 def now_iso() -> str:
@@ -178,6 +185,9 @@ def _apply_task(task: dict[str, Any], kind: str, rec: dict[str, Any], ts: str | 
         task["attempts"].append(
             {"n": rec["n"], "started_at": ts, "ended_at": None, "resumed_thread": thread}
             | {"kind": rec.get("kind", "task"), "thread_id": thread, "pid": None}
+            # the agent and model it ran on (records from before the choice existed: codex)
+            | {"agent": rec.get("agent") or "codex", "model": rec.get("model")}
+            | {"agent_source": rec.get("agent_source"), "fallback_from": rec.get("fallback_from")}
         )
     elif kind == "attempt.pid":
         task["attempts"][-1]["pid"] = rec["pid"]
@@ -196,6 +206,11 @@ def _apply_task(task: dict[str, Any], kind: str, rec: dict[str, Any], ts: str | 
     elif kind == "task.committed":
         task.update({k: rec[k] for k in ("commit", "head", "files_changed")})
         task.update(violations=rec.get("violations", []), file_claims=rec.get("file_claims"))
+    elif kind == "task.landed":  # a landing run: the task's work is on the run branch, as this commit
+        task["task_commit"] = task["commit"]
+        task.update(commit=rec["commit"], head=rec["commit"], landed=True)
+    elif kind == "task.rebased":  # its change replayed on the run branch's tip, for its agent to resolve
+        task.update(base_commit=rec["base_commit"], conflicts=rec.get("conflicts", []), result=None, commit=None)
     elif kind == "task.follow_ups":
         task["follow_ups"] = rec["follow_ups"]
     else:
@@ -333,9 +348,12 @@ def read_state(run_dir: Path, with_offset: bool = False) -> Any:
             raise InputError(
                 f"{label}: unreadable state ({exc}); it can be rebuilt from the journal by removing it"
             ) from None
-        if state.get("schema_version") != SCHEMA_VERSION:
+        version = state.get("schema_version")
+        if type(version) is not int or version != SCHEMA_VERSION:  # `true == 1`: the type is checked too
+            newer = type(version) is int and version > SCHEMA_VERSION
             raise InputError(
-                f"{label}: schema_version {state.get('schema_version')!r} is not supported (expected {SCHEMA_VERSION})"
+                f"{label}: schema_version {version!r} is not supported (this codex-orch reads {SCHEMA_VERSION})",
+                "It was written by a newer codex-orch: upgrade codex-orch to read it." if newer else None,
             )
         offset = int(state.pop("journal_offset", 0))
     elif not (run_dir / JOURNAL_NAME).is_file():
@@ -349,49 +367,3 @@ def read_state(run_dir: Path, with_offset: bool = False) -> Any:
     if "run_id" not in state:
         raise InputError(f"{run_dir}: the journal holds no run")
     return (state, offset) if with_offset else state
-
-
-class RunLock:
-    """An exclusive, non-blocking lock on a run: released by the kernel when its holder dies."""
-
-    def __init__(self, run_dir: Path) -> None:
-        self.path = run_dir / LOCK_NAME
-        self._fd = -1
-
-    def acquire(self) -> RunLock:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "?"
-            os.close(fd)
-            raise RunLockedError(
-                f"run {self.path.parent.name} is being driven by another codex-orch process (pid {holder}).",
-                "Wait for it to finish, or stop it first.",
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._fd = fd
-        return self
-
-    def is_held_elsewhere(self) -> bool:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)
-        return False
-
-    def release(self) -> None:
-        if self._fd >= 0:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = -1
-
-    def __enter__(self) -> RunLock:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()

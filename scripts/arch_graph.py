@@ -33,11 +33,11 @@ LABELS = {
     "cli": "cli/ (click: parse, render)",
     "commands": "commands/ (report, merge, clean, validate, preflight, planner, runs)",
     "engine": "engine/ (run, drive, scheduler, executor, prompts, validation, services)",
-    "agents": "agents/ (backend Protocol + registry, codex)",
+    "agents": "agents/ (backend Protocol; codex, claude, gemini)",
     "git": "git/ (repo, worktrees, refs, workspace)",
     "proc": "proc/ (child processes, groups, background)",
     "testing": "testing/ (scripted model server: not a model)",
-    "core": "core (errors, layout, config, plan, state, failures, redaction, inputs)",
+    "core": "core (errors, layout, config, plan, state, failures, redaction, inputs, agent registry)",
 }
 
 

@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"$ cd {shlex.quote(str(repo))} && {shlex.join(run)}")
         result = subprocess.run(run, cwd=repo)
         requests = len(server.requests)
-    branch = sh(repo, "git", "for-each-ref", "--format=%(refname:short)", "refs/heads/orch/")
+    branch = json.loads((repo / ".orchestrator/runs/demo/state.json").read_text())["branch"]  # the run branch
     print(f"\n== the model server answered {requests} requests from codex")
     print(f"== commits on {branch}:")
     print(sh(repo, "git", "log", "--format=%h %s%n%(trailers:only,unfold)", f"main..{branch}"))

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up a development checkout from scratch, idempotently: a virtualenv in .venv with codex-orch
-# installed in editable mode (with its dev tools), and the pinned codex CLI in tools/codex.
+# installed in editable mode (with its dev tools), the pinned codex CLI in tools/codex, and the pinned
+# Claude Code and Gemini CLIs in tools/claude and tools/gemini (the real-agent tests drive all three).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -17,3 +18,4 @@ if [[ ! -f "$stamp" || pyproject.toml -nt "$stamp" ]]; then
     touch "$stamp"
 fi
 bash scripts/install-codex.sh >/dev/null
+bash scripts/install-agent-clis.sh >/dev/null

@@ -255,7 +255,8 @@ def make_fake(folder: Path) -> FakeCodex:
 @pytest.fixture
 def fake_codex(tmp_path: Path, repo: Repo) -> FakeCodex:
     fake = make_fake(tmp_path / "fake").script({})
-    repo.configure(codex=fake.config(), limits={"timeout": 60, "idle_timeout": 30, "stop_grace": 1})
+    # Most tests were written for one shared worktree, and say so; landing runs (the default) have theirs.
+    repo.configure(codex=fake.config(), workspace="shared", limits={"timeout": 60, "idle_timeout": 30, "stop_grace": 1})
     return fake
 
 

@@ -173,11 +173,12 @@ def crash_script(tasks: int, rng: random.Random) -> dict[str, Any]:
     return {"rules": rules}
 
 
-def crash_trial(base: Path, seed: int, single: bool, workers: int, tasks: int = 5) -> TrialResult:
+def crash_trial(base: Path, seed: int, single: bool | str, workers: int, tasks: int = 5) -> TrialResult:
+    mode = single if isinstance(single, str) else ("shared" if single else "per-task")
     rng = random.Random(seed)
-    name = f"seed {seed}, {'shared' if single else 'per-task'} worktree, {workers} worker(s)"
+    name = f"seed {seed}, {mode} worktrees, {workers} worker(s)"
     box = Sandbox(base)
-    box.configure(crash_script(tasks, rng), use_single_workspace=single)
+    box.configure(crash_script(tasks, rng), workspace=mode)
     plan_path = base / "plan.json"
     plan_path.write_text(json.dumps({"goal": "drill", "assumptions": [], "tasks": crash_plan(rng, tasks)}))
     problems: list[str] = []
@@ -216,7 +217,7 @@ def crash_trial(base: Path, seed: int, single: bool, workers: int, tasks: int = 
         if result.returncode != 0:
             problems.append(f"final resume exited {result.returncode}: {result.stderr.strip()[-300:]}")
     if not problems:
-        problems += check_run(box, tasks, single)
+        problems += check_run(box, tasks, mode)
     left = wait_gone(box.agent_pids())
     if left:
         problems.append(f"agent processes still alive: {left}")
@@ -239,26 +240,28 @@ JOURNAL_RECORDS = (
 )
 
 
-def crash_points(single: bool) -> list[str]:
+def crash_points(mode: str) -> list[str]:
     """Every deterministic crash point of a run: before and after each journal record (the first time;
     a task's result and commit also the second time, when the first task's are already in)."""
     points = []
     for record in JOURNAL_RECORDS:
-        if record == "run.workspace_ready" and not single:
+        if record == "run.workspace_ready" and mode == "per-task":
             continue  # per-task worktrees are recorded with their task
         for when in ("before", "after"):
             points.append(f"journal:{when}:{record}")
             if record in ("task.result", "task.committed"):
                 points.append(f"journal:{when}:{record}#2")
+    if mode == "landing":  # after its commit, a task of a landing run lands it on the run branch
+        points += ["journal:before:task.landed", "journal:after:task.landed", "journal:before:task.landed#2"]
     return points
 
 
-def crash_point_trial(base: Path, point: str, single: bool, tasks: int = 3) -> TrialResult:
+def crash_point_trial(base: Path, point: str, mode: str, tasks: int = 3) -> TrialResult:
     """Kill codex-orch exactly at `point` (asserting it died there), then resume: every task must end
     succeeded with exactly one commit, and no agent may be asked again for a task whose answer was in."""
-    name = f"{point}, {'shared' if single else 'per-task'} worktree"
+    name = f"{point}, {mode} worktrees"
     box = Sandbox(base)
-    box.configure(crash_script(tasks, random.Random(7)), use_single_workspace=single)
+    box.configure(crash_script(tasks, random.Random(7)), workspace=mode)
     plan_path = base / "plan.json"
     plan = [{**t, "blocked_by": [f"T{i:04d}"] if i else []} for i, t in enumerate(crash_plan(random.Random(7), tasks))]
     plan_path.write_text(json.dumps({"goal": "drill", "assumptions": [], "tasks": plan}))
@@ -284,7 +287,7 @@ def crash_point_trial(base: Path, point: str, single: bool, tasks: int = 3) -> T
         [] if resumed.returncode == 0 else [f"resume exited {resumed.returncode}: {resumed.stderr.strip()[-300:]}"]
     )
     if not problems:
-        problems += check_run(box, tasks, single)
+        problems += check_run(box, tasks, mode)
     calls = [json.loads(line) for line in box.log.read_text().splitlines()[calls_before:]] if box.log.exists() else []
     asked_again = sorted(
         {str(c.get("thread_id")) for c in calls if c.get("thread_id") in threads or str(c.get("prompt")) in prompts}
@@ -297,7 +300,7 @@ def crash_point_trial(base: Path, point: str, single: bool, tasks: int = 3) -> T
     return TrialResult(name, 1, problems)
 
 
-def check_run(box: Sandbox, tasks: int, single: bool) -> list[str]:
+def check_run(box: Sandbox, tasks: int, mode: str) -> list[str]:
     from jsonschema import Draft202012Validator
 
     problems = []
@@ -314,9 +317,8 @@ def check_run(box: Sandbox, tasks: int, single: bool) -> list[str]:
     if set(statuses.values()) != {"succeeded"}:
         problems.append(f"not all succeeded: {statuses}")
     per_task: dict[str, set[str]] = {}
-    for line in git(
-        box.repo, "log", "--all", "--format=%H %(trailers:key=Orch-Task,valueonly,separator=)"
-    ).splitlines():
+    where = ["main.." + state["branch"]] if mode == "landing" else ["--all"]  # landing: the run branch has them all
+    for line in git(box.repo, "log", *where, "--format=%H %(trailers:key=Orch-Task,valueonly,separator=)").splitlines():
         sha, _, task = line.partition(" ")
         if task:
             per_task.setdefault(task.strip(), set()).add(sha)
@@ -324,7 +326,8 @@ def check_run(box: Sandbox, tasks: int, single: bool) -> list[str]:
     missing = [f"T{i:04d}" for i in range(1, tasks + 1) if f"T{i:04d}" not in per_task]
     if wrong or missing:
         problems.append(f"commits per task: wrong {wrong}, missing {missing}")
-    expected_branches = {state["branch"]} if single else {t["branch"] for t in state["tasks"].values()}
+    expected_branches = {t["branch"] for t in state["tasks"].values()} if mode != "shared" else set()
+    expected_branches |= {state["branch"]} if mode != "per-task" else set()
     branches = set(git(box.repo, "branch", "--format=%(refname:short)").split()) - {"main"}
     if branches != expected_branches:
         problems.append(
@@ -335,15 +338,15 @@ def check_run(box: Sandbox, tasks: int, single: bool) -> list[str]:
         for line in git(box.repo, "worktree", "list", "--porcelain").splitlines()
         if line.startswith("worktree ")
     } - {str(box.repo)}
-    expected_trees = {state["worktree"]} if single else {t["worktree"] for t in state["tasks"].values()}
+    expected_trees = {state["worktree"]} if mode == "shared" else {t["worktree"] for t in state["tasks"].values()}
     if worktrees != expected_trees:
         problems.append(f"worktrees: orphan {sorted(worktrees - expected_trees)}")
     for task in state["tasks"].values():
         tree = Path(task["worktree"])
         dirty = git(tree, "status", "--porcelain")
-        if dirty and not single:
+        if dirty and mode != "shared":
             problems.append(f"{task['id']}: worktree left dirty: {dirty[:200]}")
-    if single and git(Path(state["worktree"]), "status", "--porcelain"):
+    if mode == "shared" and git(Path(state["worktree"]), "status", "--porcelain"):
         problems.append("shared worktree left dirty")
     return problems
 
@@ -760,19 +763,26 @@ def run_crash_trials(base: Path, trials: int, seed: int) -> tuple[int, int]:
     """Random kill -9, then resume (the long drill): failures and kills."""
     failures = kills = 0
     for i in range(trials):
-        single, workers = [(True, 1), (False, 1), (True, 3), (False, 3)][i % 4]
-        trial = crash_trial(base / f"crash{i}", seed + i, single, workers)
+        mode, workers = [
+            ("shared", 1),
+            ("per-task", 1),
+            ("landing", 3),
+            ("shared", 3),
+            ("per-task", 3),
+            ("landing", 1),
+        ][i % 6]
+        trial = crash_trial(base / f"crash{i}", seed + i, mode, workers)
         kills += trial.kills
         failures += show("crash", trial.problems, f"{trial.name}: {trial.kills} kill -9")
     return failures, kills
 
 
 def run_crash_points(base: Path) -> tuple[int, int]:
-    """A crash at every journal step, both workspace modes: failures and points."""
+    """A crash at every journal step, in each workspace mode: failures and points."""
     failures = points = 0
-    for single in (True, False):
-        for point in crash_points(single):
-            trial = crash_point_trial(base / f"point{points}", point, single)
+    for mode in ("shared", "per-task", "landing"):
+        for point in crash_points(mode):
+            trial = crash_point_trial(base / f"point{points}", point, mode)
             points += 1
             failures += show("point", trial.problems, trial.name)
     return failures, points

@@ -22,7 +22,7 @@ from lifecycle_helpers import tree_hash
 
 
 def per_task_run(repo: Repo, fake: FakeCodex, tmp_path: Path) -> dict:
-    repo.configure(use_single_workspace=False)
+    repo.configure(workspace="per-task")
     tasks = [job("A"), job("B"), job("C"), job("D")]
     rules = [writer(t, f"{t.lower()}.txt") for t in "ABCD"]
     return run_plan(repo, fake, tmp_path, "cl", tasks, rules)

@@ -72,7 +72,7 @@ def test_decisions_file_made_a_folder_fails_that_task_only(repo: Repo, fake_code
         },
         {"match": "job T2.", "turns": [_writes("T2", "b.txt")]},
     ]
-    repo.configure(use_single_workspace=False)
+    repo.configure(workspace="per-task")
     result = _run(repo, fake_codex, tmp_path, "f", rules, plan)
     assert result.code == 1, result.err  # a finished run with a failed task, not an internal error (3)
     tasks = read_state(repo, "f")["tasks"]

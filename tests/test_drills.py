@@ -24,10 +24,10 @@ def test_bad_input(tmp_path: Path, case: drills.BadInput) -> None:
 
 @pytest.mark.parametrize(
     ("seed", "single", "workers"),
-    [(11, True, 1), (12, False, 1), (13, True, 3), (14, False, 3)],
-    ids=["shared-1", "per-task-1", "shared-3", "per-task-3"],
+    [(11, True, 1), (12, False, 1), (13, "landing", 3), (14, False, 3)],
+    ids=["shared-1", "per-task-1", "landing-3", "per-task-3"],
 )
-def test_crash_anywhere_then_resume(tmp_path: Path, seed: int, single: bool, workers: int) -> None:
+def test_crash_anywhere_then_resume(tmp_path: Path, seed: int, single: bool | str, workers: int) -> None:
     result = drills.crash_trial(tmp_path, seed, single, workers)
     assert result.problems == [], result.problems
 
@@ -60,30 +60,30 @@ def test_every_failure_kind_is_drilled_or_staged_by_a_named_test() -> None:
 
 # A representative set in CI; `tests/drills.py --long` (and without --no-points, always) crashes at every point.
 CI_POINTS = [
-    ("journal:after:attempt.thread", True),
-    ("journal:before:task.result", True),
-    ("journal:after:task.result", True),
-    ("journal:before:task.committed", True),
-    ("journal:before:task.committed#2", False),
-    ("journal:after:task.committed", False),
-    ("journal:before:run.status", False),
+    ("journal:after:attempt.thread", "shared"),
+    ("journal:before:task.result", "shared"),
+    ("journal:after:task.result", "landing"),
+    ("journal:before:task.committed", "shared"),
+    ("journal:before:task.committed#2", "per-task"),
+    ("journal:after:task.committed", "landing"),
+    ("journal:before:task.landed", "landing"),
+    ("journal:before:run.status", "per-task"),
 ]
 
 
-@pytest.mark.parametrize(
-    ("point", "single"), CI_POINTS, ids=[f"{p}-{'shared' if s else 'per-task'}" for p, s in CI_POINTS]
-)
-def test_crash_at_a_journal_step_then_resume(tmp_path: Path, point: str, single: bool) -> None:
-    result = drills.crash_point_trial(tmp_path, point, single)
+@pytest.mark.parametrize(("point", "mode"), CI_POINTS, ids=[f"{p}-{m}" for p, m in CI_POINTS])
+def test_crash_at_a_journal_step_then_resume(tmp_path: Path, point: str, mode: str) -> None:
+    result = drills.crash_point_trial(tmp_path, point, mode)
     assert result.problems == [], result.problems
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("single", [True, False], ids=["shared", "per-task"])
-def test_crash_at_every_journal_step_then_resume(tmp_path: Path, single: bool) -> None:
+@pytest.mark.timeout(1800)
+@pytest.mark.parametrize("mode", ["shared", "per-task", "landing"])
+def test_crash_at_every_journal_step_then_resume(tmp_path: Path, mode: str) -> None:
     failed = {}
-    for i, point in enumerate(drills.crash_points(single)):
-        result = drills.crash_point_trial(tmp_path / str(i), point, single)
+    for i, point in enumerate(drills.crash_points(mode)):
+        result = drills.crash_point_trial(tmp_path / str(i), point, mode)
         if result.problems:
             failed[point] = result.problems
     assert failed == {}

@@ -79,7 +79,7 @@ def kill_mid_task(repo: Repo, fake: FakeCodex, tmp_path: Path, run_id: str) -> t
 def test_kill_9_mid_task_then_resume_continues_the_thread(
     repo: Repo, fake_codex: FakeCodex, tmp_path: Path, shared: bool
 ) -> None:
-    repo.configure(use_single_workspace=shared)
+    repo.configure(workspace="shared" if shared else "per-task")
     _, orphans = kill_mid_task(repo, fake_codex, tmp_path, "k9")
     state = read_state(repo, "k9")
     assert [state["tasks"][t]["status"] for t in ("T0001", "T0002", "T0003")] == ["succeeded", "running", "pending"]

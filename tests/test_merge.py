@@ -26,7 +26,7 @@ def test_fast_forward_of_a_shared_run_updates_the_checkout(repo: Repo, fake_code
 def test_per_task_branches_need_automerge_then_merge_through_an_integration_branch(
     repo: Repo, fake_codex: FakeCodex, tmp_path: Path
 ) -> None:
-    repo.configure(use_single_workspace=False)
+    repo.configure(workspace="per-task")
     tasks = [job("A"), job("B"), job("C", blocked_by=("A",))]
     rules = [writer("A", "a.txt"), writer("B", "b.txt"), writer("C", "c.txt")]
     state = run_plan(repo, fake_codex, tmp_path, "am", tasks, rules)
@@ -50,7 +50,7 @@ def test_per_task_branches_need_automerge_then_merge_through_an_integration_bran
 
 
 def test_a_conflict_changes_nothing_at_all(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
-    repo.configure(use_single_workspace=False)
+    repo.configure(workspace="per-task")
     tasks = [job("A"), job("B")]
     rules = [writer("A", "same.txt", "from A\n"), writer("B", "same.txt", "from B\n")]
     run_plan(repo, fake_codex, tmp_path, "cf", tasks, rules)
@@ -82,7 +82,7 @@ def test_a_dirty_checkout_of_the_base_branch_is_refused(repo: Repo, fake_codex: 
 def test_an_untracked_file_in_the_way_undoes_the_integration_branch(
     repo: Repo, fake_codex: FakeCodex, tmp_path: Path
 ) -> None:
-    repo.configure(use_single_workspace=False)
+    repo.configure(workspace="per-task")
     run_plan(repo, fake_codex, tmp_path, "u", [job("A")], [writer("A", "a.txt")])
     repo.write("a.txt", "the user's own, untracked\n")
     before = repo_snapshot(repo)

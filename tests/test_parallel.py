@@ -159,7 +159,7 @@ def test_a_task_without_paths_runs_alone_in_a_shared_worktree(
 
 
 def test_dependencies_and_write_locks_serialize(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
-    repo.configure(use_single_workspace=False)
+    repo.configure(workspace="per-task")
     tasks = [
         job("A", locks={"writes": ["db"]}),
         job("B", locks={"writes": ["db"]}),
@@ -182,7 +182,7 @@ def test_dependencies_and_write_locks_serialize(repo: Repo, fake_codex: FakeCode
 
 
 def test_per_task_worktrees_let_tasks_without_paths_overlap(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
-    repo.configure(use_single_workspace=False)
+    repo.configure(workspace="per-task")
     with held_run(repo, fake_codex, tmp_path, "p5", [job("A"), job("B")]) as run:
         run.wait_started("A", "B")
 
@@ -226,7 +226,7 @@ def test_failure_blocks_dependents_but_independent_work_goes_on(
     fake_codex.script(
         {"rules": [{"match": "job A.", "turns": [[{"fail": "boom"}]]}], "default": [[{"answer": answer()}]]}
     )
-    repo.configure(use_single_workspace=False)
+    repo.configure(workspace="per-task")
     plan = write_plan(
         tmp_path / "plan.json", [job("A"), job("B", blocked_by=["A"]), job("X", blocked_by=["B"]), job("C")]
     )
@@ -245,7 +245,7 @@ def test_fail_fast_stops_everything(repo: Repo, fake_codex: FakeCodex, tmp_path:
     a_turn = [{"gate": str(s_started)}, {"fail": "boom"}]
     s_turn = [{"marker": str(s_started)}, {"gate": str(tmp_path / "never")}]
     fake_codex.script({"rules": [{"match": "job A.", "turns": [a_turn]}, {"match": "job S.", "turns": [s_turn]}]})
-    repo.configure(use_single_workspace=False)
+    repo.configure(workspace="per-task")
     plan = write_plan(tmp_path / "plan.json", [job("A"), job("S"), job("L1", blocked_by=["S"])])
     result = run_cli(repo.path, "run", "--plan-file", str(plan), "--run-id", "ff", "--max-workers", "2", "--fail-fast")
     assert result.code == 1
@@ -262,7 +262,7 @@ def test_ctrl_c_stops_agents_records_interrupted_and_resume_finishes(
     repo: Repo, fake_codex: FakeCodex, tmp_path: Path
 ) -> None:
     children = tmp_path / "children.txt"
-    repo.configure(codex=fake_codex.config(FAKE_CODEX_CHILD_PIDS=str(children)), use_single_workspace=False)
+    repo.configure(codex=fake_codex.config(FAKE_CODEX_CHILD_PIDS=str(children)), workspace="per-task")
     slow = [[{"spawn_child": True}, {"hang": True}], [{"answer": answer("resumed")}]]
     fake_codex.script({"rules": [{"match": "job C.", "turns": [[{"answer": answer("C")}]]}], "default": slow})
     plan = write_plan(tmp_path / "plan.json", [job("A"), job("B"), job("C", blocked_by=["A"])])
@@ -342,7 +342,7 @@ def test_glob_overlap_is_conservative(a: str, b: str, expected: bool) -> None:
 def test_concurrency_allow_and_ignore() -> None:
     a = Task(id="A", role="implementer", prompt="", acceptance="", paths=("CHANGELOG.md", "src/a/**"))
     b = Task(id="B", role="implementer", prompt="", acceptance="", paths=("CHANGELOG.md", "src/b/**"))
-    assert ConcurrencyRules(True).conflict(a, [b]) is not None
-    assert ConcurrencyRules(True, allow=("CHANGELOG.md",)).conflict(a, [b]) is None
-    assert ConcurrencyRules(True, ignore=("CHANGELOG.md",)).conflict(a, [b]) is None
-    assert ConcurrencyRules(False).conflict(a, [b]) is None
+    assert ConcurrencyRules("shared").conflict(a, [b]) is not None
+    assert ConcurrencyRules("shared", allow=("CHANGELOG.md",)).conflict(a, [b]) is None
+    assert ConcurrencyRules("shared", ignore=("CHANGELOG.md",)).conflict(a, [b]) is None
+    assert ConcurrencyRules("per-task").conflict(a, [b]) is None

@@ -237,7 +237,7 @@ def test_parallel_attempts_each_take_only_their_own_processes(
 ) -> None:
     """A finishes while B still works: A's daemons die with A, B's live on until B ends."""
     env = mode_env(mode)
-    repo.configure(use_single_workspace=False)
+    repo.configure(workspace="per-task")
     a_dir, b_dir = tmp_path / "a", tmp_path / "b"
     a_dir.mkdir()
     b_dir.mkdir()
@@ -447,7 +447,7 @@ def test_resume_never_removes_an_index_lock_a_live_git_holds(
 def test_resume_does_not_delete_a_half_made_worktree_a_process_works_in(
     repo: Repo, fake_codex: FakeCodex, tmp_path: Path, strays: list[Path]
 ) -> None:
-    repo.configure(use_single_workspace=False)
+    repo.configure(workspace="per-task")
     marker = tmp_path / "a.pid"
     strays.append(marker)
     fake_codex.script(

@@ -84,13 +84,13 @@ def test_report_markdown_and_json(repo: Repo, fake_codex: FakeCodex, tmp_path: P
     assert md.startswith("# codex-orch run rep — partial\n")
     short = {t: (state["tasks"][t]["commit"] or "-")[:10] for t in "ABCR"}
     task_table = tables(md)[0]
-    columns = ["task", "role", "status", "attempts", "failures", "time", "tokens in/out", "commit"]
+    columns = ["task", "role", "agent", "status", "attempts", "failures", "time", "tokens in/out", "commit"]
     assert all(list(row) == columns for row in task_table)
     assert [tuple(row[c] for c in columns if c != "time") for row in task_table] == [
-        ("A", "implementer", "succeeded", "1", "-", "1000/50", short["A"]),
-        ("B", "implementer", "succeeded", "2", "schema_invalid", "200/40", short["B"]),
-        ("C", "implementer", "failed", "1", "turn_failed", "0/0", "-"),
-        ("R", "reviewer", "succeeded", "1", "-", "100/20", "-"),
+        ("A", "implementer", "codex", "succeeded", "1", "-", "1000/50", short["A"]),
+        ("B", "implementer", "codex", "succeeded", "2", "schema_invalid", "200/40", short["B"]),
+        ("C", "implementer", "codex", "failed", "1", "turn_failed", "0/0", "-"),
+        ("R", "reviewer", "codex", "succeeded", "1", "-", "100/20", "-"),
     ]
     assert "- Error: turn_failed: model exploded" in md
     assert f"- Commit: `{state['tasks']['A']['commit']}` on `{state['branch']}`" in md
@@ -98,6 +98,7 @@ def test_report_markdown_and_json(repo: Repo, fake_codex: FakeCodex, tmp_path: P
     [a_attempt] = tables(md)[1]  # A's attempts: one, every kind of token
     assert a_attempt.pop("time").endswith("s") and a_attempt == {
         "attempt": "1",
+        "agent (model)": "codex",
         "thread": state["tasks"]["A"]["thread_id"][:13],
         "outcome": "ok",
         "input": "1000",
@@ -105,6 +106,7 @@ def test_report_markdown_and_json(repo: Repo, fake_codex: FakeCodex, tmp_path: P
         "cache write": "0",
         "output": "50",
         "reasoning": "5",
+        "cost": "-",
     }
     assert "- **plain text** — simplest" in md and "- a.txt has no tests" in md
     assert "- [minor] `a.txt:1` — no trailing \\| pipe" in md
@@ -115,6 +117,7 @@ def test_report_markdown_and_json(repo: Repo, fake_codex: FakeCodex, tmp_path: P
     assert data["report_version"] == 1 and data["run_id"] == "rep" and data["status"] == "partial"
     tasks = {t["id"]: t for t in data["tasks"]}
     assert [a["failure"] for a in tasks["B"]["attempts"]] == ["schema_invalid", None]
+    assert [(a["agent"], a["model"], a["cost_usd"]) for a in tasks["B"]["attempts"]] == [("codex", None, None)] * 2
     assert tasks["B"]["failure_kinds"] == ["schema_invalid"]
     assert tasks["C"]["error"]["kind"] == "turn_failed" and tasks["C"]["commit"] is None
     assert tasks["A"]["risks"] == ["a.txt has no tests"] and tasks["A"]["decisions"][0]["decision"] == "plain text"
@@ -164,7 +167,7 @@ def test_validate_runs_the_configured_commands_and_records_the_outcome(
 
 
 def test_validate_per_task_runs_in_each_head_worktree(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
-    repo.configure(use_single_workspace=False)
+    repo.configure(workspace="per-task")
     tasks = [job("A"), job("B", blocked_by=("A",)), job("C")]
     state = run_plan(repo, fake_codex, tmp_path, "pv", tasks, [writer(t, f"{t.lower()}.txt") for t in "ABC"])
     listing = [sys.executable, "-c", "import os; print(sorted(f for f in os.listdir() if f.endswith('.txt')))"]

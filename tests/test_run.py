@@ -106,7 +106,7 @@ def test_three_task_plan_in_a_shared_worktree(repo: Repo, fake_codex: FakeCodex,
 
 def test_per_task_worktrees_branch_from_their_dependencies(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
     fake_codex.script(three_task_script())
-    repo.configure(use_single_workspace=False)
+    repo.configure(workspace="per-task")
     tasks = [dict(t) for t in THREE_TASKS]
     tasks.append(
         {"id": "J", "role": "implementer", "prompt": "create d.txt", "acceptance": "", "blocked_by": ["T0001"]}

@@ -33,7 +33,8 @@ import pytest
 from conftest import ROOT, alive, codex_bin, git
 
 from codex_orch.errors import OrchError
-from codex_orch.state import LOCK_NAME, read_state
+from codex_orch.run_lock import LOCK_NAME
+from codex_orch.state import read_state
 
 pytestmark = pytest.mark.realcodex
 
@@ -70,9 +71,12 @@ def session_pids(sid: int) -> list[int]:
     return pids
 
 
-def changed_a_file(task: dict[str, Any], worktree: str) -> bool:
-    """Has the running task's agent changed anything in the run's worktree yet?"""
-    folder = Path(task.get("worktree") or worktree)
+def changed_a_file(task: dict[str, Any], worktree: str | None) -> bool:
+    """Has the running task's agent changed anything in its worktree yet?"""
+    where = task.get("worktree") or worktree
+    if not where:
+        return False
+    folder = Path(where)
     return folder.is_dir() and bool(git(folder, "--no-optional-locks", "status", "--porcelain", check=False))
 
 
@@ -230,7 +234,8 @@ def test_the_tutorial_runs_as_written(tmp_path: Path) -> None:
                 if "codex-orch clean" in block.body:
                     _, state = the_run(cwd)
                     assert git(cwd, "branch", "--list", "orch/*") == ""
-                    assert not Path(state["worktree"]).exists()
+                    trees = [state["worktree"], *(t.get("worktree") for t in state["tasks"].values())]
+                    assert not any(Path(w).exists() for w in trees if w)
                     seen.append("cleaned")
         finally:
             shell.close()

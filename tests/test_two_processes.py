@@ -40,7 +40,7 @@ def test_two_runs_at_once_in_one_repo(repo: Repo, fake_codex: FakeCodex, tmp_pat
     marker, gate = tmp_path / "started", tmp_path / "gate"
     turn = [{"write": "f.txt", "content": "x"}, {"marker": str(marker)}, {"gate": str(gate)}, {"answer": answer()}]
     fake_codex.script({"default": [turn]})
-    repo.configure(use_single_workspace=False)
+    repo.configure(workspace="per-task")
     tasks = [{"role": "implementer", "prompt": f"task {i}", "acceptance": ""} for i in range(4)]
     plan = write_plan(tmp_path / "plan.json", tasks)
     procs = [

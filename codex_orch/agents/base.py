@@ -82,6 +82,7 @@ class AttemptRequest:
     extra_args: tuple[str, ...] = ()
     redactor: Redactor | None = None
     max_reconnects: int | None = None  # notices in a row tolerated without progress; None: any number
+    max_turns: int | None = None  # backends that have such a limit (claude --max-turns)
 
     @property
     def events_path(self) -> Path:
@@ -111,6 +112,8 @@ class AgentResult:
     garbage_lines: int = 0
     item_counts: Mapping[str, int] = field(default_factory=dict)
     stop_steps: tuple[str, ...] = ()
+    usage_cumulative: bool = True  # usage covers the whole resumed thread (codex); False: this attempt only
+    cost_usd: float | None = None  # as the agent reports it (claude): cumulative over a resumed thread
 
 
 @dataclass(frozen=True)

@@ -43,11 +43,17 @@ def run_options_value(
     fail_fast: bool,
     follow: bool | None = None,
     inputs: tuple[Path, ...] = (),
+    agent: str | None = None,
 ) -> Any:
     from codex_orch.engine.drive import RunOptions
 
     return RunOptions(
-        run_id=run_id, max_workers=max_workers, fail_fast=fail_fast, follow_next_tasks=follow, inputs=inputs
+        run_id=run_id,
+        max_workers=max_workers,
+        fail_fast=fail_fast,
+        follow_next_tasks=follow,
+        inputs=inputs,
+        agent=agent,
     )
 
 
@@ -128,7 +134,14 @@ def drive_options(func: F) -> F:
 
 
 def run_options(func: F) -> F:
+    from codex_orch.agent_registry import agent_names
+
     func = drive_options(func)
+    func = click.option(
+        "--agent",
+        type=click.Choice(agent_names()),
+        help="The run's agent, for tasks whose plan names none (default: the role's agent, agents.default, codex).",
+    )(func)
     return click.option("--run-id", help="Name the run (default: date, time and a random suffix).")(func)
 
 

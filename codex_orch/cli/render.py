@@ -43,24 +43,27 @@ def status_table(view: RunView) -> Any:
 
     title = f"run {view.run_id} — {view.status}"
     table = Table(title=title, title_justify="left", expand=False)
-    for column in ("task", "role", "status", "attempts", "commit", "tokens in/out", "time", "note"):
+    for column in _COLUMNS:
         table.add_column(column, no_wrap=column != "note")
     for t in view.tasks:
         cells = _cells(t)
-        table.add_row(*cells[:2], Text(t.status, style=_STYLE.get(t.status, "")), *cells[3:7], Text(cells[7]))
+        table.add_row(*cells[:3], Text(t.status, style=_STYLE.get(t.status, "")), *cells[4:8], Text(cells[8]))
     return table
 
 
 RICH_TABLE_MAX_ROWS = 200
+_COLUMNS = ("task", "role", "agent", "status", "attempts", "commit", "tokens in/out", "time", "note")
 
 
 def _cells(t: Any) -> list[str]:
     note = f"{t.error_kind}: {t.error_message or ''}"[:120] if t.error_kind else ""
     if t.file_claims:
         note = "; ".join(n for n in (note, "flagged: " + describe(t.file_claims)) if n)[:160]
+    last = t.attempts[-1] if t.attempts else None
     return [
         t.id,
         t.role,
+        (t.agents + (f" ({last.model})" if last and last.model else "")) if last else "-",
         t.status,
         str(len(t.attempts)),
         _short(t.commit),
@@ -76,7 +79,7 @@ def print_status(console: Any, view: RunView) -> None:
     if len(view.tasks) <= RICH_TABLE_MAX_ROWS:
         console.print(status_table(view))
         return
-    header = ["task", "role", "status", "attempts", "commit", "tokens in/out", "time", "note"]
+    header = list(_COLUMNS)
     rows = [_cells(t) for t in view.tasks]
     widths = [max(len(header[i]), *(len(r[i]) for r in rows)) for i in range(len(header) - 1)]
     counts = ", ".join(f"{n} {status}" for status, n in sorted(view.counts.items()))
@@ -118,7 +121,9 @@ class LineReporter:
             return
         if kind == "attempt":
             thread = data.get("thread")
-            line = f"{task_id}: attempt {data['n']} started" + (f" (continuing thread {thread})" if thread else "")
+            agent = data.get("agent") or "codex"
+            on = f" on {agent}" + (f" ({data['model']})" if data.get("model") else "")
+            line = f"{task_id}: attempt {data['n']} started{on}" + (f" (continuing thread {thread})" if thread else "")
         elif kind == "finished":
             status = data.get("status")
             extra = ""
@@ -185,7 +190,7 @@ class LiveTable:
             if kind == "started":
                 row.update(status="running", start=row["start"] or time.monotonic(), end=None)
             elif kind == "attempt":
-                row.update(attempt=data["n"], action="starting agent")
+                row.update(attempt=data["n"], action=f"starting {data.get('agent') or 'codex'}")
             elif kind == "progress":
                 row["action"] = str(data.get("action", ""))
                 usage = data.get("usage")

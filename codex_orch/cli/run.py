@@ -39,6 +39,7 @@ def run(
     plan_file: Path,
     spec_file: Path | None,
     run_id: str | None,
+    agent: str | None,
     max_workers: int | None,
     fail_fast: bool,
     no_progress: bool,
@@ -49,7 +50,7 @@ def run(
 
     root = repo()
     inputs = (plan_file, spec_file) if spec_file else (plan_file,)
-    options = run_options_value(run_id, max_workers, fail_fast, follow_next_tasks, inputs)
+    options = run_options_value(run_id, max_workers, fail_fast, follow_next_tasks, inputs, agent)
     with progress_for(no_progress) as notify:
         outcome = start_run(
             root, plan_file, spec_file, options, notify, warn=lambda line: say_error(f"warning: {line}")
@@ -82,6 +83,7 @@ def task(
     spec_file: Path | None,
     prompt: str,
     run_id: str | None,
+    agent: str | None,
     max_workers: int | None,
     fail_fast: bool,
     no_progress: bool,
@@ -109,7 +111,7 @@ def task(
     spec = read_spec(spec_file) if spec_file else None
     with progress_for(no_progress) as notify:
         options = run_options_value(
-            run_id, max_workers, fail_fast, follow_next_tasks, (spec_file,) if spec_file else ()
+            run_id, max_workers, fail_fast, follow_next_tasks, (spec_file,) if spec_file else (), agent
         )
         outcome = create_and_drive(layout, config, plan, spec, options, notify)
     finish_run(outcome)

@@ -42,6 +42,10 @@ _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # neve
 _LEAVE_OUT = {
     "codex-home": "the agent's own CODEX_HOME (codex.home: isolated): codex writes its sessions and any "
     "credentials there itself, not through codex-orch's redactor; events.jsonl holds what the agent did",
+    "claude-home": "Claude Code's own CLAUDE_CONFIG_DIR (agents.claude.home: isolated): its sessions and "
+    "settings, written by claude itself; events.jsonl holds what the agent did",
+    "gemini-home": "Gemini CLI's own GEMINI_CLI_HOME (agents.gemini.home: isolated): its sessions and "
+    "settings, written by gemini itself; events.jsonl holds what the agent did",
 }
 _WHAT = (
     ("state.json", "the run's state: the journal folded into one snapshot"),

@@ -145,6 +145,7 @@ def _branch_items(
     out in a worktree that stays or that is not the run's."""
     base_sha = ref_sha(git, f"refs/heads/{base}") if base else None
     kept = {Path(i.name).resolve() for i in worktrees if i.action == KEEP}
+    landed = {t["branch"] for t in state["tasks"].values() if t.get("landed") and t.get("branch")}
     items = []
     for branch in _branches(state):
         sha = ref_sha(git, f"refs/heads/{branch}")
@@ -155,6 +156,10 @@ def _branch_items(
             items.append(Item("branch", branch, KEEP, "--keep-branches", sha))
         elif checkout is not None and (checkout.resolve() in kept or not _is_run_worktree(worktrees, checkout)):
             items.append(Item("branch", branch, KEEP, f"checked out in {checkout}", sha))
+        elif branch in landed:
+            items.append(
+                Item("branch", branch, REMOVE, f"its task's work landed on the run branch {state['branch']}", sha)
+            )
         elif base_sha is not None and patch_is_in(git, base_sha, sha):
             items.append(Item("branch", branch, REMOVE, f"its work is in {base}", sha))
         elif force:

@@ -20,6 +20,7 @@ from codex_orch.git.repo import Git, local_changes, valid_branch_name
 from codex_orch.git.workspace import Workspaces
 from codex_orch.git.worktrees import checkout_git
 from codex_orch.layout import Layout
+from codex_orch.state import workspace_mode
 
 INTEGRATION_BRANCH = "orch/{date}/run-{run_id}/integration"
 
@@ -81,7 +82,7 @@ def merge_run(root: Path, run_id: str, allow_automerge: bool = False, into: str 
         sources, left_out = _sources(git, state)
         steps, new = _plan(git, run_id, target, old, sources, allow_automerge)
         integration = None
-        if not state["single_workspace"] and sources:
+        if workspace_mode(state) == "per-task" and sources:
             integration = INTEGRATION_BRANCH.format(date=state.get("date", ""), run_id=run_id)
         outcome = MergeOutcome(run_id, target, old, new, tuple(steps), integration, checkout, tuple(left_out))
         if new != old or integration:
@@ -99,14 +100,17 @@ def merge_run(root: Path, run_id: str, allow_automerge: bool = False, into: str 
 
 
 def _sources(git: Git, state: dict[str, Any]) -> tuple[list[tuple[str, str, str]], list[str]]:
-    """What to merge, in order: the run's branch, or the heads of the succeeded tasks' branches."""
+    """What to merge, in order: the run's branch (shared and landing runs), or the heads of the
+    succeeded tasks' branches (per-task runs)."""
     tasks = state["tasks"]
-    if state["single_workspace"]:
+    if workspace_mode(state) in ("shared", "landing"):
         sha = ref_sha(git, f"refs/heads/{state['branch']}")
         if sha is None:
             raise InputError(f"the run's branch {state['branch']!r} no longer exists", "Was the run cleaned?")
+        on_branch = ", its commit is on the branch"
+        shared = workspace_mode(state) == "shared"
         unfinished = [
-            f"{tid} ({t['status']}{', its commit is on the branch' if t.get('commit') else ''})"
+            f"{tid} ({t['status']}{on_branch if t.get('commit') and shared else ''})"
             for tid, t in tasks.items()
             if t["status"] != "succeeded"
         ]

@@ -103,6 +103,10 @@ def _secs(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}s"
 
 
+def _usd(value: float | None) -> str:
+    return "-" if value is None else f"${value:.4f}"
+
+
 def _tokens(usage: Usage) -> str:
     return (
         f"input {usage.input_tokens} (cached {usage.cached_input_tokens}, cache write "
@@ -126,12 +130,12 @@ def report_markdown(report: Report) -> str:
         "",
         "## Tasks",
         "",
-        "| task | role | status | attempts | failures | time | tokens in/out | commit |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| task | role | agent | status | attempts | failures | time | tokens in/out | commit |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for t in view.tasks:
         lines.append(
-            f"| {t.id} | {t.role} | {t.status} | {len(t.attempts)} | {', '.join(t.failure_kinds) or '-'} "
+            f"| {t.id} | {t.role} | {t.agents} | {t.status} | {len(t.attempts)} | {', '.join(t.failure_kinds) or '-'} "
             f"| {_secs(t.duration)} | {t.usage.input_tokens}/{t.usage.output_tokens} | {(t.commit or '-')[:10]} |"
         )
     for t in view.tasks:
@@ -148,6 +152,7 @@ def _task_section(t: TaskView) -> list[str]:
     if t.blocked_by:
         lines.append(f"- Waits for: {', '.join(t.blocked_by)}")
     lines.append(f"- Time: {_secs(t.duration)} (agent {_secs(agent_time(t))}); tokens: {_tokens(t.usage)}")
+    lines.append(f"- Agent: {t.agents}" + (f"; cost {_usd(t.cost_usd)}" if t.cost_usd is not None else ""))
     if t.commit:
         lines.append(f"- Commit: `{t.commit}` on `{t.branch}`")
     elif t.status == "succeeded":
@@ -168,16 +173,18 @@ def _attempts_table(t: TaskView) -> list[str]:
         return []
     lines = [
         "",
-        "| attempt | thread | outcome | time | input | cached | cache write | output | reasoning |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| attempt | agent (model) | thread | outcome | time | input | cached | cache write | output "
+        "| reasoning | cost |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for a in t.attempts:
         outcome = f"{a.failure}: {_cell(a.failure_message)[:120]}" if a.failure else "ok"
+        runs_on = _cell(a.runs_on) + (f" (after {a.fallback_from})" if a.fallback_from else "")
         u = a.usage
         lines.append(
-            f"| {a.n} | {(a.thread_id or '-')[:13]} | {_cell(outcome)} | {_secs(a.duration)} | {u.input_tokens} "
-            f"| {u.cached_input_tokens} | {u.cache_write_input_tokens} | {u.output_tokens} "
-            f"| {u.reasoning_output_tokens} |"
+            f"| {a.n} | {runs_on} | {(a.thread_id or '-')[:13]} | {_cell(outcome)} | {_secs(a.duration)} "
+            f"| {u.input_tokens} | {u.cached_input_tokens} | {u.cache_write_input_tokens} | {u.output_tokens} "
+            f"| {u.reasoning_output_tokens} | {_usd(a.cost_usd)} |"
         )
     return lines
 

@@ -18,7 +18,8 @@ from codex_orch.git.refs import is_ancestor, ref_sha
 from codex_orch.git.repo import Git
 from codex_orch.layout import Layout, id_problem
 from codex_orch.plan import Task, topological_order
-from codex_orch.state import JOURNAL_NAME, RunLock, RunStore, read_state
+from codex_orch.run_lock import RunLock
+from codex_orch.state import JOURNAL_NAME, RunStore, read_state
 
 UNFINISHED = ("pending", "running", "interrupted", "cancelled")
 

@@ -16,11 +16,13 @@ from typing import Any
 
 from codex_orch.commands.runs import changing, heads, run_dir, task_tips
 from codex_orch.config import ValidateCommand, load_config
-from codex_orch.errors import InputError
+from codex_orch.errors import InputError, OrchError
 from codex_orch.git.environment import without_git_vars
+from codex_orch.git.refs import ref_sha
 from codex_orch.git.repo import Git
 from codex_orch.layout import Layout
 from codex_orch.proc.stream import ProcRequest, run_streaming
+from codex_orch.state import workspace_mode
 
 TAIL_LINES = 20
 
@@ -78,9 +80,13 @@ def _env() -> dict[str, str]:
 
 
 def targets(git: Git, state: dict[str, Any]) -> list[tuple[str, Path]]:
-    """Where the run's work is: (label, worktree) pairs."""
-    if state["single_workspace"]:
+    """Where the run's work is: (label, worktree) pairs. A landing run's work is its branch, which no
+    worktree has checked out: a worktree of its tip is made (or moved to it) for validation."""
+    mode = workspace_mode(state)
+    if mode == "shared":
         found = [("run", Path(state["worktree"]))]
+    elif mode == "landing":
+        found = [("run", _tip_worktree(git, state))]
     else:
         tips = heads(git, task_tips(git, state))
         if not tips:
@@ -93,6 +99,26 @@ def targets(git: Git, state: dict[str, Any]) -> list[tuple[str, Path]]:
                 "Was the run cleaned? Validate before `clean`, or check the branch out yourself.",
             )
     return found
+
+
+def _tip_worktree(git: Git, state: dict[str, Any]) -> Path:
+    """A worktree at the landing run branch's tip, detached (the branch itself moves as tasks land)."""
+    from codex_orch.git.worktrees import admin_dir, repo_lock
+
+    branch = state["branch"]
+    tip = ref_sha(git, f"refs/heads/{branch}")
+    if tip is None:
+        raise InputError(f"the run's branch {branch!r} no longer exists", "Was the run cleaned?")
+    folder = Path(state["repo_root"]) / ".orchestrator" / "worktrees" / state["run_id"] / "validate"
+    try:
+        wgit = git.worktree(folder, admin_dir(git, folder))
+        wgit.run("reset", "-q", "--hard", tip)
+        wgit.run("checkout", "-q", "--detach", tip)
+    except OrchError:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with repo_lock(git):
+            git.run("worktree", "add", "-q", "--detach", str(folder), tip)
+    return folder
 
 
 def _tail(*paths: Path) -> str:

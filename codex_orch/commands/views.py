@@ -25,6 +25,15 @@ class AttemptView:
     failure_message: str
     duration: float | None
     usage: Usage
+    agent: str = "codex"
+    model: str | None = None
+    fallback_from: str | None = None
+    cost_usd: float | None = None
+
+    @property
+    def runs_on(self) -> str:
+        """`claude (claude-opus-4)`, or the agent alone when no model was named."""
+        return f"{self.agent} ({self.model})" if self.model else self.agent
 
 
 @dataclass(frozen=True)
@@ -49,6 +58,16 @@ class TaskView:
     @property
     def failure_kinds(self) -> tuple[str, ...]:
         return tuple(a.failure for a in self.attempts if a.failure)
+
+    @property
+    def agents(self) -> str:
+        """The agents its attempts ran on, in order: `codex`, or `codex→claude` after a fallback."""
+        return "→".join(dict.fromkeys(a.agent for a in self.attempts)) or "-"
+
+    @property
+    def cost_usd(self) -> float | None:
+        costs = [a.cost_usd for a in self.attempts if a.cost_usd is not None]
+        return round(sum(costs), 6) if costs else None
 
 
 @dataclass(frozen=True)
@@ -84,6 +103,10 @@ def build_view(state: dict[str, Any]) -> RunView:
                 failure_message=a.get("failure_message") or "",
                 duration=a.get("duration"),
                 usage=Usage.from_json(a.get("usage")),
+                agent=a.get("agent") or "codex",
+                model=a.get("model"),
+                fallback_from=a.get("fallback_from"),
+                cost_usd=a.get("cost_usd"),
             )
             for a in t["attempts"]
         )
@@ -154,9 +177,14 @@ def view_to_json(view: RunView) -> dict[str, Any]:
                         "failure_message": a.failure_message,
                         "duration": a.duration,
                         "usage": a.usage.to_json(),
+                        "agent": a.agent,
+                        "model": a.model,
+                        "fallback_from": a.fallback_from,
+                        "cost_usd": a.cost_usd,
                     }
                     for a in t.attempts
                 ],
+                "cost_usd": t.cost_usd,
                 "thread_id": t.thread_id,
                 "commit": t.commit,
                 "branch": t.branch,

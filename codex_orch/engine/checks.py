@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from codex_orch.config import Config
+from codex_orch.engine.agent_choice import agents_used
 from codex_orch.engine.agent_env import resolve_command
 from codex_orch.engine.context import load_schema
 from codex_orch.engine.prompts import PromptRenderer
@@ -54,13 +55,18 @@ def new_run_id() -> str:
 
 
 def run_branches(config: Config, plan: Plan, run_id: str, date: str) -> list[str]:
-    """The branches a run makes: the shared one, or one per task."""
-    if config.use_single_workspace:
-        return [branch_name(config.git.shared_branch_template, config.source, date=date, run_id=run_id)]
-    return [
-        branch_name(config.git.branch_template, config.source, date=date, run_id=run_id, task_id=t.id, role=t.role)
-        for t in plan.tasks
-    ]
+    """The branches a run makes: the run branch (shared and landing runs) first, then one per task
+    (per-task and landing runs)."""
+    mode = config.workspace_mode
+    branches = []
+    if mode in ("shared", "landing"):
+        branches.append(branch_name(config.git.shared_branch_template, config.source, date=date, run_id=run_id))
+    if mode in ("per-task", "landing"):
+        branches += [
+            branch_name(config.git.branch_template, config.source, date=date, run_id=run_id, task_id=t.id, role=t.role)
+            for t in plan.tasks
+        ]
+    return branches
 
 
 def run_was_created(run_dir: Path) -> bool:
@@ -105,8 +111,25 @@ def check_context(plan: Plan, task: Task, spec: str, worktree: str) -> dict[str,
     }
 
 
+def agent_findings(layout: Layout, config: Config, tasks: Sequence[Task], run_agent: str | None) -> list[Finding]:
+    """The command of every agent these tasks may run on (their own, then agents.fallback) is installed."""
+    findings = []
+    names = agents_used(config, tasks, run_agent) if tasks else [run_agent or config.agents.default or "codex"]
+    for agent in dict.fromkeys([*names, *config.agents.fallback]):
+        try:
+            resolve_command(config, layout.root, agent)
+        except OrchError as exc:
+            findings.append(Finding("error", str(exc)))
+    return findings
+
+
 def run_findings(
-    layout: Layout, config: Config, plan: Plan | None, spec: str | None, run_id: str | None
+    layout: Layout,
+    config: Config,
+    plan: Plan | None,
+    spec: str | None,
+    run_id: str | None,
+    run_agent: str | None = None,
 ) -> list[Finding]:
     """Every reason a run of `plan` would be refused before it writes anything (errors only).
 
@@ -140,9 +163,9 @@ def run_findings(
                 errors.append(f"{config.source}: git: branch name {branch!r} is not valid for git")
             elif run_id is not None and branch in existing:
                 errors.append(f"branch {branch!r} already exists. Choose another --run-id.")
-    attempt(resolve_command, config, layout.root)
     attempt(check_allow, config)
     findings = [Finding("error", message) for message in errors]
+    findings += agent_findings(layout, config, plan.tasks if plan is not None else (), run_agent)
     if plan is not None:
         findings += template_findings(layout, config, plan, spec or "")
     return findings

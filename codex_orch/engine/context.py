@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from codex_orch.config import Config, RoleConfig
+from codex_orch.engine.agent_env import AgentSetup, AgentSetups
 from codex_orch.engine.prompts import PromptRenderer
 from codex_orch.engine.secret_scan import SecretScanner
 from codex_orch.errors import InputError
@@ -50,11 +51,22 @@ class RunContext:
     redactor: Redactor = field(default_factory=lambda: Redactor({}))
     secret_scanner: SecretScanner | None = None  # checks each task commit; None: none (tests of parts)
     answer_checks: Mapping[str, AnswerCheck] = field(default_factory=dict)  # by role
+    run_agent: str | None = None  # --agent of the run
+    setups: AgentSetups | None = None  # how each backend is started; None: codex only, from command/agent_env
     # paths declared by the tasks running now (None: the task declared none and runs alone)
     active_paths: dict[str, tuple[str, ...] | None] = field(default_factory=dict)
     _schemas: dict[str, tuple[Path, dict[str, Any]]] = field(default_factory=dict)
     _renderer: PromptRenderer | None = None
     _guard: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def mode(self) -> str:
+        """How the run's tasks share worktrees: "landing", "shared" or "per-task"."""
+        from codex_orch.state import workspace_mode
+
+        return workspace_mode(
+            {"workspace_mode": self.store.get("workspace_mode"), "single_workspace": self.store.get("single_workspace")}
+        )
 
     @property
     def run_dir(self) -> Path:
@@ -77,6 +89,11 @@ class RunContext:
                 self.active_paths[task_id] = paths
             else:
                 self.active_paths.pop(task_id, None)
+
+    def agent_setup(self, agent: str) -> AgentSetup:
+        if self.setups is None:
+            return AgentSetup(self.command, self.agent_env, self.config.codex.extra_args)
+        return self.setups.get(agent)
 
     def role(self, name: str) -> RoleConfig:
         return self.config.roles[name]

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from codex_orch.config import Config
-from codex_orch.engine.agent_env import agent_env, redactor_for
+from codex_orch.engine.agent_env import AgentSetups, agent_env, redactor_for
 from codex_orch.engine.context import Notify, RunContext
 from codex_orch.engine.executor import run_task
 from codex_orch.engine.scheduler import ConcurrencyRules, Scheduler
@@ -26,7 +26,7 @@ from codex_orch.interrupts import STOP_SIGNALS, signal_name, silence_lost_termin
 from codex_orch.layout import ORCH_DIR, Layout
 from codex_orch.plan import Plan, Task, plan_answer_checks
 from codex_orch.scaffold import GITIGNORE_LINES
-from codex_orch.state import RunStore, atomic_write_json
+from codex_orch.state import RunStore, atomic_write_json, workspace_mode
 from codex_orch.untrusted import short
 
 
@@ -43,6 +43,8 @@ def run_context(
     options: RunOptions,
 ) -> RunContext:
     redactor = redactor_for(config)
+    codex_env = agent_env(config, home, layout.worktrees_dir)
+    homes = store.get("agent_homes") or {}
     return RunContext(
         layout=layout,
         config=config,
@@ -52,8 +54,10 @@ def run_context(
         store=store,
         git=git,
         workspaces=Workspaces(git, Workspaces.identity_for(git), _guard(git, config, store.get("run_id"))),
-        agent_env=agent_env(config, home, layout.worktrees_dir),
+        agent_env=codex_env,
         command=command,
+        run_agent=store.get("agent"),
+        setups=AgentSetups(config, layout.root, homes, layout.worktrees_dir, codex_env),
         notify=notify,
         redactor=redactor,
         secret_scanner=SecretScanner(config, redactor),
@@ -130,17 +134,20 @@ def drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
     state = store.view()
     statuses = {tid: ("succeeded" if t["status"] == "succeeded" else "pending") for tid, t in state["tasks"].items()}
     _start_guard(ctx, state)
-    if state["single_workspace"]:
-        ready = bool(state.get("workspace_ready"))
-        try:
+    mode = workspace_mode(state)
+    ready = bool(state.get("workspace_ready"))
+    try:
+        if mode == "shared":
             ctx.workspaces.ensure(Path(state["worktree"]), state["branch"], state["base_commit"], ready=ready)
-        except BaseException:  # the run cannot start: say so in its state, then let the error speak
-            store.record("run.status", status="failed")
-            store.close()
-            raise
-        if not ready:
-            store.record("run.workspace_ready")
-    rules = ConcurrencyRules(state["single_workspace"], ctx.config.concurrency_allow, ctx.config.concurrency_ignore)
+        elif mode == "landing" and not ready:
+            ctx.workspaces.ensure_branch(state["branch"], state["base_commit"])
+    except BaseException:  # the run cannot start: say so in its state, then let the error speak
+        store.record("run.status", status="failed")
+        store.close()
+        raise
+    if mode in ("shared", "landing") and not ready:
+        store.record("run.workspace_ready")
+    rules = ConcurrencyRules(mode, ctx.config.concurrency_allow, ctx.config.concurrency_ignore)
 
     def on_blocked(task: Task, cause: str) -> None:
         store.record(
@@ -248,13 +255,15 @@ def _last_guard(ctx: RunContext) -> None:
             changes = guard.check(None, f"refs/orch/{ctx.run_id}/quarantine/end", ctx.run_dir / "end")
             if changes:
                 ctx.store.record("run.guardrail", changes=[c.describe() for c in changes])
-        for tid, task in ctx.store.view()["tasks"].items():
-            if task["status"] != "succeeded" or not task.get("commit") or not task.get("branch"):
+        state = ctx.store.view()
+        for tid, task in state["tasks"].items():
+            branch = state["branch"] if ctx.mode == "landing" else task.get("branch")
+            if task["status"] != "succeeded" or not task.get("commit") or not branch:
                 continue
-            tip = ctx.git.run_full("rev-parse", "--verify", "-q", f"refs/heads/{task['branch']}")[1]
+            tip = ctx.git.run_full("rev-parse", "--verify", "-q", f"refs/heads/{branch}")[1]
             if tip and is_ancestor(ctx.git, task["commit"], tip):
                 continue
-            message = f"its commit {task['commit'][:12]} is no longer on its branch {task['branch']}"
+            message = f"its commit {task['commit'][:12]} is no longer on its branch {branch}"
             ctx.store.record(
                 "task.status",
                 task=tid,
@@ -316,6 +325,7 @@ class RunOptions:
     max_workers: int | None = None
     fail_fast: bool = False
     follow_next_tasks: bool | None = None  # None: the config's follow_next_tasks
+    agent: str | None = None  # --agent: the run's default agent (a task's own `agent` comes first)
     # The user's input files (plan, spec): not warned about as uncommitted changes of the checkout.
     inputs: tuple[Path, ...] = ()
 

@@ -15,29 +15,35 @@ from typing import Any
 
 from codex_orch.agents import AttemptRequest, Usage, get_backend
 from codex_orch.agents.base import AgentResult, Progress
-from codex_orch.engine.accounting import answer_files, describe, file_claims
+from codex_orch.engine.agent_choice import AttemptAgent, model_for, next_fallback, task_choice, thread_agent
 from codex_orch.engine.context import RunContext
+from codex_orch.engine.finish import MESSAGE_CHARS, finish_task, record_failure
 from codex_orch.engine.guardrails import guardrail_prompt, hidden_work, quarantine_ref, violation_message
+from codex_orch.engine.landing import (
+    LandingConflict,
+    conflict_prompt,
+    replay_conflict,
+    task_workspace,
+)
 from codex_orch.engine.secret_scan import SecretsFound
 from codex_orch.engine.task_prompts import (
+    fallback_prompt,
     interrupted_prompt,
     render_task_prompt,
     restart_prompt,
     transient_prompt,
 )
 from codex_orch.engine.validation import Verdict, checked, judge, retry_prompt
-from codex_orch.errors import GuardrailError, OrchError
+from codex_orch.errors import OrchError
 from codex_orch.failures import FailureKind, Retry, info
 from codex_orch.git.guard import Change
-from codex_orch.git.workspace import Workspace, branch_name, commit_message, decisions_entry
+from codex_orch.git.workspace import Workspace, branch_name
 from codex_orch.plan import Task
 from codex_orch.state import now_iso
 from codex_orch.untrusted import clean_text
 
 log = logging.getLogger(__name__)
 
-FAILED_RESULT_STATUSES = ("blocked", "failed")
-MESSAGE_CHARS = 2000  # of a failure message, as recorded
 INTERNAL_LOG = "internal-error.log"
 
 
@@ -46,9 +52,13 @@ def attempt_dir(ctx: RunContext, task_id: str, n: int) -> Path:
 
 
 def _workspace(ctx: RunContext, task: Task) -> Workspace:
-    """The shared worktree, or this task's own, branched from its dependencies' work."""
+    """The shared worktree, or this task's own: from the run branch's tip (landing), or branched from
+    its dependencies' work (per-task)."""
     rec = ctx.store.task(task.id)
-    if ctx.store.get("single_workspace"):
+    mode = ctx.mode
+    if mode == "landing":
+        return task_workspace(ctx, task)
+    if mode == "shared":
         worktree = Path(ctx.store.get("worktree"))
         ws = ctx.workspaces.ensure(worktree, ctx.store.get("branch"), ctx.store.get("base_commit"), ready=True)
         if rec["worktree"] is None:
@@ -98,32 +108,57 @@ class TaskRunner:
         rec = store.task(task.id)
         store.record("task.status", task=task.id, status="running")
         ctx.notify("started", task.id, {"role": task.role})
+        pending: str | None = None  # the prompt of a landing conflict found while taking the task up again
         if rec["result"] is not None:  # a crash came after a valid answer and before the commit
+            last = rec["attempts"][-1]
             try:
-                return self._finish(ws, rec["result"], rec["attempts"][-1]["n"], rec["thread_id"], recovering=True)
+                return self._finish(ws, rec["result"], last["n"], rec["thread_id"], thread_agent(rec["attempts"]), True)
             except SecretsFound as exc:
                 return self._fail(FailureKind.SECRET, str(exc))
+            except LandingConflict as exc:  # the landing a crash interrupted conflicts now: back to its agent
+                try:
+                    pending = conflict_prompt(replay_conflict(ctx, task, ws, exc))
+                except OrchError as err:
+                    return self._fail(FailureKind.WORKSPACE, f"could not replay its change on the tip: {err}")
 
         n = len(rec["attempts"]) + 1
         thread = rec["thread_id"]
+        choice = task_choice(ctx.config, task, ctx.run_agent)
+        runs_on = self._agent(choice.name, choice.source, own=True)
         if rec["status"] in ("interrupted", "running") and rec["attempts"]:
+            if thread:  # the thread goes on, on the agent (and model) that owns it
+                last = rec["attempts"][-1]
+                runs_on = AttemptAgent(thread_agent(rec["attempts"]), last.get("model"), "thread")
             prompt = interrupted_prompt(ctx, ws.worktree) if thread else restart_prompt(ctx, task, ws.worktree)
         else:
             thread = None
             prompt = render_task_prompt(ctx, task, ws.worktree)
-        answer_retries = transient_retries = 0
-        previous_usage = Usage()
-        if thread:
-            previous_usage = _thread_usage(rec["attempts"], thread)
+        if pending is not None and rec["thread_id"]:
+            thread, prompt = rec["thread_id"], pending
+            runs_on = AttemptAgent(thread_agent(rec["attempts"]), rec["attempts"][-1].get("model"), "thread")
+        tried = [runs_on.agent]
+        answer_retries = transient_retries = conflict_rounds = 0
+        totals = _thread_totals(rec["attempts"], thread) if thread else (Usage(), None)
         while True:
-            result, verdict = self._attempt(ws, n, prompt, thread, previous_usage)
+            result, verdict = self._attempt(ws, n, prompt, thread, totals, runs_on)
             if result.failure is None and verdict is not None and verdict.ok:
                 store.record("task.result", task=task.id, result=verdict.value)
                 try:
-                    return self._finish(ws, verdict.value, n, result.thread_id)
+                    return self._finish(ws, verdict.value, n, result.thread_id, runs_on.agent)
                 except SecretsFound as exc:  # nothing was committed: the answer is retried like an invalid one
                     store.record("task.commit_refused", task=task.id, failure=str(FailureKind.SECRET), message=str(exc))
                     verdict = Verdict(None, FailureKind.SECRET, tuple(str(f) for f in exc.findings))
+                except LandingConflict as exc:  # back to the same agent, on the run branch's tip
+                    if conflict_rounds >= ctx.config.limits.conflict_rounds or not result.thread_id:
+                        return self._fail(FailureKind.CONFLICT, str(exc))
+                    conflict_rounds += 1
+                    try:
+                        files = replay_conflict(ctx, task, ws, exc)
+                    except OrchError as err:
+                        return self._fail(FailureKind.WORKSPACE, f"could not replay its change on the tip: {err}")
+                    totals = _totals_after(result, thread, totals)
+                    thread, prompt, n = result.thread_id, conflict_prompt(files), n + 1
+                    continue
             kind = result.failure or (verdict.failure if verdict else None) or FailureKind.CRASHED
             message = result.failure_message or "; ".join(verdict.errors[:3] if verdict else ())
             if kind == FailureKind.INTERRUPTED:
@@ -132,10 +167,16 @@ class TaskRunner:
                 )
                 return "interrupted"
             if result.thread_id:
+                totals = _totals_after(result, thread, totals)
                 thread = result.thread_id
-                previous_usage = result.usage
+            fallback = next_fallback(ctx.config, kind, tried)
             policy = info(kind).retry
-            if policy == Retry.ANSWER and thread and answer_retries < ctx.config.limits.retries:
+            if fallback is not None:  # the provider failed: another agent takes the work over
+                prompt = fallback_prompt(ctx, task, ws.worktree, runs_on.agent, result)
+                runs_on = self._agent(fallback, "fallback", own=False, fallback_from=runs_on.agent)
+                tried.append(fallback)
+                thread, totals = None, (Usage(), None)
+            elif policy == Retry.ANSWER and thread and answer_retries < ctx.config.limits.retries:
                 answer_retries += 1
                 if kind in (FailureKind.GUARDRAIL, FailureKind.HIDDEN_WORK):
                     prompt = guardrail_prompt(message)
@@ -156,15 +197,25 @@ class TaskRunner:
                 return "interrupted"
             n += 1
 
+    def _agent(self, name: str, source: str, own: bool, fallback_from: str | None = None) -> AttemptAgent:
+        default = self.ctx.config.agents.backend(name).model
+        return AttemptAgent(name, model_for(self.ctx.config, self.task, name, own, default), source, fallback_from)
+
     def _attempt(
-        self, ws: Workspace, n: int, prompt: str, thread: str | None, previous_usage: Usage
+        self,
+        ws: Workspace,
+        n: int,
+        prompt: str,
+        thread: str | None,
+        totals: tuple[Usage, float | None],
+        runs_on: AttemptAgent,
     ) -> tuple[AgentResult, Verdict | None]:
         ctx, task, role = self.ctx, self.task, self.role
         folder = attempt_dir(ctx, task.id, n)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "prompt.md").write_text(ctx.redactor.text(prompt), "utf-8")
-        ctx.store.record("attempt.started", task=task.id, n=n, resume_thread=thread)
-        ctx.notify("attempt", task.id, {"n": n, "thread": thread})
+        ctx.store.record("attempt.started", task=task.id, n=n, resume_thread=thread, **runs_on.record())
+        ctx.notify("attempt", task.id, {"n": n, "thread": thread, "agent": runs_on.agent, "model": runs_on.model})
         seen_thread = [thread]
 
         def on_progress(progress: Progress) -> None:
@@ -180,31 +231,37 @@ class TaskRunner:
                 },
             )
 
-        request = AttemptRequest(
-            prompt=prompt,
-            workdir=ws.worktree,
-            attempt_dir=folder,
-            sandbox=role.sandbox,
-            output_schema=self.schema_path,
-            env=ctx.agent_env,
-            timeout=task.timeout or role.timeout or ctx.config.limits.timeout,
-            idle_timeout=role.idle_timeout or ctx.config.limits.idle_timeout,
-            stop_grace=ctx.config.limits.stop_grace,
-            model=task.model or role.model,
-            profile=role.profile,
-            resume_thread=thread,
-            command=ctx.command,
-            extra_args=ctx.config.codex.extra_args,
-            redactor=ctx.redactor,
-            max_reconnects=ctx.config.limits.max_reconnects,
-        )
-        backend = get_backend(task.agent)
-        result = backend.run(
-            request,
-            cancel=ctx.cancel,
-            on_progress=on_progress,
-            on_start=lambda pid: ctx.store.record("attempt.pid", task=task.id, pid=pid),
-        )
+        try:
+            setup = ctx.agent_setup(runs_on.agent)
+            backend = get_backend(runs_on.agent)
+        except OrchError as exc:  # its CLI is not installed: a follow-up task's agent was never checked
+            result = _not_started(str(exc))
+        else:
+            request = AttemptRequest(
+                prompt=prompt,
+                workdir=ws.worktree,
+                attempt_dir=folder,
+                sandbox=role.sandbox,
+                output_schema=self.schema_path,
+                env=setup.env,
+                timeout=task.timeout or role.timeout or ctx.config.limits.timeout,
+                idle_timeout=role.idle_timeout or ctx.config.limits.idle_timeout,
+                stop_grace=ctx.config.limits.stop_grace,
+                model=runs_on.model,
+                profile=role.profile if runs_on.agent == "codex" else None,
+                resume_thread=thread,
+                command=setup.command,
+                extra_args=setup.extra_args,
+                redactor=ctx.redactor,
+                max_turns=setup.max_turns,
+                max_reconnects=ctx.config.limits.max_reconnects,
+            )
+            result = backend.run(
+                request,
+                cancel=ctx.cancel,
+                on_progress=on_progress,
+                on_start=lambda pid: ctx.store.record("attempt.pid", task=task.id, pid=pid),
+            )
         changes = self._guardrails(ws, n, folder)
         violations = [c for c in changes if not c.folded]
         if violations and result.failure != FailureKind.INTERRUPTED:
@@ -227,8 +284,8 @@ class TaskRunner:
         else:
             report = f"not validated: {result.failure}: {result.failure_message}\n"
         (folder / "validation.txt").write_text(ctx.redactor.text(report), "utf-8")
-        resumed_same = thread is not None and result.thread_id == thread
-        usage = result.usage - previous_usage if resumed_same else result.usage
+        usage, cost = _attempt_share(result, thread, totals)
+        thread_usage, thread_cost = _totals_after(result, thread, totals)
         failure = result.failure or (verdict.failure if verdict else None)
         ctx.store.record(
             "attempt.finished",
@@ -240,7 +297,9 @@ class TaskRunner:
                 result.failure_message or ("; ".join(verdict.errors[:5]) if verdict else ""), MESSAGE_CHARS
             ),
             usage=usage.to_json(),
-            thread_usage=result.usage.to_json(),
+            thread_usage=thread_usage.to_json(),
+            cost_usd=cost,
+            thread_cost_usd=thread_cost,
             events=result.event_count,
             garbage_lines=result.garbage_lines,
             items=dict(result.item_counts),
@@ -258,100 +317,47 @@ class TaskRunner:
             return []
         return guard.check(ws.worktree, quarantine_ref(self.ctx.run_id, self.task.id, n), folder)
 
-    def _finish(self, ws: Workspace, value: Any, n: int, thread: str | None, recovering: bool = False) -> str:
-        ctx, task = self.ctx, self.task
-        status = str(value.get("status", "done")) if isinstance(value, dict) else "done"
-        summary = str(value.get("summary", "")) if isinstance(value, dict) else ""
-        decisions = value.get("decisions") if isinstance(value, dict) else None
-        if not isinstance(decisions, list) or not all(isinstance(d, dict) for d in decisions):
-            decisions = None  # a role whose schema says otherwise: nothing to append to decisions.md
-        rec = ctx.store.task(task.id)
-        violations: tuple[str, ...] = ()
-        files: list[str] = []
-        try:
-            git = ctx.workspaces.git_at(ws.worktree)
-            # After a crash between commit and journal, the commit exists already: adopt it.
-            sha = (
-                ctx.workspaces.find_commit(ws.worktree, ctx.run_id, task.id, rec["base_commit"] or ws.base_commit)
-                if recovering
-                else None
-            )
-            if sha is None:
-                shared = bool(ctx.store.get("single_workspace"))
-                paths = list(task.paths) if task.paths is not None and shared else None
-                entry = (
-                    ctx.redactor.text(decisions_entry(ctx.run_id, task.id, task.role, decisions, now_iso()[:10]))
-                    if decisions
-                    else None
-                )
-                message = ctx.redactor.text(
-                    commit_message(ctx.run_id, {"id": task.id, "role": task.role}, n, thread, summary)
-                )
-                scanner = ctx.secret_scanner
-                outcome = ctx.workspaces.commit(
-                    ws.worktree,
-                    message,
-                    paths,
-                    entry,
-                    others=lambda: ctx.other_paths(task.id),
-                    preserve_ref=f"refs/orch/{ctx.run_id}/violations/{task.id}",
-                    check_staged=scanner.for_commit(message) if scanner is not None else None,
-                )
-                sha, head, violations, files = outcome.commit, outcome.head, outcome.violations, list(outcome.files)
-            else:
-                head = git.head()
-                files = git.changed_files(sha)
-        except SecretsFound:
-            raise
-        except GuardrailError as exc:
-            return self._fail(FailureKind.GUARDRAIL, str(exc))
-        except OrchError as exc:
-            return self._fail(FailureKind.WORKSPACE, f"commit failed: {exc}")
-        claims = file_claims(answer_files(value), files, ws.worktree)
-        ctx.store.record(
-            "task.committed",
-            task=task.id,
-            commit=sha,
-            head=head,
-            files_changed=files,
-            violations=list(violations),
-            file_claims=claims,
-        )
-        if claims:
-            ctx.notify("flag", task.id, {"message": describe(claims)})
-        if violations:
-            ctx.notify("violation", task.id, {"files": list(violations)})
-            if ctx.config.on_violation == "fail":
-                return self._fail(
-                    FailureKind.PATHS_VIOLATION, f"changed files outside its paths: {', '.join(violations[:10])}"
-                )
-        if status in FAILED_RESULT_STATUSES:
-            return self._fail(FailureKind.AGENT_REPORTED, f"the agent reported status {status!r}: {summary[:200]}")
-        ctx.store.record("task.status", task=task.id, status="succeeded")
-        ctx.notify("finished", task.id, {"status": "succeeded", "commit": sha})
-        return "succeeded"
+    def _finish(
+        self, ws: Workspace, value: Any, n: int, thread: str | None, agent: str, recovering: bool = False
+    ) -> str:
+        return finish_task(self.ctx, self.task, ws, value, n, thread, agent, recovering)
 
     def _fail(self, kind: FailureKind, message: str) -> str:
         return record_failure(self.ctx, self.task.id, kind, message)
 
 
-def record_failure(ctx: RunContext, task_id: str, kind: FailureKind, message: str) -> str:
-    message = clean_text(message, MESSAGE_CHARS)
-    ctx.store.record(
-        "task.status",
-        task=task_id,
-        status="failed",
-        error={"kind": str(kind), "message": message, "hint": info(kind).hint},
-    )
-    ctx.notify("finished", task_id, {"status": "failed", "kind": str(kind), "message": message})
-    return "failed"
-
-
-def _thread_usage(attempts: list[dict[str, Any]], thread: str) -> Usage:
+def _thread_totals(attempts: list[dict[str, Any]], thread: str) -> tuple[Usage, float | None]:
+    """What the thread had used, as its last attempt recorded it."""
     for attempt in reversed(attempts):
         if attempt.get("thread_id") == thread and attempt.get("thread_usage"):
-            return Usage.from_json(attempt["thread_usage"])
-    return Usage()
+            return Usage.from_json(attempt["thread_usage"]), attempt.get("thread_cost_usd")
+    return Usage(), None
+
+
+def _totals_after(
+    result: AgentResult, thread: str | None, totals: tuple[Usage, float | None]
+) -> tuple[Usage, float | None]:
+    """The thread's usage and cost after this attempt. codex reports usage over the whole thread, claude
+    and gemini over the attempt only; claude's cost is over the whole session."""
+    same = thread is not None and result.thread_id == thread
+    usage = totals[0] + result.usage if same and not result.usage_cumulative else result.usage
+    return usage, result.cost_usd
+
+
+def _attempt_share(
+    result: AgentResult, thread: str | None, totals: tuple[Usage, float | None]
+) -> tuple[Usage, float | None]:
+    """This attempt's own usage and cost."""
+    same = thread is not None and result.thread_id == thread
+    usage = result.usage - totals[0] if same and result.usage_cumulative else result.usage
+    cost = result.cost_usd
+    if cost is not None and same and totals[1] is not None:
+        cost = round(max(0.0, cost - totals[1]), 9)
+    return usage, cost
+
+
+def _not_started(message: str) -> AgentResult:
+    return AgentResult(None, None, Usage(), FailureKind.SPAWN_FAILED, message, None, None, 0.0, 0.0)
 
 
 def run_task(ctx: RunContext, task: Task) -> str:

@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from codex_orch.config import Config, load_config
-from codex_orch.engine.agent_env import codex_home_for, redactor_for, resolve_command
+from codex_orch.engine.agent_env import codex_home_for, home_for, redactor_for
 from codex_orch.engine.checks import (
+    agent_findings,
     new_run_id,
     raise_errors,
     run_branches,
@@ -46,8 +47,9 @@ from codex_orch.layout import Layout, id_problem
 from codex_orch.logs import run_log
 from codex_orch.plan import Plan, Task, load_plan
 from codex_orch.proc.groups import reap_orphan
+from codex_orch.run_lock import LOCK_NAME, RunLock
 from codex_orch.scaffold import ensure_scaffold
-from codex_orch.state import LOCK_NAME, RunLock, RunStore, atomic_write_json
+from codex_orch.state import RunStore, atomic_write_json, read_state
 
 
 def repo_root(cwd: Path | None = None) -> Path:
@@ -93,13 +95,12 @@ def create_and_drive(
     layout: Layout, config: Config, plan: Plan, spec: str | None, options: RunOptions, notify: Notify = _no_notify
 ) -> RunOutcome:
     run_id = options.run_id or new_run_id()
-    raise_errors(run_findings(layout, config, plan, spec, run_id))
+    raise_errors(run_findings(layout, config, plan, spec, run_id, options.agent))
     git = Git(layout.root)
     base_commit = git.rev(config.git.base_ref)
     date = run_date()
-    single = config.use_single_workspace
+    mode = config.workspace_mode
     branches = run_branches(config, plan, run_id, date)
-    command = resolve_command(config, layout.root)
 
     # From here on, things are written.
     ensure_scaffold(layout)
@@ -113,17 +114,19 @@ def create_and_drive(
             "base_ref": config.git.base_ref,
             "base_commit": base_commit,
             "base_branch": _base_branch(git, config.git.base_ref),
-            "single_workspace": single,
-            "branch": branches[0] if single else None,
-            "worktree": str(layout.run_worktree(run_id)) if single else None,
+            "single_workspace": mode == "shared",
+            "workspace_mode": mode,
+            "branch": branches[0] if mode in ("shared", "landing") else None,
+            "worktree": str(layout.run_worktree(run_id)) if mode == "shared" else None,
             "goal": plan.goal,
             "has_spec": spec is not None,
             "codex_home": None,
             "max_workers": options.max_workers or config.limits.max_workers,
+            "agent": options.agent,  # --agent: the run's default agent
         }
         store, home = _create(run_dir, config, plan, spec, run)
         fault_point("created")
-        ctx = run_context(layout, config, plan, spec, store, git, command, home, notify, options)
+        ctx = run_context(layout, config, plan, spec, store, git, config.codex.command, home, notify, options)
         with run_log(run_dir, ctx.redactor):
             return drive(ctx, options)
     finally:
@@ -148,8 +151,9 @@ def _create(
 
             prepare_isolated_home(home, config.codex.config)
             fault_point("codex-home")
+        agent_homes = _agent_homes(config, run_dir)
         tasks = [{"id": t.id, "role": t.role, "blocked_by": list(t.blocked_by)} for t in plan.tasks]
-        run = {**run, "codex_home": str(home) if home else None}
+        run = {**run, "codex_home": str(home) if home else None, "agent_homes": agent_homes}
         return RunStore.create(run_dir, run, tasks, redactor_for(config)), home
     except BaseException as exc:
         if not run_was_created(run_dir):
@@ -161,6 +165,22 @@ def _create(
                 f"Nothing ran; once fixed, start it again with --run-id {run_id}.",
             ) from None
         raise
+
+
+def _agent_homes(config: Config, run_dir: Path) -> dict[str, str | None]:
+    """The home of every backend besides codex (CLAUDE_CONFIG_DIR, GEMINI_CLI_HOME): None for the user's
+    own; an isolated one is made now, with the settings file its CLI reads."""
+    from codex_orch.agents.homes import prepare_agent_home
+
+    homes: dict[str, str | None] = {}
+    for name, backend in config.agents.backends.items():
+        if name == "codex":
+            continue
+        home = home_for(config, name, run_dir)
+        if home is not None and backend.home == "isolated":
+            prepare_agent_home(name, home, backend.settings)
+        homes[name] = str(home) if home else None
+    return homes
 
 
 def _claim(run_dir: Path, run_id: str) -> RunLock:
@@ -223,8 +243,10 @@ def resume_run(
         else (read_spec(run_dir / "spec.md") if (run_dir / "spec.md").is_file() else None)
     )
     git = Git(layout.root)
-    command = resolve_command(config, layout.root)
-    raise_errors(template_findings(layout, config, plan, spec or ""))
+    run_agent = read_state(run_dir).get("agent")  # the run's --agent
+    raise_errors(
+        agent_findings(layout, config, plan.tasks, run_agent) + template_findings(layout, config, plan, spec or "")
+    )
     check_allow(config)
     lock = RunLock(run_dir).acquire()
     try:
@@ -246,7 +268,7 @@ def resume_run(
             )
         store.record("run.resumed")
         home = Path(store.get("codex_home")) if store.get("codex_home") else None
-        ctx = run_context(layout, config, plan, spec, store, git, command, home, notify, options)
+        ctx = run_context(layout, config, plan, spec, store, git, config.codex.command, home, notify, options)
         with run_log(run_dir, ctx.redactor):
             return drive(ctx, options)
     finally:

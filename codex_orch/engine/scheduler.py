@@ -34,7 +34,12 @@ def globs_overlap(a: str, b: str) -> bool:
 
 @dataclass(frozen=True)
 class ConcurrencyRules:
-    shared_worktree: bool
+    """What may run side by side. Named locks always count. Declared paths count in a shared worktree
+    (where a task that declares none runs alone) and in a landing run (where they keep two tasks that
+    would change the same files from running at once, so their landings cannot conflict; a task that
+    declares none runs beside anything, its landing re-applied on the tip). Per-task runs: locks only."""
+
+    mode: str  # "landing", "shared" or "per-task" (state.workspace_mode)
     allow: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
 
@@ -50,10 +55,12 @@ class ConcurrencyRules:
             shared_writes |= set(task.lock_reads) & set(other.lock_writes)
             if shared_writes:
                 return f"lock {sorted(shared_writes)[0]!r} is held by {other.id}"
-            if not self.shared_worktree:
+            if self.mode == "per-task":
                 continue
             mine, theirs = self._effective(task), self._effective(other)
             if mine is None or theirs is None:
+                if self.mode == "landing":
+                    continue
                 alone = task.id if mine is None else other.id
                 return f"{alone} declares no paths and must run alone in the shared worktree"
             for a in mine:

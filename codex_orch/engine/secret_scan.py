@@ -125,6 +125,11 @@ class SecretScanner:
 
         return check_staged
 
+    def check_text(self, path: str, text: str) -> None:
+        """Raise SecretsFound for what `text` would add to `path` (the decisions entry a landing adds)."""
+        if self.enabled:
+            self._raise_if(self._in_lines(path, list(enumerate(text.splitlines(), start=1))))
+
     def _raise_if(self, findings: list[Finding]) -> None:
         kept = [f for f in findings if not self._allowed(f)]
         if kept:

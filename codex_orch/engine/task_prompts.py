@@ -1,6 +1,6 @@
-"""The prompts of a task's attempts: its first prompt (the role's template with the run, the task and its
-dependencies' results), and what the agent is told when an attempt starts over, continues after an
-interruption, or follows a transient failure."""
+"""The prompts of a task's attempts: the first (the role's template over the task and what its
+dependencies did), and what an attempt that does not start afresh is told: after an interruption,
+after a transient failure, and on another agent after its provider failed (agents.fallback)."""
 
 from __future__ import annotations
 
@@ -86,4 +86,16 @@ def transient_prompt(result: AgentResult) -> str:
     return (
         f"Your previous turn did not finish ({result.failure}: {result.failure_message}). Continue the task "
         "from where you left off, then answer with the JSON object the output schema asks for."
+    )
+
+
+def fallback_prompt(ctx: RunContext, task: Task, worktree: Path, failed: str, result: AgentResult) -> str:
+    """The task's prompt for another agent, after `failed` could not reach its model."""
+    prompt = render_task_prompt(ctx, task, worktree)
+    listing = leftover_changes(ctx, worktree) or "  (none)"
+    return (
+        f"{prompt}\n\n## Note from codex-orch\nThis task was started by another agent ({failed}), which stopped "
+        f"when its model provider failed ({result.failure}: {result.failure_message[:300]}). You take it over. "
+        f"The worktree holds the work so far, uncommitted (`git status`):\n{listing}\n"
+        "Check it, keep what is right, and finish the task.\n"
     )

@@ -12,6 +12,7 @@ from typing import Any
 
 from codex_orch.errors import GitError, GuardrailError, InputError
 from codex_orch.git.guard import Guard
+from codex_orch.git.landing import Landed, land, replay
 from codex_orch.git.repo import FALLBACK_IDENTITY, Git, commit_config
 from codex_orch.git.worktrees import add_worktree, admin_dir, attach_worktree, discard_worktree
 from codex_orch.proc.procfs import PathUser, file_holders, path_users
@@ -68,7 +69,11 @@ def path_matches(path: str, globs: Sequence[str]) -> bool:
     return False
 
 
-def commit_message(run_id: str, task: Mapping[str, Any], attempt: int, thread_id: str | None, summary: str) -> str:
+def commit_message(
+    run_id: str, task: Mapping[str, Any], attempt: int, thread_id: str | None, summary: str, agent: str = "codex"
+) -> str:
+    """The commit's message with its provenance trailers: codex's thread as `Codex-Thread: ID`, another
+    agent's as `Agent-Thread: AGENT:ID` (docs/agents.md)."""
     first = " ".join(summary.split())[:72] or "no summary"
     body = summary.strip()
     lines = [f"{task['id']} ({task['role']}): {first}", ""]
@@ -79,7 +84,7 @@ def commit_message(run_id: str, task: Mapping[str, Any], attempt: int, thread_id
         f"Orch-Task: {task['id']}",
         f"Orch-Role: {task['role']}",
         f"Orch-Attempt: {attempt}",
-        f"Codex-Thread: {thread_id or 'none'}",
+        f"Codex-Thread: {thread_id or 'none'}" if agent == "codex" else f"Agent-Thread: {agent}:{thread_id or 'none'}",
     ]
     return "\n".join(lines) + "\n"
 
@@ -106,6 +111,7 @@ class Workspaces:
         self._admins: dict[Path, Path] = {}
         self._branches: dict[Path, str] = {}
         self._guard = threading.Lock()
+        self._landing = threading.Lock()
 
     def git_at(self, worktree: Path) -> Git:
         """git in one of the run's worktrees, its admin dir named (never discovered from its .git file)."""
@@ -225,10 +231,48 @@ class Workspaces:
         with self._guard:
             return self._commit_locks.setdefault(worktree, threading.Lock())
 
+    def ensure_branch(self, branch: str, start: str) -> None:
+        """The run branch of a landing run (no worktree has it: tasks land on it without a checkout)."""
+        if not self.git.valid_branch_name(branch):
+            raise InputError(f"branch name {branch!r} is not valid for git (check git.shared_branch_template)")
+        with self._ours(f"refs/heads/{branch}"):
+            if not self.git.branch_exists(branch):
+                self.git.run("branch", "--quiet", "--no-track", branch, start)
+
+    def forget_branch(self, branch: str) -> None:
+        """Delete a task branch that holds nothing recorded (a creation a crash cut short)."""
+        with self._ours(f"refs/heads/{branch}"):
+            if self.git.branch_exists(branch):
+                self.git.run("branch", "--quiet", "-D", branch)
+
+    def tip(self, branch: str) -> str:
+        return self.git.run("rev-parse", "--verify", f"refs/heads/{branch}")
+
+    def land(
+        self, branch: str, task_commit: str, base: str, message: str, appended: tuple[str, str, str] | None
+    ) -> Landed:
+        """Land a task's change on the run branch (git/landing.py), one landing at a time."""
+        with self._landing, self._ours(f"refs/heads/{branch}"):
+            return land(self.git, branch, task_commit, base, message, appended, self.identity)
+
+    def replay(self, worktree: Path, tip: str, base: str, task_commit: str) -> tuple[str, ...]:
+        """The task's change re-applied in its worktree on `tip`, conflicts marked (git/landing.py)."""
+        git = self.git_at(worktree)
+        with self._lock_for(worktree), self._ours(self._branch_ref(worktree, git)):
+            return replay(git, tip, base, task_commit)
+
+    def find_landed(self, branch: str, run_id: str, task_id: str, base: str) -> str | None:
+        """The commit that landed this task's work on the run branch already (a crash may have come
+        between the landing and the journal)."""
+        return self._with_trailers(self.git, f"{base}..refs/heads/{branch}", run_id, task_id)
+
     def find_commit(self, worktree: Path, run_id: str, task_id: str, base: str) -> str | None:
         """The commit already made for this task (a crash may have come between commit and journal)."""
-        git = self.git_at(worktree)
-        for sha in git.commits_with_trailer(f"{base}..HEAD", "Orch-Task", task_id):
+        return self._with_trailers(self.git_at(worktree), f"{base}..HEAD", run_id, task_id)
+
+    @staticmethod
+    def _with_trailers(git: Git, rev_range: str, run_id: str, task_id: str) -> str | None:
+        for sha in git.commits_with_trailer(rev_range, "Orch-Task", task_id):
             body = git.run("log", "-1", "--format=%B", sha)
             if f"\nOrch-Run: {run_id}\n" in f"\n{body}\n":
                 return sha

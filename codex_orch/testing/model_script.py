@@ -38,11 +38,19 @@ Step kinds (one kind key per step):
 
 * ``{"shell": "cmd"}`` - a ``function_call`` item named ``exec_command`` with
   arguments ``{"cmd": cmd}`` (optional ``"args": {...}`` merged into the
-  arguments, e.g. ``{"workdir": "sub"}``).
+  arguments, e.g. ``{"workdir": "sub"}``); Claude Code's ``Bash`` tool,
+  Gemini CLI's ``run_shell_command``.
 * ``{"patch": "*** Begin Patch\\n...*** End Patch\\n"}`` - a ``custom_tool_call``
-  named ``apply_patch`` with that input.
+  named ``apply_patch`` with that input (codex only: the other protocols answer it with HTTP 500).
+* ``{"write": "path", "content": "text"}`` - a new file: codex's ``apply_patch``
+  (``*** Add File``), Claude Code's ``Write`` tool, Gemini CLI's ``write_file``.
+* ``{"edit": "path", "old": "text", "new": "text"}`` - one replacement in a file:
+  ``apply_patch`` (``*** Update File``, whole lines), Claude's ``Read`` then ``Edit``
+  (Claude refuses to edit a file it has not read), Gemini's ``replace``.
 * ``{"answer": value}`` - an assistant ``message`` whose ``output_text`` is the
-  string, or ``json.dumps(value)`` for anything else.
+  string, or ``json.dumps(value)`` for anything else. To Claude Code run with
+  ``--json-schema`` (it offers a ``StructuredOutput`` tool), an object is a call
+  of that tool, as a model would answer.
 * ``{"http": 500}`` - that HTTP status with an OpenAI-style JSON error body
   ``{"error": {"message", "type", "param", "code"}}`` and no Retry-After
   header. Optional ``"message"``, ``"body"`` (dict or str, replaces the body),
@@ -67,11 +75,17 @@ Optional keys valid on every step:
 * ``"delay"`` - seconds to wait before answering (cut short when the server
   closes).
 
+The same script serves every wire protocol (responses_http.py for codex,
+anthropic_http.py for Claude Code, gemini_http.py for Gemini CLI): a step means
+the same whatever the protocol, each module says how it maps a step and how it
+tells its threads apart.
+
 Other endpoints (codex 0.169.0 was not seen to call any): ``GET /v1/models`` answers ``{"object": "list", "data": [],
 "models": []}``; anything else is a JSON 404. Every request (including those) is
 recorded, in arrival order, as ``{"method", "path", "headers", "body",
-"thread_id", "step_index", "step"}`` where ``headers`` has lower-cased names
-and ``body`` is the parsed JSON (or the raw text, or None).
+"thread_id", "step_index", "step", "protocol"}`` where ``headers`` has lower-cased names,
+``body`` is the parsed JSON (or the raw text, or None) and ``protocol`` is the
+protocol of a request that took a step (None for any other).
 """
 
 from __future__ import annotations
@@ -90,7 +104,7 @@ DEFAULT_USAGE = {
 SILENT_DEFAULT_SECONDS = 600.0
 
 
-STEP_KINDS = ("shell", "patch", "answer", "http", "cut", "silent", "failed")
+STEP_KINDS = ("shell", "patch", "write", "edit", "answer", "http", "cut", "silent", "failed")
 
 
 # User messages codex injects itself, which are never the task prompt.
@@ -134,8 +148,12 @@ def _check_step(step: Any, where: str) -> None:
         raise ScriptError(f"{where}: a step needs exactly one of {STEP_KINDS}, got {sorted(step)}")
     kind = kinds[0]
     value = step[kind]
-    if kind in ("shell", "patch", "failed") and not isinstance(value, str):
+    if kind in ("shell", "patch", "failed", "write", "edit") and not isinstance(value, str):
         raise ScriptError(f"{where}.{kind} must be a string")
+    needs = {"write": ("content",), "edit": ("old", "new")}.get(kind, ())
+    for key in needs:
+        if not isinstance(step.get(key), str):
+            raise ScriptError(f"{where}.{key} must be a string (a {kind} step needs {', '.join(needs)})")
     if kind == "http" and (not isinstance(value, int) or isinstance(value, bool)):
         raise ScriptError(f"{where}.http must be an integer status")
     if kind == "silent" and not (value is True or (isinstance(value, (int, float)) and not isinstance(value, bool))):
@@ -231,6 +249,27 @@ def usage_body(overrides: dict | None) -> dict:
 
 def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:16]}"
+
+
+def patch_of(step: dict) -> str:
+    """A write or edit step as the apply_patch input codex's own tool takes."""
+
+    def lines(text: str, mark: str) -> str:
+        return "".join(f"{mark}{line}\n" for line in text.splitlines())
+
+    if "write" in step:
+        body = f"*** Add File: {step['write']}\n" + lines(step["content"], "+")
+    else:
+        body = f"*** Update File: {step['edit']}\n@@\n" + lines(step["old"], "-") + lines(step["new"], "+")
+    return f"*** Begin Patch\n{body}*** End Patch\n"
+
+
+def conversation_key(text: str) -> str:
+    """A thread id for a client that sends none: its conversation's first message, hashed (a resumed
+    conversation sends its whole history again, so the key stays the same)."""
+    import hashlib
+
+    return "conv-" + hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:16]
 
 
 def step_kind(step: dict) -> str:

@@ -12,9 +12,10 @@ import socketserver
 import sys
 import time
 import zlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from codex_orch.testing.model_script import SILENT_DEFAULT_SECONDS, new_id, step_kind, usage_body
+from codex_orch.testing.model_script import SILENT_DEFAULT_SECONDS, new_id, patch_of, step_kind, usage_body
 
 if TYPE_CHECKING:
     from codex_orch.testing.scripted_model import ScriptedModelServer
@@ -106,6 +107,38 @@ class ResponsesHandler(http.server.BaseHTTPRequestHandler):
                 return
             owner._closing.wait(min(left, 0.1))
 
+    def _take_step(
+        self, protocol: str, thread: str, prompt: str, headers: dict, body: Any, error: Callable[[int, str], Any]
+    ) -> tuple[str, dict] | None:
+        """The next step of a thread for the other protocols (anthropic, gemini), recorded; what every
+        protocol answers the same way (no step, HTTP errors, codex's own patch) is answered here, in the
+        protocol's `error(status, message)` shape, and None returned."""
+        owner = self.server.owner
+        thread_id, index, step = owner._step_for(thread, prompt)
+        owner._record(
+            "POST", self.path, headers, body, thread_id=thread_id, step_index=index, step=step, protocol=protocol
+        )
+        if step is None:
+            self._send_json(500, error(500, "scripted_model: no rule matches this prompt and there is no default"))
+            return None
+        if step.get("delay"):
+            self._wait(float(step["delay"]))
+        kind = step_kind(step)
+        if kind == "http":
+            status = int(step["http"])
+            message = step.get("message", f"scripted_model: HTTP {status}")
+            self._send_json(status, step["body"] if "body" in step else error(status, message), step.get("headers"))
+            return None
+        if kind == "patch":
+            self._send_json(500, error(500, "scripted_model: a patch step is codex's apply_patch; use write/edit"))
+            return None
+        return kind, step
+
+    def _hold(self, step: dict) -> None:
+        """A silent step: nothing more until the client goes, the server closes, or the time is up."""
+        self._wait(SILENT_DEFAULT_SECONDS if step["silent"] is True else float(step["silent"]), watch_client=True)
+        self.close_connection = True
+
     # -- verbs
 
     def do_GET(self) -> None:
@@ -126,6 +159,17 @@ class ResponsesHandler(http.server.BaseHTTPRequestHandler):
             headers = {k.lower(): v for k, v in self.headers.items()}
             if method == "POST" and path.endswith("/responses"):
                 self._responses(path, headers, body)
+            elif method == "POST" and path.endswith("/messages"):
+                from codex_orch.testing import anthropic_http
+
+                anthropic_http.serve(self, headers, body)
+            elif method == "POST" and path.endswith("/messages/count_tokens"):
+                owner._record(method, self.path, headers, body)
+                self._send_json(200, {"input_tokens": 100})
+            elif method == "POST" and ":" in path.rsplit("/", 1)[-1]:  # Gemini: models/NAME:ACTION
+                from codex_orch.testing import gemini_http
+
+                gemini_http.serve(self, path, headers, body)
             elif method == "GET" and path.endswith("/models"):
                 owner._record(method, self.path, headers, body)
                 self._send_json(200, {"object": "list", "data": [], "models": []})
@@ -150,7 +194,16 @@ class ResponsesHandler(http.server.BaseHTTPRequestHandler):
     def _responses(self, path: str, headers: dict, body: Any) -> None:
         owner = self.server.owner
         thread_id, step_index, step = owner._next_step(headers, body)
-        owner._record("POST", self.path, headers, body, thread_id=thread_id, step_index=step_index, step=step)
+        owner._record(
+            "POST",
+            self.path,
+            headers,
+            body,
+            thread_id=thread_id,
+            step_index=step_index,
+            step=step,
+            protocol="responses",
+        )
         model = body.get("model", "scripted") if isinstance(body, dict) else "scripted"
         if step is None:
             self._send_json(
@@ -189,9 +242,7 @@ class ResponsesHandler(http.server.BaseHTTPRequestHandler):
 
         self._start_sse()
         if kind == "silent":
-            secs = SILENT_DEFAULT_SECONDS if step["silent"] is True else float(step["silent"])
-            self._wait(secs, watch_client=True)
-            self.close_connection = True
+            self._hold(step)
             return
         self._event({"type": "response.created", "response": response("in_progress", [])})
         if kind == "cut":
@@ -234,13 +285,13 @@ class ResponsesHandler(http.server.BaseHTTPRequestHandler):
                 "arguments": json.dumps(args),
                 "status": "completed",
             }
-        if kind == "patch":
+        if kind in ("patch", "write", "edit"):
             return {
                 "type": "custom_tool_call",
                 "id": new_id("ctc"),
                 "call_id": new_id("call"),
                 "name": "apply_patch",
-                "input": step["patch"],
+                "input": step["patch"] if kind == "patch" else patch_of(step),
                 "status": "completed",
             }
         value = step["answer"]

@@ -4,7 +4,10 @@ THIS IS NOT A MODEL. It does not read, understand or generate anything: it
 replays a fixed script of canned answers. It speaks just enough of the OpenAI
 Responses API (``POST /v1/responses`` with ``stream: true``, answered with
 Server-Sent Events) for the real Codex CLI to run against it on 127.0.0.1 with
-no API key and no internet. Python standard library only.
+no API key and no internet; and, from the same scripts, of the Anthropic
+Messages API for Claude Code (anthropic_http.py) and of the Gemini API for
+Gemini CLI (gemini_http.py), all on one port. Python standard library only.
+testing/agent_settings.py points those two CLIs at it.
 
 Pointing codex at it (``$CODEX_HOME/config.toml``)::
 
@@ -129,7 +132,13 @@ class ScriptedModelServer:
 
     @property
     def base_url(self) -> str:
+        """For codex (its provider's base_url ends in /v1)."""
         return f"http://{self.host}:{self.port}/v1"
+
+    @property
+    def root_url(self) -> str:
+        """For Claude Code (ANTHROPIC_BASE_URL) and Gemini CLI (GOOGLE_GEMINI_BASE_URL): they add the path."""
+        return f"http://{self.host}:{self.port}"
 
     @property
     def requests(self) -> list[dict]:
@@ -144,6 +153,16 @@ class ScriptedModelServer:
             for r in self.requests
             if r["path"].split("?")[0].rstrip("/").endswith("/responses")
             and r["method"] == "POST"
+            and (thread_id is None or r["thread_id"] == thread_id)
+        ]
+
+    def model_requests(self, protocol: str | None = None, thread_id: str | None = None) -> list[dict]:
+        """Recorded requests that took a step of the script (any protocol, or the one named)."""
+        return [
+            r
+            for r in self.requests
+            if r.get("protocol")
+            and (protocol is None or r["protocol"] == protocol)
             and (thread_id is None or r["thread_id"] == thread_id)
         ]
 
@@ -207,11 +226,16 @@ class ScriptedModelServer:
             self._idle.notify_all()
 
     def _next_step(self, headers: dict, body: Any) -> tuple[str, int | None, dict | None]:
+        """The step for a Responses API request (codex names its thread in a header)."""
         thread_id = headers.get("thread-id") or headers.get("session-id") or headers.get("x-client-request-id") or ""
+        return self._step_for(thread_id, prompt_of(body) or "")
+
+    def _step_for(self, thread_id: str, prompt: str) -> tuple[str, int | None, dict | None]:
+        """The next step of a thread, whatever the wire protocol: on its first request the rule is
+        chosen by the prompt, then the thread walks its steps (the last one repeating)."""
         with self._lock:
             state = self._threads.get(thread_id)
             if state is None:
-                prompt = prompt_of(body) or ""
                 rule = None
                 for i, (match, _steps) in enumerate(self._rules):
                     if match in prompt:
@@ -236,6 +260,7 @@ class ScriptedModelServer:
         thread_id: str | None = None,
         step_index: int | None = None,
         step: dict | None = None,
+        protocol: str | None = None,
     ) -> None:
         rec = {
             "method": method,
@@ -245,6 +270,7 @@ class ScriptedModelServer:
             "thread_id": thread_id,
             "step_index": step_index,
             "step": step,
+            "protocol": protocol,  # responses, anthropic, gemini: a request that took a step; None: any other
             "time": time.time(),
         }
         with self._lock:

@@ -1,0 +1,76 @@
+"""codex-orch driving the REAL Claude Code CLI (tools/claude, pinned) against the loopback scripted model.
+
+What we know of claude's protocol (stream-json events, --json-schema and its StructuredOutput tool,
+--resume, the result event's usage, cost and errors) comes from these runs of the binary itself.
+Without the binary these tests FAIL, never skip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import real_agents as real
+from conftest import Repo, answer, read_state, run_cli, start_cli, wait_for, write_plan
+
+from codex_orch.testing.scripted_model import ScriptedModelServer
+
+pytestmark = pytest.mark.realagents
+
+
+def test_an_answer_claude_gave_up_on_is_continued_on_the_same_session(repo: Repo, tmp_path: Path) -> None:
+    bad = {"answer": {"status": "done", "summary": ["not", "a", "string"]}}
+    steps = [{"write": "notes.txt", "content": "one\n"}, *[bad] * 5, {"answer": answer("fixed", ["notes.txt"])}]
+    result, server = real.run_scripted(repo, tmp_path, {"default": steps}, real.write_and_edit("claude")[:1], "clretry")
+    requests = server.model_requests("anthropic")
+    assert result.code == 0, result.err + result.out
+    task, session = real.retried_on_its_session(repo, "clretry")
+    # the usage of each attempt is its own (claude leaves the request it gave up on out of its result's
+    # usage, not out of its cost); claude's cost is over the session: each attempt gets its share
+    assert [a["usage"]["input_tokens"] for a in task["attempts"]] == [500, 100]
+    assert [a["thread_usage"]["input_tokens"] for a in task["attempts"]] == [500, 600]
+    first, second = (a["cost_usd"] for a in task["attempts"])
+    assert second == pytest.approx(first / 6) and task["attempts"][1]["thread_cost_usd"] == pytest.approx(first * 7 / 6)
+    assert len(requests) == 7 and {r["thread_id"] for r in requests} == {session}
+    last = json.dumps(requests[-1]["body"]["messages"])
+    assert "Create notes.txt" in last  # the session's history came along
+    assert "could not be accepted" in last and "Failed to provide valid structured output" in last
+    result_event = real.events(repo, "clretry", "T0001", 1)[-1]
+    assert result_event["subtype"] == "error_max_structured_output_retries"
+    assert real.trailer(repo, "Orch-Attempt", read_state(repo, "clretry")["branch"]) == "2"
+
+
+def test_killed_codex_orch_resumes_on_claudes_session(repo: Repo, tmp_path: Path) -> None:
+    """An interrupted task goes on on the agent that owns its thread, even when the run's choice changed."""
+    steps = [
+        {"write": "notes.txt", "content": "partial\n"},
+        {"answer": answer("never delivered"), "delay": 60},
+        {"answer": answer("after resume", ["notes.txt"])},
+    ]
+    task = {"role": "implementer", "prompt": "Create notes.txt", "acceptance": "notes.txt"}
+    with ScriptedModelServer({"default": steps}) as server:
+        real.use_real_agents(repo, server, tmp_path)
+        plan = write_plan(tmp_path / "plan.json", [task])
+        with open(tmp_path / "run.err", "w") as err_file:
+            argv = ["run", "--plan-file", str(plan), "--run-id", "clkill", "--agent", "claude", "--no-progress"]
+            proc = start_cli(repo.path, *argv, stderr=err_file)
+            wait_for(lambda: len(server.model_requests()) >= 2 or proc.poll() is not None, "claude's second request")
+            assert proc.poll() is None, (tmp_path / "run.err").read_text()
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+        session = read_state(repo, "clkill")["tasks"]["T0001"]["thread_id"]
+        assert session
+        repo.configure(agents={"default": "gemini"})  # what a fresh start would choose now
+        result = run_cli(repo.path, "resume", "--run-id", "clkill", "--no-progress")
+        requests = server.model_requests()
+    assert result.code == 0, result.err + result.out
+    task_state = read_state(repo, "clkill")["tasks"]["T0001"]
+    attempts = task_state["attempts"]
+    assert [(a["agent"], a["agent_source"]) for a in attempts] == [("claude", "--agent"), ("claude", "thread")]
+    assert attempts[1]["resumed_thread"] == session
+    assert requests[-1]["protocol"] == "anthropic" and requests[-1]["thread_id"] == session
+    assert "You were interrupted" in json.dumps(requests[-1]["body"]["messages"])
+    assert repo.git("show", f"{read_state(repo, 'clkill')['branch']}:notes.txt") == "partial"
