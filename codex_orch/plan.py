@@ -72,7 +72,6 @@ class Task:
     timeout: float | None = None
     model: str | None = None
     agent: str | None = None  # None: the plan leaves it to --agent, the role, the config (agent_registry)
-    written_role: str = ""
     # keys codex-orch does not know, kept as written (not hashed: a Task stays usable as a key)
     extra: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
@@ -109,7 +108,6 @@ class Task:
             timeout=data.get("timeout"),
             model=data.get("model"),
             agent=data.get("agent") or None,
-            written_role=data["role"],
             extra={k: v for k, v in data.items() if k not in TASK_PROPERTIES},
         )
 
@@ -258,7 +256,6 @@ def _task(
         timeout=raw.get("timeout"),
         model=raw.get("model"),
         agent=agent,
-        written_role=raw["role"],
         extra={key: value for key, value in raw.items() if key not in TASK_PROPERTIES},
     )
 
