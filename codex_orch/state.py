@@ -174,13 +174,35 @@ def _apply_run(state: dict[str, Any], kind: str, rec: dict[str, Any], ts: str | 
 
 
 def _apply_task(task: dict[str, Any], kind: str, rec: dict[str, Any], ts: str | None) -> None:
-    if kind == "task.status":
+    if kind.startswith("attempt."):
+        _apply_attempt(task, kind, rec, ts)
+    elif kind == "task.status":
         _task_status(task, rec, ts)
     elif kind == "task.workspace":
         for key in ("branch", "worktree", "base_commit"):
             task[key] = rec[key]
         task["head"] = task["head"] or rec["base_commit"]
-    elif kind == "attempt.started":
+    elif kind == "task.result":
+        task["result"] = rec["result"]
+    elif kind == "task.commit_refused":  # its commit was refused (secrets): the answer stands no more
+        task["result"] = None
+        task["attempts"][-1].update(failure=rec["failure"], failure_message=rec["message"])
+    elif kind == "task.committed":
+        task.update({k: rec[k] for k in ("commit", "head", "files_changed")})
+        task.update(violations=rec.get("violations", []), file_claims=rec.get("file_claims"))
+    elif kind == "task.landed":  # a landing run: the task's work is on the run branch, as this commit
+        task["task_commit"] = task["commit"]
+        task.update(commit=rec["commit"], head=rec["commit"], landed=True)
+    elif kind == "task.rebased":  # its change replayed on the run branch's tip, for its agent to resolve
+        task.update(base_commit=rec["base_commit"], conflicts=rec.get("conflicts", []), result=None, commit=None)
+    elif kind == "task.follow_ups":
+        task["follow_ups"] = rec["follow_ups"]
+    else:
+        raise ValueError(f"unknown journal record type {kind!r}")
+
+
+def _apply_attempt(task: dict[str, Any], kind: str, rec: dict[str, Any], ts: str | None) -> None:
+    if kind == "attempt.started":
         thread = rec.get("resume_thread")
         task["attempts"].append(
             {"n": rec["n"], "started_at": ts, "ended_at": None, "resumed_thread": thread}
@@ -198,21 +220,6 @@ def _apply_task(task: dict[str, Any], kind: str, rec: dict[str, Any], ts: str | 
         attempt.update({k: v for k, v in rec.items() if k not in ("type", "task", "ts", "seq")})
         attempt.update(ended_at=ts, pid=None)
         task["thread_id"] = rec.get("thread_id") or task["thread_id"]
-    elif kind == "task.result":
-        task["result"] = rec["result"]
-    elif kind == "task.commit_refused":  # its commit was refused (secrets): the answer stands no more
-        task["result"] = None
-        task["attempts"][-1].update(failure=rec["failure"], failure_message=rec["message"])
-    elif kind == "task.committed":
-        task.update({k: rec[k] for k in ("commit", "head", "files_changed")})
-        task.update(violations=rec.get("violations", []), file_claims=rec.get("file_claims"))
-    elif kind == "task.landed":  # a landing run: the task's work is on the run branch, as this commit
-        task["task_commit"] = task["commit"]
-        task.update(commit=rec["commit"], head=rec["commit"], landed=True)
-    elif kind == "task.rebased":  # its change replayed on the run branch's tip, for its agent to resolve
-        task.update(base_commit=rec["base_commit"], conflicts=rec.get("conflicts", []), result=None, commit=None)
-    elif kind == "task.follow_ups":
-        task["follow_ups"] = rec["follow_ups"]
     else:
         raise ValueError(f"unknown journal record type {kind!r}")
 
