@@ -13,7 +13,7 @@ import json
 import os
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -55,7 +55,7 @@ STATE_SCHEMA: dict[str, Any] = {
 }
 
 
-def workspace_mode(state: dict[str, Any]) -> str:
+def workspace_mode(state: Mapping[str, Any]) -> str:
     """How the run's tasks share worktrees: "landing", "shared" or "per-task" (runs recorded before
     landing existed say only whether their worktree was shared)."""
     mode = state.get("workspace_mode")

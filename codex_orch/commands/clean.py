@@ -26,6 +26,7 @@ from codex_orch.git.repo import Git, local_changes
 from codex_orch.git.worktrees import admin_dir, remove_worktree, repo_lock, worktree_list
 from codex_orch.layout import Layout
 from codex_orch.proc.procfs import PathUser, path_users
+from codex_orch.run_record import RunRecord
 from codex_orch.state import read_state
 
 REMOVE, KEEP = "remove", "keep"
@@ -301,7 +302,7 @@ def plan_prune(root: Path, run_ids: tuple[str, ...] = (), older_than_days: float
     entries = []
     for run_id in chosen:
         state = load_run(layout, run_id)
-        when = last_activity(state)
+        when = last_activity(RunRecord.from_state(state))
         if cutoff is not None and when > cutoff:
             continue
         unfinished = tuple(f"{tid} ({t['status']})" for tid, t in state["tasks"].items() if t["status"] in UNFINISHED)

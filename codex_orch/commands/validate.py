@@ -22,6 +22,7 @@ from codex_orch.git.refs import ref_sha
 from codex_orch.git.repo import Git
 from codex_orch.layout import Layout
 from codex_orch.proc.stream import ProcRequest, run_streaming
+from codex_orch.run_record import RunRecord
 from codex_orch.state import workspace_mode
 
 TAIL_LINES = 20
@@ -88,7 +89,7 @@ def targets(git: Git, state: dict[str, Any]) -> list[tuple[str, Path]]:
     elif mode == "landing":
         found = [("run", _tip_worktree(git, state))]
     else:
-        tips = heads(git, task_tips(git, state))
+        tips = heads(git, task_tips(git, RunRecord.from_state(state)))
         if not tips:
             raise InputError(f"run {state['run_id']} has no succeeded task: there is no work to validate")
         found = [(tid, Path(state["tasks"][tid]["worktree"])) for tid, _, _ in tips]

@@ -8,7 +8,7 @@ taken at its word: the task is flagged in the status table, the report and --jso
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,7 @@ def file_claims(claimed: Sequence[str] | None, committed: Sequence[str], worktre
     return {"not_in_commit": missing[:100], "listed_none": listed_none}
 
 
-def describe(claims: dict[str, Any]) -> str:
+def describe(claims: Mapping[str, Any]) -> str:
     if claims.get("listed_none"):
         return "its answer lists no files, but its commit changes some"
     missing = claims.get("not_in_commit") or []
