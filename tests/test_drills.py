@@ -43,6 +43,8 @@ STAGED_ELSEWHERE = {
     "hidden_work": "test_containment.py::test_work_a_commit_would_not_hold_is_reported",
     "internal": "test_hostile_values.py::test_an_unexpected_error_in_the_executor_is_that_task_s_failure",
     "secret": "test_secrets.py::test_an_agent_writing_a_secret_value_into_a_file_gets_no_commit",
+    "conflict": "test_landing.py::test_an_agent_that_leaves_the_conflict_fails_as_conflict_with_nothing_landed",
+    "max_turns": "test_agents.py::test_claude_at_its_turn_limit_fails_as_max_turns",
 }
 
 
