@@ -113,10 +113,6 @@ class Config:
     agents: AgentsConfig = field(default_factory=AgentsConfig)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
-    @property
-    def use_single_workspace(self) -> bool:
-        return self.workspace_mode == "shared"
-
     def resolve_role(self, name: str) -> str | None:
         """The canonical role for `name` (itself or through an alias), or None."""
         if name in self.roles:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import FakeCodex, Repo, read_state, run_cli
-from lifecycle_helpers import job, repo_snapshot, run_plan, writer
+from conftest import FakeCodex, Repo, job, read_state, run_cli, run_plan, writer
+from lifecycle_helpers import repo_snapshot
 
 
 def test_fast_forward_of_a_shared_run_updates_the_checkout(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:

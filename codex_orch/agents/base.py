@@ -57,10 +57,6 @@ class Usage:
     def __sub__(self, other: Usage) -> Usage:
         return Usage(**{f.name: max(0, getattr(self, f.name) - getattr(other, f.name)) for f in fields(self)})
 
-    @property
-    def total(self) -> int:
-        return self.input_tokens + self.output_tokens
-
 
 def _count(value: object) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_TOKENS:

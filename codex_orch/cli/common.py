@@ -77,9 +77,9 @@ def finish_run(outcome: Any) -> None:
     """The run's table on stdout; on stderr what was stopped (after Ctrl-C) and the next useful command."""
     from codex_orch.cli.render import print_status
     from codex_orch.commands.views import build_view
-    from codex_orch.state import read_state
+    from codex_orch.run_record import read_record
 
-    view = build_view(read_state(outcome.run_dir))
+    view = build_view(read_record(outcome.run_dir))
     console = stdout_console()
     print_status(console, view)
     console.print(f"state: {outcome.run_dir / 'state.json'}", highlight=False, markup=False)

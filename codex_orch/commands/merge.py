@@ -20,6 +20,7 @@ from codex_orch.git.repo import Git, local_changes, valid_branch_name
 from codex_orch.git.workspace import Workspaces
 from codex_orch.git.worktrees import checkout_git
 from codex_orch.layout import Layout
+from codex_orch.run_record import RunRecord
 from codex_orch.state import workspace_mode
 
 INTEGRATION_BRANCH = "orch/{date}/run-{run_id}/integration"
@@ -116,7 +117,7 @@ def _sources(git: Git, state: dict[str, Any]) -> tuple[list[tuple[str, str, str]
         ]
         return [("run", state["branch"], sha)], unfinished
     left_out = [f"{tid} ({t['status']})" for tid, t in tasks.items() if t["status"] != "succeeded"]
-    return heads(git, task_tips(git, state)), left_out
+    return heads(git, task_tips(git, RunRecord.from_state(state))), left_out
 
 
 def _plan(

@@ -6,6 +6,7 @@ validation, clean); rendering never reads the state itself.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,8 @@ from codex_orch.commands.runs import run_dir
 from codex_orch.commands.views import RunView, TaskView, build_view, view_to_json
 from codex_orch.engine.accounting import describe
 from codex_orch.layout import Layout
-from codex_orch.state import atomic_write, read_state
+from codex_orch.run_record import RunRecord, read_record
+from codex_orch.state import atomic_write
 
 REPORT_VERSION = 1
 REPORT_NAME = "report.md"
@@ -26,9 +28,9 @@ class Report:
     view: RunView
     goal: str
     base_branch: str | None
-    merge: dict[str, Any] | None
-    validation: dict[str, Any] | None
-    cleaned: dict[str, Any] | None
+    merge: Mapping[str, Any] | None
+    validation: Mapping[str, Any] | None
+    cleaned: Mapping[str, Any] | None
 
     @property
     def attempts(self) -> int:
@@ -48,21 +50,21 @@ def _items(task: TaskView, key: str) -> list[Any]:
     return list(value) if isinstance(value, list) else []
 
 
-def build_report(state: dict[str, Any]) -> Report:
+def build_report(run: RunRecord) -> Report:
     return Report(
-        view=build_view(state),
-        goal=str(state.get("goal") or ""),
-        base_branch=state.get("base_branch"),
-        merge=state.get("merge"),
-        validation=state.get("validation"),
-        cleaned=state.get("cleaned"),
+        view=build_view(run),
+        goal=run.goal,
+        base_branch=run.base_branch,
+        merge=run.merge,
+        validation=run.validation,
+        cleaned=run.cleaned,
     )
 
 
 def write_report(root: Path, run_id: str) -> tuple[Path, Report]:
     """Build the run's report and write report.md in its folder."""
     folder = run_dir(Layout(root), run_id)
-    report = build_report(read_state(folder))
+    report = build_report(read_record(folder))
     path = folder / REPORT_NAME
     # backslashreplace: a run recorded before agents' values were checked may hold a lone surrogate
     atomic_write(path, report_markdown(report).encode("utf-8", "backslashreplace"))
@@ -165,22 +167,33 @@ def _task_section(t: TaskView) -> list[str]:
         lines.append(f"- **Flagged:** {_cell(describe(t.file_claims))}")
     if t.error_kind:
         lines.append(f"- Error: {t.error_kind}: {_cell(t.error_message or '')}")
-    if t.attempts:
-        lines += [
-            "",
-            "| attempt | agent (model) | thread | outcome | time | input | cached | cache write | output "
-            "| reasoning | cost |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-        ]
-        for a in t.attempts:
-            outcome = f"{a.failure}: {_cell(a.failure_message)[:120]}" if a.failure else "ok"
-            runs_on = _cell(a.runs_on) + (f" (after {a.fallback_from})" if a.fallback_from else "")
-            u = a.usage
-            lines.append(
-                f"| {a.n} | {runs_on} | {(a.thread_id or '-')[:13]} | {_cell(outcome)} | {_secs(a.duration)} "
-                f"| {u.input_tokens} | {u.cached_input_tokens} | {u.cache_write_input_tokens} | {u.output_tokens} "
-                f"| {u.reasoning_output_tokens} | {_usd(a.cost_usd)} |"
-            )
+    return lines + _attempts_table(t) + _answer_lists(t)
+
+
+def _attempts_table(t: TaskView) -> list[str]:
+    if not t.attempts:
+        return []
+    lines = [
+        "",
+        "| attempt | agent (model) | thread | outcome | time | input | cached | cache write | output "
+        "| reasoning | cost |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for a in t.attempts:
+        outcome = f"{a.failure}: {_cell(a.failure_message)[:120]}" if a.failure else "ok"
+        runs_on = _cell(a.runs_on) + (f" (after {a.fallback_from})" if a.fallback_from else "")
+        u = a.usage
+        lines.append(
+            f"| {a.n} | {runs_on} | {(a.thread_id or '-')[:13]} | {_cell(outcome)} | {_secs(a.duration)} "
+            f"| {u.input_tokens} | {u.cached_input_tokens} | {u.cache_write_input_tokens} | {u.output_tokens} "
+            f"| {u.reasoning_output_tokens} | {_usd(a.cost_usd)} |"
+        )
+    return lines
+
+
+def _answer_lists(t: TaskView) -> list[str]:
+    """What the agent's answer listed: risks, decisions, findings, proposed tasks."""
+    lines: list[str] = []
     for title, key, fmt in (
         ("Risks", "risks", _cell),
         ("Decisions", "decisions", _decision),
@@ -209,7 +222,7 @@ def _finding(item: Any) -> str:
     return f"[{item.get('severity', '?')}] " + (f"`{where}` — " if where else "") + _cell(item.get("message", ""))
 
 
-def _merge_section(merge: dict[str, Any] | None) -> list[str]:
+def _merge_section(merge: Mapping[str, Any] | None) -> list[str]:
     if not merge:
         return []
     lines = ["", "## Merge", ""]
@@ -225,7 +238,7 @@ def _merge_section(merge: dict[str, Any] | None) -> list[str]:
     return lines
 
 
-def _validation_section(validation: dict[str, Any] | None) -> list[str]:
+def _validation_section(validation: Mapping[str, Any] | None) -> list[str]:
     if not validation:
         return []
     verdict = "passed" if validation["ok"] else "FAILED"

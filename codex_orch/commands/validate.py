@@ -17,13 +17,14 @@ from typing import Any
 from codex_orch.commands.runs import changing, heads, run_dir, task_tips
 from codex_orch.config import ValidateCommand, load_config
 from codex_orch.errors import InputError, OrchError
+from codex_orch.git.environment import without_git_vars
 from codex_orch.git.refs import ref_sha
 from codex_orch.git.repo import Git
 from codex_orch.layout import Layout
 from codex_orch.proc.stream import ProcRequest, run_streaming
+from codex_orch.run_record import RunRecord
 from codex_orch.state import workspace_mode
 
-_KEEP_GIT = ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL", "GIT_CONFIG_GLOBAL")
 TAIL_LINES = 20
 
 
@@ -76,7 +77,7 @@ class ValidateOutcome:
 
 def _env() -> dict[str, str]:
     """The user's environment minus inherited GIT_* variables that could point git elsewhere."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("GIT_") or k in _KEEP_GIT}
+    return without_git_vars(os.environ)
 
 
 def targets(git: Git, state: dict[str, Any]) -> list[tuple[str, Path]]:
@@ -88,7 +89,7 @@ def targets(git: Git, state: dict[str, Any]) -> list[tuple[str, Path]]:
     elif mode == "landing":
         found = [("run", _tip_worktree(git, state))]
     else:
-        tips = heads(git, task_tips(git, state))
+        tips = heads(git, task_tips(git, RunRecord.from_state(state)))
         if not tips:
             raise InputError(f"run {state['run_id']} has no succeeded task: there is no work to validate")
         found = [(tid, Path(state["tasks"][tid]["worktree"])) for tid, _, _ in tips]

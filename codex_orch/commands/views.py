@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from codex_orch.agents.base import Usage
+from codex_orch.run_record import RunRecord
 
 VIEW_VERSION = 1
 
@@ -53,7 +55,7 @@ class TaskView:
     usage: Usage
     result: dict[str, Any] | None = None
     violations: tuple[str, ...] = ()
-    file_claims: dict[str, Any] | None = None  # engine/accounting.py: answer vs commit, when they disagree
+    file_claims: Mapping[str, Any] | None = None  # engine/accounting.py: answer vs commit, when they disagree
 
     @property
     def failure_kinds(self) -> tuple[str, ...]:
@@ -90,62 +92,59 @@ class RunView:
         return total
 
 
-def build_view(state: dict[str, Any]) -> RunView:
+def build_view(run: RunRecord) -> RunView:
     tasks = []
     counts: dict[str, int] = {}
-    for tid in state["task_order"]:
-        t = state["tasks"][tid]
+    for t in run.tasks:
         attempts = tuple(
             AttemptView(
-                n=a["n"],
-                thread_id=a.get("thread_id"),
-                failure=a.get("failure"),
-                failure_message=a.get("failure_message") or "",
-                duration=a.get("duration"),
-                usage=Usage.from_json(a.get("usage")),
-                agent=a.get("agent") or "codex",
-                model=a.get("model"),
-                fallback_from=a.get("fallback_from"),
-                cost_usd=a.get("cost_usd"),
+                n=a.n,
+                thread_id=a.thread_id,
+                failure=a.failure,
+                failure_message=a.failure_message,
+                duration=a.duration,
+                usage=Usage.from_json(a.usage),
+                agent=a.agent,
+                model=a.model,
+                fallback_from=a.fallback_from,
+                cost_usd=a.cost_usd,
             )
-            for a in t["attempts"]
+            for a in t.attempts
         )
         usage = Usage()
         for a in attempts:
             usage = usage + a.usage
-        error = t.get("error") or {}
         tasks.append(
             TaskView(
-                id=tid,
-                role=t["role"],
-                status=t["status"],
-                blocked_by=tuple(t["blocked_by"]),
+                id=t.id,
+                role=t.role,
+                status=t.status,
+                blocked_by=t.blocked_by,
                 attempts=attempts,
-                thread_id=t.get("thread_id"),
-                commit=t.get("commit"),
-                branch=t.get("branch"),
-                files_changed=tuple(t.get("files_changed") or ()),
-                error_kind=error.get("kind"),
-                error_message=error.get("message"),
+                thread_id=t.thread_id,
+                commit=t.commit,
+                branch=t.branch,
+                files_changed=t.files_changed,
+                error_kind=t.error_kind,
+                error_message=t.error_message,
                 duration=_seconds(
-                    t.get("started_at"),
-                    t.get("ended_at") or (datetime.now(UTC).isoformat() if t["status"] == "running" else None),
+                    t.started_at, t.ended_at or (datetime.now(UTC).isoformat() if t.status == "running" else None)
                 ),
                 usage=usage,
-                result=t.get("result"),
-                violations=tuple(t.get("violations") or ()),
-                file_claims=t.get("file_claims"),
+                result=t.result,
+                violations=t.violations,
+                file_claims=t.file_claims,
             )
         )
-        counts[t["status"]] = counts.get(t["status"], 0) + 1
+        counts[t.status] = counts.get(t.status, 0) + 1
     return RunView(
-        run_id=state["run_id"],
-        status=state["status"],
-        created_at=state.get("created_at"),
-        ended_at=state.get("ended_at"),
-        base_commit=state.get("base_commit"),
-        branch=state.get("branch"),
-        single_workspace=bool(state.get("single_workspace")),
+        run_id=run.run_id,
+        status=run.status,
+        created_at=run.created_at,
+        ended_at=run.ended_at,
+        base_commit=run.base_commit,
+        branch=run.branch,
+        single_workspace=run.single_workspace,
         tasks=tuple(tasks),
         counts=counts,
     )

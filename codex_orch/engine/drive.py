@@ -82,7 +82,7 @@ def _stop_on_signals(cancel: threading.Event, stopped_by: list[str]) -> Iterator
         yield
         return
 
-    def handler(signum: int, frame: object) -> None:
+    def handler(signum: int, _frame: object) -> None:
         if signum == signal.SIGHUP:
             silence_lost_terminal()
         if not stopped_by:
@@ -135,18 +135,7 @@ def drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
     statuses = {tid: ("succeeded" if t["status"] == "succeeded" else "pending") for tid, t in state["tasks"].items()}
     _start_guard(ctx, state)
     mode = workspace_mode(state)
-    ready = bool(state.get("workspace_ready"))
-    try:
-        if mode == "shared":
-            ctx.workspaces.ensure(Path(state["worktree"]), state["branch"], state["base_commit"], ready=ready)
-        elif mode == "landing" and not ready:
-            ctx.workspaces.ensure_branch(state["branch"], state["base_commit"])
-    except BaseException:  # the run cannot start: say so in its state, then let the error speak
-        store.record("run.status", status="failed")
-        store.close()
-        raise
-    if mode in ("shared", "landing") and not ready:
-        store.record("run.workspace_ready")
+    _prepare_workspace(ctx, state, mode)
     rules = ConcurrencyRules(mode, ctx.config.concurrency_allow, ctx.config.concurrency_ignore)
 
     def on_blocked(task: Task, cause: str) -> None:
@@ -186,34 +175,53 @@ def drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
     finally:
         if ctx.cancel.is_set() and not stopped_by:  # --fail-fast, or an error of codex-orch
             why = "--fail-fast stopped the run" if scheduler.failed_fast else "the run stopped on an internal error"
-            for tid, task in store.view()["tasks"].items():
-                if task["status"] == "pending":
-                    store.record(
-                        "task.status",
-                        task=tid,
-                        status="cancelled",
-                        error={"kind": "cancelled", "message": f"not started: {why}"},
-                    )
-                elif task["status"] == "running":  # its executor never came back: never leave it running
-                    store.record(
-                        "task.status", task=tid, status="interrupted", error={"kind": "internal", "message": why}
-                    )
+            _end_unfinished(store, why)
         _last_guard(ctx)
         final = store.view()["tasks"]
-        values = [t["status"] for t in final.values()]
-        if stopped_by:
-            status = "interrupted"
-        elif all(v == "succeeded" for v in values):
-            status = "succeeded"
-        elif any(v == "succeeded" for v in values):
-            status = "partial"
-        else:
-            status = "failed"
+        status = _run_status([t["status"] for t in final.values()], stopped_by)
         store.record("run.status", status=status, **({"signal": stopped_by[0]} if stopped_by else {}))
         store.close()
     if status != "interrupted" and any(t.get("commit") for t in final.values()):
         auto_maintenance(ctx.git)  # git's upkeep after commits, once for all of them
     return RunOutcome(ctx.run_id, status, ctx.run_dir, {tid: t["status"] for tid, t in final.items()})
+
+
+def _prepare_workspace(ctx: RunContext, state: dict[str, Any], mode: str) -> None:
+    """The run's shared worktree, or its run branch for landing runs, made once (`run.workspace_ready`)."""
+    ready = bool(state.get("workspace_ready"))
+    try:
+        if mode == "shared":
+            ctx.workspaces.ensure(Path(state["worktree"]), state["branch"], state["base_commit"], ready=ready)
+        elif mode == "landing" and not ready:
+            ctx.workspaces.ensure_branch(state["branch"], state["base_commit"])
+    except BaseException:  # the run cannot start: say so in its state, then let the error speak
+        ctx.store.record("run.status", status="failed")
+        ctx.store.close()
+        raise
+    if mode in ("shared", "landing") and not ready:
+        ctx.store.record("run.workspace_ready")
+
+
+def _end_unfinished(store: RunStore, why: str) -> None:
+    """A run cancelled by codex-orch itself: tasks not started are cancelled, and none is left running."""
+    for tid, task in store.view()["tasks"].items():
+        if task["status"] == "pending":
+            store.record(
+                "task.status",
+                task=tid,
+                status="cancelled",
+                error={"kind": "cancelled", "message": f"not started: {why}"},
+            )
+        elif task["status"] == "running":  # its executor never came back: never leave it running
+            store.record("task.status", task=tid, status="interrupted", error={"kind": "internal", "message": why})
+
+
+def _run_status(statuses: list[str], stopped_by: list[str]) -> str:
+    if stopped_by:
+        return "interrupted"
+    if all(v == "succeeded" for v in statuses):
+        return "succeeded"
+    return "partial" if any(v == "succeeded" for v in statuses) else "failed"
 
 
 def _start_guard(ctx: RunContext, state: dict[str, Any]) -> None:
@@ -308,7 +316,6 @@ def _follow_ups(ctx: RunContext, task: Task) -> list[Task]:
             prompt=str(proposal.get("prompt", "")),
             acceptance=str(proposal.get("acceptance", "")),
             blocked_by=(task.id,),
-            written_role=str(proposal.get("role")),
         )
         store.record("task.added", task=new.to_json(), proposed_by=task.id)
         notes.append({"id": task_id, "added": new.role})

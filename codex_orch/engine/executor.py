@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 import traceback
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from codex_orch.agents import AttemptRequest, Usage, get_backend
 from codex_orch.agents.base import AgentResult, Progress
+from codex_orch.engine.accounting import attempt_share, thread_after, thread_totals, totals_after
 from codex_orch.engine.agent_choice import AttemptAgent, model_for, next_fallback, task_choice, thread_agent
 from codex_orch.engine.context import RunContext
 from codex_orch.engine.finish import MESSAGE_CHARS, finish_task, record_failure
@@ -91,12 +92,28 @@ def _workspace(ctx: RunContext, task: Task) -> Workspace:
     return ws
 
 
+@dataclass(frozen=True)
+class _Next:
+    """The task ended (its status), or the prompt its agent goes on with."""
+
+    ended: str | None
+    prompt: str = ""
+
+
+def _failure_of(result: AgentResult, verdict: Verdict | None) -> tuple[FailureKind, str]:
+    """Why an attempt did not end the task: the agent's failure, else its answer's."""
+    kind = result.failure or (verdict.failure if verdict else None) or FailureKind.CRASHED
+    return kind, result.failure_message or "; ".join(verdict.errors[:3] if verdict else ())
+
+
 class TaskRunner:
     def __init__(self, ctx: RunContext, task: Task) -> None:
         self.ctx = ctx
         self.task = task
         self.role = ctx.role(task.role)
         self.schema_path, self.schema = ctx.schema(self.role)
+        self.answer_retries = self.transient_retries = 0  # retries on the same agent, by retry policy
+        self.conflict_rounds = 0  # landing conflicts handed back to the agent
 
     def run(self) -> str:
         ctx, task = self.ctx, self.task
@@ -108,37 +125,13 @@ class TaskRunner:
         rec = store.task(task.id)
         store.record("task.status", task=task.id, status="running")
         ctx.notify("started", task.id, {"role": task.role})
-        pending: str | None = None  # the prompt of a landing conflict found while taking the task up again
-        if rec["result"] is not None:  # a crash came after a valid answer and before the commit
-            last = rec["attempts"][-1]
-            try:
-                return self._finish(ws, rec["result"], last["n"], rec["thread_id"], thread_agent(rec["attempts"]), True)
-            except SecretsFound as exc:
-                return self._fail(FailureKind.SECRET, str(exc))
-            except LandingConflict as exc:  # the landing a crash interrupted conflicts now: back to its agent
-                try:
-                    pending = conflict_prompt(replay_conflict(ctx, task, ws, exc))
-                except OrchError as err:
-                    return self._fail(FailureKind.WORKSPACE, f"could not replay its change on the tip: {err}")
-
+        first = self._take_up(ws, rec)
+        if isinstance(first, str):
+            return first
+        thread, prompt, runs_on = first
         n = len(rec["attempts"]) + 1
-        thread = rec["thread_id"]
-        choice = task_choice(ctx.config, task, ctx.run_agent)
-        runs_on = self._agent(choice.name, choice.source, own=True)
-        if rec["status"] in ("interrupted", "running") and rec["attempts"]:
-            if thread:  # the thread goes on, on the agent (and model) that owns it
-                last = rec["attempts"][-1]
-                runs_on = AttemptAgent(thread_agent(rec["attempts"]), last.get("model"), "thread")
-            prompt = interrupted_prompt(ctx, ws.worktree) if thread else restart_prompt(ctx, task, ws.worktree)
-        else:
-            thread = None
-            prompt = render_task_prompt(ctx, task, ws.worktree)
-        if pending is not None and rec["thread_id"]:
-            thread, prompt = rec["thread_id"], pending
-            runs_on = AttemptAgent(thread_agent(rec["attempts"]), rec["attempts"][-1].get("model"), "thread")
         tried = [runs_on.agent]
-        answer_retries = transient_retries = conflict_rounds = 0
-        totals = _thread_totals(rec["attempts"], thread) if thread else (Usage(), None)
+        totals = thread_totals(rec["attempts"], thread)
         while True:
             result, verdict = self._attempt(ws, n, prompt, thread, totals, runs_on)
             if result.failure is None and verdict is not None and verdict.ok:
@@ -149,53 +142,103 @@ class TaskRunner:
                     store.record("task.commit_refused", task=task.id, failure=str(FailureKind.SECRET), message=str(exc))
                     verdict = Verdict(None, FailureKind.SECRET, tuple(str(f) for f in exc.findings))
                 except LandingConflict as exc:  # back to the same agent, on the run branch's tip
-                    if conflict_rounds >= ctx.config.limits.conflict_rounds or not result.thread_id:
-                        return self._fail(FailureKind.CONFLICT, str(exc))
-                    conflict_rounds += 1
-                    try:
-                        files = replay_conflict(ctx, task, ws, exc)
-                    except OrchError as err:
-                        return self._fail(FailureKind.WORKSPACE, f"could not replay its change on the tip: {err}")
-                    totals = _totals_after(result, thread, totals)
-                    thread, prompt, n = result.thread_id, conflict_prompt(files), n + 1
+                    again = self._conflict_round(ws, exc, result.thread_id)
+                    if again.ended is not None:
+                        return again.ended
+                    thread, totals = thread_after(result, thread, totals)
+                    prompt, n = again.prompt, n + 1
                     continue
-            kind = result.failure or (verdict.failure if verdict else None) or FailureKind.CRASHED
-            message = result.failure_message or "; ".join(verdict.errors[:3] if verdict else ())
+            kind, message = _failure_of(result, verdict)
             if kind == FailureKind.INTERRUPTED:
-                store.record(
-                    "task.status", task=task.id, status="interrupted", error={"kind": str(kind), "message": message}
-                )
-                return "interrupted"
-            if result.thread_id:
-                totals = _totals_after(result, thread, totals)
-                thread = result.thread_id
+                return self._interrupted(message)
+            thread, totals = thread_after(result, thread, totals)
             fallback = next_fallback(ctx.config, kind, tried)
-            policy = info(kind).retry
             if fallback is not None:  # the provider failed: another agent takes the work over
                 prompt = fallback_prompt(ctx, task, ws.worktree, runs_on.agent, result)
                 runs_on = self._agent(fallback, "fallback", own=False, fallback_from=runs_on.agent)
                 tried.append(fallback)
                 thread, totals = None, (Usage(), None)
-            elif policy == Retry.ANSWER and thread and answer_retries < ctx.config.limits.retries:
-                answer_retries += 1
-                if kind in (FailureKind.GUARDRAIL, FailureKind.HIDDEN_WORK):
-                    prompt = guardrail_prompt(message)
-                else:
-                    prompt = retry_prompt(verdict or Verdict(None, kind, (message,)), self.schema_path.name)
-            elif policy == Retry.TRANSIENT and transient_retries < ctx.config.limits.transient_retries:
-                transient_retries += 1
-                prompt = transient_prompt(result) if thread else render_task_prompt(ctx, task, ws.worktree)
             else:
-                return self._fail(kind, message)
+                retry = self._retry(ws, kind, message, result, verdict, thread)
+                if retry is None:
+                    return self._fail(kind, message)
+                prompt = retry
             if ctx.cancel.is_set():
-                store.record(
-                    "task.status",
-                    task=task.id,
-                    status="interrupted",
-                    error={"kind": "interrupted", "message": "stopped before a retry"},
-                )
-                return "interrupted"
+                return self._interrupted("stopped before a retry")
             n += 1
+
+    def _retry(
+        self,
+        ws: Workspace,
+        kind: FailureKind,
+        message: str,
+        result: AgentResult,
+        verdict: Verdict | None,
+        thread: str | None,
+    ) -> str | None:
+        """The prompt of a retry on the same agent, while the failure's retry policy allows one more."""
+        limits, policy = self.ctx.config.limits, info(kind).retry
+        if policy == Retry.ANSWER and thread and self.answer_retries < limits.retries:
+            self.answer_retries += 1
+            if kind in (FailureKind.GUARDRAIL, FailureKind.HIDDEN_WORK):
+                return guardrail_prompt(message)
+            return retry_prompt(verdict or Verdict(None, kind, (message,)), self.schema_path.name)
+        if policy == Retry.TRANSIENT and self.transient_retries < limits.transient_retries:
+            self.transient_retries += 1
+            return transient_prompt(result) if thread else render_task_prompt(self.ctx, self.task, ws.worktree)
+        return None
+
+    def _recover(self, ws: Workspace, rec: dict[str, Any]) -> _Next:
+        """The answer a crash left before its commit, committed now: the task's end, or the prompt of
+        the landing conflict it meets now (back to its agent)."""
+        try:
+            last = rec["attempts"][-1]
+            return _Next(
+                self._finish(ws, rec["result"], last["n"], rec["thread_id"], thread_agent(rec["attempts"]), True)
+            )
+        except SecretsFound as exc:
+            return _Next(self._fail(FailureKind.SECRET, str(exc)))
+        except LandingConflict as exc:  # the landing a crash interrupted conflicts now: back to its agent
+            return self._replay(ws, exc)
+
+    def _conflict_round(self, ws: Workspace, exc: LandingConflict, thread: str | None) -> _Next:
+        """A landing conflict back to the agent's thread, up to limits.conflict_rounds; then a failure."""
+        if self.conflict_rounds >= self.ctx.config.limits.conflict_rounds or not thread:
+            return _Next(self._fail(FailureKind.CONFLICT, str(exc)))
+        self.conflict_rounds += 1
+        return self._replay(ws, exc)
+
+    def _replay(self, ws: Workspace, exc: LandingConflict) -> _Next:
+        try:
+            return _Next(None, conflict_prompt(replay_conflict(self.ctx, self.task, ws, exc)))
+        except OrchError as err:
+            return _Next(self._fail(FailureKind.WORKSPACE, f"could not replay its change on the tip: {err}"))
+
+    def _take_up(self, ws: Workspace, rec: dict[str, Any]) -> str | tuple[str | None, str, AttemptAgent]:
+        """The thread, prompt and agent of this run's first attempt: a new task, one taken up after an
+        interruption (its thread going on, on the agent that owns it), or a conflict to resolve; or the
+        task's end, when the answer a crash left is committed now."""
+        ctx, task = self.ctx, self.task
+        pending: str | None = None  # the prompt of a landing conflict found while taking the task up again
+        if rec["result"] is not None:  # a crash came after a valid answer and before the commit
+            recovered = self._recover(ws, rec)
+            if recovered.ended is not None:
+                return recovered.ended
+            pending = recovered.prompt
+        thread = rec["thread_id"]
+        choice = task_choice(ctx.config, task, ctx.run_agent)
+        runs_on = self._agent(choice.name, choice.source, own=True)
+        if rec["status"] in ("interrupted", "running") and rec["attempts"]:
+            if thread:  # the thread goes on, on the agent (and model) that owns it
+                runs_on = AttemptAgent(thread_agent(rec["attempts"]), rec["attempts"][-1].get("model"), "thread")
+            prompt = interrupted_prompt(ctx, ws.worktree) if thread else restart_prompt(ctx, task, ws.worktree)
+        else:
+            thread = None
+            prompt = render_task_prompt(ctx, task, ws.worktree)
+        if pending is not None and rec["thread_id"]:
+            thread, prompt = rec["thread_id"], pending
+            runs_on = AttemptAgent(thread_agent(rec["attempts"]), rec["attempts"][-1].get("model"), "thread")
+        return thread, prompt, runs_on
 
     def _agent(self, name: str, source: str, own: bool, fallback_from: str | None = None) -> AttemptAgent:
         default = self.ctx.config.agents.backend(name).model
@@ -284,8 +327,8 @@ class TaskRunner:
         else:
             report = f"not validated: {result.failure}: {result.failure_message}\n"
         (folder / "validation.txt").write_text(ctx.redactor.text(report), "utf-8")
-        usage, cost = _attempt_share(result, thread, totals)
-        thread_usage, thread_cost = _totals_after(result, thread, totals)
+        usage, cost = attempt_share(result, thread, totals)
+        thread_usage, thread_cost = totals_after(result, thread, totals)
         failure = result.failure or (verdict.failure if verdict else None)
         ctx.store.record(
             "attempt.finished",
@@ -322,38 +365,13 @@ class TaskRunner:
     ) -> str:
         return finish_task(self.ctx, self.task, ws, value, n, thread, agent, recovering)
 
+    def _interrupted(self, message: str) -> str:
+        error = {"kind": str(FailureKind.INTERRUPTED), "message": message}
+        self.ctx.store.record("task.status", task=self.task.id, status="interrupted", error=error)
+        return "interrupted"
+
     def _fail(self, kind: FailureKind, message: str) -> str:
         return record_failure(self.ctx, self.task.id, kind, message)
-
-
-def _thread_totals(attempts: list[dict[str, Any]], thread: str) -> tuple[Usage, float | None]:
-    """What the thread had used, as its last attempt recorded it."""
-    for attempt in reversed(attempts):
-        if attempt.get("thread_id") == thread and attempt.get("thread_usage"):
-            return Usage.from_json(attempt["thread_usage"]), attempt.get("thread_cost_usd")
-    return Usage(), None
-
-
-def _totals_after(
-    result: AgentResult, thread: str | None, totals: tuple[Usage, float | None]
-) -> tuple[Usage, float | None]:
-    """The thread's usage and cost after this attempt. codex reports usage over the whole thread, claude
-    and gemini over the attempt only; claude's cost is over the whole session."""
-    same = thread is not None and result.thread_id == thread
-    usage = totals[0] + result.usage if same and not result.usage_cumulative else result.usage
-    return usage, result.cost_usd
-
-
-def _attempt_share(
-    result: AgentResult, thread: str | None, totals: tuple[Usage, float | None]
-) -> tuple[Usage, float | None]:
-    """This attempt's own usage and cost."""
-    same = thread is not None and result.thread_id == thread
-    usage = result.usage - totals[0] if same and result.usage_cumulative else result.usage
-    cost = result.cost_usd
-    if cost is not None and same and totals[1] is not None:
-        cost = round(max(0.0, cost - totals[1]), 9)
-    return usage, cost
 
 
 def _not_started(message: str) -> AgentResult:

@@ -44,6 +44,7 @@ from codex_orch.errors import InputError, OrchError
 from codex_orch.faults import fault_point
 from codex_orch.git.repo import Git
 from codex_orch.layout import Layout, id_problem
+from codex_orch.logs import run_log
 from codex_orch.plan import Plan, Task, load_plan
 from codex_orch.proc.groups import reap_orphan
 from codex_orch.run_lock import LOCK_NAME, RunLock
@@ -126,7 +127,8 @@ def create_and_drive(
         store, home = _create(run_dir, config, plan, spec, run)
         fault_point("created")
         ctx = run_context(layout, config, plan, spec, store, git, config.codex.command, home, notify, options)
-        return drive(ctx, options)
+        with run_log(run_dir, ctx.redactor):
+            return drive(ctx, options)
     finally:
         lock.release()
 
@@ -267,7 +269,8 @@ def resume_run(
         store.record("run.resumed")
         home = Path(store.get("codex_home")) if store.get("codex_home") else None
         ctx = run_context(layout, config, plan, spec, store, git, config.codex.command, home, notify, options)
-        return drive(ctx, options)
+        with run_log(run_dir, ctx.redactor):
+            return drive(ctx, options)
     finally:
         lock.release()
 

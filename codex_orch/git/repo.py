@@ -12,6 +12,7 @@ Worktrees are in worktrees.py, refs and merges in refs.py, the after-attempt che
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -20,15 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from codex_orch.errors import GitError
+from codex_orch.git.environment import without_git_vars
 
-_KEEP_GIT_VARS = (
-    "GIT_AUTHOR_NAME",
-    "GIT_AUTHOR_EMAIL",
-    "GIT_COMMITTER_NAME",
-    "GIT_COMMITTER_EMAIL",
-    "GIT_CONFIG_GLOBAL",
-    "GIT_CONFIG_NOSYSTEM",
-)
+log = logging.getLogger(__name__)
 FALLBACK_IDENTITY = ("codex-orch", "codex-orch@localhost")
 
 # Configuration that makes git start a program, each switched off (`-c` outranks every config file).
@@ -54,8 +49,9 @@ _INDEX_LOCK_BUSY = "index.lock': File exists"  # git's words (LC_ALL=C) when tha
 
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """os.environ without the GIT_* variables that could point git elsewhere."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_") or k in _KEEP_GIT_VARS}
+    """The environment of codex-orch's own git: os.environ without the GIT_* variables that could point
+    git elsewhere, never prompting, in the C locale (its messages are parsed)."""
+    env = without_git_vars(os.environ)
     env["GIT_TERMINAL_PROMPT"] = "0"
     env["LC_ALL"] = "C"
     if extra:
@@ -132,6 +128,7 @@ class Git:
         import tempfile
 
         deadline = time.monotonic() + INDEX_LOCK_WAIT
+        waited = False
         with tempfile.TemporaryFile() as feed:  # GitPython wants a real file for stdin
             if stdin is not None:
                 feed.write(stdin)
@@ -142,8 +139,14 @@ class Git:
                     code, out, err = self._cmd.execute([*self._argv, *args], **kwargs)
                 except GitCommandNotFound:
                     raise GitError("git is not installed or not on PATH.", "Install git and try again.") from None
-                if code == 0 or _INDEX_LOCK_BUSY not in err or time.monotonic() >= deadline:
+                if code == 0 or _INDEX_LOCK_BUSY not in err:
                     return int(code), str(out), str(err)
+                if time.monotonic() >= deadline:
+                    log.info("git %s: the index is still locked after %g s; giving up", args[0], INDEX_LOCK_WAIT)
+                    return int(code), str(out), str(err)
+                if not waited:
+                    log.info("git %s: the index is locked by another git process; waiting", args[0])
+                    waited = True
                 time.sleep(0.05)
 
     def ok(self, *args: str) -> bool:
