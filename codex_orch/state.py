@@ -156,6 +156,8 @@ def apply(state: dict[str, Any], rec: dict[str, Any]) -> None:
     elif kind == "run.resumed":
         state["status"] = "running"
         state["resumed"] = state.get("resumed", 0) + 1
+    elif kind == "worktree.setup":  # a worktree set up (or not) before its first agent, once
+        state.setdefault("setups", {})[rec["worktree"]] = {k: v for k, v in rec.items() if k not in ("type", "seq")}
     elif kind == "task.added":
         spec = rec["task"]
         task = _new_task(spec)
@@ -229,6 +231,12 @@ def apply(state: dict[str, Any], rec: dict[str, Any]) -> None:
             task["conflicts"] = rec.get("conflicts", [])
             task["result"] = None
             task["commit"] = None
+        elif kind == "task.gates":  # the gates run on attempt n's work
+            task.setdefault("gate_runs", []).extend({**run, "n": rec["n"]} for run in rec["runs"])
+            if task["attempts"]:
+                task["attempts"][-1]["gates"] = rec["runs"]
+        elif kind == "task.fix_round":  # a failing gate handed back to the agent's thread
+            task["fix_rounds"] = rec["round"]
         elif kind == "task.follow_ups":
             task["follow_ups"] = rec["follow_ups"]
         else:

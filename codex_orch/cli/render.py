@@ -47,12 +47,12 @@ def status_table(view: RunView) -> Any:
         table.add_column(column, no_wrap=column != "note")
     for t in view.tasks:
         cells = _cells(t)
-        table.add_row(*cells[:3], Text(t.status, style=_STYLE.get(t.status, "")), *cells[4:8], Text(cells[8]))
+        table.add_row(*cells[:3], Text(t.status, style=_STYLE.get(t.status, "")), *cells[4:9], Text(cells[9]))
     return table
 
 
 RICH_TABLE_MAX_ROWS = 200
-_COLUMNS = ("task", "role", "agent", "status", "attempts", "commit", "tokens in/out", "time", "note")
+_COLUMNS = ("task", "role", "agent", "status", "attempts", "commit", "tokens in/out", "time", "checks", "note")
 
 
 def _cells(t: Any) -> list[str]:
@@ -69,6 +69,7 @@ def _cells(t: Any) -> list[str]:
         _short(t.commit),
         f"{t.usage.input_tokens}/{t.usage.output_tokens}",
         f"{t.duration:.1f}s" if t.duration is not None else "-",
+        t.checks or "-",
         note,
     ]
 

@@ -18,6 +18,7 @@ from codex_orch.agents.base import AgentResult, Progress
 from codex_orch.engine.agent_choice import AttemptAgent, model_for, next_fallback, task_choice, thread_agent
 from codex_orch.engine.context import RunContext
 from codex_orch.engine.finish import MESSAGE_CHARS, finish_task, record_failure
+from codex_orch.engine.gates import check_gates, fix_prompt, gate_failure
 from codex_orch.engine.guardrails import guardrail_prompt, hidden_work, quarantine_ref, violation_message
 from codex_orch.engine.landing import (
     LandingConflict,
@@ -26,6 +27,7 @@ from codex_orch.engine.landing import (
     task_workspace,
 )
 from codex_orch.engine.secret_scan import SecretsFound
+from codex_orch.engine.setup import SetupFailed, prepare_worktree
 from codex_orch.engine.task_prompts import (
     fallback_prompt,
     interrupted_prompt,
@@ -105,6 +107,10 @@ class TaskRunner:
             ws = _workspace(ctx, task)
         except OrchError as exc:
             return self._fail(FailureKind.WORKSPACE, str(exc))
+        try:
+            prepare_worktree(ctx, task.id, ws)
+        except SetupFailed as exc:  # before any agent is spent
+            return self._fail(FailureKind.SETUP_FAILED, str(exc))
         rec = store.task(task.id)
         store.record("task.status", task=task.id, status="running")
         ctx.notify("started", task.id, {"role": task.role})
@@ -138,9 +144,20 @@ class TaskRunner:
             runs_on = AttemptAgent(thread_agent(rec["attempts"]), rec["attempts"][-1].get("model"), "thread")
         tried = [runs_on.agent]
         answer_retries = transient_retries = conflict_rounds = 0
+        fix_rounds = int(rec.get("fix_rounds") or 0)
         totals = _thread_totals(rec["attempts"], thread) if thread else (Usage(), None)
         while True:
             result, verdict = self._attempt(ws, n, prompt, thread, totals, runs_on)
+            valid = result.failure is None and verdict is not None and verdict.ok
+            gate = check_gates(ctx, task, ws, n, attempt_dir(ctx, task.id, n)) if valid else None
+            if gate is not None:  # the work failed a gate: back to the same thread, up to fix_rounds
+                if fix_rounds >= ctx.config.limits.fix_rounds or not result.thread_id:
+                    return self._fail(FailureKind.GATE_FAILED, gate_failure(ctx, task, ws, gate))
+                fix_rounds += 1
+                store.record("task.fix_round", task=task.id, round=fix_rounds, gate=gate.name, n=n + 1)
+                totals = _totals_after(result, thread, totals)
+                thread, prompt, n = result.thread_id, ctx.redactor.text(fix_prompt(gate)), n + 1
+                continue
             if result.failure is None and verdict is not None and verdict.ok:
                 store.record("task.result", task=task.id, result=verdict.value)
                 try:
