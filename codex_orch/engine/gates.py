@@ -137,7 +137,14 @@ def _gate_tree(ctx: RunContext, task: Task, ws: Workspace) -> Iterator[Path]:
     """Where the task's gates run: its own worktree, or in a shared one a scratch folder holding the
     task's prospective commit (see the module's docstring), removed afterwards."""
     if ctx.mode != "shared":
-        yield ws.worktree
+        git = ctx.workspaces.git_at(ws.worktree)
+        before = {e.path for e in git.status() if e.code == "??"}
+        try:
+            yield ws.worktree
+        finally:  # files the gates made (caches, reports) are not the agent's work: removed
+            made = sorted({e.path for e in git.status() if e.code == "??"} - before)
+            for i in range(0, len(made), 500):
+                git.run("clean", "-f", "-q", "--", *made[i : i + 500])
         return
     git = ctx.workspaces.git_at(ws.worktree)
     files = [e.path for e in git.status() if task.paths is None or path_matches(e.path, task.paths)]

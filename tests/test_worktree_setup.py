@@ -1,0 +1,89 @@
+"""worktree.setup and worktree.copy_files: each new worktree is made ready before its first agent, once;
+what they leave is never committed; a failing setup spends no agent."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from conftest import FakeCodex, Repo, answer, read_state, run_cli, write_plan
+
+VENV = [sys.executable, "-m", "venv", "--without-pip", ".venv"]
+
+
+def task(tid: str, deps: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {"id": tid, "role": "implementer", "prompt": f"job {tid}.", "acceptance": "", "blocked_by": list(deps)}
+
+
+def run(repo: Repo, fake: FakeCodex, tmp_path: Path, run_id: str, tasks: list[dict[str, Any]], rules: list[Any]) -> Any:
+    fake.script({"rules": rules})
+    plan = write_plan(tmp_path / f"{run_id}.json", tasks)
+    return run_cli(repo.path, "run", "--plan-file", str(plan), "--run-id", run_id, "--no-progress")
+
+
+def test_each_of_four_worktrees_has_its_venv_and_env_before_its_agent_and_neither_is_committed(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    repo.write(".env", "APP_MODE=test\n")  # untracked in the user's checkout
+    repo.configure(
+        workspace="landing", limits={"max_workers": 4}, worktree={"setup": [VENV], "copy_files": [".env", "*.nope"]}
+    )
+    names = ["A", "B", "C", "D"]
+    seen = "{ test -x .venv/bin/python && echo venv; cat .env; } > seen_%s.txt"
+    rules = [
+        {
+            "match": f"job {n}.",
+            "turns": [[{"shell": seen % n}, {"answer": answer(n, [f"seen_{n}.txt"])}]],
+        }
+        for n in names
+    ]
+    result = run(repo, fake_codex, tmp_path, "ready", [task(n) for n in names], rules)
+    assert result.code == 0, result.err
+    state = read_state(repo, "ready")
+    for n in names:
+        assert repo.git("show", f"{state['branch']}:seen_{n}.txt") == "venv\nAPP_MODE=test"
+        setup = state["setups"][state["tasks"][n]["worktree"]]
+        assert setup["ok"] and setup["copied"] == [".env"]
+        assert "/.venv/" in setup["excluded"] and "/.env" in setup["excluded"]
+        assert state["tasks"][n]["files_changed"] == [f"seen_{n}.txt"]  # nothing of the setup's
+    assert len(state["setups"]) == 4
+    assert repo.git("log", "--all", "--format=%H", "--", ".env", ".venv") == ""  # in no commit
+    assert (repo.path / ".env").read_text() == "APP_MODE=test\n"  # the user's own file, untouched
+    report = json.loads(run_cli(repo.path, "report", "--run-id", "ready", "--json").out)
+    assert all(t["setup"]["ok"] for t in report["tasks"])
+    status = run_cli(repo.path, "status", "--run-id", "ready")
+    assert "setup ok" in status.out
+
+
+def test_a_failing_setup_fails_the_task_before_any_agent_runs(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    broken = [sys.executable, "-c", "import sys; print('no compiler here'); sys.exit(3)"]
+    repo.configure(workspace="landing", worktree={"setup": [VENV, broken]})
+    result = run(repo, fake_codex, tmp_path, "nosetup", [task("A"), task("B", ("A",))], [])
+    assert result.code == 1
+    assert fake_codex.calls() == []  # no agent was spent
+    state = read_state(repo, "nosetup")
+    a = state["tasks"]["A"]
+    assert a["status"] == "failed" and a["error"]["kind"] == "setup_failed" and a["attempts"] == []
+    assert "exit 3" in a["error"]["message"]
+    assert state["tasks"]["B"]["status"] == "blocked"
+    log = Path(state["setups"][a["worktree"]]["log"]).read_text()
+    assert "no compiler here" in log
+    run_cli(repo.path, "report", "--run-id", "nosetup")
+    report = (repo.path / ".orchestrator/runs/nosetup/report.md").read_text()
+    assert "Error: setup_failed" in report and "- Setup: failed: exit 3" in report
+
+
+def test_resume_does_not_set_a_worktree_up_again(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
+    counter = tmp_path / "setups.txt"
+    repo.configure(workspace="landing", worktree={"setup": [["sh", "-c", f"echo once >> {counter}"]]})
+    result = run(repo, fake_codex, tmp_path, "again", [task("A")], [{"match": "job A.", "turns": [[{"fail": "boom"}]]}])
+    assert result.code == 1
+    fake_codex.script({"rules": [{"match": "job A.", "turns": [[{"answer": answer("a")}]]}]})
+    resumed = run_cli(repo.path, "resume", "--run-id", "again", "--no-progress")
+    assert resumed.code == 0, resumed.err
+    assert read_state(repo, "again")["tasks"]["A"]["status"] == "succeeded"
+    assert counter.read_text() == "once\n"  # set up once, by the first run
