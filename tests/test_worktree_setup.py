@@ -4,10 +4,12 @@ what they leave is never committed; a failing setup spends no agent."""
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import FakeCodex, Repo, answer, read_state, run_cli, write_plan
 
 VENV = [sys.executable, "-m", "venv", "--without-pip", ".venv"]
@@ -87,3 +89,26 @@ def test_resume_does_not_set_a_worktree_up_again(repo: Repo, fake_codex: FakeCod
     assert resumed.code == 0, resumed.err
     assert read_state(repo, "again")["tasks"]["A"]["status"] == "succeeded"
     assert counter.read_text() == "once\n"  # set up once, by the first run
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")
+def test_a_shared_worktree_is_set_up_once_and_its_gate_sees_the_setup(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    """In a shared run the gate runs on the task's prospective commit in a scratch folder: the venv and
+    the copied .env are linked in from the worktree, and neither is committed."""
+    repo.write(".env", "APP_MODE=shared\n")
+    gate = {"name": "env", "run": [".venv/bin/python", "-c", "print(open('.env').read())"]}
+    repo.configure(worktree={"setup": [VENV], "copy_files": [".env"]}, gates=[gate], limits={"fix_rounds": 0})
+    steps = [[{"write": "a.txt", "content": "a\n"}, {"answer": answer("a", ["a.txt"])}]]
+    steps_b = [[{"write": "b.txt", "content": "b\n"}, {"answer": answer("b", ["b.txt"])}]]
+    rules = [{"match": "job A.", "turns": steps}, {"match": "job B.", "turns": steps_b}]
+    result = run(repo, fake_codex, tmp_path, "shared", [task("A"), task("B", ("A",))], rules)
+    assert result.code == 0, result.err
+    state = read_state(repo, "shared")
+    assert list(state["setups"]) == [state["worktree"]]  # one setup, for the one worktree
+    for tid, name in (("A", "a.txt"), ("B", "b.txt")):
+        rec = state["tasks"][tid]
+        assert [g["ok"] for g in rec["gate_runs"]] == [True] and rec["files_changed"] == [name]
+        assert "APP_MODE=shared" in Path(rec["gate_runs"][0]["log"]).read_text()
+    assert repo.git("log", "--all", "--format=%H", "--", ".env", ".venv") == ""

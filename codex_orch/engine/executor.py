@@ -151,6 +151,8 @@ class TaskRunner:
             valid = result.failure is None and verdict is not None and verdict.ok
             gate = check_gates(ctx, task, ws, n, attempt_dir(ctx, task.id, n)) if valid else None
             if gate is not None:  # the work failed a gate: back to the same thread, up to fix_rounds
+                if ctx.cancel.is_set():
+                    return self._interrupted("stopped while its gates ran")
                 if fix_rounds >= ctx.config.limits.fix_rounds or not result.thread_id:
                     return self._fail(FailureKind.GATE_FAILED, gate_failure(ctx, task, ws, gate))
                 fix_rounds += 1
@@ -179,10 +181,7 @@ class TaskRunner:
             kind = result.failure or (verdict.failure if verdict else None) or FailureKind.CRASHED
             message = result.failure_message or "; ".join(verdict.errors[:3] if verdict else ())
             if kind == FailureKind.INTERRUPTED:
-                store.record(
-                    "task.status", task=task.id, status="interrupted", error={"kind": str(kind), "message": message}
-                )
-                return "interrupted"
+                return self._interrupted(message)
             if result.thread_id:
                 totals = _totals_after(result, thread, totals)
                 thread = result.thread_id
@@ -205,13 +204,7 @@ class TaskRunner:
             else:
                 return self._fail(kind, message)
             if ctx.cancel.is_set():
-                store.record(
-                    "task.status",
-                    task=task.id,
-                    status="interrupted",
-                    error={"kind": "interrupted", "message": "stopped before a retry"},
-                )
-                return "interrupted"
+                return self._interrupted("stopped before a retry")
             n += 1
 
     def _agent(self, name: str, source: str, own: bool, fallback_from: str | None = None) -> AttemptAgent:
@@ -341,6 +334,11 @@ class TaskRunner:
 
     def _fail(self, kind: FailureKind, message: str) -> str:
         return record_failure(self.ctx, self.task.id, kind, message)
+
+    def _interrupted(self, message: str) -> str:
+        error = {"kind": str(FailureKind.INTERRUPTED), "message": message}
+        self.ctx.store.record("task.status", task=self.task.id, status="interrupted", error=error)
+        return "interrupted"
 
 
 def _thread_totals(attempts: list[dict[str, Any]], thread: str) -> tuple[Usage, float | None]:

@@ -14,7 +14,6 @@ import glob
 import os
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +31,8 @@ _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
 
 
-@dataclass(frozen=True)
 class SetupFailed(Exception):
-    message: str
-
-    def __str__(self) -> str:
-        return self.message
+    """A setup step failed: the task fails as `setup_failed` before any agent runs."""
 
 
 def _lock(worktree: Path) -> threading.Lock:
