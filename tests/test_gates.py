@@ -185,3 +185,21 @@ def test_an_unknown_gate_in_the_plan_is_an_error_naming_the_task(
     assert "tasks[0].gates[0]: unknown gate 'tets'" in result.err
     assert fake_codex.calls() == []
     assert not (repo.path / ".orchestrator/runs/bad").exists()
+
+
+@pytest.mark.parametrize(
+    ("gates", "expected"),
+    [
+        ([{"name": "t", "run": "true", "roles": ["tester", "dev"]}], "gates[0].roles[1]: unknown role 'dev'"),
+        ([{"name": "t", "run": "true"}, {"name": "t", "run": "false"}], "gates[1].name: duplicate gate 't'"),
+        ([{"name": "t", "run": "true", "sandbox": "bwrap"}], "gates[0].sandbox"),
+    ],
+)
+def test_a_bad_gate_in_the_config_is_refused_naming_the_key(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path, gates: list[dict[str, Any]], expected: str
+) -> None:
+    gated(repo, *gates)
+    result = run(repo, fake_codex, tmp_path, "badcfg", [task("A")], [])
+    assert result.code == 2
+    assert f".orchestrator/orchestrator.yaml: {expected}" in result.err
+    assert fake_codex.calls() == []
