@@ -25,12 +25,13 @@ def run(repo: Repo, fake: FakeCodex, tmp_path: Path, run_id: str, tasks: list[di
     return run_cli(repo.path, "run", "--plan-file", str(plan), "--run-id", run_id, "--no-progress")
 
 
+@pytest.mark.parametrize("mode", ["landing", "per-task"])
 def test_each_of_four_worktrees_has_its_venv_and_env_before_its_agent_and_neither_is_committed(
-    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path, mode: str
 ) -> None:
     repo.write(".env", "APP_MODE=test\n")  # untracked in the user's checkout
     repo.configure(
-        workspace="landing", limits={"max_workers": 4}, worktree={"setup": [VENV], "copy_files": [".env", "*.nope"]}
+        workspace=mode, limits={"max_workers": 4}, worktree={"setup": [VENV], "copy_files": [".env", "*.nope"]}
     )
     names = ["A", "B", "C", "D"]
     seen = "{ test -x .venv/bin/python && echo venv; cat .env; } > seen_%s.txt"
@@ -46,7 +47,7 @@ def test_each_of_four_worktrees_has_its_venv_and_env_before_its_agent_and_neithe
     assert "uncommitted" not in result.err  # .env is copied: no warning that the run will not see it
     state = read_state(repo, "ready")
     for n in names:
-        assert repo.git("show", f"{state['branch']}:seen_{n}.txt") == "venv\nAPP_MODE=test"
+        assert repo.git("show", f"{state['tasks'][n]['branch']}:seen_{n}.txt") == "venv\nAPP_MODE=test"
         setup = state["setups"][state["tasks"][n]["worktree"]]
         assert setup["ok"] and setup["copied"] == [".env"]
         assert "/.venv/" in setup["excluded"] and "/.env" in setup["excluded"]
