@@ -59,6 +59,10 @@ def test_each_of_four_worktrees_has_its_venv_and_env_before_its_agent_and_neithe
     assert all(t["setup"]["ok"] for t in report["tasks"])
     status = run_cli(repo.path, "status", "--run-id", "ready")
     assert "setup ok" in status.out
+    cleaned = run_cli(repo.path, "clean", "--run-id", "ready", "--keep-branches")
+    assert cleaned.code == 0, cleaned.err
+    left = [n for n in names if (repo.path / ".orchestrator/worktrees/ready" / n).exists()]
+    assert left == [], cleaned.out  # .venv is no change
 
 
 def test_a_failing_setup_fails_the_task_before_any_agent_runs(

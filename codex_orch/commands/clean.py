@@ -39,6 +39,7 @@ class Item:
     reason: str
     sha: str | None = None  # what a branch or ref pointed at when it was judged
     done: bool = False  # applied (removed)
+    excludes: str | None = None  # a worktree's setup exclude list: what its setup left is no change
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,10 @@ class CleanPlan:
                 for i in self.items
             ],
         }
+
+
+def _excluding(excludes: str | None) -> tuple[str, ...]:
+    return (f"core.excludesFile={excludes}",) if excludes else ()
 
 
 def _names(changes: list[Any]) -> str:
@@ -115,7 +120,9 @@ def plan_clean(
             kept_checkouts.add(path.resolve())
             continue
         try:
-            wgit = git.worktree(path, admin_dir(git, path))  # never through the worktree's own .git file
+            # never through the worktree's own .git file; what its setup left is not a change (engine/setup.py)
+            excludes = ((state.get("setups") or {}).get(str(path)) or {}).get("exclude_file")
+            wgit = git.worktree(path, admin_dir(git, path), _excluding(excludes))
         except OrchError:
             items.append(Item("worktree", str(path), KEEP, "a folder that is not a git worktree (left untouched)"))
             kept_checkouts.add(path.resolve())
@@ -137,7 +144,7 @@ def plan_clean(
             reason = (
                 f"uncommitted changes discarded (--force): {_names(changes)}" if changes else "no uncommitted changes"
             )
-            items.append(Item("worktree", str(path), REMOVE, reason))
+            items.append(Item("worktree", str(path), REMOVE, reason, excludes=excludes))
     landed = {t["branch"] for t in state["tasks"].values() if t.get("landed") and t.get("branch")}
     for branch in _branches(state):
         sha = ref_sha(git, f"refs/heads/{branch}")
@@ -212,7 +219,8 @@ def apply_clean(root: Path, plan: CleanPlan, force: bool = False) -> CleanPlan:
                 if Path(item.name).exists():
                     before = _count_files(Path(item.name))
                     try:
-                        remove_worktree(git, Path(item.name), force=force)
+                        remover = Git(root, config=_excluding(item.excludes)) if item.excludes else git
+                        remove_worktree(remover, Path(item.name), force=force)
                     except OrchError as exc:
                         left = _count_files(Path(item.name))
                         if left < before:  # git removed part of it before it failed: say so, never "kept"
