@@ -67,6 +67,7 @@ def test_a_failing_test_goes_back_to_the_same_thread_and_the_fix_is_committed_on
     ]
     result = run(repo, fake_codex, tmp_path, "fix", [task("A")], [{"match": "job A.", "turns": turns}])
     assert result.code == 0, result.err
+    assert "A: gate tests on attempt 1" in result.err and "A: gate tests on attempt 2" in result.err
     calls = fake_codex.calls()
     assert len(calls) == 2
     assert calls[1]["resume"] and calls[1]["resume_id"] == calls[0]["thread_id"]  # the same thread
@@ -203,3 +204,15 @@ def test_a_bad_gate_in_the_config_is_refused_naming_the_key(
     assert result.code == 2
     assert f".orchestrator/orchestrator.yaml: {expected}" in result.err
     assert fake_codex.calls() == []
+
+
+def test_an_answer_that_reports_the_task_blocked_is_not_gated(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    gated(repo, {"name": "never", "run": "false", "sandbox": "none"}, workspace="landing")
+    turns = [[{"answer": answer("cannot: the API key is missing", status="blocked")}]]
+    result = run(repo, fake_codex, tmp_path, "blk", [task("A")], [{"match": "job A.", "turns": turns}])
+    assert result.code == 1
+    rec = read_state(repo, "blk")["tasks"]["A"]
+    assert rec["error"]["kind"] == "agent_reported" and len(rec["attempts"]) == 1
+    assert "gate_runs" not in rec  # no fix round for an agent that says it cannot do the task

@@ -45,6 +45,7 @@ def test_each_of_four_worktrees_has_its_venv_and_env_before_its_agent_and_neithe
     result = run(repo, fake_codex, tmp_path, "ready", [task(n) for n in names], rules)
     assert result.code == 0, result.err
     assert "uncommitted" not in result.err  # .env is copied: no warning that the run will not see it
+    assert all(f"{n}: setting its worktree up" in result.err for n in names)
     state = read_state(repo, "ready")
     for n in names:
         assert repo.git("show", f"{state['tasks'][n]['branch']}:seen_{n}.txt") == "venv\nAPP_MODE=test"

@@ -145,6 +145,8 @@ class LineReporter:
             line = f"{task_id}: flagged: {data['message']}"
         elif kind == "warning":
             line = f"warning: {data['message']}"
+        elif kind in ("gate", "setup"):
+            line = f"{task_id}: {_check_line(kind, data)}"
         else:
             line = f"{task_id or ''}: {kind}"
         from rich.markup import escape
@@ -204,6 +206,8 @@ class LiveTable:
                 row["action"] = f"outside its paths: {', '.join(data.get('files', [])[:3])}"
             elif kind == "flag":
                 row["action"] = f"flagged: {data.get('message', '')}"
+            elif kind in ("gate", "setup"):
+                row["action"] = _check_line(kind, data)
 
     def _render(self) -> Any:
         from rich.table import Table
@@ -228,6 +232,12 @@ class LiveTable:
                 Text(row["action"]),
             )
         return table
+
+
+def _check_line(kind: str, data: Mapping[str, Any]) -> str:
+    if kind == "setup":
+        return "setting its worktree up"
+    return f"gate {data.get('name')} on attempt {data.get('attempt')}"
 
 
 def _row(role: str, status: str) -> dict[str, Any]:

@@ -149,7 +149,11 @@ class TaskRunner:
         while True:
             result, verdict = self._attempt(ws, n, prompt, thread, totals, runs_on)
             valid = result.failure is None and verdict is not None and verdict.ok
-            gate = check_gates(ctx, task, ws, n, attempt_dir(ctx, task.id, n)) if valid else None
+            gate = (
+                check_gates(ctx, task, ws, n, attempt_dir(ctx, task.id, n), verdict and verdict.value)
+                if valid
+                else None
+            )
             if gate is not None:  # the work failed a gate: back to the same thread, up to fix_rounds
                 if ctx.cancel.is_set():
                     return self._interrupted("stopped while its gates ran")

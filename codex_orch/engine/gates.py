@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from codex_orch.engine.context import RunContext
+from codex_orch.engine.finish import FAILED_RESULT_STATUSES
 from codex_orch.engine.setup import command_env
 from codex_orch.errors import OrchError
 from codex_orch.git.workspace import Workspace, path_matches
@@ -64,10 +65,11 @@ def task_gates(ctx: RunContext, task: Task) -> tuple[GateConfig, ...]:
     return gates_for(ctx.config.gates, task.role, ctx.role(task.role).sandbox, task.gates)
 
 
-def check_gates(ctx: RunContext, task: Task, ws: Workspace, n: int, folder: Path) -> GateRun | None:
-    """Run the task's gates in order (recorded with attempt `n`); the first that fails, or None."""
+def check_gates(ctx: RunContext, task: Task, ws: Workspace, n: int, folder: Path, answer: Any) -> GateRun | None:
+    """Run the task's gates in order (recorded with attempt `n`); the first that fails, or None. An
+    answer that reports the task blocked or failed is not gated: it fails as `agent_reported`."""
     gates = task_gates(ctx, task)
-    if not gates:
+    if not gates or (isinstance(answer, dict) and answer.get("status") in FAILED_RESULT_STATUSES):
         return None
     runs: list[GateRun] = []
     try:
@@ -137,7 +139,7 @@ def _gate_tree(ctx: RunContext, task: Task, ws: Workspace) -> Iterator[Path]:
     """Where the task's gates run: its own worktree, or in a shared one a scratch folder holding the
     task's prospective commit (see the module's docstring), removed afterwards."""
     if ctx.mode != "shared":
-        git = ctx.workspaces.git_at(ws.worktree)
+        git = ctx.workspaces.git_at(ws.worktree).with_env({"GIT_LITERAL_PATHSPECS": "1"})
         before = {e.path for e in git.status() if e.code == "??"}
         try:
             yield ws.worktree
@@ -152,7 +154,7 @@ def _gate_tree(ctx: RunContext, task: Task, ws: Workspace) -> Iterator[Path]:
     fd, index = tempfile.mkstemp(prefix="codex-orch-gate-index-")
     os.close(fd)
     try:
-        private = git.with_env({"GIT_INDEX_FILE": index})
+        private = git.with_env({"GIT_INDEX_FILE": index, "GIT_LITERAL_PATHSPECS": "1"})
         private.run("read-tree", "HEAD")
         if files:
             private.run("add", "-A", "--pathspec-from-file=-", "--pathspec-file-nul", stdin="\0".join(files).encode())

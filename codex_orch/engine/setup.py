@@ -121,7 +121,8 @@ def _copy_files(ctx: RunContext, git: Git, worktree: Path, patterns: tuple[str, 
             path = root / rel
             if path.is_file() and not path.is_symlink() and not rel.startswith(".orchestrator/"):
                 found.add(os.path.normpath(rel))
-    tracked = set(git.run("ls-files", "-z", "--", *found, strip=False).split("\0")) if found else set()
+    literal = git.with_env({"GIT_LITERAL_PATHSPECS": "1"})  # a file name is a name, never a pattern
+    tracked = set(literal.run("ls-files", "-z", "--", *found, strip=False).split("\0")) if found else set()
     copied = []
     for rel in sorted(found - tracked):
         data = (root / rel).read_bytes()[:MAX_COPIED]
