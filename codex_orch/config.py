@@ -15,6 +15,7 @@ from codex_orch.errors import InputError
 from codex_orch.inputs import read_yaml_file
 from codex_orch.layout import CONFIG_NAME, Layout, packaged_templates
 from codex_orch.schema_check import check
+from codex_orch.verify_config import GateConfig, WorktreeSetup, build_gates, build_worktree, split_command
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class Limits:
     max_tasks: int = 100
     max_reconnects: int = 5
     conflict_rounds: int = 2  # a landing run: times a task's agent is asked to resolve a landing conflict
+    fix_rounds: int = 2  # times a task's agent is asked to fix the work a gate failed
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,8 @@ class Config:
     services: tuple[ServiceConfig, ...] | None = None  # None: not set (the codex-mem default applies)
     secrets: SecretsConfig = field(default_factory=SecretsConfig)
     agents: AgentsConfig = field(default_factory=AgentsConfig)
+    worktree: WorktreeSetup = field(default_factory=WorktreeSetup)
+    gates: tuple[GateConfig, ...] = ()
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def resolve_role(self, name: str) -> str | None:
@@ -237,6 +241,7 @@ def build_config(raw: dict[str, Any], source: str) -> Config:
             max_tasks=int(limits["max_tasks"]),
             max_reconnects=int(limits["max_reconnects"]),
             conflict_rounds=int(limits["conflict_rounds"]),
+            fix_rounds=int(limits.get("fix_rounds", 2)),
         ),
         roles=roles,
         role_aliases=aliases,
@@ -250,6 +255,8 @@ def build_config(raw: dict[str, Any], source: str) -> Config:
         services=None if raw.get("services") is None else _services(raw["services"], source),
         secrets=SecretsConfig(scan=bool(raw["secrets"]["scan"]), allow=tuple(raw["secrets"]["allow"])),
         agents=build_agents(raw.get("agents") or {}, codex, source),
+        worktree=build_worktree(raw.get("worktree") or {}, source),
+        gates=build_gates(raw.get("gates") or (), list(roles), source),
         raw=raw,
     )
 
@@ -267,17 +274,7 @@ def _validate_commands(section: Mapping[str, Any], source: str) -> tuple[Validat
 
 def _argv(command: str | list[str], where: str) -> tuple[str, ...]:
     """A command: a string split like a shell would (no shell runs it), or a list of arguments."""
-    import shlex
-
-    if not isinstance(command, str):
-        return tuple(command)
-    try:
-        argv = tuple(shlex.split(command))
-    except ValueError as exc:
-        raise InputError(f"{where}: cannot split {command!r}: {exc}") from None
-    if not argv:
-        raise InputError(f"{where}: no command in {command!r}")
-    return argv
+    return split_command(command, where)
 
 
 def _services(items: list[Mapping[str, Any]], source: str) -> tuple[ServiceConfig, ...]:

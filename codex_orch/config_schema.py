@@ -8,6 +8,7 @@ from typing import Any
 from codex_orch.agent_config import AGENTS_SCHEMA
 from codex_orch.layout import ID_RE
 from codex_orch.schema_check import MAX_SECONDS, SECONDS
+from codex_orch.verify_config import GATES_SCHEMA, WORKTREE_SCHEMA
 
 SANDBOXES = ("read-only", "workspace-write", "danger-full-access")
 # landing: each task in a worktree of its own from the run branch's tip, its commit landed on the run
@@ -117,6 +118,7 @@ CONFIG_SCHEMA: dict[str, Any] = _closed(
                 "max_tasks": {"type": "integer", "minimum": 1},
                 "max_reconnects": {"type": "integer", "minimum": 0},
                 "conflict_rounds": {"type": "integer", "minimum": 0},
+                "fix_rounds": {"type": "integer", "minimum": 0},
             }
         ),
         "roles": {"type": "object", "additionalProperties": _ROLE},
@@ -146,5 +148,7 @@ CONFIG_SCHEMA: dict[str, Any] = _closed(
         ),
         "services": {"type": ["array", "null"], "items": _SERVICE},
         "secrets": _closed({"scan": {"type": "boolean"}, "allow": _STR_LIST}),
+        "worktree": WORKTREE_SCHEMA,
+        "gates": GATES_SCHEMA,
     }
 )

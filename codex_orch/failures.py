@@ -32,6 +32,8 @@ class FailureKind(StrEnum):
     SECRET = "secret"
     CONFLICT = "conflict"
     MAX_TURNS = "max_turns"
+    SETUP_FAILED = "setup_failed"
+    GATE_FAILED = "gate_failed"
 
 
 class Retry(StrEnum):
@@ -167,6 +169,19 @@ FAILURES: dict[FailureKind, FailureInfo] = {
             FailureKind.MAX_TURNS,
             Retry.NEVER,
             "The agent used every turn it was allowed (agents.claude.max_turns) without answering; raise the limit or split the task.",
+        ),
+        FailureInfo(
+            FailureKind.SETUP_FAILED,
+            Retry.NEVER,
+            "A worktree.setup command failed (or a worktree.copy_files file could not be copied) before any "
+            "agent ran; its output is in runs/<id>/setup/. Fix the command or the project, then `resume`.",
+        ),
+        FailureInfo(
+            FailureKind.GATE_FAILED,
+            Retry.NEVER,
+            "A gate still failed after limits.fix_rounds rounds of the agent fixing its work; nothing was "
+            "committed, the work is kept on refs/orch/<run>/failed/<task>, and the gate's log is in the last "
+            "attempt's gates/ folder.",
         ),
     )
 }

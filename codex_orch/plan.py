@@ -35,6 +35,7 @@ TASK_PROPERTIES: dict[str, Any] = {
     "timeout": {**SECONDS, "type": ["number", "null"]},
     "model": {"type": ["string", "null"]},
     "agent": {"type": ["string", "null"]},
+    "gates": {"type": ["array", "null"], "items": {"type": "string", "minLength": 1}},
 }
 
 # The loader's schema. As in the original codex-orch, the top level is closed and needs all three keys
@@ -72,6 +73,7 @@ class Task:
     timeout: float | None = None
     model: str | None = None
     agent: str | None = None  # None: the plan leaves it to --agent, the role, the config (agent_registry)
+    gates: tuple[str, ...] | None = None  # None: the config's gates for its role; (): none
     # keys codex-orch does not know, kept as written (not hashed: a Task stays usable as a key)
     extra: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
@@ -88,6 +90,7 @@ class Task:
             "timeout": self.timeout,
             "model": self.model,
             "agent": self.agent,
+            "gates": list(self.gates) if self.gates is not None else None,
             "extra": copy.deepcopy(dict(self.extra)),
         }
 
@@ -108,6 +111,7 @@ class Task:
             timeout=data.get("timeout"),
             model=data.get("model"),
             agent=data.get("agent") or None,
+            gates=tuple(data["gates"]) if data.get("gates") is not None else None,
             extra={k: v for k, v in data.items() if k not in TASK_PROPERTIES},
         )
 
@@ -128,6 +132,8 @@ class Task:
                 data[key] = getattr(self, key)
         if self.agent is not None:
             data["agent"] = self.agent
+        if self.gates is not None:
+            data["gates"] = list(self.gates)
         data.update(copy.deepcopy(dict(self.extra)))
         return data
 
@@ -244,6 +250,12 @@ def _task(
         problems.append(f"{where}.agent: {problem}")
     locks = raw.get("locks") or {}
     paths = raw.get("paths")
+    gates = raw.get("gates")
+    known = {g.name for g in config.gates}
+    for gate_index, name in enumerate(gates or ()):
+        if name not in known:
+            names = ", ".join(sorted(known)) or "none are configured"
+            problems.append(f"{where}.gates[{gate_index}]: unknown gate {name!r} (gates: {names})")
     return Task(
         id=task_id,
         role=role or raw["role"],
@@ -256,6 +268,7 @@ def _task(
         timeout=raw.get("timeout"),
         model=raw.get("model"),
         agent=agent,
+        gates=tuple(gates) if gates is not None else None,
         extra={key: value for key, value in raw.items() if key not in TASK_PROPERTIES},
     )
 

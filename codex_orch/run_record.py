@@ -68,9 +68,12 @@ class TaskRecord:
     result: Any  # the agent's answer, as its role's schema allowed it
     error_kind: str | None
     error_message: str | None
+    setup: Mapping[str, Any] | None = None  # its worktree's setup (engine/setup.py), when one is configured
+    gate_runs: tuple[Mapping[str, Any], ...] = ()  # each gate run: name, n (attempt), ok, exit_code, seconds, log
+    fix_rounds: int = 0
 
     @classmethod
-    def from_state(cls, tid: str, t: Mapping[str, Any]) -> TaskRecord:
+    def from_state(cls, tid: str, t: Mapping[str, Any], setups: Mapping[str, Any] | None = None) -> TaskRecord:
         error = t.get("error") or {}
         return cls(
             id=tid,
@@ -90,6 +93,9 @@ class TaskRecord:
             result=t.get("result"),
             error_kind=error.get("kind"),
             error_message=error.get("message"),
+            setup=(setups or {}).get(t.get("worktree") or ""),
+            gate_runs=tuple(t.get("gate_runs") or ()),
+            fix_rounds=int(t.get("fix_rounds") or 0),
         )
 
 
@@ -121,7 +127,9 @@ class RunRecord:
             base_branch=state.get("base_branch"),
             branch=state.get("branch"),
             workspace_mode=workspace_mode(state),
-            tasks=tuple(TaskRecord.from_state(tid, state["tasks"][tid]) for tid in state["task_order"]),
+            tasks=tuple(
+                TaskRecord.from_state(tid, state["tasks"][tid], state.get("setups")) for tid in state["task_order"]
+            ),
             merge=state.get("merge"),
             validation=state.get("validation"),
             cleaned=state.get("cleaned"),

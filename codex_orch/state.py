@@ -161,6 +161,8 @@ def _apply_run(state: dict[str, Any], kind: str, rec: dict[str, Any], ts: str | 
     elif kind == "run.resumed":
         state["status"] = "running"
         state["resumed"] = state.get("resumed", 0) + 1
+    elif kind == "worktree.setup":  # a worktree set up (or not) before its first agent, once
+        state.setdefault("setups", {})[rec["worktree"]] = {k: v for k, v in rec.items() if k not in ("type", "seq")}
     elif kind == "task.added":
         spec = rec["task"]
         task = _new_task(spec)
@@ -195,10 +197,21 @@ def _apply_task(task: dict[str, Any], kind: str, rec: dict[str, Any], ts: str | 
         task.update(commit=rec["commit"], head=rec["commit"], landed=True)
     elif kind == "task.rebased":  # its change replayed on the run branch's tip, for its agent to resolve
         task.update(base_commit=rec["base_commit"], conflicts=rec.get("conflicts", []), result=None, commit=None)
+    elif kind in ("task.gates", "task.fix_round"):
+        _apply_gates(task, kind, rec)
     elif kind == "task.follow_ups":
         task["follow_ups"] = rec["follow_ups"]
     else:
         raise ValueError(f"unknown journal record type {kind!r}")
+
+
+def _apply_gates(task: dict[str, Any], kind: str, rec: dict[str, Any]) -> None:
+    if kind == "task.gates":  # the gates run on attempt n's work
+        task.setdefault("gate_runs", []).extend({**run, "n": rec["n"]} for run in rec["runs"])
+        if task["attempts"]:
+            task["attempts"][-1]["gates"] = rec["runs"]
+    else:  # a failing gate handed back to the agent's thread
+        task["fix_rounds"] = rec["round"]
 
 
 def _apply_attempt(task: dict[str, Any], kind: str, rec: dict[str, Any], ts: str | None) -> None:

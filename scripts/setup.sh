@@ -17,5 +17,14 @@ if [[ ! -f "$stamp" || pyproject.toml -nt "$stamp" ]]; then
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]' >&2
     touch "$stamp"
 fi
+# Gates run agent-written code confined by bubblewrap (codex_orch/proc/sandbox.py); its tests need it.
+if ! command -v bwrap >/dev/null 2>&1; then
+    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        echo "setup: apt-get install bubblewrap" >&2
+        apt-get install -y -q bubblewrap >&2
+    else
+        echo "setup: bubblewrap (bwrap) is missing: install it for confined gates (apt-get install bubblewrap)" >&2
+    fi
+fi
 bash scripts/install-codex.sh >/dev/null
 bash scripts/install-agent-clis.sh >/dev/null

@@ -47,12 +47,12 @@ def status_table(view: RunView) -> Any:
         table.add_column(column, no_wrap=column != "note")
     for t in view.tasks:
         cells = _cells(t)
-        table.add_row(*cells[:3], Text(t.status, style=_STYLE.get(t.status, "")), *cells[4:8], Text(cells[8]))
+        table.add_row(*cells[:3], Text(t.status, style=_STYLE.get(t.status, "")), *cells[4:9], Text(cells[9]))
     return table
 
 
 RICH_TABLE_MAX_ROWS = 200
-_COLUMNS = ("task", "role", "agent", "status", "attempts", "commit", "tokens in/out", "time", "note")
+_COLUMNS = ("task", "role", "agent", "status", "attempts", "commit", "tokens in/out", "time", "checks", "note")
 
 
 def _cells(t: Any) -> list[str]:
@@ -69,6 +69,7 @@ def _cells(t: Any) -> list[str]:
         _short(t.commit),
         f"{t.usage.input_tokens}/{t.usage.output_tokens}",
         f"{t.duration:.1f}s" if t.duration is not None else "-",
+        t.checks or "-",
         note,
     ]
 
@@ -144,6 +145,8 @@ class LineReporter:
             line = f"{task_id}: flagged: {data['message']}"
         elif kind == "warning":
             line = f"warning: {data['message']}"
+        elif kind in ("gate", "setup"):
+            line = f"{task_id}: {_check_line(kind, data)}"
         else:
             line = f"{task_id or ''}: {kind}"
         from rich.markup import escape
@@ -187,22 +190,7 @@ class LiveTable:
             if task_id is None:
                 return
             row = self._rows.setdefault(task_id, _row(str(data.get("role", "?")), "pending"))
-            if kind == "started":
-                row.update(status="running", start=row["start"] or time.monotonic(), end=None)
-            elif kind == "attempt":
-                row.update(attempt=data["n"], action=f"starting {data.get('agent') or 'codex'}")
-            elif kind == "progress":
-                row["action"] = str(data.get("action", ""))
-                usage = data.get("usage")
-                if usage:
-                    row["tokens"] += int(usage.get("input_tokens", 0)) + int(usage.get("output_tokens", 0))
-            elif kind == "finished":
-                row.update(status=data.get("status", "?"), end=time.monotonic())
-                row["action"] = str(data.get("kind") or data.get("cause") or "")
-            elif kind == "violation":
-                row["action"] = f"outside its paths: {', '.join(data.get('files', [])[:3])}"
-            elif kind == "flag":
-                row["action"] = f"flagged: {data.get('message', '')}"
+            _update_row(row, kind, data)
 
     def _render(self) -> Any:
         from rich.table import Table
@@ -229,6 +217,12 @@ class LiveTable:
         return table
 
 
+def _check_line(kind: str, data: Mapping[str, Any]) -> str:
+    if kind == "setup":
+        return "setting its worktree up"
+    return f"gate {data.get('name')} on attempt {data.get('attempt')}"
+
+
 def _row(role: str, status: str) -> dict[str, Any]:
     return {"role": role, "status": status, "attempt": 0, "action": "", "tokens": 0, "start": None, "end": None}
 
@@ -241,3 +235,25 @@ def progress(console: Any, plain: bool) -> Iterator[Any]:
         return
     with LiveTable(console) as table:
         yield table
+
+
+def _update_row(row: dict[str, Any], kind: str, data: Mapping[str, Any]) -> None:
+    """One progress event into its task's row."""
+    if kind == "started":
+        row.update(status="running", start=row["start"] or time.monotonic(), end=None)
+    elif kind == "attempt":
+        row.update(attempt=data["n"], action=f"starting {data.get('agent') or 'codex'}")
+    elif kind == "progress":
+        row["action"] = str(data.get("action", ""))
+        usage = data.get("usage")
+        if usage:
+            row["tokens"] += int(usage.get("input_tokens", 0)) + int(usage.get("output_tokens", 0))
+    elif kind == "finished":
+        row.update(status=data.get("status", "?"), end=time.monotonic())
+        row["action"] = str(data.get("kind") or data.get("cause") or "")
+    elif kind == "violation":
+        row["action"] = f"outside its paths: {', '.join(data.get('files', [])[:3])}"
+    elif kind == "flag":
+        row["action"] = f"flagged: {data.get('message', '')}"
+    elif kind in ("gate", "setup"):
+        row["action"] = _check_line(kind, data)

@@ -40,6 +40,7 @@ class Item:
     reason: str
     sha: str | None = None  # what a branch or ref pointed at when it was judged
     done: bool = False  # applied (removed)
+    excludes: str | None = None  # a worktree's setup exclude list: what its setup left is no change
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,10 @@ class CleanPlan:
                 for i in self.items
             ],
         }
+
+
+def _excluding(excludes: str | None) -> tuple[str, ...]:
+    return (f"core.excludesFile={excludes}",) if excludes else ()
 
 
 def _names(changes: list[Any]) -> str:
@@ -117,14 +122,16 @@ def _worktree_items(git: Git, layout: Layout, state: dict[str, Any], force: bool
         elif in_use[path]:
             items.append(Item("worktree", str(path), KEEP, _in_use(in_use[path])))
         else:
-            items.append(_worktree_item(git, path, force))
+            # what the worktree's setup left is not a change (engine/setup.py)
+            excludes = ((state.get("setups") or {}).get(str(path)) or {}).get("exclude_file")
+            items.append(_worktree_item(git, path, force, excludes))
     return items
 
 
-def _worktree_item(git: Git, path: Path, force: bool) -> Item:
+def _worktree_item(git: Git, path: Path, force: bool, excludes: str | None) -> Item:
     """Remove or keep a worktree no process uses: kept while it holds work git would lose."""
     try:
-        wgit = git.worktree(path, admin_dir(git, path))  # never through the worktree's own .git file
+        wgit = git.worktree(path, admin_dir(git, path), _excluding(excludes))  # never through its own .git file
     except OrchError:
         return Item("worktree", str(path), KEEP, "a folder that is not a git worktree (left untouched)")
     changes = local_changes(wgit)
@@ -136,7 +143,7 @@ def _worktree_item(git: Git, path: Path, force: bool) -> Item:
     if changes and not force:
         return Item("worktree", str(path), KEEP, f"uncommitted changes: {_names(changes)}")
     reason = f"uncommitted changes discarded (--force): {_names(changes)}" if changes else "no uncommitted changes"
-    return Item("worktree", str(path), REMOVE, reason)
+    return Item("worktree", str(path), REMOVE, reason, excludes=excludes)
 
 
 def _branch_items(
@@ -216,7 +223,8 @@ def apply_clean(root: Path, plan: CleanPlan, force: bool = False) -> CleanPlan:
                 if Path(item.name).exists():
                     before = _count_files(Path(item.name))
                     try:
-                        remove_worktree(git, Path(item.name), force=force)
+                        remover = Git(root, config=_excluding(item.excludes)) if item.excludes else git
+                        remove_worktree(remover, Path(item.name), force=force)
                     except OrchError as exc:
                         left = _count_files(Path(item.name))
                         if left < before:  # git removed part of it before it failed: say so, never "kept"

@@ -167,7 +167,7 @@ def _task_section(t: TaskView) -> list[str]:
         lines.append(f"- **Flagged:** {_cell(describe(t.file_claims))}")
     if t.error_kind:
         lines.append(f"- Error: {t.error_kind}: {_cell(t.error_message or '')}")
-    return lines + _attempts_table(t) + _answer_lists(t)
+    return lines + _checks_lines(t) + _attempts_table(t) + _answer_lists(t)
 
 
 def _attempts_table(t: TaskView) -> list[str]:
@@ -203,6 +203,23 @@ def _answer_lists(t: TaskView) -> list[str]:
         items = _items(t, key)
         if items:
             lines += ["", f"**{title}**", ""] + [f"- {fmt(item)}" for item in items]
+    return lines
+
+
+def _checks_lines(t: TaskView) -> list[str]:
+    """Its worktree's setup, each gate run and the fix rounds."""
+    lines = []
+    if t.setup is not None:
+        outcome = "ok" if t.setup.get("ok") else f"failed: {_cell((t.setup.get('failed') or {}).get('why', ''))}"
+        lines.append(f"- Setup: {outcome} in {_secs(t.setup.get('seconds'))}, log `{t.setup.get('log')}`")
+    for run in t.gates:
+        outcome = "passed" if run.get("ok") else "timed out" if run.get("timed_out") else f"exit {run.get('exit_code')}"
+        lines.append(
+            f"- Gate `{run['name']}` (attempt {run.get('n')}): {outcome} in {_secs(run.get('seconds'))}, "
+            f"log `{run.get('log')}`"
+        )
+    if t.fix_rounds:
+        lines.append(f"- Fix rounds: {t.fix_rounds}")
     return lines
 
 

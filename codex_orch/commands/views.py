@@ -56,6 +56,23 @@ class TaskView:
     result: dict[str, Any] | None = None
     violations: tuple[str, ...] = ()
     file_claims: Mapping[str, Any] | None = None  # engine/accounting.py: answer vs commit, when they disagree
+    setup: Mapping[str, Any] | None = None  # its worktree's setup (engine/setup.py), when one is configured
+    gates: tuple[Mapping[str, Any], ...] = ()  # each gate run: name, n (attempt), ok, exit_code, seconds, log
+    fix_rounds: int = 0
+
+    @property
+    def checks(self) -> str:
+        """Setup and gates in a few words: `setup ok · tests 1→0 · 1 fix`."""
+        parts = []
+        if self.setup is not None:
+            parts.append("setup " + ("ok" if self.setup.get("ok") else "failed"))
+        names: dict[str, list[str]] = {}
+        for run in self.gates:
+            names.setdefault(run["name"], []).append("T" if run.get("timed_out") else str(run.get("exit_code")))
+        parts += [f"{name} {'→'.join(codes)}" for name, codes in names.items()]
+        if self.fix_rounds:
+            parts.append(f"{self.fix_rounds} fix" + ("es" if self.fix_rounds > 1 else ""))
+        return " · ".join(parts)
 
     @property
     def failure_kinds(self) -> tuple[str, ...]:
@@ -134,6 +151,9 @@ def build_view(run: RunRecord) -> RunView:
                 result=t.result,
                 violations=t.violations,
                 file_claims=t.file_claims,
+                setup=t.setup,
+                gates=t.gate_runs,
+                fix_rounds=t.fix_rounds,
             )
         )
         counts[t.status] = counts.get(t.status, 0) + 1
@@ -193,8 +213,18 @@ def view_to_json(view: RunView) -> dict[str, Any]:
                 "usage": t.usage.to_json(),
                 "violations": list(t.violations),
                 "file_claims": t.file_claims,
+                "setup": _setup_json(t.setup),
+                "gates": list(t.gates),
+                "fix_rounds": t.fix_rounds,
                 "result": t.result,
             }
             for t in view.tasks
         ],
     }
+
+
+def _setup_json(setup: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if setup is None:
+        return None
+    keys = ("ok", "seconds", "log", "copied", "excluded", "failed")
+    return {k: setup.get(k) for k in keys}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,8 +109,11 @@ def only_our_gitignore_lines(git: Git) -> bool:
     return bool(added) and not removed and all(a in GITIGNORE_LINES or a.startswith("# codex-orch") for a in added)
 
 
-def uncommitted_warning(git: Git, inputs: tuple[Path, ...]) -> str | None:
-    """A run starts from a commit (git.base_ref): what the checkout holds that the run will not see."""
+def uncommitted_warning(git: Git, inputs: tuple[Path, ...], copied: Sequence[str] = ()) -> str | None:
+    """A run starts from a commit (git.base_ref): what the checkout holds that the run will not see
+    (untracked files `worktree.copy_files` copies into each worktree are seen)."""
+    from fnmatch import fnmatchcase
+
     skip = set()
     for path in inputs:
         try:
@@ -119,7 +122,13 @@ def uncommitted_warning(git: Git, inputs: tuple[Path, ...]) -> str | None:
             continue
     if only_our_gitignore_lines(git):
         skip.add(".gitignore")
-    changes = [c.path for c in local_changes(git) if not c.path.startswith(f"{ORCH_DIR}/") and c.path not in skip]
+    changes = [
+        c.path
+        for c in local_changes(git)
+        if not c.path.startswith(f"{ORCH_DIR}/")
+        and c.path not in skip
+        and not (c.code == "??" and any(fnmatchcase(c.path, glob) for glob in copied))
+    ]
     if not changes:
         return None
     shown = ", ".join(changes[:3]) + (f" and {len(changes) - 3} more" if len(changes) > 3 else "")
@@ -163,7 +172,7 @@ def drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
         "plan", None, {"tasks": {tid: {"role": t["role"], "status": t["status"]} for tid, t in state["tasks"].items()}}
     )
     if not state.get("resumed"):
-        warning = uncommitted_warning(ctx.git, options.inputs)
+        warning = uncommitted_warning(ctx.git, options.inputs, ctx.config.worktree.copy_files)
         if warning:
             ctx.notify("warning", None, {"message": warning})
     stopped_by: list[str] = []

@@ -19,14 +19,11 @@ from codex_orch.engine.accounting import attempt_share, thread_after, thread_tot
 from codex_orch.engine.agent_choice import AttemptAgent, model_for, next_fallback, task_choice, thread_agent
 from codex_orch.engine.context import RunContext
 from codex_orch.engine.finish import MESSAGE_CHARS, finish_task, record_failure
+from codex_orch.engine.gates import check_gates, fix_prompt, gate_failure
 from codex_orch.engine.guardrails import guardrail_prompt, hidden_work, quarantine_ref, violation_message
-from codex_orch.engine.landing import (
-    LandingConflict,
-    conflict_prompt,
-    replay_conflict,
-    task_workspace,
-)
+from codex_orch.engine.landing import LandingConflict, conflict_prompt, replay_conflict
 from codex_orch.engine.secret_scan import SecretsFound
+from codex_orch.engine.setup import SetupFailed, prepare_worktree
 from codex_orch.engine.task_prompts import (
     fallback_prompt,
     interrupted_prompt,
@@ -35,10 +32,11 @@ from codex_orch.engine.task_prompts import (
     transient_prompt,
 )
 from codex_orch.engine.validation import Verdict, checked, judge, retry_prompt
+from codex_orch.engine.workspaces import task_worktree
 from codex_orch.errors import OrchError
 from codex_orch.failures import FailureKind, Retry, info
 from codex_orch.git.guard import Change
-from codex_orch.git.workspace import Workspace, branch_name
+from codex_orch.git.workspace import Workspace
 from codex_orch.plan import Task
 from codex_orch.state import now_iso
 from codex_orch.untrusted import clean_text
@@ -50,46 +48,6 @@ INTERNAL_LOG = "internal-error.log"
 
 def attempt_dir(ctx: RunContext, task_id: str, n: int) -> Path:
     return ctx.run_dir / "tasks" / task_id / f"attempt-{n}"
-
-
-def _workspace(ctx: RunContext, task: Task) -> Workspace:
-    """The shared worktree, or this task's own: from the run branch's tip (landing), or branched from
-    its dependencies' work (per-task)."""
-    rec = ctx.store.task(task.id)
-    mode = ctx.mode
-    if mode == "landing":
-        return task_workspace(ctx, task)
-    if mode == "shared":
-        worktree = Path(ctx.store.get("worktree"))
-        ws = ctx.workspaces.ensure(worktree, ctx.store.get("branch"), ctx.store.get("base_commit"), ready=True)
-        if rec["worktree"] is None:
-            ctx.store.record(
-                "task.workspace",
-                task=task.id,
-                branch=ws.branch,
-                worktree=str(worktree),
-                base_commit=ctx.workspaces.git_at(worktree).head(),
-            )
-        return ws
-    if rec["worktree"] is not None:
-        return ctx.workspaces.ensure(Path(rec["worktree"]), rec["branch"], rec["base_commit"], ready=True)
-    heads = [ctx.store.task(dep)["head"] for dep in task.blocked_by]
-    start = heads[0] if heads else ctx.store.get("base_commit")
-    branch = branch_name(
-        ctx.config.git.branch_template,
-        ctx.config.source,
-        date=ctx.store.get("date"),
-        run_id=ctx.run_id,
-        task_id=task.id,
-        role=task.role,
-    )
-    worktree = ctx.layout.task_worktree(ctx.run_id, task.id)
-    ws = ctx.workspaces.ensure(worktree, branch, start)
-    others = [h for h in dict.fromkeys(heads[1:]) if h and h != start]
-    if others:
-        ctx.workspaces.merge_into(worktree, others, task.id)
-    ctx.store.record("task.workspace", task=task.id, branch=branch, worktree=str(worktree), base_commit=start)
-    return ws
 
 
 @dataclass(frozen=True)
@@ -118,10 +76,9 @@ class TaskRunner:
     def run(self) -> str:
         ctx, task = self.ctx, self.task
         store = ctx.store
-        try:
-            ws = _workspace(ctx, task)
-        except OrchError as exc:
-            return self._fail(FailureKind.WORKSPACE, str(exc))
+        ws = self._prepare()
+        if isinstance(ws, str):
+            return ws
         rec = store.task(task.id)
         store.record("task.status", task=task.id, status="running")
         ctx.notify("started", task.id, {"role": task.role})
@@ -132,21 +89,18 @@ class TaskRunner:
         n = len(rec["attempts"]) + 1
         tried = [runs_on.agent]
         totals = thread_totals(rec["attempts"], thread)
+        self.fix_rounds = int(rec.get("fix_rounds") or 0)  # failing gates handed back to the agent so far
         while True:
             result, verdict = self._attempt(ws, n, prompt, thread, totals, runs_on)
             if result.failure is None and verdict is not None and verdict.ok:
-                store.record("task.result", task=task.id, result=verdict.value)
-                try:
-                    return self._finish(ws, verdict.value, n, result.thread_id, runs_on.agent)
-                except SecretsFound as exc:  # nothing was committed: the answer is retried like an invalid one
-                    store.record("task.commit_refused", task=task.id, failure=str(FailureKind.SECRET), message=str(exc))
-                    verdict = Verdict(None, FailureKind.SECRET, tuple(str(f) for f in exc.findings))
-                except LandingConflict as exc:  # back to the same agent, on the run branch's tip
-                    again = self._conflict_round(ws, exc, result.thread_id)
-                    if again.ended is not None:
-                        return again.ended
+                step = self._after_valid(ws, n, result, verdict, runs_on.agent)
+                if isinstance(step, Verdict):  # its commit was refused: failed like an invalid answer
+                    verdict = step
+                elif step.ended is not None:
+                    return step.ended
+                else:  # a failing gate or a landing conflict: back to the same thread
                     thread, totals = thread_after(result, thread, totals)
-                    prompt, n = again.prompt, n + 1
+                    prompt, n = step.prompt, n + 1
                     continue
             kind, message = _failure_of(result, verdict)
             if kind == FailureKind.INTERRUPTED:
@@ -166,6 +120,50 @@ class TaskRunner:
             if ctx.cancel.is_set():
                 return self._interrupted("stopped before a retry")
             n += 1
+
+    def _prepare(self) -> Workspace | str:
+        """The task's worktree, set up (worktree.setup) before any agent is spent; or the task's end."""
+        try:
+            ws = task_worktree(self.ctx, self.task)
+        except OrchError as exc:
+            return self._fail(FailureKind.WORKSPACE, str(exc))
+        try:
+            prepare_worktree(self.ctx, self.task.id, ws)
+        except SetupFailed as exc:
+            return self._fail(FailureKind.SETUP_FAILED, str(exc))
+        return ws
+
+    def _after_valid(self, ws: Workspace, n: int, result: AgentResult, verdict: Verdict, agent: str) -> _Next | Verdict:
+        """A valid answer: its gates, then its commit (and landing). The task's end; or the prompt its
+        agent goes on with (a failing gate, a landing conflict); or, when the commit was refused for the
+        secrets it held, the verdict that fails it like an invalid answer."""
+        gate = self._gates(ws, n, result, verdict)
+        if gate is not None:
+            return gate
+        self.ctx.store.record("task.result", task=self.task.id, result=verdict.value)
+        try:
+            return _Next(self._finish(ws, verdict.value, n, result.thread_id, agent))
+        except SecretsFound as exc:  # nothing was committed: the answer is retried like an invalid one
+            failure = str(FailureKind.SECRET)
+            self.ctx.store.record("task.commit_refused", task=self.task.id, failure=failure, message=str(exc))
+            return Verdict(None, FailureKind.SECRET, tuple(str(f) for f in exc.findings))
+        except LandingConflict as exc:  # back to the same agent, on the run branch's tip
+            return self._conflict_round(ws, exc, result.thread_id)
+
+    def _gates(self, ws: Workspace, n: int, result: AgentResult, verdict: Verdict) -> _Next | None:
+        """The task's gates on a valid answer's work: None when they pass; else the failing gate's report
+        for the same thread, up to limits.fix_rounds, or the task's end."""
+        ctx, task = self.ctx, self.task
+        gate = check_gates(ctx, task, ws, n, attempt_dir(ctx, task.id, n), verdict.value)
+        if gate is None:
+            return None
+        if ctx.cancel.is_set():
+            return _Next(self._interrupted("stopped while its gates ran"))
+        if self.fix_rounds >= ctx.config.limits.fix_rounds or not result.thread_id:
+            return _Next(self._fail(FailureKind.GATE_FAILED, gate_failure(ctx, task, ws, gate)))
+        self.fix_rounds += 1
+        ctx.store.record("task.fix_round", task=task.id, round=self.fix_rounds, gate=gate.name, n=n + 1)
+        return _Next(None, ctx.redactor.text(fix_prompt(gate)))
 
     def _retry(
         self,

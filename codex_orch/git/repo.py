@@ -74,14 +74,17 @@ class Git:
     """git, run in one directory: a checkout found by git's own discovery (the user's), or with
     `git_dir` a worktree codex-orch made, named explicitly."""
 
-    def __init__(self, cwd: Path, env: Mapping[str, str] | None = None, git_dir: Path | None = None) -> None:
+    def __init__(
+        self, cwd: Path, env: Mapping[str, str] | None = None, git_dir: Path | None = None, config: Sequence[str] = ()
+    ) -> None:
         from git.cmd import Git as _GitCmd
 
         self.cwd = Path(cwd)
         self.git_dir = Path(git_dir) if git_dir is not None else None
+        self.config = tuple(config)  # further `-c key=value` settings of every command
         self._cmd = _GitCmd(str(self.cwd))
         self._env = clean_env(env)
-        self._argv: tuple[str, ...] = ("git", "--no-pager", *_SAFE_ARGS)
+        self._argv: tuple[str, ...] = ("git", "--no-pager", *_SAFE_ARGS, *(a for c in self.config for a in ("-c", c)))
         if self.git_dir is not None:
             self._argv += (f"--git-dir={self.git_dir}", f"--work-tree={self.cwd}")
 
@@ -90,12 +93,12 @@ class Git:
         (its `.git` file is the agent's): `worktree` names its admin dir instead."""
         return Git(cwd, self.git_env())
 
-    def worktree(self, path: Path, admin: Path) -> Git:
+    def worktree(self, path: Path, admin: Path, config: Sequence[str] = ()) -> Git:
         """git in a worktree codex-orch made, with its admin dir given: nothing is discovered."""
-        return Git(path, self.git_env(), git_dir=admin)
+        return Git(path, self.git_env(), git_dir=admin, config=config)
 
     def with_env(self, extra: Mapping[str, str]) -> Git:
-        return Git(self.cwd, {**self.git_env(), **extra}, self.git_dir)
+        return Git(self.cwd, {**self.git_env(), **extra}, self.git_dir, self.config)
 
     def git_env(self) -> dict[str, str]:
         """The GIT_* variables this runner sets (identity, config, and any given to it)."""
