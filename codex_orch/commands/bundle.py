@@ -56,6 +56,7 @@ _WHAT = (
     ("lock", "the run's lock file: the pid of the last codex-orch process that drove the run"),
     ("tasks/*/attempt-*/prompt.md", "the prompt the agent was given"),
     ("tasks/*/attempt-*/events.jsonl", "the agent's JSONL event stream"),
+    ("tasks/*/attempt-*/events.times", "when each line of events.jsonl arrived (Unix time, one per line)"),
     ("tasks/*/attempt-*/stderr.log", "the agent's stderr"),
     ("tasks/*/attempt-*/last_message.txt", "the agent's last message, as codex wrote it"),
     ("tasks/*/attempt-*/final.json", "the agent's final answer"),

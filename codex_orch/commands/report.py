@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from codex_orch.agents.base import Usage
+from codex_orch.commands.logs import FailureDigest, failure_digest
 from codex_orch.commands.runs import run_dir
 from codex_orch.commands.views import RunView, TaskView, build_view, view_to_json
 from codex_orch.engine.accounting import describe
@@ -29,6 +30,7 @@ class Report:
     merge: dict[str, Any] | None
     validation: dict[str, Any] | None
     cleaned: dict[str, Any] | None
+    failures: tuple[FailureDigest, ...] = ()  # why each failed task failed (its run folder's events)
 
     @property
     def attempts(self) -> int:
@@ -48,7 +50,8 @@ def _items(task: TaskView, key: str) -> list[Any]:
     return list(value) if isinstance(value, list) else []
 
 
-def build_report(state: dict[str, Any]) -> Report:
+def build_report(state: dict[str, Any], folder: Path | None = None) -> Report:
+    """The report of a run's state; with its folder, the failure digest from its attempts' files too."""
     return Report(
         view=build_view(state),
         goal=str(state.get("goal") or ""),
@@ -56,13 +59,14 @@ def build_report(state: dict[str, Any]) -> Report:
         merge=state.get("merge"),
         validation=state.get("validation"),
         cleaned=state.get("cleaned"),
+        failures=tuple(failure_digest(folder, state)) if folder is not None else (),
     )
 
 
 def write_report(root: Path, run_id: str) -> tuple[Path, Report]:
     """Build the run's report and write report.md in its folder."""
     folder = run_dir(Layout(root), run_id)
-    report = build_report(read_state(folder))
+    report = build_report(read_state(folder), folder)
     path = folder / REPORT_NAME
     # backslashreplace: a run recorded before agents' values were checked may hold a lone surrogate
     atomic_write(path, report_markdown(report).encode("utf-8", "backslashreplace"))
@@ -88,6 +92,7 @@ def report_json(report: Report) -> dict[str, Any]:
         entry["summary"] = result.get("summary")
         for key in ("risks", "decisions", "findings", "next_tasks"):
             entry[key] = _items(task, key)
+    data["failures"] = [f.to_json() for f in report.failures]
     data["merge"] = report.merge
     data["validation"] = report.validation
     data["cleaned"] = report.cleaned
@@ -138,6 +143,7 @@ def report_markdown(report: Report) -> str:
             f"| {t.id} | {t.role} | {t.agents} | {t.status} | {len(t.attempts)} | {', '.join(t.failure_kinds) or '-'} "
             f"| {_secs(t.duration)} | {t.usage.input_tokens}/{t.usage.output_tokens} | {(t.commit or '-')[:10]} |"
         )
+    lines += _failures_section(report.failures)
     for t in view.tasks:
         lines += ["", *_task_section(t)]
     lines += _merge_section(report.merge) + _validation_section(report.validation)
@@ -190,6 +196,27 @@ def _task_section(t: TaskView) -> list[str]:
         items = _items(t, key)
         if items:
             lines += ["", f"**{title}**", ""] + [f"- {fmt(item)}" for item in items]
+    return lines
+
+
+def _failures_section(failures: tuple[FailureDigest, ...]) -> list[str]:
+    """Why each failed task failed: its error, the last command that failed and its output, the validator."""
+    if not failures:
+        return []
+    lines = ["", "## Failures", ""]
+    for f in failures:
+        attempts = f"{f.attempts} attempt" + ("s" if f.attempts != 1 else "")
+        lines += [f"### {f.task} ({f.role}): {f.error_kind or 'failed'} after {attempts}", ""]
+        lines += [_cell(f.error_message or "(no message)"), ""]
+        if f.command is not None:
+            where = f"attempt {f.command.attempt}, exit {f.command.exit_code}"
+            lines.append(f"Last failed command ({where}): `{_cell(f.command.text)}`")
+            if f.command.output.strip():
+                tail = "\n".join(f.command.output.rstrip().splitlines()[-15:]).replace("~~~", "~ ~ ~")
+                lines += ["", "~~~", tail, "~~~"]
+            lines.append("")
+        if f.validation:
+            lines += ["Validator:", "", *(f"- {_cell(line)}" for line in f.validation), ""]
     return lines
 
 

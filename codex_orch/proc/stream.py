@@ -46,6 +46,7 @@ class ProcRequest:
     idle_timeout: float | None = None
     stop_grace: float = 5.0
     redactor: Redactor | None = None  # applied to what is written to the two files
+    times_path: Path | None = None  # when stdout's lines arrived: one Unix time per line (logs, timeline)
 
     def __post_init__(self) -> None:
         if not self.argv:
@@ -83,9 +84,17 @@ OnLine = Callable[[bytes], bool | None]
 class StreamTee:
     """Tees one pipe into a file; splits stdout into bounded lines."""
 
-    def __init__(self, fd: int, sink: BinaryIO, on_line: OnLine | None, redactor: Redactor | None) -> None:
+    def __init__(
+        self,
+        fd: int,
+        sink: BinaryIO,
+        on_line: OnLine | None,
+        redactor: Redactor | None,
+        stamps: BinaryIO | None = None,
+    ) -> None:
         self.fd = fd
         self.sink = sink
+        self.stamps = stamps  # one arrival time per newline, so line k of the sink has line k here
         self.redact: StreamRedactor | None = redactor.stream() if redactor else None
         self.on_line = on_line
         self.partial = bytearray()
@@ -96,6 +105,10 @@ class StreamTee:
 
     def feed(self, chunk: bytes) -> None:
         self.sink.write(self.redact.feed(chunk) if self.redact else chunk)
+        if self.stamps is not None and b"\n" in chunk:  # an agent's events: on disk at once, for readers
+            self.sink.flush()
+            self.stamps.write(f"{time.time():.3f}\n".encode() * chunk.count(b"\n"))
+            self.stamps.flush()
         if self.on_line is None:
             self.tail += chunk
             if len(self.tail) > 2 * STDERR_TAIL:
@@ -134,6 +147,8 @@ class StreamTee:
         if self.redact:
             self.sink.write(self.redact.flush())
         self.sink.flush()
+        if self.stamps is not None:
+            self.stamps.close()
 
 
 def pump(selector: selectors.BaseSelector, streams: dict[int, StreamTee], wait: float) -> set[int]:
@@ -202,7 +217,8 @@ def run_streaming(
         assert proc.stdout is not None
         assert proc.stderr is not None
         err_stream = StreamTee(proc.stderr.fileno(), err_file, None, request.redactor)
-        out_stream = StreamTee(proc.stdout.fileno(), out_file, on_line, request.redactor)
+        stamps = open(request.times_path, "ab") if request.times_path else None  # noqa: SIM115 (closed by the tee)
+        out_stream = StreamTee(proc.stdout.fileno(), out_file, on_line, request.redactor, stamps)
         streams = {out_stream.fd: out_stream, err_stream.fd: err_stream}
         selector = selectors.DefaultSelector()
         for fd in streams:
