@@ -62,3 +62,12 @@ def test_every_module_is_in_architecture_md() -> None:
         if p.name != "__init__.py" and f"`{p.name}`" not in doc and f"{p.parent.name}/{p.name}" not in doc
     ]
     assert missing == []
+
+
+def test_the_dashboard_stays_out_of_the_cli_start_up_path() -> None:
+    """starlette and uvicorn are imported by `codex-orch dashboard` only, not by `codex-orch --help`."""
+    import subprocess
+
+    probe = "import sys, codex_orch.cli.main; print(sorted(m for m in sys.modules if m.startswith(('starlette', 'uvicorn', 'codex_orch.web'))))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -29,6 +29,7 @@ COMMANDS = [
     "report",
     "logs",
     "timeline",
+    "dashboard",
     "merge",
     "clean",
     "prune",

@@ -14,7 +14,7 @@ import traceback
 import click
 
 from codex_orch import __version__
-from codex_orch.cli import init, lifecycle, logs, plan, run, runs
+from codex_orch.cli import dashboard, init, lifecycle, logs, plan, run, runs
 from codex_orch.cli.common import say_error
 from codex_orch.errors import EXIT_INTERRUPTED, EXIT_USAGE, OrchError
 from codex_orch.interrupts import silence_lost_terminal
@@ -46,6 +46,7 @@ for _command in (
     runs.report,
     logs.logs,
     logs.timeline,
+    dashboard.dashboard,
     lifecycle.merge,
     lifecycle.clean,
     lifecycle.prune,
