@@ -5,8 +5,8 @@
 
 const NS = "http://www.w3.org/2000/svg";
 const W = 170, H = 30, GAP_X = 70, GAP_Y = 8, HEAD = 22, TOP = 26;
-const COLLAPSE_OVER = 300;   // tasks in the plan before big groups start collapsed
-const BIG_GROUP = 20;        // members of a group collapsed then
+const COLLAPSE_OVER = 300;   // tasks in the plan before its groups start collapsed
+const BIG_GROUP = 8;         // members of a group collapsed then (a 1,000-task plan opens as ~100 boxes)
 const ALL_EDGES_UNDER = 3000; // more edges than this: only a focused node's are drawn
 
 function svg(tag, attrs = {}, text) {
@@ -35,8 +35,11 @@ export class Dag {
     if (tasks.length > COLLAPSE_OVER) {
       for (const [key, members] of this.groups()) if (members.length > BIG_GROUP) this.collapsed.add(key);
     }
+    performance.mark("dag-start");
     this.render();
+    performance.mark("dag-render");
     this.fit();
+    performance.mark("dag-fit");
   }
 
   groups() {
@@ -109,8 +112,7 @@ export class Dag {
     link.setAttribute("aria-label", `${task.id}, ${task.role}, ${task.status}`);
     link.append(svg("rect", { x, y, width: W, height: H }));
     link.append(svg("circle", { class: "dot", cx: x + 12, cy: y + H / 2, r: 6 }));
-    link.append(svg("text", { x: x + 24, y: y + 19 }, task.id.length > 17 ? `${task.id.slice(0, 16)}…` : task.id));
-    link.append(svg("text", { class: "role", x: x + W - 6, y: y + 19, "text-anchor": "end" }, task.role.slice(0, 4)));
+    link.append(svg("text", { x: x + 24, y: y + 19 }, task.id.length > 20 ? `${task.id.slice(0, 19)}…` : task.id));
     link.append(svg("title", {}, `${task.id} (${task.role}): ${task.status}`));
     link.addEventListener("focus", () => { this.hot(task.id); this.show(task.id); });
     link.addEventListener("mouseenter", () => this.hot(task.id));
@@ -191,15 +193,16 @@ export class Dag {
     this.root.setAttribute("viewBox", view.map((v) => v.toFixed(1)).join(" "));
   }
 
-  fit() {
+  // Readable first: at least half size, the left of a wide plan shown (drag or zoom out for the
+  // rest). `whole` (the Fit button): the whole plan in the box, however small.
+  fit(whole = false) {
     const [w, h] = this.size;
-    // a small plan gets a short box; a big one at most 70% of the window (zoom and pan show the rest)
-    const natural = (h * this.root.clientWidth) / Math.max(w, 1);
-    this.root.style.height = `${Math.round(Math.min(Math.max(natural, 160), window.innerHeight * 0.7))}px`;
-    const box = this.root.getBoundingClientRect();
-    const aspect = box.width && box.height ? box.width / box.height : 2;
-    const width = Math.max(w, Math.min(h, 3000) * aspect);
-    this.setView([0, 0, width, width / aspect]);
+    const width = this.root.clientWidth || 1000;
+    let scale = Math.max(0.5, Math.min(1, width / w));
+    const height = Math.min(Math.max(h * scale, 200), window.innerHeight * 0.7);
+    this.root.style.height = `${Math.round(height)}px`;
+    if (whole) scale = Math.min(1, width / w, height / h);
+    this.setView([0, 0, width / scale, height / scale]);
   }
 
   zoom(factor, cx, cy) {
@@ -244,7 +247,7 @@ export class Dag {
     this.root.addEventListener("pointerup", () => { drag = null; });
     document.getElementById("zoom-in")?.addEventListener("click", () => this.zoom(1 / 1.4));
     document.getElementById("zoom-out")?.addEventListener("click", () => this.zoom(1.4));
-    document.getElementById("fit")?.addEventListener("click", () => this.fit());
+    document.getElementById("fit")?.addEventListener("click", () => this.fit(true));
     document.getElementById("expand")?.addEventListener("click", () => this.expandAll());
     const search = document.getElementById("search");
     search?.addEventListener("input", () => this.search(search.value));
@@ -268,6 +271,7 @@ export class Dag {
       node.classList.toggle("match", hit.has(id));
       node.classList.toggle("dim", q !== "" && !hit.has(id));
     }
+    if (this.matches.length) this.show(this.matches[0].id);
     const info = document.getElementById("search-info");
     if (info) info.textContent = q ? `${this.matches.length} match${this.matches.length === 1 ? "" : "es"} (Enter: next)` : "";
   }

@@ -33,21 +33,39 @@ function row(task) {
   );
 }
 
+// The table lists at most TABLE_ROWS tasks (those the search matches): a thousand rows would cost the
+// page seconds of layout and help nobody; the graph shows them all.
+const TABLE_ROWS = 200;
 function renderTable() {
   const body = document.querySelector("#tasks tbody");
+  const q = document.getElementById("search").value.trim().toLowerCase();
+  const shown = q ? run.tasks.filter((t) => `${t.id} ${t.role} ${t.status}`.toLowerCase().includes(q)) : run.tasks;
   rows.clear();
-  body.replaceChildren(...run.tasks.map((task) => { const r = row(task); rows.set(task.id, r); return r; }));
+  body.replaceChildren(...shown.slice(0, TABLE_ROWS).map((task) => { const r = row(task); rows.set(task.id, r); return r; }));
+  if (shown.length > TABLE_ROWS) {
+    const more = `… and ${shown.length - TABLE_ROWS} more: search (above the graph) to narrow the list`;
+    body.append(el("tr", {}, el("td", { colspan: 8, class: "muted", text: more })));
+  }
 }
+let typing = null;
+document.getElementById("search").addEventListener("input", () => {
+  clearTimeout(typing);
+  typing = setTimeout(renderTable, 150);
+});
 
 async function load() {
+  performance.mark("load");
   run = await api(base);
+  performance.mark("fetched");
   document.getElementById("run-id").textContent = run.run_id;
   document.getElementById("title").textContent = `Run ${run.run_id}`;
   document.getElementById("goal").textContent = run.goal || "";
   facts();
   renderTable();
+  performance.mark("table");
   if (dag) dag.setTasks(run.tasks); else dag = new Dag(document.getElementById("graph"), run.tasks, runId);
   document.body.dataset.ready = "true";
+  document.body.dataset.readyAt = String(Math.round(performance.now())); // ms since navigation (bench/)
 }
 
 // A change names the tasks it touched; their node and row follow, the rest stays as it is.
@@ -64,9 +82,11 @@ function applyTasks(tasks, summary) {
     task.error = live.error_kind ? { kind: live.error_kind, message: task.error?.message || "" } : null;
     dag.setStatus(live.id, live.status);
     const old = rows.get(live.id);
-    const fresh = row(task);
-    old.replaceWith(fresh);
-    rows.set(live.id, fresh);
+    if (old) {
+      const fresh = row(task);
+      old.replaceWith(fresh);
+      rows.set(live.id, fresh);
+    }
   }
   run.status = summary.status;
   run.counts = summary.counts;
@@ -91,9 +111,12 @@ function refreshTask(id) {
       if (i >= 0 && f) {
         f.status = run.tasks[i].status;
         run.tasks[i] = f;
-        const r = row(f);
-        rows.get(tid).replaceWith(r);
-        rows.set(tid, r);
+        const old = rows.get(tid);
+        if (old) {
+          const r = row(f);
+          old.replaceWith(r);
+          rows.set(tid, r);
+        }
       }
     }
     pending.clear();
