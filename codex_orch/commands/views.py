@@ -11,7 +11,7 @@ from codex_orch.agents.base import Usage
 VIEW_VERSION = 1
 
 
-def _seconds(start: str | None, end: str | None) -> float | None:
+def seconds_between(start: str | None, end: str | None) -> float | None:
     if not start or not end:
         return None
     return round((datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds(), 3)
@@ -127,7 +127,7 @@ def build_view(state: dict[str, Any]) -> RunView:
                 files_changed=tuple(t.get("files_changed") or ()),
                 error_kind=error.get("kind"),
                 error_message=error.get("message"),
-                duration=_seconds(
+                duration=seconds_between(
                     t.get("started_at"),
                     t.get("ended_at") or (datetime.now(UTC).isoformat() if t["status"] == "running" else None),
                 ),

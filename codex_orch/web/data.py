@@ -7,12 +7,14 @@ commit's diff. Agent text stays text: the pages set it with `textContent`, never
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from codex_orch.agents.base import Usage
 from codex_orch.commands.events import attempt_folder, read_attempt
 from codex_orch.commands.runs import is_driven, list_runs, run_dir
-from codex_orch.commands.views import TaskView, build_view, view_to_json
+from codex_orch.commands.views import TaskView, build_view, seconds_between, view_to_json
 from codex_orch.errors import InputError
 from codex_orch.git.repo import Git
 from codex_orch.layout import Layout
@@ -71,22 +73,57 @@ def compact_task(task: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _task_row(task: dict[str, Any], depth: int, now: str) -> dict[str, Any]:
+    """What the run page shows of a task (its own page has the rest): small, for 1,000-task plans."""
+    costs = [a["cost_usd"] for a in task["attempts"] if a.get("cost_usd") is not None]
+    result = task.get("result")
+    error = task.get("error") or {}
+    end = task.get("ended_at") or (now if task["status"] == "running" else None)
+    return {
+        "id": task["id"],
+        "role": task["role"],
+        "status": task["status"],
+        "blocked_by": task["blocked_by"],
+        "depth": depth,
+        "attempts": len(task["attempts"]),
+        "duration": seconds_between(task.get("started_at"), end),
+        "cost_usd": round(sum(costs), 6) if costs else None,
+        "summary": result.get("summary") if isinstance(result, dict) else None,
+        "error": {"kind": error.get("kind"), "message": error.get("message")} if error.get("kind") else None,
+        "commit": task.get("commit"),
+    }
+
+
 def run_json(root: Path, run_id: str) -> dict[str, Any]:
+    """A run and a row per task (with its depth in the DAG), totals of tokens and cost."""
     folder = run_dir(Layout(root), run_id)
     state = read_state(folder)
-    data = view_to_json(build_view(state))
     depth = depths(state["tasks"], state["task_order"])
-    for entry in data["tasks"]:
-        entry["depth"] = depth.get(entry["id"], 0)
-        result = entry.get("result")
-        entry["summary"] = result.get("summary") if isinstance(result, dict) else None
-        entry.pop("result", None)
-    costs = [t["cost_usd"] for t in data["tasks"] if t["cost_usd"] is not None]
-    data["cost_usd"] = round(sum(costs), 6) if costs else None
-    data["goal"] = state.get("goal")
-    data["driven"] = is_driven(folder)
-    data["seq"] = state["seq"]
-    return data
+    now = datetime.now(UTC).isoformat()
+    tasks = [_task_row(state["tasks"][tid], depth.get(tid, 0), now) for tid in state["task_order"]]
+    usage = Usage()
+    for task in state["tasks"].values():
+        for attempt in task["attempts"]:
+            usage = usage + Usage.from_json(attempt.get("usage"))
+    costs = [t["cost_usd"] for t in tasks if t["cost_usd"] is not None]
+    counts: dict[str, int] = {}
+    for t in tasks:
+        counts[t["status"]] = counts.get(t["status"], 0) + 1
+    return {
+        "run_id": state["run_id"],
+        "status": state["status"],
+        "goal": state.get("goal"),
+        "created_at": state.get("created_at"),
+        "ended_at": state.get("ended_at"),
+        "branch": state.get("branch"),
+        "base_branch": state.get("base_branch"),
+        "counts": counts,
+        "usage": usage.to_json(),
+        "cost_usd": round(sum(costs), 6) if costs else None,
+        "driven": is_driven(folder),
+        "seq": state["seq"],
+        "tasks": tasks,
+    }
 
 
 def task_json(root: Path, run_id: str, task_id: str) -> dict[str, Any]:

@@ -25,7 +25,7 @@ function row(task) {
     el("td", {}, link),
     el("td", { text: task.role }),
     el("td", {}, badge(task.status)),
-    el("td", { text: task.attempt_count ?? task.attempts.length }),
+    el("td", { text: task.attempts }),
     el("td", { text: task.blocked_by.join(", ") || "-" }),
     el("td", { text: seconds(task.duration) }),
     el("td", { text: usd(task.cost_usd) }),
@@ -74,11 +74,10 @@ function applyTasks(tasks, summary) {
   if (tasks.some((t) => !byId.has(t.id))) return load(); // a task joined the run: redraw it all
   for (const live of tasks) {
     const task = byId.get(live.id);
-    const count = task.attempt_count ?? task.attempts.length;
-    if (task.status === live.status && count === live.attempts) continue;
+    if (task.status === live.status && task.attempts === live.attempts) continue;
     if (task.status !== live.status && live.status !== "running") refreshTask(task.id);
     task.status = live.status;
-    task.attempt_count = live.attempts;
+    task.attempts = live.attempts;
     task.error = live.error_kind ? { kind: live.error_kind, message: task.error?.message || "" } : null;
     dag.setStatus(live.id, live.status);
     const old = rows.get(live.id);
