@@ -4,10 +4,11 @@ without the token, the event stream, and the pages shipped as package data."""
 from __future__ import annotations
 
 import json
+import socket
 import urllib.request
 from pathlib import Path
 
-from conftest import FakeCodex, Repo, answer
+from conftest import FakeCodex, Repo, answer, run_cli
 from dashboard_helpers import dashboard
 from lifecycle_helpers import job, run_plan
 
@@ -81,8 +82,22 @@ def test_the_api_reads_runs_and_tasks_and_refuses_actions_without_the_token(
             hello = json.loads(stream.readline().removeprefix(b"data: "))
         assert {t["id"]: t["status"] for t in hello["tasks"]} == {"A": "succeeded", "B": "failed", "C": "succeeded"}
 
+        # a page elsewhere whose name was re-pointed at 127.0.0.1 (DNS rebinding) is not answered
+        code, body = web.request("GET", "/api/runs", {"Host": f"evil.example:{web.url.rsplit(':', 1)[1]}"})
+        assert code == 400 and "Invalid host header" in body
+
         # the pages are served from the package, with a policy that forbids inline script
         with urllib.request.urlopen(web.url + "/runs/web", timeout=30) as page:
             assert b'<script type="module" src="/static/run.js">' in page.read()
             assert "script-src 'self'" in page.headers["Content-Security-Policy"]
     assert (repo.path / ".orchestrator" / "dashboard.token").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_port_in_use_is_one_line_and_exit_2(repo: Repo, tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = run_cli(repo.path, "dashboard", "--port", str(port))
+    assert result.code == 2 and result.out == ""
+    assert result.err.strip().splitlines() == [
+        f"codex-orch: error: --port: cannot listen on 127.0.0.1:{port}: Address already in use"
+    ]

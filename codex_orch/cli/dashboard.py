@@ -20,6 +20,8 @@ TOKEN_NAME = "dashboard.token"
 def dashboard(host: str, port: int) -> None:
     """Serve live pages of this repository's runs (Ctrl-C stops it)."""
     import asyncio
+    import ipaddress
+    import os
     import socket
 
     import uvicorn
@@ -34,13 +36,17 @@ def dashboard(host: str, port: int) -> None:
     try:
         sock = socket.create_server((host, port))
     except OSError as exc:
-        raise InputError(f"--port: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise InputError(f"--port: cannot listen on {host}:{port}: {reason}") from None
     bound_host, bound_port = sock.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     say(f"dashboard of {layout.root} on http://{shown}:{bound_port}/", err=True)
     say(f"actions (cancel, resume, merge) need the token in {token_file}", err=True)
+    loopback = ipaddress.ip_address(bound_host).is_loopback
+    # a server on loopback answers only to its own names (a rebound DNS name must not read it)
+    allowed = ["127.0.0.1", "localhost", "::1", "[::1]"] if loopback else None
     config = uvicorn.Config(
-        create_app(layout.root, token_file),
+        create_app(layout.root, token_file, allowed),
         log_level="warning",
         timeout_graceful_shutdown=1,  # event streams never end by themselves
         lifespan="on",

@@ -14,13 +14,15 @@ its event streams and the token-guarded actions of one repository.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
@@ -56,8 +58,10 @@ def _checked(request: Request, *names: str) -> list[str]:
     return values
 
 
-def create_app(root: Path, token_file: Path | None = None) -> Starlette:
-    """The dashboard of the repository at `root`; actions need the token in `token_file` (None: no action)."""
+def create_app(root: Path, token_file: Path | None = None, allowed_hosts: Sequence[str] | None = None) -> Starlette:
+    """The dashboard of the repository at `root`; actions need the token in `token_file` (None: no action).
+    `allowed_hosts`: the Host names it answers (others get 400), so that a web page whose name an attacker
+    re-points at 127.0.0.1 (DNS rebinding) cannot read it; None: any (a server in front checks)."""
     root = Path(root)
     layout = Layout(root)
     actions = Actions(root)
@@ -133,6 +137,7 @@ def create_app(root: Path, token_file: Path | None = None) -> Starlette:
         *(Route(f"/api/runs/{{run}}/{name}", action(name), methods=["POST"]) for name in ("cancel", "resume", "merge")),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))] if allowed_hosts else []
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
     app.state.actions = actions
     return app
