@@ -160,3 +160,25 @@ def test_agent_text_cannot_drive_the_terminal(repo: Repo, fake_codex: FakeCodex,
     assert result.code == 0, result.err
     assert "\x1b" not in result.out and "\x07" not in result.out
     assert "\\x1b]0;pwned\\x07\\x1b[2J" in result.out
+
+
+def test_claude_and_gemini_streams_read_as_the_same_events() -> None:
+    """The real CLIs' captured streams (tests/agent_captures) fold into commands, answers and errors."""
+    from codex_orch.commands.events import EventReader
+
+    def read(name: str) -> list[tuple[str, str]]:
+        reader = EventReader("T", 1, name.split("_", maxsplit=1)[0])
+        events = []
+        for line in (Path(__file__).parent / "agent_captures" / name).read_bytes().splitlines():
+            events += reader.feed(line, None)
+        return [(e.kind, e.text) for e in events + reader.flush()]
+
+    claude = read("claude_success_structured_stream.jsonl")
+    assert ("command", "echo hello from claude > hello.txt && ls") in claude
+    assert [kind for kind, _ in claude].count("message") == 1 and claude[-1] == ("turn", "turn completed")
+    gemini = read("gemini_success_stream.jsonl")
+    assert ("command", "echo hello > hello.txt") in gemini
+    assert ("message", '{"status": "done", "files_changed": ["hello.txt"], "summary": "created"}') in gemini
+    failed = read("gemini_fail_429_stream.jsonl")
+    assert failed[-1][0] == "error" and "HTTP 429" in failed[-1][1]
+    assert read("claude_fail_500_stream.jsonl")[-1][1].startswith("turn failed: API Error: 500")

@@ -183,6 +183,8 @@ class EventReader:
 
     # --- tools of claude and gemini --------------------------------------------------------------
     def _tool_call(self, name: str, arguments: dict[str, Any], call_id: object) -> Event:
+        if name == "StructuredOutput":  # claude's answer, given as a tool call
+            return self._event("message", _text(json.dumps(arguments, ensure_ascii=False)))
         if name in ("Bash", "run_shell_command"):
             event = self._event("command", _text(arguments.get("command")))
         elif name in ("Write", "Edit", "MultiEdit", "NotebookEdit", "write_file", "replace"):
