@@ -8,7 +8,7 @@ import socket
 import urllib.request
 from pathlib import Path
 
-from conftest import FakeCodex, Repo, answer, run_cli
+from conftest import FakeCodex, Repo, answer, read_state, run_cli, start_cli, wait_for, write_plan
 from dashboard_helpers import dashboard
 from lifecycle_helpers import job, run_plan
 
@@ -101,3 +101,43 @@ def test_a_port_in_use_is_one_line_and_exit_2(repo: Repo, tmp_path: Path) -> Non
     assert result.err.strip().splitlines() == [
         f"codex-orch: error: --port: cannot listen on 127.0.0.1:{port}: Address already in use"
     ]
+
+
+def test_cancel_stops_the_driving_process_and_resume_finishes_the_run(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    fake_codex.script(
+        {
+            "default": [
+                [
+                    {"shell": f"while [ ! -e {gate} ]; do sleep 0.05; done"},
+                    {"write": "held.txt", "content": "held\n"},
+                    {"answer": answer("held", ["held.txt"])},
+                ]
+            ]
+        }
+    )
+    plan = write_plan(tmp_path / "plan.json", [job("H")])
+    run = start_cli(repo.path, "run", "--plan-file", str(plan), "--run-id", "act", "--no-progress")
+    try:
+        journal = repo.path / ".orchestrator" / "runs" / "act" / "journal.jsonl"
+        wait_for(lambda: journal.is_file() and b'"attempt.pid"' in journal.read_bytes(), "the agent to start")
+        with dashboard(repo.path) as web:
+            bearer = {"Authorization": f"Bearer {web.token}"}
+            assert web.request("POST", "/api/runs/act/resume", bearer)[0] == 409  # it is being driven
+            code, body = web.request("POST", "/api/runs/act/cancel", bearer)
+            assert code == 200 and body["signalled"] == run.pid
+            assert run.wait(timeout=60) == 130  # as on Ctrl-C: stopped in order, resumable
+            assert read_state(repo, "act")["status"] == "interrupted"
+
+            gate.touch()
+            code, body = web.request("POST", "/api/runs/act/resume", bearer)
+            assert code == 200
+            wait_for(lambda: read_state(repo, "act")["status"] == "succeeded", "the resumed run to finish", 90)
+            assert "held" in repo.git("show", f"{read_state(repo, 'act')['branch']}:held.txt")
+    finally:
+        gate.touch()
+        if run.poll() is None:
+            run.kill()
+            run.wait()
