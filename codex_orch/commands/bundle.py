@@ -63,6 +63,7 @@ _WHAT = (
     ("tasks/*/attempt-*/validation.txt", "the answer's check: valid, or the failure kind and the errors"),
     ("services/*.log", "the output of one of the run's services"),
     ("validate/*", "the output of a `codex-orch validate` command"),
+    ("dashboard-resume.log", "the output of a `codex-orch resume` the dashboard started"),
 )
 
 

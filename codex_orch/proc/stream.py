@@ -191,6 +191,7 @@ def run_streaming(
     started = time.time()
     request.stdout_path.parent.mkdir(parents=True, exist_ok=True)
     with open(request.stdout_path, "ab") as out_file, open(request.stderr_path, "ab") as err_file:
+        stamps = open(request.times_path, "ab") if request.times_path else None  # noqa: SIM115 (the tee closes it)
         unit = contain(Path(request.argv[0]).name)
         try:
             proc = subprocess.Popen(
@@ -205,6 +206,8 @@ def run_streaming(
             )
         except OSError as exc:
             unit.end()
+            if stamps is not None:
+                stamps.close()
             message = f"cannot start {request.argv[0]!r}: {exc.strerror or exc}"
             err_file.write(message.encode() + b"\n")
             return ProcOutcome(pid=None, returncode=None, started=started, ended=time.time(), spawn_error=message)
@@ -217,7 +220,6 @@ def run_streaming(
         assert proc.stdout is not None
         assert proc.stderr is not None
         err_stream = StreamTee(proc.stderr.fileno(), err_file, None, request.redactor)
-        stamps = open(request.times_path, "ab") if request.times_path else None  # noqa: SIM115 (closed by the tee)
         out_stream = StreamTee(proc.stdout.fileno(), out_file, on_line, request.redactor, stamps)
         streams = {out_stream.fd: out_stream, err_stream.fd: err_stream}
         selector = selectors.DefaultSelector()

@@ -21,6 +21,7 @@ from codex_orch.layout import Layout
 from codex_orch.state import read_state
 
 DIFF_BYTES = 512 * 1024  # a bigger diff is cut, and says so
+EVENTS_SHOWN = 2000  # an attempt's last events on its task page (a flooding agent writes millions)
 VALIDATION_BYTES = 16 * 1024
 SHA_CHARS = frozenset("0123456789abcdef")
 
@@ -140,7 +141,9 @@ def task_json(root: Path, run_id: str, task_id: str) -> dict[str, Any]:
         agent = recorded.get("agent") or "codex"
         attempt["started_at"] = recorded.get("started_at")
         attempt["ended_at"] = recorded.get("ended_at")
-        attempt["events"] = [e.to_json() for e in read_attempt(folder, task_id, recorded["n"], agent)]
+        events = read_attempt(folder, task_id, recorded["n"], agent)
+        attempt["events"] = [e.to_json() for e in events[-EVENTS_SHOWN:]]
+        attempt["events_left_out"] = max(0, len(events) - EVENTS_SHOWN)
         attempt["validation"] = _validation(attempt_folder(folder, task_id, recorded["n"]))
     entry["started_at"], entry["ended_at"] = raw.get("started_at"), raw.get("ended_at")
     entry["diff"] = commit_diff(root, view.tasks[index])

@@ -18,7 +18,7 @@ from typing import Any
 
 from codex_orch.commands.events import AttemptTail
 from codex_orch.state import JOURNAL_NAME, apply, journal_records, read_state
-from codex_orch.web.data import compact_task, runs_json
+from codex_orch.web.data import EVENTS_SHOWN, compact_task, runs_json
 
 POLL = 0.05  # seconds between two looks at a watched file's size
 RUNS_POLL = 0.5  # the run list changes rarely: its journals are looked at every half second
@@ -77,6 +77,9 @@ async def task_changes(run_dir: Path, task_id: str, disconnected: Disconnected) 
     """A task's agent events, the recorded ones first, then as they are written (`events`), and `task`
     when the journal recorded something about it (an attempt, a status, a commit: the page reloads it)."""
     state, offset = await asyncio.to_thread(read_state, run_dir, True)
+    if task_id not in state["tasks"]:
+        yield sse("gone", {"error": f"no task {task_id!r} in run {state['run_id']}"})
+        return
     tails: dict[int, AttemptTail] = {}
     journal = run_dir / JOURNAL_NAME
     quiet_since = time.monotonic()
@@ -95,7 +98,7 @@ async def task_changes(run_dir: Path, task_id: str, disconnected: Disconnected) 
         for attempt in state["tasks"][task_id]["attempts"]:
             n = attempt["n"]
             tail = tails.setdefault(n, AttemptTail(run_dir, task_id, n, attempt.get("agent") or "codex"))
-            events = tail.poll()
+            events = (await asyncio.to_thread(tail.poll))[-EVENTS_SHOWN:]
             if events:  # from the first line: the page drops those it already has (attempt, line, kind)
                 yield sse("events", [e.to_json() for e in events])
                 news = True

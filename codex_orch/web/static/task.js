@@ -62,6 +62,7 @@ function attempt(a) {
     a.validation && a.validation.trim() !== "valid"
       ? el("details", { open: Boolean(a.failure) }, el("summary", { text: "validation" }), el("pre", { class: "validation", text: a.validation }))
       : null,
+    a.events_left_out ? el("p", { class: "muted", text: `${a.events_left_out} earlier events not shown (codex-orch logs lists them all)` }) : null,
     el("table", { class: "events" }, el("thead", {}, el("tr", {}, el("th", { text: "time" }), el("th", { text: "kind" }), el("th", { text: "what" }))), body),
   );
 }
@@ -113,5 +114,6 @@ load()
   .then(() => listen(`${base}/stream`, {
     events: addEvents,
     task: () => { clearTimeout(again); again = setTimeout(load, 100); },
+    gone: (data) => say(data.error, "error"),
   }))
   .catch((error) => say(error.message, "error"));
