@@ -338,6 +338,11 @@ class RunStore:
             return copy.deepcopy(self._state.get(key))
 
 
+def journal_records(run_dir: Path, offset: int = 0) -> Iterator[tuple[dict[str, Any], int]]:
+    """The run's journal records after `offset` (a byte offset), each with the offset just past it."""
+    return _journal_records(run_dir / JOURNAL_NAME, offset)
+
+
 def _journal_records(path: Path, offset: int) -> Iterator[tuple[dict[str, Any], int]]:
     """Complete records after `offset`, with the offset just past each; a torn tail is skipped."""
     if not path.is_file():

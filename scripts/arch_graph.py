@@ -23,15 +23,17 @@ ALLOWED: dict[str, set[str]] = {
     "agents": {"core", "proc"},
     "engine": {"core", "proc", "git", "agents"},
     "commands": {"core", "proc", "git", "agents", "engine"},
-    "cli": {"core", "proc", "git", "agents", "engine", "commands"},
+    "web": {"core", "proc", "git", "agents", "engine", "commands"},
+    "cli": {"core", "proc", "git", "agents", "engine", "commands", "web"},
     "testing": {"core"},
     "entry": {"cli"},
 }
-ORDER = ["entry", "cli", "commands", "engine", "agents", "git", "proc", "testing", "core"]
+ORDER = ["entry", "cli", "web", "commands", "engine", "agents", "git", "proc", "testing", "core"]
 LABELS = {
     "entry": "__main__",
     "cli": "cli/ (click: parse, render)",
-    "commands": "commands/ (report, merge, clean, validate, preflight, planner, runs)",
+    "web": "web/ (dashboard: Starlette app, run API, event streams, pages)",
+    "commands": "commands/ (report, logs, merge, clean, validate, preflight, planner, runs)",
     "engine": "engine/ (run, drive, scheduler, executor, prompts, validation, services)",
     "agents": "agents/ (backend Protocol; codex, claude, gemini)",
     "git": "git/ (repo, worktrees, refs, workspace)",

@@ -28,3 +28,12 @@ if ! command -v bwrap >/dev/null 2>&1; then
 fi
 bash scripts/install-codex.sh >/dev/null
 bash scripts/install-agent-clis.sh >/dev/null
+# The dashboard's browser tests drive Debian's chromium through Playwright (never a downloaded browser).
+if ! command -v chromium >/dev/null 2>&1; then
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        echo "setup: apt-get install chromium (for the dashboard's browser tests)" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null
+    else
+        echo "setup: chromium is missing; install it (Debian: sudo apt-get install chromium) for tests/test_dashboard_browser.py" >&2
+    fi
+fi

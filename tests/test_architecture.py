@@ -69,3 +69,12 @@ def test_no_dead_code() -> None:
     """vulture, with the settings and the few names it cannot see used in pyproject.toml [tool.vulture]."""
     found = subprocess.run([sys.executable, "-m", "vulture"], cwd=ROOT, capture_output=True, text=True)
     assert (found.returncode, found.stdout) == (0, ""), found.stdout + found.stderr
+
+
+def test_the_dashboard_stays_out_of_the_cli_start_up_path() -> None:
+    """starlette and uvicorn are imported by `codex-orch dashboard` only, not by `codex-orch --help`."""
+    import subprocess
+
+    probe = "import sys, codex_orch.cli.main; print(sorted(m for m in sys.modules if m.startswith(('starlette', 'uvicorn', 'codex_orch.web'))))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

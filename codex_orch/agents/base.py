@@ -89,6 +89,11 @@ class AttemptRequest:
         return self.attempt_dir / "events.jsonl"
 
     @property
+    def times_path(self) -> Path:
+        """When each line of events.jsonl arrived (the agents' events carry no time of their own)."""
+        return self.attempt_dir / "events.times"
+
+    @property
     def stderr_path(self) -> Path:
         return self.attempt_dir / "stderr.log"
 

@@ -240,6 +240,7 @@ class CodexBackend:
                 cwd=request.workdir,
                 env=request.env,
                 stdout_path=request.events_path,
+                times_path=request.times_path,
                 stderr_path=request.stderr_path,
                 stdin_data=request.prompt.encode("utf-8"),
                 timeout=request.timeout,

@@ -13,7 +13,7 @@ import sys
 import click
 
 from codex_orch import __version__
-from codex_orch.cli import init, lifecycle, plan, run, runs
+from codex_orch.cli import dashboard, init, lifecycle, logs, plan, run, runs
 from codex_orch.cli.common import say_error
 from codex_orch.errors import EXIT_INTERRUPTED, EXIT_USAGE, OrchError
 from codex_orch.interrupts import silence_lost_terminal
@@ -43,6 +43,9 @@ for _command in (
     runs.runs,
     runs.status,
     runs.report,
+    logs.logs,
+    logs.timeline,
+    dashboard.dashboard,
     lifecycle.merge,
     lifecycle.clean,
     lifecycle.prune,

@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from codex_orch.agents.base import Usage
+from codex_orch.commands.logs import FailureDigest, failure_digest
 from codex_orch.commands.runs import run_dir
 from codex_orch.commands.views import RunView, TaskView, build_view, view_to_json
 from codex_orch.engine.accounting import describe
 from codex_orch.layout import Layout
 from codex_orch.run_record import RunRecord, read_record
-from codex_orch.state import atomic_write
+from codex_orch.state import atomic_write, read_state
 
 REPORT_VERSION = 1
 REPORT_NAME = "report.md"
@@ -31,6 +32,7 @@ class Report:
     merge: Mapping[str, Any] | None
     validation: Mapping[str, Any] | None
     cleaned: Mapping[str, Any] | None
+    failures: tuple[FailureDigest, ...] = ()  # why each failed task failed (its run folder's events)
 
     @property
     def attempts(self) -> int:
@@ -50,7 +52,8 @@ def _items(task: TaskView, key: str) -> list[Any]:
     return list(value) if isinstance(value, list) else []
 
 
-def build_report(run: RunRecord) -> Report:
+def build_report(run: RunRecord, folder: Path | None = None) -> Report:
+    """The report of a run; with its folder, the failure digest from its attempts' files too."""
     return Report(
         view=build_view(run),
         goal=run.goal,
@@ -58,13 +61,14 @@ def build_report(run: RunRecord) -> Report:
         merge=run.merge,
         validation=run.validation,
         cleaned=run.cleaned,
+        failures=tuple(failure_digest(folder, read_state(folder))) if folder is not None else (),
     )
 
 
 def write_report(root: Path, run_id: str) -> tuple[Path, Report]:
     """Build the run's report and write report.md in its folder."""
     folder = run_dir(Layout(root), run_id)
-    report = build_report(read_record(folder))
+    report = build_report(read_record(folder), folder)
     path = folder / REPORT_NAME
     # backslashreplace: a run recorded before agents' values were checked may hold a lone surrogate
     atomic_write(path, report_markdown(report).encode("utf-8", "backslashreplace"))
@@ -90,6 +94,7 @@ def report_json(report: Report) -> dict[str, Any]:
         entry["summary"] = result.get("summary")
         for key in ("risks", "decisions", "findings", "next_tasks"):
             entry[key] = _items(task, key)
+    data["failures"] = [f.to_json() for f in report.failures]
     data["merge"] = report.merge
     data["validation"] = report.validation
     data["cleaned"] = report.cleaned
@@ -140,6 +145,7 @@ def report_markdown(report: Report) -> str:
             f"| {t.id} | {t.role} | {t.agents} | {t.status} | {len(t.attempts)} | {', '.join(t.failure_kinds) or '-'} "
             f"| {_secs(t.duration)} | {t.usage.input_tokens}/{t.usage.output_tokens} | {(t.commit or '-')[:10]} |"
         )
+    lines += _failures_section(report.failures)
     for t in view.tasks:
         lines += ["", *_task_section(t)]
     lines += _merge_section(report.merge) + _validation_section(report.validation)
@@ -203,6 +209,27 @@ def _answer_lists(t: TaskView) -> list[str]:
         items = _items(t, key)
         if items:
             lines += ["", f"**{title}**", ""] + [f"- {fmt(item)}" for item in items]
+    return lines
+
+
+def _failures_section(failures: tuple[FailureDigest, ...]) -> list[str]:
+    """Why each failed task failed: its error, the last command that failed and its output, the validator."""
+    if not failures:
+        return []
+    lines = ["", "## Failures", ""]
+    for f in failures:
+        attempts = f"{f.attempts} attempt" + ("s" if f.attempts != 1 else "")
+        lines += [f"### {f.task} ({f.role}): {f.error_kind or 'failed'} after {attempts}", ""]
+        lines += [_cell(f.error_message or "(no message)"), ""]
+        if f.command is not None:
+            where = f"attempt {f.command.attempt}, exit {f.command.exit_code}"
+            lines.append(f"Last failed command ({where}): `{_cell(f.command.text)}`")
+            if f.command.output.strip():
+                tail = "\n".join(f.command.output.rstrip().splitlines()[-15:]).replace("~~~", "~ ~ ~")
+                lines += ["", "~~~", tail, "~~~"]
+            lines.append("")
+        if f.validation:
+            lines += ["Validator:", "", *(f"- {_cell(line)}" for line in f.validation), ""]
     return lines
 
 

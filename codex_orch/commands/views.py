@@ -13,7 +13,7 @@ from codex_orch.run_record import RunRecord
 VIEW_VERSION = 1
 
 
-def _seconds(start: str | None, end: str | None) -> float | None:
+def seconds_between(start: str | None, end: str | None) -> float | None:
     if not start or not end:
         return None
     return round((datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds(), 3)
@@ -144,7 +144,7 @@ def build_view(run: RunRecord) -> RunView:
                 files_changed=t.files_changed,
                 error_kind=t.error_kind,
                 error_message=t.error_message,
-                duration=_seconds(
+                duration=seconds_between(
                     t.started_at, t.ended_at or (datetime.now(UTC).isoformat() if t.status == "running" else None)
                 ),
                 usage=usage,

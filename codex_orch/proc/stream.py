@@ -46,6 +46,7 @@ class ProcRequest:
     idle_timeout: float | None = None
     stop_grace: float = 5.0
     redactor: Redactor | None = None  # applied to what is written to the two files
+    times_path: Path | None = None  # when stdout's lines arrived: one Unix time per line (logs, timeline)
 
     def __post_init__(self) -> None:
         if not self.argv:
@@ -83,9 +84,17 @@ OnLine = Callable[[bytes], bool | None]
 class StreamTee:
     """Tees one pipe into a file; splits stdout into bounded lines."""
 
-    def __init__(self, fd: int, sink: BinaryIO, on_line: OnLine | None, redactor: Redactor | None) -> None:
+    def __init__(
+        self,
+        fd: int,
+        sink: BinaryIO,
+        on_line: OnLine | None,
+        redactor: Redactor | None,
+        stamps: BinaryIO | None = None,
+    ) -> None:
         self.fd = fd
         self.sink = sink
+        self.stamps = stamps  # one arrival time per newline, so line k of the sink has line k here
         self.redact: StreamRedactor | None = redactor.stream() if redactor else None
         self.on_line = on_line
         self.partial = bytearray()
@@ -96,6 +105,10 @@ class StreamTee:
 
     def feed(self, chunk: bytes) -> None:
         self.sink.write(self.redact.feed(chunk) if self.redact else chunk)
+        if self.stamps is not None and b"\n" in chunk:  # an agent's events: on disk at once, for readers
+            self.sink.flush()
+            self.stamps.write(f"{time.time():.3f}\n".encode() * chunk.count(b"\n"))
+            self.stamps.flush()
         if self.on_line is None:
             self.tail += chunk
             if len(self.tail) > 2 * STDERR_TAIL:
@@ -134,6 +147,8 @@ class StreamTee:
         if self.redact:
             self.sink.write(self.redact.flush())
         self.sink.flush()
+        if self.stamps is not None:
+            self.stamps.close()
 
 
 def pump(selector: selectors.BaseSelector, streams: dict[int, StreamTee], wait: float) -> set[int]:
@@ -176,6 +191,7 @@ def run_streaming(
     started = time.time()
     request.stdout_path.parent.mkdir(parents=True, exist_ok=True)
     with open(request.stdout_path, "ab") as out_file, open(request.stderr_path, "ab") as err_file:
+        stamps = open(request.times_path, "ab") if request.times_path else None  # noqa: SIM115 (the tee closes it)
         unit = contain(Path(request.argv[0]).name)
         try:
             proc = subprocess.Popen(
@@ -190,11 +206,13 @@ def run_streaming(
             )
         except OSError as exc:
             unit.end()
+            if stamps is not None:
+                stamps.close()
             message = f"cannot start {request.argv[0]!r}: {exc.strerror or exc}"
             err_file.write(message.encode() + b"\n")
             return ProcOutcome(pid=None, returncode=None, started=started, ended=time.time(), spawn_error=message)
         unit.attach(proc.pid)
-        watch = _Watch(request, proc, unit, on_line, (out_file, err_file))
+        watch = _Watch(request, proc, unit, on_line, (out_file, err_file), stamps)
         try:
             if on_start is not None:  # inside the try: if it fails, the child is still stopped
                 on_start(proc.pid)
@@ -216,6 +234,7 @@ class _Watch:
         unit: Unit,
         on_line: OnLine,
         files: tuple[BinaryIO, BinaryIO],
+        stamps: BinaryIO | None = None,
     ) -> None:
         assert proc.stdout is not None
         assert proc.stderr is not None
@@ -224,7 +243,7 @@ class _Watch:
         if request.stdin_data is not None and proc.stdin is not None:
             self.writer = threading.Thread(target=_feed_stdin, args=(proc.stdin, request.stdin_data), daemon=True)
             self.writer.start()
-        self.out = StreamTee(proc.stdout.fileno(), files[0], on_line, request.redactor)
+        self.out = StreamTee(proc.stdout.fileno(), files[0], on_line, request.redactor, stamps)
         self.err = StreamTee(proc.stderr.fileno(), files[1], None, request.redactor)
         self.streams = {self.out.fd: self.out, self.err.fd: self.err}
         self.selector = selectors.DefaultSelector()
