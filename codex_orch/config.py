@@ -14,6 +14,7 @@ from codex_orch.config_schema import CONFIG_SCHEMA
 from codex_orch.errors import InputError
 from codex_orch.inputs import read_yaml_file
 from codex_orch.layout import CONFIG_NAME, Layout, packaged_templates
+from codex_orch.prices import Price, build_prices
 from codex_orch.schema_check import check
 
 
@@ -57,6 +58,7 @@ class Limits:
     max_tasks: int = 100
     max_reconnects: int = 5
     conflict_rounds: int = 2  # a landing run: times a task's agent is asked to resolve a landing conflict
+    max_quota_wait: float = 86400.0  # seconds a task may spend paused on its provider's quota (0: no pauses)
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,16 @@ class ServiceConfig:
 
 
 @dataclass(frozen=True)
+class Budgets:
+    """`budgets`: limits of spend (None: no limit); `block` stops attempts at a limit, `warn` says so once."""
+
+    task_tokens: int | None = None
+    task_cost: float | None = None
+    run_cost: float | None = None
+    mode: str = "block"
+
+
+@dataclass(frozen=True)
 class SecretsConfig:
     scan: bool = True  # the staged diff and message of every task commit (engine/secret_scan.py)
     allow: tuple[str, ...] = ()  # detect-secrets plugin names, $VARIABLE names, path globs
@@ -111,6 +123,8 @@ class Config:
     services: tuple[ServiceConfig, ...] | None = None  # None: not set (the codex-mem default applies)
     secrets: SecretsConfig = field(default_factory=SecretsConfig)
     agents: AgentsConfig = field(default_factory=AgentsConfig)
+    prices: Mapping[str, Price] = field(default_factory=lambda: build_prices(None))
+    budgets: Budgets = field(default_factory=Budgets)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -241,6 +255,7 @@ def build_config(raw: dict[str, Any], source: str) -> Config:
             max_tasks=int(limits["max_tasks"]),
             max_reconnects=int(limits["max_reconnects"]),
             conflict_rounds=int(limits["conflict_rounds"]),
+            max_quota_wait=float(limits.get("max_quota_wait", 86400)),
         ),
         roles=roles,
         role_aliases=aliases,
@@ -254,6 +269,8 @@ def build_config(raw: dict[str, Any], source: str) -> Config:
         services=None if raw.get("services") is None else _services(raw["services"], source),
         secrets=SecretsConfig(scan=bool(raw["secrets"]["scan"]), allow=tuple(raw["secrets"]["allow"])),
         agents=build_agents(raw.get("agents") or {}, codex, source),
+        prices=build_prices(raw.get("prices")),
+        budgets=Budgets(**(raw.get("budgets") or {})),
         raw=raw,
     )
 

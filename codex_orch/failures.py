@@ -32,6 +32,7 @@ class FailureKind(StrEnum):
     SECRET = "secret"
     CONFLICT = "conflict"
     MAX_TURNS = "max_turns"
+    BUDGET = "budget"
 
 
 class Retry(StrEnum):
@@ -82,7 +83,9 @@ FAILURES: dict[FailureKind, FailureInfo] = {
         FailureInfo(
             FailureKind.RATE_LIMITED,
             Retry.TRANSIENT,
-            "The model provider rate-limited the request; wait, lower limits.max_workers, or resume later.",
+            "The model provider rate-limited the request. Dispatch to that agent pauses until the reset it named "
+            "(else backs off) and the attempt goes on by itself, up to limits.max_quota_wait; lower "
+            "limits.max_workers, or resume later.",
         ),
         FailureInfo(
             FailureKind.AUTH,
@@ -168,6 +171,12 @@ FAILURES: dict[FailureKind, FailureInfo] = {
             Retry.NEVER,
             "The agent used every turn it was allowed (agents.claude.max_turns) without answering; raise the limit or split the task.",
         ),
+        FailureInfo(
+            FailureKind.BUDGET,
+            Retry.NEVER,
+            "A limit of `budgets` was reached (budgets.mode: block), so no further attempt started: raise "
+            "budgets.task_tokens or budgets.task_cost, or `codex-orch resume --budget-run-cost X` for the run's.",
+        ),
     )
 }
 
@@ -177,7 +186,7 @@ FALLBACK_KINDS = frozenset({FailureKind.RATE_LIMITED, FailureKind.AUTH, FailureK
 
 # Turn-failure messages of the real codex CLI (see shared/CODEX.md), most specific first.
 _TURN_PATTERNS: tuple[tuple[re.Pattern[str], FailureKind], ...] = (
-    (re.compile(r"\b429\b|too many requests|rate.?limit|quota", re.I), FailureKind.RATE_LIMITED),
+    (re.compile(r"\b429\b|too many requests|rate.?limit|quota|usage limit", re.I), FailureKind.RATE_LIMITED),
     (re.compile(r"\b40[13]\b|unauthori[sz]ed|forbidden|invalid api key|authentication", re.I), FailureKind.AUTH),
     (re.compile(r"idle timeout", re.I), FailureKind.IDLE),
     (

@@ -29,7 +29,7 @@ SNAPSHOT_EVERY = 256  # journal records between automatic snapshots, at least; m
 
 TERMINAL = ("succeeded", "failed", "blocked", "cancelled")
 TASK_STATUSES = ("pending", "running", "succeeded", "failed", "blocked", "interrupted", "cancelled")
-RUN_STATUSES = ("running", "succeeded", "failed", "partial", "interrupted")
+RUN_STATUSES = ("running", "succeeded", "failed", "partial", "interrupted", "budget_exhausted")
 
 STATE_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -153,6 +153,14 @@ def apply(state: dict[str, Any], rec: dict[str, Any]) -> None:
         service.update({k: v for k, v in rec.items() if k not in ("type", "seq")})
     elif kind == "run.guardrail":  # what the check at a run's end found and put back
         state.setdefault("guardrail", []).extend(rec["changes"])
+    elif kind == "run.budget":  # `resume --budget-run-cost`: the run's own limits over the config's
+        state.setdefault("budgets", {}).update(rec["budgets"])
+    elif kind == "run.budget_warning":  # budgets.mode warn: a limit reached, said once
+        state.setdefault("budget_warnings", []).append(rec["limit"])
+    elif kind == "run.paused":  # dispatch to an agent paused on its provider's quota, until a time
+        state.setdefault("paused", {})[rec["agent"]] = {"until": rec["until"], "reason": rec["reason"]}
+    elif kind == "run.unpaused":
+        state.setdefault("paused", {}).pop(rec["agent"], None)
     elif kind == "run.resumed":
         state["status"] = "running"
         state["resumed"] = state.get("resumed", 0) + 1

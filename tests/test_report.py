@@ -66,7 +66,9 @@ def test_report_markdown_and_json(repo: Repo, fake_codex: FakeCodex, tmp_path: P
     assert "- Error: turn_failed: model exploded" in md
     assert f"- Commit: `{state['tasks']['A']['commit']}` on `{state['branch']}`" in md
     assert "- Files changed: `a.txt`, `docs/ai/decisions.md`" in md
-    assert "| 1 | codex | " in md and "| 1000 | 400 | 0 | 50 | 5 | - |" in md  # every kind of token of A's attempt
+    # every kind of token of A's attempt, and its cost at gpt-5.5's price (codex's default model):
+    # (600 x $5 + 400 x $0.50 + 45 x $30 + 5 reasoning x $30) per million
+    assert "| 1 | codex | " in md and "| 1000 | 400 | 0 | 50 | 5 | $0.0047 |" in md
     assert "- **plain text** — simplest" in md and "- a.txt has no tests" in md
     assert "- [minor] `a.txt:1` — no trailing \\| pipe" in md
     # A + two attempts of B + R (a failed turn reports no usage)
@@ -76,7 +78,8 @@ def test_report_markdown_and_json(repo: Repo, fake_codex: FakeCodex, tmp_path: P
     assert data["report_version"] == 1 and data["run_id"] == "rep" and data["status"] == "partial"
     tasks = {t["id"]: t for t in data["tasks"]}
     assert [a["failure"] for a in tasks["B"]["attempts"]] == ["schema_invalid", None]
-    assert [(a["agent"], a["model"], a["cost_usd"]) for a in tasks["B"]["attempts"]] == [("codex", None, None)] * 2
+    priced = [(a["agent"], a["model"], a["cost_usd"], a["cost_source"]) for a in tasks["B"]["attempts"]]
+    assert priced == [("codex", None, 0.001055, "prices")] * 2
     assert tasks["B"]["failure_kinds"] == ["schema_invalid"]
     assert tasks["C"]["error"]["kind"] == "turn_failed" and tasks["C"]["commit"] is None
     assert tasks["A"]["risks"] == ["a.txt has no tests"] and tasks["A"]["decisions"][0]["decision"] == "plain text"

@@ -14,8 +14,10 @@ from typing import Any
 
 from codex_orch.config import Config
 from codex_orch.engine.agent_env import AgentSetups, agent_env, redactor_for
+from codex_orch.engine.budget import Breaker, dispatch_hold
 from codex_orch.engine.context import Notify, RunContext
 from codex_orch.engine.executor import run_task
+from codex_orch.engine.quota import QuotaPauses
 from codex_orch.engine.scheduler import ConcurrencyRules, Scheduler
 from codex_orch.engine.secret_scan import SecretScanner
 from codex_orch.engine.services import services_running
@@ -43,8 +45,13 @@ def run_context(
     options: RunOptions,
 ) -> RunContext:
     redactor = redactor_for(config)
+
+    def warn(message: str) -> None:
+        notify("warning", None, {"message": message})
+
     codex_env = agent_env(config, home, layout.worktrees_dir)
     homes = store.get("agent_homes") or {}
+    cancel = threading.Event()
     return RunContext(
         layout=layout,
         config=config,
@@ -62,8 +69,10 @@ def run_context(
         redactor=redactor,
         secret_scanner=SecretScanner(config, redactor),
         fail_fast=options.fail_fast,
-        cancel=threading.Event(),
+        cancel=cancel,
         answer_checks=plan_answer_checks(config),
+        spend=Breaker(store, config.budgets, warn),
+        quota=QuotaPauses(store, config.limits.max_quota_wait, cancel, warn),
     )
 
 
@@ -169,6 +178,7 @@ def drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
         ctx.cancel,
         options.fail_fast,
         (lambda task: _follow_ups(ctx, task)) if follow else None,
+        hold=lambda task: dispatch_hold(ctx, task),
     )
     ctx.notify(
         "plan", None, {"tasks": {tid: {"role": t["role"], "status": t["status"]} for tid, t in state["tasks"].items()}}
@@ -205,6 +215,8 @@ def drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
             status = "interrupted"
         elif all(v == "succeeded" for v in values):
             status = "succeeded"
+        elif ctx.spend is not None and ctx.spend.tripped:
+            status = "budget_exhausted"
         elif any(v == "succeeded" for v in values):
             status = "partial"
         else:
@@ -329,6 +341,8 @@ class RunOptions:
     agent: str | None = None  # --agent: the run's default agent (a task's own `agent` comes first)
     # The user's input files (plan, spec): not warned about as uncommitted changes of the checkout.
     inputs: tuple[Path, ...] = ()
+    budget_run_cost: float | None = None  # resume --budget-run-cost: the run's budgets.run_cost from now on
+    max_cost: float | None = None  # run --max-cost: refuse to start when the estimate's low end is over it
 
 
 @dataclass(frozen=True)

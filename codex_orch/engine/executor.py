@@ -39,6 +39,7 @@ from codex_orch.failures import FailureKind, Retry, info
 from codex_orch.git.guard import Change
 from codex_orch.git.workspace import Workspace, branch_name
 from codex_orch.plan import Task
+from codex_orch.prices import attempt_cost
 from codex_orch.state import now_iso
 from codex_orch.untrusted import clean_text
 
@@ -140,6 +141,9 @@ class TaskRunner:
         answer_retries = transient_retries = conflict_rounds = 0
         totals = _thread_totals(rec["attempts"], thread) if thread else (Usage(), None)
         while True:
+            stop = ctx.spend.before_attempt(task.id) if ctx.spend else None
+            if stop:  # budgets.mode block: a limit is reached, no attempt starts
+                return self._fail(FailureKind.BUDGET, stop)
             result, verdict = self._attempt(ws, n, prompt, thread, totals, runs_on)
             if result.failure is None and verdict is not None and verdict.ok:
                 store.record("task.result", task=task.id, result=verdict.value)
@@ -171,7 +175,9 @@ class TaskRunner:
                 thread = result.thread_id
             fallback = next_fallback(ctx.config, kind, tried)
             policy = info(kind).retry
-            if fallback is not None:  # the provider failed: another agent takes the work over
+            if fallback is None and kind == FailureKind.RATE_LIMITED and self._quota_wait(runs_on.agent, message):
+                prompt = transient_prompt(result) if thread else render_task_prompt(ctx, task, ws.worktree)
+            elif fallback is not None:  # the provider failed: another agent takes the work over
                 prompt = fallback_prompt(ctx, task, ws.worktree, runs_on.agent, result)
                 runs_on = self._agent(fallback, "fallback", own=False, fallback_from=runs_on.agent)
                 tried.append(fallback)
@@ -196,6 +202,11 @@ class TaskRunner:
                 )
                 return "interrupted"
             n += 1
+
+    def _quota_wait(self, agent: str, message: str) -> bool:
+        """Paused until the agent's quota is back (engine/quota.py); False: no (more) waiting."""
+        quota = self.ctx.quota
+        return quota is not None and quota.wait(agent, self.task.id, message)
 
     def _agent(self, name: str, source: str, own: bool, fallback_from: str | None = None) -> AttemptAgent:
         default = self.ctx.config.agents.backend(name).model
@@ -284,7 +295,8 @@ class TaskRunner:
         else:
             report = f"not validated: {result.failure}: {result.failure_message}\n"
         (folder / "validation.txt").write_text(ctx.redactor.text(report), "utf-8")
-        usage, cost = _attempt_share(result, thread, totals)
+        usage, agent_cost = _attempt_share(result, thread, totals)
+        cost = attempt_cost(ctx.config.prices, runs_on.agent, runs_on.model, usage, agent_cost)
         thread_usage, thread_cost = _totals_after(result, thread, totals)
         failure = result.failure or (verdict.failure if verdict else None)
         ctx.store.record(
@@ -298,7 +310,7 @@ class TaskRunner:
             ),
             usage=usage.to_json(),
             thread_usage=thread_usage.to_json(),
-            cost_usd=cost,
+            **cost.record(),
             thread_cost_usd=thread_cost,
             events=result.event_count,
             garbage_lines=result.garbage_lines,
