@@ -55,6 +55,10 @@ def run(
     from codex_orch.engine.run import start_run
 
     root = repo()
+    if max_cost is not None:
+        from codex_orch.commands.estimate import check_max_cost
+
+        check_max_cost(root, plan_file, spec_file, max_cost, agent)
     inputs = (plan_file, spec_file) if spec_file else (plan_file,)
     options = run_options_value(run_id, max_workers, fail_fast, follow_next_tasks, inputs, agent, max_cost=max_cost)
     with progress_for(no_progress) as notify:
