@@ -81,6 +81,8 @@ class Breaker:
         stop = self.run_stop()
         if stop:
             return stop
+        if self.budgets.task_tokens is None and self.budgets.task_cost is None:
+            return None
         attempts = self.store.task(task_id)["attempts"]
         if self.budgets.task_tokens is not None:
             tokens = attempts_tokens(attempts)

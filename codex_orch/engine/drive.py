@@ -215,7 +215,7 @@ def drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
             status = "interrupted"
         elif all(v == "succeeded" for v in values):
             status = "succeeded"
-        elif ctx.spend is not None and ctx.spend.tripped:
+        elif ctx.spend is not None and ctx.spend.tripped and _budget_left_work(final):
             status = "budget_exhausted"
         elif any(v == "succeeded" for v in values):
             status = "partial"
@@ -226,6 +226,14 @@ def drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
     if status != "interrupted" and any(t.get("commit") for t in final.values()):
         auto_maintenance(ctx.git)  # git's upkeep after commits, once for all of them
     return RunOutcome(ctx.run_id, status, ctx.run_dir, {tid: t["status"] for tid, t in final.items()})
+
+
+def _budget_left_work(tasks: dict[str, Any]) -> bool:
+    """Did the budget leave work undone: a task not started, or one it stopped (kind `budget`)?"""
+    return any(
+        t["status"] == "pending" or (t["status"] == "failed" and (t.get("error") or {}).get("kind") == "budget")
+        for t in tasks.values()
+    )
 
 
 def _start_guard(ctx: RunContext, state: dict[str, Any]) -> None:

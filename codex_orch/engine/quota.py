@@ -167,7 +167,7 @@ class QuotaPauses:
             self.notify(f"{agent} paused until {shown} ({reason})")
         self.cancel.wait(max(0.0, until - time.time()))
         with self._lock:
-            ended = self._until.get(agent, 0.0) <= time.time()
+            ended = self._until.get(agent, 0.0) <= time.time() or self.cancel.is_set()
             if ended:
                 self._until.pop(agent, None)
         if ended and agent in (self.store.get("paused") or {}):
