@@ -14,6 +14,7 @@ from codex_orch.config_schema import CONFIG_SCHEMA
 from codex_orch.errors import InputError
 from codex_orch.inputs import read_yaml_file
 from codex_orch.layout import CONFIG_NAME, Layout, packaged_templates
+from codex_orch.prices import Price, build_prices
 from codex_orch.schema_check import check
 from codex_orch.verify_config import GateConfig, WorktreeSetup, build_gates, build_worktree, split_command
 
@@ -59,6 +60,7 @@ class Limits:
     max_reconnects: int = 5
     conflict_rounds: int = 2  # a landing run: times a task's agent is asked to resolve a landing conflict
     fix_rounds: int = 2  # times a task's agent is asked to fix the work a gate failed
+    max_quota_wait: float = 86400.0  # seconds a task may spend paused on its provider's quota (0: no pauses)
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,16 @@ class ServiceConfig:
 
 
 @dataclass(frozen=True)
+class Budgets:
+    """`budgets`: limits of spend (None: no limit); `block` stops attempts at a limit, `warn` says so once."""
+
+    task_tokens: int | None = None
+    task_cost: float | None = None
+    run_cost: float | None = None
+    mode: str = "block"
+
+
+@dataclass(frozen=True)
 class SecretsConfig:
     scan: bool = True  # the staged diff and message of every task commit (engine/secret_scan.py)
     allow: tuple[str, ...] = ()  # detect-secrets plugin names, $VARIABLE names, path globs
@@ -115,6 +127,8 @@ class Config:
     agents: AgentsConfig = field(default_factory=AgentsConfig)
     worktree: WorktreeSetup = field(default_factory=WorktreeSetup)
     gates: tuple[GateConfig, ...] = ()
+    prices: Mapping[str, Price] = field(default_factory=lambda: build_prices(None))
+    budgets: Budgets = field(default_factory=Budgets)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def resolve_role(self, name: str) -> str | None:
@@ -242,6 +256,7 @@ def build_config(raw: dict[str, Any], source: str) -> Config:
             max_reconnects=int(limits["max_reconnects"]),
             conflict_rounds=int(limits["conflict_rounds"]),
             fix_rounds=int(limits.get("fix_rounds", 2)),
+            max_quota_wait=float(limits.get("max_quota_wait", 86400)),
         ),
         roles=roles,
         role_aliases=aliases,
@@ -257,6 +272,8 @@ def build_config(raw: dict[str, Any], source: str) -> Config:
         agents=build_agents(raw.get("agents") or {}, codex, source),
         worktree=build_worktree(raw.get("worktree") or {}, source),
         gates=build_gates(raw.get("gates") or (), list(roles), source),
+        prices=build_prices(raw.get("prices")),
+        budgets=Budgets(**(raw.get("budgets") or {})),
         raw=raw,
     )
 

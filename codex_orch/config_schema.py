@@ -7,6 +7,7 @@ from typing import Any
 
 from codex_orch.agent_config import AGENTS_SCHEMA
 from codex_orch.layout import ID_RE
+from codex_orch.prices import PRICES_SCHEMA
 from codex_orch.schema_check import MAX_SECONDS, SECONDS
 from codex_orch.verify_config import GATES_SCHEMA, WORKTREE_SCHEMA
 
@@ -119,6 +120,7 @@ CONFIG_SCHEMA: dict[str, Any] = _closed(
                 "max_reconnects": {"type": "integer", "minimum": 0},
                 "conflict_rounds": {"type": "integer", "minimum": 0},
                 "fix_rounds": {"type": "integer", "minimum": 0},
+                "max_quota_wait": {"type": "number", "minimum": 0, "maximum": MAX_SECONDS},
             }
         ),
         "roles": {"type": "object", "additionalProperties": _ROLE},
@@ -150,5 +152,14 @@ CONFIG_SCHEMA: dict[str, Any] = _closed(
         "secrets": _closed({"scan": {"type": "boolean"}, "allow": _STR_LIST}),
         "worktree": WORKTREE_SCHEMA,
         "gates": GATES_SCHEMA,
+        "prices": PRICES_SCHEMA,
+        "budgets": _closed(
+            {
+                "task_tokens": {"type": ["integer", "null"], "minimum": 1},
+                "task_cost": {"type": ["number", "null"], "exclusiveMinimum": 0},
+                "run_cost": {"type": ["number", "null"], "exclusiveMinimum": 0},
+                "mode": {"enum": ["warn", "block"]},
+            }
+        ),
     }
 )

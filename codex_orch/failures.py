@@ -34,6 +34,7 @@ class FailureKind(StrEnum):
     MAX_TURNS = "max_turns"
     SETUP_FAILED = "setup_failed"
     GATE_FAILED = "gate_failed"
+    BUDGET = "budget"
 
 
 class Retry(StrEnum):
@@ -84,7 +85,9 @@ FAILURES: dict[FailureKind, FailureInfo] = {
         FailureInfo(
             FailureKind.RATE_LIMITED,
             Retry.TRANSIENT,
-            "The model provider rate-limited the request; wait, lower limits.max_workers, or resume later.",
+            "The model provider rate-limited the request. Dispatch to that agent pauses until the reset it named "
+            "(else backs off) and the attempt goes on by itself, up to limits.max_quota_wait; lower "
+            "limits.max_workers, or resume later.",
         ),
         FailureInfo(
             FailureKind.AUTH,
@@ -183,6 +186,12 @@ FAILURES: dict[FailureKind, FailureInfo] = {
             "committed, the work is kept on refs/orch/<run>/failed/<task>, and the gate's log is in the last "
             "attempt's gates/ folder.",
         ),
+        FailureInfo(
+            FailureKind.BUDGET,
+            Retry.NEVER,
+            "A limit of `budgets` was reached (budgets.mode: block), so no further attempt started: raise "
+            "budgets.task_tokens or budgets.task_cost, or `codex-orch resume --budget-run-cost X` for the run's.",
+        ),
     )
 }
 
@@ -192,7 +201,7 @@ FALLBACK_KINDS = frozenset({FailureKind.RATE_LIMITED, FailureKind.AUTH, FailureK
 
 # Turn-failure messages of the real codex CLI (see shared/CODEX.md), most specific first.
 _TURN_PATTERNS: tuple[tuple[re.Pattern[str], FailureKind], ...] = (
-    (re.compile(r"\b429\b|too many requests|rate.?limit|quota", re.I), FailureKind.RATE_LIMITED),
+    (re.compile(r"\b429\b|too many requests|rate.?limit|quota|usage limit", re.I), FailureKind.RATE_LIMITED),
     (re.compile(r"\b40[13]\b|unauthori[sz]ed|forbidden|invalid api key|authentication", re.I), FailureKind.AUTH),
     (re.compile(r"idle timeout", re.I), FailureKind.IDLE),
     (

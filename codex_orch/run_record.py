@@ -9,7 +9,7 @@ is read once, here, so a renamed or mistyped field is an error mypy reports, not
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,8 @@ class AttemptRecord:
     model: str | None
     fallback_from: str | None
     cost_usd: float | None
+    cost_source: str | None = None  # prices.py: the agent's own figure, or the price table's
+    cost_note: str | None = None  # why the cost is unknown, said plainly
 
     @classmethod
     def from_state(cls, a: Mapping[str, Any]) -> AttemptRecord:
@@ -46,6 +48,8 @@ class AttemptRecord:
             model=a.get("model"),
             fallback_from=a.get("fallback_from"),
             cost_usd=a.get("cost_usd"),
+            cost_source=a.get("cost_source"),
+            cost_note=a.get("cost_note"),
         )
 
 
@@ -114,6 +118,8 @@ class RunRecord:
     merge: Mapping[str, Any] | None  # what `merge`, `validate` and `clean` recorded last
     validation: Mapping[str, Any] | None
     cleaned: Mapping[str, Any] | None
+    paused: Mapping[str, Any] = field(default_factory=dict)  # agent: {until, reason} (engine/quota.py)
+    budgets: Mapping[str, Any] = field(default_factory=dict)  # the run's own limits (resume --budget-run-cost)
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> RunRecord:
@@ -133,6 +139,8 @@ class RunRecord:
             merge=state.get("merge"),
             validation=state.get("validation"),
             cleaned=state.get("cleaned"),
+            paused=dict(state.get("paused") or {}),
+            budgets=dict(state.get("budgets") or {}),
         )
 
     @property

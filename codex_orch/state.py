@@ -29,7 +29,7 @@ SNAPSHOT_EVERY = 256  # journal records between automatic snapshots, at least; m
 
 TERMINAL = ("succeeded", "failed", "blocked", "cancelled")
 TASK_STATUSES = ("pending", "running", "succeeded", "failed", "blocked", "interrupted", "cancelled")
-RUN_STATUSES = ("running", "succeeded", "failed", "partial", "interrupted")
+RUN_STATUSES = ("running", "succeeded", "failed", "partial", "interrupted", "budget_exhausted")
 
 STATE_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -158,6 +158,8 @@ def _apply_run(state: dict[str, Any], kind: str, rec: dict[str, Any], ts: str | 
         service.update({k: v for k, v in rec.items() if k not in ("type", "seq")})
     elif kind == "run.guardrail":  # what the check at a run's end found and put back
         state.setdefault("guardrail", []).extend(rec["changes"])
+    elif kind in ("run.budget", "run.budget_warning", "run.paused", "run.unpaused"):
+        _apply_spend(state, kind, rec)
     elif kind == "run.resumed":
         state["status"] = "running"
         state["resumed"] = state.get("resumed", 0) + 1
@@ -173,6 +175,17 @@ def _apply_run(state: dict[str, Any], kind: str, rec: dict[str, Any], ts: str | 
     else:
         return False
     return True
+
+
+def _apply_spend(state: dict[str, Any], kind: str, rec: dict[str, Any]) -> None:
+    if kind == "run.budget":  # `resume --budget-run-cost`: the run's own limits over the config's
+        state.setdefault("budgets", {}).update(rec["budgets"])
+    elif kind == "run.budget_warning":  # budgets.mode warn: a limit reached, said once
+        state.setdefault("budget_warnings", []).append(rec["limit"])
+    elif kind == "run.paused":  # dispatch to an agent paused on its provider's quota, until a time
+        state.setdefault("paused", {})[rec["agent"]] = {"until": rec["until"], "reason": rec["reason"]}
+    else:  # run.unpaused
+        state.setdefault("paused", {}).pop(rec["agent"], None)
 
 
 def _apply_task(task: dict[str, Any], kind: str, rec: dict[str, Any], ts: str | None) -> None:

@@ -389,6 +389,7 @@ FAULTS = [
         "turn failed: rate limit",
         [[{"fail": "exceeded retry limit, last status: 429 Too Many Requests"}]],
         "rate_limited",
+        {"max_quota_wait": 0},  # a failure, not a pause (tests/test_quota.py has the pauses)
     ),
     Fault("turn failed: auth", [[{"fail": "unexpected status 401 Unauthorized: Missing bearer"}]], "auth"),
     Fault("turn failed: anything else", [[{"fail": "the model refused"}]], "turn_failed"),

@@ -77,7 +77,7 @@ def schedule(
         rules or ConcurrencyRules("per-task"),
         workers,
         threading.Event(),
-        **({"fail_fast": True} if fail_fast else {}),  # the default is no fail-fast
+        fail_fast=fail_fast,
         follow_ups=follow_ups,
     )
     scheduler.run()

@@ -139,7 +139,7 @@ def test_http_500_fails_the_task_without_a_retry_storm(repo: Repo, tmp_path: Pat
 
 def test_http_429_is_rate_limited(repo: Repo, tmp_path: Path) -> None:
     with ScriptedModelServer({"default": [{"http": 429}]}) as server:
-        use_real_codex(repo, server)
+        use_real_codex(repo, server, max_quota_wait=0)  # no quota pauses (tests/test_real_quota.py has them)
         plan = write_plan(tmp_path / "plan.json", [TASK_A])
         result = run_cli(repo.path, "run", "--plan-file", str(plan), "--run-id", "h429")
     assert result.code == 1

@@ -106,7 +106,7 @@ def test_report_markdown_and_json(repo: Repo, fake_codex: FakeCodex, tmp_path: P
         "cache write": "0",
         "output": "50",
         "reasoning": "5",
-        "cost": "-",
+        "cost": "$0.0047",  # at gpt-5.5's price (codex's default model)
     }
     assert "- **plain text** — simplest" in md and "- a.txt has no tests" in md
     assert "- [minor] `a.txt:1` — no trailing \\| pipe" in md
@@ -117,7 +117,8 @@ def test_report_markdown_and_json(repo: Repo, fake_codex: FakeCodex, tmp_path: P
     assert data["report_version"] == 1 and data["run_id"] == "rep" and data["status"] == "partial"
     tasks = {t["id"]: t for t in data["tasks"]}
     assert [a["failure"] for a in tasks["B"]["attempts"]] == ["schema_invalid", None]
-    assert [(a["agent"], a["model"], a["cost_usd"]) for a in tasks["B"]["attempts"]] == [("codex", None, None)] * 2
+    priced = [(a["agent"], a["model"], a["cost_usd"], a["cost_source"]) for a in tasks["B"]["attempts"]]
+    assert priced == [("codex", None, 0.001055, "prices")] * 2
     assert tasks["B"]["failure_kinds"] == ["schema_invalid"]
     assert tasks["C"]["error"]["kind"] == "turn_failed" and tasks["C"]["commit"] is None
     assert tasks["A"]["risks"] == ["a.txt has no tests"] and tasks["A"]["decisions"][0]["decision"] == "plain text"

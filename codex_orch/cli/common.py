@@ -44,6 +44,7 @@ def run_options_value(
     follow: bool | None = None,
     inputs: tuple[Path, ...] = (),
     agent: str | None = None,
+    **spend: float | None,
 ) -> Any:
     from codex_orch.engine.drive import RunOptions
 
@@ -54,6 +55,7 @@ def run_options_value(
         follow_next_tasks=follow,
         inputs=inputs,
         agent=agent,
+        **spend,
     )
 
 
@@ -103,6 +105,12 @@ def next_steps(run_id: str, status: str, tasks: Mapping[str, str]) -> list[str]:
         return [
             f"codex-orch: interrupted: {what}; {waiting} task(s) not started; the state is saved.",
             f"continue with: {me} resume {ref}",
+        ]
+    if status == "budget_exhausted":
+        waiting = sum(1 for s in tasks.values() if s != "succeeded")
+        return [
+            f"codex-orch: budget exhausted (budgets.run_cost): {waiting} task(s) not done; the state is saved.",
+            f"continue with: {me} resume {ref} --budget-run-cost AMOUNT   (US dollars; `status` shows the spend)",
         ]
     if status == "succeeded":
         return [f"next: {me} merge {ref}   (what it did: {me} report {ref})"]

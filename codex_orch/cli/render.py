@@ -22,6 +22,7 @@ _STYLE = {
     "cancelled": "yellow",
     "pending": "dim",
     "partial": "yellow",
+    "budget_exhausted": "yellow",
 }
 
 
@@ -51,8 +52,31 @@ def status_table(view: RunView) -> Any:
     return table
 
 
+def _usd(value: float | None) -> str:
+    return "-" if value is None else f"${value:.2f}" if value >= 0.995 or value == 0 else f"${value:.4f}"
+
+
+def spend_lines(view: RunView) -> list[str]:
+    """Under the table: what the run cost, what could not be priced, and agents paused on a quota."""
+    from datetime import datetime
+
+    u = view.usage
+    lines = [f"cost: {_usd(view.cost_usd)} (tokens in {u.input_tokens}, out {u.output_tokens})"]
+    if view.run_cost_budget is not None:
+        lines[0] += f"; budget (resume --budget-run-cost): {_usd(view.run_cost_budget)}"
+    if view.cost_unknown:
+        lines.append(f"cost unknown: {'; '.join(view.cost_unknown)} (tokens only)")
+    for agent, pause in sorted(view.paused.items()):
+        try:
+            until = datetime.fromisoformat(pause["until"]).astimezone().strftime("%H:%M:%S")
+        except (KeyError, TypeError, ValueError):
+            until = str(pause.get("until"))
+        lines.append(f"{agent}: paused until {until} ({pause.get('reason', 'rate limited')})")
+    return lines
+
+
 RICH_TABLE_MAX_ROWS = 200
-_COLUMNS = ("task", "role", "agent", "status", "attempts", "commit", "tokens in/out", "time", "checks", "note")
+_COLUMNS = ("task", "role", "agent", "status", "attempts", "commit", "tokens in/out", "cost", "time", "checks", "note")
 
 
 def _cells(t: Any) -> list[str]:
@@ -68,6 +92,7 @@ def _cells(t: Any) -> list[str]:
         str(len(t.attempts)),
         _short(t.commit),
         f"{t.usage.input_tokens}/{t.usage.output_tokens}",
+        "?" if t.cost_unknown and t.cost_usd is None else _usd(t.cost_usd),
         f"{t.duration:.1f}s" if t.duration is not None else "-",
         t.checks or "-",
         note,
@@ -79,6 +104,8 @@ def print_status(console: Any, view: RunView) -> None:
     thousand rows takes the better part of a second)."""
     if len(view.tasks) <= RICH_TABLE_MAX_ROWS:
         console.print(status_table(view))
+        for line in spend_lines(view):
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
         return
     header = list(_COLUMNS)
     rows = [_cells(t) for t in view.tasks]
@@ -89,6 +116,7 @@ def print_status(console: Any, view: RunView) -> None:
         "  ".join(h.ljust(w) for h, w in zip(header, [*widths, 0], strict=True)).rstrip(),
     ]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, [*widths, 0], strict=True)).rstrip() for r in rows]
+    lines += spend_lines(view)
     console.file.write("\n".join(lines) + "\n")
 
 

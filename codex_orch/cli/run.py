@@ -34,10 +34,16 @@ from codex_orch.cli.common import (
 )
 @click.option("--plan-file", required=True, type=click.Path(path_type=Path), help="The plan (JSON).")
 @click.option("--spec-file", type=click.Path(path_type=Path), help="A UTF-8 text file given to every prompt.")
+@click.option(
+    "--max-cost",
+    type=click.FloatRange(min=0),
+    help="Refuse to start when the low end of the plan's estimated cost (plan --check) is over this, in US dollars.",
+)
 @run_options
 def run(
     plan_file: Path,
     spec_file: Path | None,
+    max_cost: float | None,
     run_id: str | None,
     agent: str | None,
     max_workers: int | None,
@@ -49,8 +55,12 @@ def run(
     from codex_orch.engine.run import start_run
 
     root = repo()
+    if max_cost is not None:
+        from codex_orch.commands.estimate import check_max_cost
+
+        check_max_cost(root, plan_file, spec_file, max_cost, agent)
     inputs = (plan_file, spec_file) if spec_file else (plan_file,)
-    options = run_options_value(run_id, max_workers, fail_fast, follow_next_tasks, inputs, agent)
+    options = run_options_value(run_id, max_workers, fail_fast, follow_next_tasks, inputs, agent, max_cost=max_cost)
     with progress_for(no_progress) as notify:
         outcome = start_run(
             root, plan_file, spec_file, options, notify, warn=lambda line: say_error(f"warning: {line}")
@@ -119,7 +129,11 @@ def task(
 
 @click.command(
     epilog=epilog(
-        ["codex-orch resume --run-id 20261125-101500-ab12", "codex-orch runs   # to find the id"],
+        [
+            "codex-orch resume --run-id 20261125-101500-ab12",
+            "codex-orch resume --run-id 20261125-101500-ab12 --budget-run-cost 20",
+            "codex-orch runs   # to find the id",
+        ],
         {
             0: "every task succeeded",
             1: "the run finished with failed or blocked tasks",
@@ -130,10 +144,16 @@ def task(
 )
 @click.option("--run-id", required=True, help="The run to continue.")
 @click.option("--spec-file", type=click.Path(path_type=Path), help="Replace the run's spec text.")
+@click.option(
+    "--budget-run-cost",
+    type=click.FloatRange(min=0, min_open=True),
+    help="The run's budgets.run_cost from now on, in US dollars (after it ended budget_exhausted).",
+)
 @drive_options
 def resume(
     run_id: str,
     spec_file: Path | None,
+    budget_run_cost: float | None,
     max_workers: int | None,
     fail_fast: bool,
     no_progress: bool,
@@ -146,7 +166,7 @@ def resume(
     from codex_orch.engine.run import resume_run
 
     root = repo()
-    options = run_options_value(None, max_workers, fail_fast, follow_next_tasks)
+    options = run_options_value(None, max_workers, fail_fast, follow_next_tasks, budget_run_cost=budget_run_cost)
     with progress_for(no_progress) as notify:
         outcome = resume_run(root, run_id, spec_file, options, notify)
     finish_run(outcome)

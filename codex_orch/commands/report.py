@@ -86,6 +86,7 @@ def report_json(report: Report) -> dict[str, Any]:
         "attempts": report.attempts,
         "agent_time": report.agent_time,
         "usage": report.view.usage.to_json(),
+        "cost_usd": report.view.cost_usd,
     }
     for task, entry in zip(report.view.tasks, data["tasks"], strict=True):
         result = task.result if isinstance(task.result, dict) else {}
@@ -114,6 +115,14 @@ def _usd(value: float | None) -> str:
     return "-" if value is None else f"${value:.4f}"
 
 
+def spend_line(view: RunView) -> str:
+    """The run's cost in one line: "$1.2345", and what is not in it ("cost unknown: no price for model X")."""
+    known = f"${view.cost_usd:.4f}"
+    if view.cost_unknown:
+        return f"{known} for the attempts priced; cost unknown: {'; '.join(view.cost_unknown)} (tokens only)"
+    return known
+
+
 def _tokens(usage: Usage) -> str:
     return (
         f"input {usage.input_tokens} (cached {usage.cached_input_tokens}, cache write "
@@ -134,6 +143,7 @@ def report_markdown(report: Report) -> str:
         f"- Base: `{report.base_branch or '(detached)'}` at `{(view.base_commit or '-')[:12]}`; work on {where}",
         f"- Tasks: {len(view.tasks)} ({counts}); attempts: {report.attempts}; agent time: {_secs(report.agent_time)}",
         f"- Tokens: {_tokens(view.usage)}",
+        f"- Cost: {spend_line(view)}",
         "",
         "## Tasks",
         "",
@@ -160,7 +170,8 @@ def _task_section(t: TaskView) -> list[str]:
     if t.blocked_by:
         lines.append(f"- Waits for: {', '.join(t.blocked_by)}")
     lines.append(f"- Time: {_secs(t.duration)} (agent {_secs(agent_time(t))}); tokens: {_tokens(t.usage)}")
-    lines.append(f"- Agent: {t.agents}" + (f"; cost {_usd(t.cost_usd)}" if t.cost_usd is not None else ""))
+    unknown = f"; cost unknown: {', '.join(t.cost_unknown)}" if t.cost_unknown else ""
+    lines.append(f"- Agent: {t.agents}" + (f"; cost {_usd(t.cost_usd)}" if t.cost_usd is not None else "") + unknown)
     if t.commit:
         lines.append(f"- Commit: `{t.commit}` on `{t.branch}`")
     elif t.status == "succeeded":

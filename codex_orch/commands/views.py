@@ -31,6 +31,8 @@ class AttemptView:
     model: str | None = None
     fallback_from: str | None = None
     cost_usd: float | None = None
+    cost_source: str | None = None  # "agent" (its own figure), "prices" (usage at the price table)
+    cost_note: str | None = None  # why the cost is unknown ("no price for model X")
 
     @property
     def runs_on(self) -> str:
@@ -88,6 +90,11 @@ class TaskView:
         costs = [a.cost_usd for a in self.attempts if a.cost_usd is not None]
         return round(sum(costs), 6) if costs else None
 
+    @property
+    def cost_unknown(self) -> tuple[str, ...]:
+        """Why some of its cost is unknown: each distinct reason, e.g. "no price for model X"."""
+        return tuple(dict.fromkeys(a.cost_note or "cost not recorded" for a in self.attempts if a.cost_usd is None))
+
 
 @dataclass(frozen=True)
 class RunView:
@@ -100,6 +107,17 @@ class RunView:
     single_workspace: bool
     tasks: tuple[TaskView, ...]
     counts: dict[str, int] = field(default_factory=dict)
+    paused: dict[str, dict[str, str]] = field(default_factory=dict)  # agent -> {until, reason} (quota)
+    run_cost_budget: float | None = None  # `resume --budget-run-cost`, when given
+
+    @property
+    def cost_usd(self) -> float:
+        """What the attempts whose cost is known cost (see cost_unknown)."""
+        return round(sum(t.cost_usd or 0.0 for t in self.tasks), 6)
+
+    @property
+    def cost_unknown(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(note for t in self.tasks for note in t.cost_unknown))
 
     @property
     def usage(self) -> Usage:
@@ -125,6 +143,8 @@ def build_view(run: RunRecord) -> RunView:
                 model=a.model,
                 fallback_from=a.fallback_from,
                 cost_usd=a.cost_usd,
+                cost_source=a.cost_source,
+                cost_note=a.cost_note,
             )
             for a in t.attempts
         )
@@ -167,6 +187,8 @@ def build_view(run: RunRecord) -> RunView:
         single_workspace=run.single_workspace,
         tasks=tuple(tasks),
         counts=counts,
+        paused=dict(run.paused),
+        run_cost_budget=run.budgets.get("run_cost"),
     )
 
 
@@ -182,6 +204,9 @@ def view_to_json(view: RunView) -> dict[str, Any]:
         "single_workspace": view.single_workspace,
         "counts": view.counts,
         "usage": view.usage.to_json(),
+        "cost_usd": view.cost_usd,
+        "cost_unknown": list(view.cost_unknown),
+        "paused": view.paused,
         "tasks": [
             {
                 "id": t.id,
@@ -200,10 +225,13 @@ def view_to_json(view: RunView) -> dict[str, Any]:
                         "model": a.model,
                         "fallback_from": a.fallback_from,
                         "cost_usd": a.cost_usd,
+                        "cost_source": a.cost_source,
+                        "cost_note": a.cost_note,
                     }
                     for a in t.attempts
                 ],
                 "cost_usd": t.cost_usd,
+                "cost_unknown": list(t.cost_unknown),
                 "thread_id": t.thread_id,
                 "commit": t.commit,
                 "branch": t.branch,

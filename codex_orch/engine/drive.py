@@ -14,8 +14,10 @@ from typing import Any
 
 from codex_orch.config import Config
 from codex_orch.engine.agent_env import AgentSetups, agent_env, redactor_for
+from codex_orch.engine.budget import Breaker, dispatch_hold
 from codex_orch.engine.context import Notify, RunContext
 from codex_orch.engine.executor import run_task
+from codex_orch.engine.quota import QuotaPauses
 from codex_orch.engine.scheduler import ConcurrencyRules, Scheduler
 from codex_orch.engine.secret_scan import SecretScanner
 from codex_orch.engine.services import services_running
@@ -43,8 +45,13 @@ def run_context(
     options: RunOptions,
 ) -> RunContext:
     redactor = redactor_for(config)
+
+    def warn(message: str) -> None:
+        notify("warning", None, {"message": message})
+
     codex_env = agent_env(config, home, layout.worktrees_dir)
     homes = store.get("agent_homes") or {}
+    cancel = threading.Event()
     return RunContext(
         layout=layout,
         config=config,
@@ -62,8 +69,10 @@ def run_context(
         redactor=redactor,
         secret_scanner=SecretScanner(config, redactor),
         fail_fast=options.fail_fast,
-        cancel=threading.Event(),
+        cancel=cancel,
         answer_checks=plan_answer_checks(config),
+        spend=Breaker(store, config.budgets, warn),
+        quota=QuotaPauses(store, config.limits.max_quota_wait, cancel, warn),
     )
 
 
@@ -167,6 +176,7 @@ def drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
         ctx.cancel,
         options.fail_fast,
         (lambda task: _follow_ups(ctx, task)) if follow else None,
+        hold=lambda task: dispatch_hold(ctx, task),
     )
     ctx.notify(
         "plan", None, {"tasks": {tid: {"role": t["role"], "status": t["status"]} for tid, t in state["tasks"].items()}}
@@ -187,7 +197,8 @@ def drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
             _end_unfinished(store, why)
         _last_guard(ctx)
         final = store.view()["tasks"]
-        status = _run_status([t["status"] for t in final.values()], stopped_by)
+        budget_left = ctx.spend is not None and ctx.spend.tripped and _budget_left_work(final)
+        status = _run_status([t["status"] for t in final.values()], stopped_by, budget_left)
         store.record("run.status", status=status, **({"signal": stopped_by[0]} if stopped_by else {}))
         store.close()
     if status != "interrupted" and any(t.get("commit") for t in final.values()):
@@ -225,12 +236,22 @@ def _end_unfinished(store: RunStore, why: str) -> None:
             store.record("task.status", task=tid, status="interrupted", error={"kind": "internal", "message": why})
 
 
-def _run_status(statuses: list[str], stopped_by: list[str]) -> str:
+def _run_status(statuses: list[str], stopped_by: list[str], budget_left: bool) -> str:
     if stopped_by:
         return "interrupted"
     if all(v == "succeeded" for v in statuses):
         return "succeeded"
+    if budget_left:  # the budget stopped work that was still to do
+        return "budget_exhausted"
     return "partial" if any(v == "succeeded" for v in statuses) else "failed"
+
+
+def _budget_left_work(tasks: dict[str, Any]) -> bool:
+    """Did the budget leave work undone: a task not started, or one it stopped (kind `budget`)?"""
+    return any(
+        t["status"] == "pending" or (t["status"] == "failed" and (t.get("error") or {}).get("kind") == "budget")
+        for t in tasks.values()
+    )
 
 
 def _start_guard(ctx: RunContext, state: dict[str, Any]) -> None:
@@ -345,6 +366,8 @@ class RunOptions:
     agent: str | None = None  # --agent: the run's default agent (a task's own `agent` comes first)
     # The user's input files (plan, spec): not warned about as uncommitted changes of the checkout.
     inputs: tuple[Path, ...] = ()
+    budget_run_cost: float | None = None  # resume --budget-run-cost: the run's budgets.run_cost from now on
+    max_cost: float | None = None  # run --max-cost: refuse to start when the estimate's low end is over it
 
 
 @dataclass(frozen=True)

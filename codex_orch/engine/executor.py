@@ -20,7 +20,7 @@ from codex_orch.engine.agent_choice import AttemptAgent, model_for, next_fallbac
 from codex_orch.engine.context import RunContext
 from codex_orch.engine.finish import MESSAGE_CHARS, finish_task, record_failure
 from codex_orch.engine.gates import check_gates, fix_prompt, gate_failure
-from codex_orch.engine.guardrails import guardrail_prompt, hidden_work, quarantine_ref, violation_message
+from codex_orch.engine.guardrails import after_attempt, guardrail_prompt
 from codex_orch.engine.landing import LandingConflict, conflict_prompt, replay_conflict
 from codex_orch.engine.secret_scan import SecretsFound
 from codex_orch.engine.setup import SetupFailed, prepare_worktree
@@ -35,9 +35,9 @@ from codex_orch.engine.validation import Verdict, checked, judge, retry_prompt
 from codex_orch.engine.workspaces import task_worktree
 from codex_orch.errors import OrchError
 from codex_orch.failures import FailureKind, Retry, info
-from codex_orch.git.guard import Change
 from codex_orch.git.workspace import Workspace
 from codex_orch.plan import Task
+from codex_orch.prices import attempt_cost
 from codex_orch.state import now_iso
 from codex_orch.untrusted import clean_text
 
@@ -113,7 +113,7 @@ class TaskRunner:
                 tried.append(fallback)
                 thread, totals = None, (Usage(), None)
             else:
-                retry = self._retry(ws, kind, message, result, verdict, thread)
+                retry = self._retry(ws, kind, message, result, verdict, thread, runs_on.agent)
                 if retry is None:
                     return self._fail(kind, message)
                 prompt = retry
@@ -173,9 +173,14 @@ class TaskRunner:
         result: AgentResult,
         verdict: Verdict | None,
         thread: str | None,
+        agent: str,
     ) -> str | None:
-        """The prompt of a retry on the same agent, while the failure's retry policy allows one more."""
+        """The prompt of a retry on the same agent, while the failure's retry policy allows one more. A
+        rate limit waits for the agent's quota first (no fallback agent was left): that retry is free."""
         limits, policy = self.ctx.config.limits, info(kind).retry
+        quota = self.ctx.quota  # paused until the agent's quota is back (engine/quota.py)
+        if kind == FailureKind.RATE_LIMITED and quota is not None and quota.wait(agent, self.task.id, message):
+            return transient_prompt(result) if thread else render_task_prompt(self.ctx, self.task, ws.worktree)
         if policy == Retry.ANSWER and thread and self.answer_retries < limits.retries:
             self.answer_retries += 1
             if kind in (FailureKind.GUARDRAIL, FailureKind.HIDDEN_WORK):
@@ -252,6 +257,9 @@ class TaskRunner:
         runs_on: AttemptAgent,
     ) -> tuple[AgentResult, Verdict | None]:
         ctx, task, role = self.ctx, self.task, self.role
+        stop = ctx.spend.before_attempt(task.id) if ctx.spend else None
+        if stop:  # budgets.mode block: a limit is reached, no attempt starts (the task fails as `budget`)
+            return replace(_not_started(stop), failure=FailureKind.BUDGET), None
         folder = attempt_dir(ctx, task.id, n)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "prompt.md").write_text(ctx.redactor.text(prompt), "utf-8")
@@ -303,18 +311,7 @@ class TaskRunner:
                 on_progress=on_progress,
                 on_start=lambda pid: ctx.store.record("attempt.pid", task=task.id, pid=pid),
             )
-        changes = self._guardrails(ws, n, folder)
-        violations = [c for c in changes if not c.folded]
-        if violations and result.failure != FailureKind.INTERRUPTED:
-            result = replace(result, failure=FailureKind.GUARDRAIL, failure_message=violation_message(violations))
-        hidden = (
-            hidden_work(ctx.workspaces.git_at(ws.worktree), ws.worktree, result.started) if not result.failure else []
-        )
-        if hidden and ctx.config.on_hidden_work == "fail":
-            message = "work its commit would not hold: " + "; ".join(hidden[:5])
-            result = replace(result, failure=FailureKind.HIDDEN_WORK, failure_message=message)
-        elif hidden:
-            ctx.notify("flag", task.id, {"message": "work its commit would not hold: " + "; ".join(hidden[:3])})
+        result, changes, hidden = after_attempt(ctx, task.id, ws, n, folder, result)
         verdict = judge(result.final_message, self.schema) if result.failure is None else None
         answer_check = ctx.answer_checks.get(task.role)
         if verdict is not None and verdict.ok and answer_check is not None:
@@ -325,7 +322,8 @@ class TaskRunner:
         else:
             report = f"not validated: {result.failure}: {result.failure_message}\n"
         (folder / "validation.txt").write_text(ctx.redactor.text(report), "utf-8")
-        usage, cost = attempt_share(result, thread, totals)
+        usage, agent_cost = attempt_share(result, thread, totals)
+        cost = attempt_cost(ctx.config.prices, runs_on.agent, runs_on.model, usage, agent_cost)
         thread_usage, thread_cost = totals_after(result, thread, totals)
         failure = result.failure or (verdict.failure if verdict else None)
         ctx.store.record(
@@ -339,7 +337,7 @@ class TaskRunner:
             ),
             usage=usage.to_json(),
             thread_usage=thread_usage.to_json(),
-            cost_usd=cost,
+            **cost.record(),
             thread_cost_usd=thread_cost,
             events=result.event_count,
             garbage_lines=result.garbage_lines,
@@ -350,13 +348,6 @@ class TaskRunner:
             hidden_work=hidden,
         )
         return result, verdict
-
-    def _guardrails(self, ws: Workspace, n: int, folder: Path) -> list[Change]:
-        """What the attempt changed that it may not (each put back already), and folded own commits."""
-        guard = self.ctx.workspaces.guard
-        if guard is None:
-            return []
-        return guard.check(ws.worktree, quarantine_ref(self.ctx.run_id, self.task.id, n), folder)
 
     def _finish(
         self, ws: Workspace, value: Any, n: int, thread: str | None, agent: str, recovering: bool = False

@@ -267,6 +267,10 @@ def resume_run(
                 error={"kind": "interrupted", "message": "found running with no live codex-orch process"},
             )
         store.record("run.resumed")
+        if options.budget_run_cost is not None:
+            store.record("run.budget", budgets={"run_cost": options.budget_run_cost})
+        for agent in store.get("paused") or {}:  # a pause of the run that stopped: this one decides anew
+            store.record("run.unpaused", agent=agent)
         home = Path(store.get("codex_home")) if store.get("codex_home") else None
         ctx = run_context(layout, config, plan, spec, store, git, config.codex.command, home, notify, options)
         with run_log(run_dir, ctx.redactor):
