@@ -145,8 +145,8 @@ def apply(state: dict[str, Any], rec: dict[str, Any]) -> None:
             state["ended_at"] = ts
     elif kind == "run.workspace_ready":
         state["workspace_ready"] = True
-    elif kind in ("run.merged", "run.cleaned", "run.validated"):  # the lifecycle commands' last outcome
-        key = {"run.merged": "merge", "run.cleaned": "cleaned", "run.validated": "validation"}[kind]
+    elif kind in ("run.merged", "run.cleaned", "run.validated", "run.integration"):  # lifecycle outcomes
+        key = {"run.merged": "merge", "run.cleaned": "cleaned", "run.validated": "validation"}.get(kind, "integration")
         state[key] = {k: v for k, v in rec.items() if k not in ("type", "seq")}
     elif kind == "run.service":  # a service of the run: started, ready, failed or stopped
         service = state.setdefault("services", {}).setdefault(rec["name"], {})
@@ -229,6 +229,15 @@ def apply(state: dict[str, Any], rec: dict[str, Any]) -> None:
             task["conflicts"] = rec.get("conflicts", [])
             task["result"] = None
             task["commit"] = None
+        elif kind == "task.integration":  # what the merge queue did with its work (commands/integration.py)
+            task["integration"] = {k: v for k, v in rec.items() if k not in ("type", "task", "seq")}
+            if rec.get("error"):  # integration_failed: its work is not verified any more
+                task["status"] = "failed"
+                task["error"] = rec["error"]
+        elif kind == "task.forecast":  # conflicts predicted with other tasks' branches (engine/forecast.py)
+            task["forecast"] = rec["conflicts"]
+        elif kind == "task.held":  # not started: its paths overlap a predicted conflict that is still open
+            task["held"] = {"by": rec["by"], "files": rec["files"]}
         elif kind == "task.follow_ups":
             task["follow_ups"] = rec["follow_ups"]
         else:

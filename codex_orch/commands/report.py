@@ -28,6 +28,7 @@ class Report:
     base_branch: str | None
     merge: dict[str, Any] | None
     validation: dict[str, Any] | None
+    integration: dict[str, Any] | None
     cleaned: dict[str, Any] | None
 
     @property
@@ -55,6 +56,7 @@ def build_report(state: dict[str, Any]) -> Report:
         base_branch=state.get("base_branch"),
         merge=state.get("merge"),
         validation=state.get("validation"),
+        integration=state.get("integration"),
         cleaned=state.get("cleaned"),
     )
 
@@ -89,6 +91,7 @@ def report_json(report: Report) -> dict[str, Any]:
         for key in ("risks", "decisions", "findings", "next_tasks"):
             entry[key] = _items(task, key)
     data["merge"] = report.merge
+    data["integration"] = report.integration
     data["validation"] = report.validation
     data["cleaned"] = report.cleaned
     return data
@@ -140,7 +143,8 @@ def report_markdown(report: Report) -> str:
         )
     for t in view.tasks:
         lines += ["", *_task_section(t)]
-    lines += _merge_section(report.merge) + _validation_section(report.validation)
+    lines += _integration_section(report.integration) + _merge_section(report.merge)
+    lines += _validation_section(report.validation)
     return "\n".join(lines) + "\n"
 
 
@@ -207,6 +211,31 @@ def _finding(item: Any) -> str:
     if where and item.get("line") is not None:
         where += f":{item['line']}"
     return f"[{item.get('severity', '?')}] " + (f"`{where}` — " if where else "") + _cell(item.get("message", ""))
+
+
+def _integration_section(queue: dict[str, Any] | None) -> list[str]:
+    """The merge queue's last outcome (commands/integration.py): the canary, each doctor run, the culprit."""
+    if not queue:
+        return []
+    lines = ["", "## Integration queue", ""]
+    canary = queue.get("canary")
+    if canary:
+        verdict = "passed: the doctor cannot fail, so it was not trusted" if canary["ok"] else "failed, as it must"
+        lines.append(f"- Canary (CODEX_ORCH_CANARY=1): exit {canary['returncode']}: {verdict}")
+    runs = queue.get("doctor_runs") or []
+    lines.append(f"- Doctor runs: {len(runs)}")
+    for i, run in enumerate(runs, start=1):
+        verdict = "green" if run["ok"] else ("timed out" if run["timed_out"] else f"red (exit {run['returncode']})")
+        lines.append(f"  {i}. `{run['commit'][:10]}` ({', '.join(run['tasks'])}): {verdict}; log `{run['log']}`")
+    for tid, why in (queue.get("failed") or {}).items():
+        lines.append(f"- **{tid}: integration_failed** — {_cell(why)}")
+    for tid, why in (queue.get("left_out") or {}).items():
+        lines.append(f"- {tid}: left out — {_cell(why)}")
+    if queue.get("refused"):
+        lines.append(f"- Refused: {queue['refused']}; nothing was merged")
+    else:
+        lines.append(f"- `{queue['into']}`: {queue['old'][:10]} → {queue['new'][:10]}")
+    return lines
 
 
 def _merge_section(merge: dict[str, Any] | None) -> list[str]:
