@@ -131,3 +131,43 @@ def test_a_doctor_that_cannot_fail_is_refused_by_the_canary(repo: Repo, fake_cod
     assert record["refused"] == "doctor cannot fail" and record["canary"]["ok"] is True
     assert record["doctor_runs"] == []  # its green was never asked for
     assert "cannot fail" in run_cli(repo.path, "report", "--run-id", "can").out
+
+
+def test_run_merge_merges_a_partial_run_through_the_queue(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
+    counter = _doctor(repo, tmp_path, canary=False)
+    repo.write("defs.txt", "api_v1\n")
+    repo.git("add", "defs.txt")
+    repo.git("commit", "-q", "-m", "defs")
+    repo.configure(workspace="landing")
+    from conftest import answer, write_plan
+
+    fake_codex.script(
+        {
+            "rules": [
+                writer("A", "a.txt", "uses api_v1\n"),
+                {
+                    "match": "job B.",
+                    "turns": [[{"write": "b.txt", "content": "B\n"}, {"answer": answer("gave up", status="failed")}]],
+                },
+            ]
+        }
+    )
+    plan = write_plan(tmp_path / "plan.json", [job("A"), job("B")])
+    result = run_cli(repo.path, "run", "--plan-file", str(plan), "--run-id", "rm", "--no-progress", "--merge")
+    assert result.code == 1, result.err + result.out  # the run was partial
+    assert "doctor run 1 on" in result.out and ": green" in result.out
+    assert sorted(repo.git("ls-tree", "--name-only", "main").split()) == ["README.md", "a.txt", "defs.txt"]
+    state = read_state(repo, "rm")
+    assert state["status"] == "partial" and state["tasks"]["A"]["integration"]["result"] == "landed"
+    assert counter.read_text().split() == ["run"]
+
+
+def test_run_merge_merges_nothing_when_no_task_succeeded(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
+    from conftest import answer, write_plan
+
+    fake_codex.script({"default": [[{"answer": answer("no", status="failed")}]]})
+    plan = write_plan(tmp_path / "plan.json", [job("A")])
+    before = repo.git("rev-parse", "main")
+    result = run_cli(repo.path, "run", "--plan-file", str(plan), "--run-id", "none", "--no-progress", "--merge")
+    assert result.code == 1 and "not merged: the run ended failed" in result.err
+    assert repo.git("rev-parse", "main") == before and "merge" not in read_state(repo, "none")

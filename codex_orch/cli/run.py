@@ -23,10 +23,11 @@ from codex_orch.cli.common import (
         [
             "codex-orch run --plan-file plan.json",
             "codex-orch run --plan-file plan.json --spec-file SPEC.md --max-workers 4",
+            "codex-orch run --plan-file plan.json --merge",
         ],
         {
-            0: "every task succeeded",
-            1: "the run finished with failed or blocked tasks",
+            0: "every task succeeded (--merge: and its work was merged)",
+            1: "the run finished with failed or blocked tasks (--merge: or one failed integration)",
             2: "bad input (nothing written)",
             130: "interrupted by Ctrl-C or SIGTERM (resume continues)",
         },
@@ -34,10 +35,18 @@ from codex_orch.cli.common import (
 )
 @click.option("--plan-file", required=True, type=click.Path(path_type=Path), help="The plan (JSON).")
 @click.option("--spec-file", type=click.Path(path_type=Path), help="A UTF-8 text file given to every prompt.")
+@click.option(
+    "--merge",
+    "merge_after",
+    is_flag=True,
+    help="At the end, merge the succeeded tasks' work into the base branch (through the integration queue "
+    "when integration.doctor is set), as `merge` does; also after a partial run.",
+)
 @run_options
 def run(
     plan_file: Path,
     spec_file: Path | None,
+    merge_after: bool,
     run_id: str | None,
     agent: str | None,
     max_workers: int | None,
@@ -55,7 +64,7 @@ def run(
         outcome = start_run(
             root, plan_file, spec_file, options, notify, warn=lambda line: say_error(f"warning: {line}")
         )
-    finish_run(outcome)
+    finish_run(outcome, merge=merge_after)
 
 
 @click.command(
