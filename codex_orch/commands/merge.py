@@ -78,6 +78,7 @@ def merge_run(root: Path, run_id: str, allow_automerge: bool = False, into: str 
         outcome = MergeOutcome(run_id, target, old, new, tuple(steps), integration, checkout, tuple(left_out))
         if new != old or integration:
             _apply(git, outcome)
+            _guard_follows(folder, git, outcome)
         _record(store, outcome)
     return outcome
 
@@ -145,6 +146,7 @@ def _through_queue(
     )
     if outcome.changed:
         _apply(git, outcome)
+        _guard_follows(store.run_dir, git, outcome)
     record_queue(store, queue, n, target, old)
     _record(store, outcome)
     return outcome
@@ -209,6 +211,25 @@ def _commit_tree(git: Git, tree: str, parents: tuple[str, str], message: str) ->
     identity = Workspaces.identity_for(git)
     config = ["-c", f"user.name={identity[0]}", "-c", f"user.email={identity[1]}"] if identity else []
     return git.run(*config, "commit-tree", tree, "-p", parents[0], "-p", parents[1], "-F", "-", stdin=message.encode())
+
+
+def _guard_follows(folder: Path, git: Git, outcome: MergeOutcome) -> None:
+    """The refs merge moved, as they are now, in what the run's guard expects when the run is resumed
+    (guard.json): else `resume` finds them moved while it was stopped and puts them back."""
+    import json
+
+    from codex_orch.state import atomic_write_json
+
+    path = folder / "guard.json"
+    if not path.is_file():
+        return
+    saved = json.loads(path.read_text("utf-8"))
+    refs = saved.setdefault("refs", {})
+    for ref in (f"refs/heads/{outcome.into}", f"refs/heads/{outcome.integration_branch or ''}"):
+        sha = ref_sha(git, ref) if ref != "refs/heads/" else None
+        if sha is not None:
+            refs[ref] = sha
+    atomic_write_json(path, saved)
 
 
 def _apply(git: Git, outcome: MergeOutcome) -> None:
