@@ -106,6 +106,14 @@ def test_a_task_depending_on_the_culprit_does_not_land_either(
     }
     assert state["tasks"]["D"]["status"] == "succeeded"  # not to blame
     assert "canary" not in counter.read_text()
+    # resume does not run the guilty task again: its work is done, and merged nowhere
+    calls = len(fake_codex.calls())
+    merged = repo.git("rev-parse", "main")
+    resumed = run_cli(repo.path, "resume", "--run-id", "q", "--no-progress")
+    assert resumed.code == 1, resumed.err
+    assert len(fake_codex.calls()) == calls
+    assert repo.git("rev-parse", "main") == merged, resumed.err
+    assert read_state(repo, "q")["tasks"]["C"]["error"]["kind"] == "integration_failed"
 
 
 def test_nothing_moves_when_nothing_is_green(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:

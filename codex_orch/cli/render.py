@@ -59,6 +59,8 @@ def _cells(t: Any) -> list[str]:
     note = f"{t.error_kind}: {t.error_message or ''}"[:120] if t.error_kind else ""
     if t.file_claims:
         note = "; ".join(n for n in (note, "flagged: " + describe(t.file_claims)) if n)[:160]
+    if t.notes:
+        note = "; ".join(n for n in (note, *t.notes) if n)[:200]
     last = t.attempts[-1] if t.attempts else None
     return [
         t.id,

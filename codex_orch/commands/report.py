@@ -169,6 +169,7 @@ def _task_section(t: TaskView) -> list[str]:
         lines.append(f"- **Flagged:** {_cell(describe(t.file_claims))}")
     if t.error_kind:
         lines.append(f"- Error: {t.error_kind}: {_cell(t.error_message or '')}")
+    lines += [f"- {_cell(note)}" for note in t.notes]
     if t.attempts:
         lines += [
             "",

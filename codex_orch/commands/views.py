@@ -54,6 +54,20 @@ class TaskView:
     result: dict[str, Any] | None = None
     violations: tuple[str, ...] = ()
     file_claims: dict[str, Any] | None = None  # engine/accounting.py: answer vs commit, when they disagree
+    # engine/forecast.py: conflicts predicted with other tasks ({"with", "files"}; both sides list it)
+    forecast: tuple[dict[str, Any], ...] = ()
+    held: dict[str, Any] | None = None  # not started while a predicted conflict on its paths was open
+    integration: dict[str, Any] | None = None  # what the merge queue did with its work
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """The forecast, the hold and the merge queue's verdict, as short lines for the status table."""
+        out = [f"conflict predicted with {c['with']}: {', '.join(c['files'][:3])}" for c in self.forecast]
+        if self.held:
+            out.append(f"held for {' / '.join(self.held['by'])}'s conflict on {', '.join(self.held['files'][:3])}")
+        if self.integration and self.integration.get("result") != "landed":
+            out.append(f"integration: {self.integration['result']}")
+        return tuple(out)
 
     @property
     def failure_kinds(self) -> tuple[str, ...]:
@@ -93,6 +107,11 @@ class RunView:
 def build_view(state: dict[str, Any]) -> RunView:
     tasks = []
     counts: dict[str, int] = {}
+    predicted: dict[str, list[dict[str, Any]]] = {}  # both sides of every predicted conflict
+    for tid in state["task_order"]:
+        for c in state["tasks"][tid].get("forecast") or ():
+            predicted.setdefault(tid, []).append(c)
+            predicted.setdefault(c["with"], []).append({"with": tid, "files": c["files"]})
     for tid in state["task_order"]:
         t = state["tasks"][tid]
         attempts = tuple(
@@ -135,6 +154,9 @@ def build_view(state: dict[str, Any]) -> RunView:
                 result=t.get("result"),
                 violations=tuple(t.get("violations") or ()),
                 file_claims=t.get("file_claims"),
+                forecast=tuple(predicted.get(tid, ())),
+                held=t.get("held"),
+                integration=t.get("integration"),
             )
         )
         counts[t["status"]] = counts.get(t["status"], 0) + 1
@@ -194,6 +216,9 @@ def view_to_json(view: RunView) -> dict[str, Any]:
                 "usage": t.usage.to_json(),
                 "violations": list(t.violations),
                 "file_claims": t.file_claims,
+                "forecast": list(t.forecast),
+                "held": t.held,
+                "integration": t.integration,
                 "result": t.result,
             }
             for t in view.tasks

@@ -53,6 +53,8 @@ class RunContext:
     answer_checks: Mapping[str, AnswerCheck] = field(default_factory=dict)  # by role
     run_agent: str | None = None  # --agent of the run
     setups: AgentSetups | None = None  # how each backend is started; None: codex only, from command/agent_env
+    # called with a task's id once its commit is recorded (the conflict forecast, engine/forecast.py)
+    on_commit: Callable[[str], None] | None = None
     # paths declared by the tasks running now (None: the task declared none and runs alone)
     active_paths: dict[str, tuple[str, ...] | None] = field(default_factory=dict)
     _schemas: dict[str, tuple[Path, dict[str, Any]]] = field(default_factory=dict)

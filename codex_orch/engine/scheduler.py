@@ -84,6 +84,7 @@ class Scheduler:
         cancel: threading.Event,
         fail_fast: bool = False,
         follow_ups: Callable[[Task], list[Task]] | None = None,
+        hold: Callable[[Task], str | None] | None = None,
     ) -> None:
         self.tasks = list(tasks)
         self.by_id = {t.id: t for t in self.tasks}
@@ -97,6 +98,8 @@ class Scheduler:
         self.fail_fast = fail_fast
         self.failed_fast = False  # --fail-fast stopped the run (not a signal, not an internal error)
         self.follow_ups = follow_ups
+        # why a ready task must wait while others run (the conflict forecast); never holds when none runs
+        self.hold = hold
         self.dependents: dict[str, list[str]] = {t.id: [] for t in self.tasks}
         self.waiting: dict[str, int] = {}
         for task in self.tasks:
@@ -170,7 +173,9 @@ class Scheduler:
         while self.ready and len(running) < self.max_workers:
             index = heapq.heappop(self.ready)
             task = self.tasks[index]
-            if self.rules.conflict(task, list(running.values())) is not None:
+            if self.rules.conflict(task, list(running.values())) is not None or (
+                running and self.hold is not None and self.hold(task) is not None
+            ):
                 skipped.append(index)
                 continue
             self.statuses[task.id] = "running"

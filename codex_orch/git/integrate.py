@@ -37,11 +37,7 @@ def reapply(git: Git, onto: str, commit: str, identity: tuple[str, str] | None =
         return Applied(commit, "fast-forward")
     if is_ancestor(git, commit, onto):
         return Applied(onto, "already in")
-    stand_in = _tree_commit(git, f"{parent}^{{tree}}", ())
-    ours = _tree_commit(git, f"{onto}^{{tree}}", (stand_in,))
-    theirs = _tree_commit(git, f"{commit}^{{tree}}", (stand_in,))
-    merged = merge_tree(git, ours, theirs)
-    tree, conflicts = _appends_resolved(git, merged.tree, merged.conflicts, parent, onto, commit)
+    tree, conflicts = _picked(git, onto, parent, commit)
     if conflicts:
         return Applied(None, "conflict", conflicts)
     if tree == git.run("rev-parse", f"{onto}^{{tree}}"):
@@ -51,6 +47,21 @@ def reapply(git: Git, onto: str, commit: str, identity: tuple[str, str] | None =
     message = git.run("log", "-1", "--format=%B", commit, strip=False)
     new = author.run(*commit_config(identity), "commit-tree", tree, "-p", onto, stdin=message.encode("utf-8"))
     return Applied(new, "re-applied")
+
+
+def pick_conflicts(git: Git, onto: str, commit: str) -> tuple[str, ...]:
+    """The files where `commit`'s change (from its first parent) would conflict with `onto` (the
+    conflict forecast); nothing is committed."""
+    return _picked(git, onto, git.run("rev-parse", f"{commit}^"), commit)[1]
+
+
+def _picked(git: Git, onto: str, parent: str, commit: str) -> tuple[str, tuple[str, ...]]:
+    """The tree of `parent..commit` cherry-picked onto `onto`, and the files that conflict."""
+    stand_in = _tree_commit(git, f"{parent}^{{tree}}", ())
+    ours = _tree_commit(git, f"{onto}^{{tree}}", (stand_in,))
+    theirs = _tree_commit(git, f"{commit}^{{tree}}", (stand_in,))
+    merged = merge_tree(git, ours, theirs)
+    return _appends_resolved(git, merged.tree, merged.conflicts, parent, onto, commit)
 
 
 def merge_in(git: Git, onto: str, tip: str, message: str, identity: tuple[str, str] | None = None) -> Applied:
