@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from conftest import FakeCodex, Repo, answer, read_state, run_cli, start_cli, wait_for, write_plan
+from lifecycle_helpers import start_with
 
 
 def _wait_for_record(journal: Path, kind: str, task: str) -> str:
@@ -32,10 +33,7 @@ def _seq(records: list[dict], kind: str, task: str, **match: object) -> int:
 def test_a_predicted_conflict_is_shown_and_holds_a_task_on_its_files_until_one_side_lands(
     repo: Repo, fake_codex: FakeCodex, tmp_path: Path
 ) -> None:
-    repo.write("f.txt", "line\n")
-    repo.git("add", "f.txt")
-    repo.git("commit", "-q", "-m", "f")
-    repo.configure(workspace="landing")
+    start_with(repo, "f.txt", "line\n", "landing")
     journal = repo.path / ".orchestrator" / "runs" / "fc" / "journal.jsonl"
     go = tmp_path / "go"
     fake_codex.script(
@@ -116,3 +114,35 @@ def test_a_predicted_conflict_is_shown_and_holds_a_task_on_its_files_until_one_s
     state = read_state(repo, "fc")
     assert all(t["status"] == "succeeded" for t in state["tasks"].values())
     assert repo.git("show", f"{state['branch']}:f.txt") == "from C"
+
+
+def test_per_task_branches_editing_the_same_lines_are_forecast_on_both(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    start_with(repo, "f.txt", "line\n", "per-task")
+    fake_codex.script(
+        {
+            "rules": [
+                {"match": "job A.", "turns": [[{"write": "f.txt", "content": "A\n"}, {"answer": answer("A")}]]},
+                {"match": "job B.", "turns": [[{"write": "f.txt", "content": "B\n"}, {"answer": answer("B")}]]},
+                {"match": "job C.", "turns": [[{"write": "c.txt", "content": "C\n"}, {"answer": answer("C")}]]},
+            ]
+        }
+    )
+    tasks = [{"id": t, "role": "implementer", "prompt": f"job {t}.", "acceptance": "", "blocked_by": []} for t in "ABC"]
+    plan = write_plan(tmp_path / "plan.json", tasks)
+    result = run_cli(
+        repo.path, "run", "--plan-file", str(plan), "--run-id", "pt", "--no-progress", "--max-workers", "3"
+    )
+    assert result.code == 0, result.err
+    # whichever committed second saw the other's commit (both, when they committed at once); shown on both
+    state = read_state(repo, "pt")
+    recorded = {tid: t["forecast"] for tid, t in state["tasks"].items() if t.get("forecast")}
+    assert recorded and set(recorded) <= {"A", "B"}
+    for tid, conflicts in recorded.items():
+        assert conflicts == [{"with": "B" if tid == "A" else "A", "files": ["f.txt"]}]
+    view = json.loads(run_cli(repo.path, "status", "--run-id", "pt", "--json").out)
+    shown = {t["id"]: t["forecast"] for t in view["tasks"]}
+    assert shown["A"] == [{"with": "B", "files": ["f.txt"]}] and shown["B"] == [{"with": "A", "files": ["f.txt"]}]
+    assert shown["C"] == []
+    assert "conflict predicted with" in run_cli(repo.path, "report", "--run-id", "pt").out

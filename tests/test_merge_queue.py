@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from conftest import FakeCodex, Repo, read_state, run_cli
-from lifecycle_helpers import job, repo_snapshot, run_plan, writer
+from lifecycle_helpers import job, repo_snapshot, run_plan, start_with, writer
 
 # Every `uses NAME` line in a *.txt file must name what defs.txt defines; each run is counted.
 DOCTOR = """\
@@ -35,10 +35,7 @@ def _doctor(repo: Repo, tmp_path: Path, argv: list[str] | None = None, canary: b
 
 
 def _four_tasks(repo: Repo, fake: FakeCodex, tmp_path: Path, mode: str, c_blocks_d: bool = False) -> dict:
-    repo.write("defs.txt", "api_v1\n")
-    repo.git("add", "defs.txt")
-    repo.git("commit", "-q", "-m", "defs")
-    repo.configure(workspace=mode)
+    start_with(repo, "defs.txt", "api_v1\n", mode)
     tasks = [job("A"), job("B"), job("C"), job("D", blocked_by=("C",) if c_blocks_d else ())]
     rules = [
         writer("A", "a.txt", "uses api_v1\n"),
@@ -46,6 +43,8 @@ def _four_tasks(repo: Repo, fake: FakeCodex, tmp_path: Path, mode: str, c_blocks
         writer("C", "defs.txt", "api_v2\n"),  # fine alone; breaks every user of api_v1
         writer("D", "d.txt", "uses api_v1\n"),
     ]
+    for rule, tid in zip(rules, "ABCD", strict=True):  # each appends to docs/ai/decisions.md too
+        rule["turns"][0][-1]["answer"]["decisions"] = [{"decision": f"decided {tid}", "rationale": "r"}]
     fake.script({"rules": rules})
     from conftest import write_plan
 
@@ -67,7 +66,13 @@ def test_the_queue_bisects_to_the_task_that_turns_the_doctor_red_and_lands_the_r
     assert "integration_failed: C: the doctor passed with A, B and failed once C was merged on top" in result.out
     # main moved to a green tip holding A, B and D, and not C
     tree = sorted(repo.git("ls-tree", "--name-only", "main").split())
-    assert tree == ["README.md", "a.txt", "b.txt", "d.txt", "defs.txt"]
+    assert tree == ["README.md", "a.txt", "b.txt", "d.txt", "defs.txt", "docs"]
+    decisions = repo.git("show", "main:docs/ai/decisions.md")  # D's entry re-applied without C's before it
+    assert [d for d in ("decided A", "decided B", "decided C", "decided D") if d in decisions] == [
+        "decided A",
+        "decided B",
+        "decided D",
+    ]
     assert repo.git("show", "main:defs.txt") == "api_v1"
     assert (repo.path / "d.txt").exists()  # main is checked out here: its files followed
     state = read_state(repo, "q")
@@ -96,7 +101,10 @@ def test_a_task_depending_on_the_culprit_does_not_land_either(
     _four_tasks(repo, fake_codex, tmp_path, "per-task", c_blocks_d=True)
     result = run_cli(repo.path, "merge", "--run-id", "q")
     assert result.code == 1, result.err + result.out
-    assert sorted(repo.git("ls-tree", "--name-only", "main").split()) == ["README.md", "a.txt", "b.txt", "defs.txt"]
+    tree = sorted(repo.git("ls-tree", "--name-only", "main").split())
+    assert tree == ["README.md", "a.txt", "b.txt", "defs.txt", "docs"]
+    decisions = repo.git("show", "main:docs/ai/decisions.md")  # A's and B's branches both appended to it
+    assert "decided A" in decisions and "decided B" in decisions and "decided C" not in decisions
     state = read_state(repo, "q")
     assert state["integration"]["culprit"] == "C"
     assert state["tasks"]["D"]["integration"] == {
@@ -143,10 +151,7 @@ def test_a_doctor_that_cannot_fail_is_refused_by_the_canary(repo: Repo, fake_cod
 
 def test_run_merge_merges_a_partial_run_through_the_queue(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
     counter = _doctor(repo, tmp_path, canary=False)
-    repo.write("defs.txt", "api_v1\n")
-    repo.git("add", "defs.txt")
-    repo.git("commit", "-q", "-m", "defs")
-    repo.configure(workspace="landing")
+    start_with(repo, "defs.txt", "api_v1\n", "landing")
     from conftest import answer, write_plan
 
     fake_codex.script(

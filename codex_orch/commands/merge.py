@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from codex_orch.commands.runs import changing, heads, run_dir, task_tips
 from codex_orch.config import Config, load_config
@@ -22,6 +22,9 @@ from codex_orch.git.workspace import Workspaces
 from codex_orch.git.worktrees import checkout_git
 from codex_orch.layout import Layout
 from codex_orch.state import RunStore, workspace_mode
+
+if TYPE_CHECKING:
+    from codex_orch.commands.integration import Queue
 
 INTEGRATION_BRANCH = "orch/{date}/run-{run_id}/integration"
 
@@ -51,7 +54,7 @@ class MergeOutcome:
     checkout: Path | None  # the worktree whose files followed the base branch, if one has it checked out
     left_out: tuple[str, ...]  # tasks whose work is not merged, with why
     failed: tuple[str, ...] = ()  # tasks the integration queue found guilty (integration_failed)
-    queue: Any = None  # the integration queue's outcome (commands/integration.Queue), when a doctor ran
+    queue: Queue | None = None  # the integration queue's outcome, when a doctor ran
 
     @property
     def changed(self) -> bool:

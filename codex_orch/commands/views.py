@@ -110,8 +110,9 @@ def build_view(state: dict[str, Any]) -> RunView:
     predicted: dict[str, list[dict[str, Any]]] = {}  # both sides of every predicted conflict
     for tid in state["task_order"]:
         for c in state["tasks"][tid].get("forecast") or ():
-            predicted.setdefault(tid, []).append(c)
-            predicted.setdefault(c["with"], []).append({"with": tid, "files": c["files"]})
+            for side, other in ((tid, c["with"]), (c["with"], tid)):  # once per pair, when both predicted it
+                if not any(p["with"] == other for p in predicted.setdefault(side, [])):
+                    predicted[side].append({"with": other, "files": c["files"]})
     for tid in state["task_order"]:
         t = state["tasks"][tid]
         attempts = tuple(

@@ -93,15 +93,15 @@ def _blob(git: Git, commit: str, path: str) -> str | None:
 def _appends_resolved(
     git: Git, tree: str, conflicts: tuple[str, ...], base: str, ours: str, theirs: str
 ) -> tuple[str, tuple[str, ...]]:
-    """The decisions file, conflicted because both sides appended entries: base + ours' + theirs'."""
+    """The decisions file, conflicted where `theirs` only appended entries to it: ours, then the entries
+    theirs appended (ours may have appended others, or lack some of base's: a task left out)."""
     if DECISIONS_FILE not in conflicts:
         return tree, conflicts
     old, mine, other = (_blob(git, c, DECISIONS_FILE) for c in (base, ours, theirs))
     if old is None:  # both made the file: its header once
         both = mine is not None and other is not None and mine.startswith(DECISIONS_HEADER)
         old = DECISIONS_HEADER if both and (other or "").startswith(DECISIONS_HEADER) else ""
-    start = old
-    if mine is None or other is None or not mine.startswith(start) or not other.startswith(start):
+    if mine is None or other is None or not other.startswith(old):
         return tree, conflicts
-    resolved = with_file(git, tree, DECISIONS_FILE, mine + other[len(start) :])
+    resolved = with_file(git, tree, DECISIONS_FILE, mine + other[len(old) :])
     return resolved, tuple(c for c in conflicts if c != DECISIONS_FILE)
