@@ -7,7 +7,7 @@ import math
 import sys
 from pathlib import Path
 
-from conftest import FakeCodex, Repo, read_state, run_cli
+from conftest import FakeCodex, Repo, git, read_state, run_cli
 from lifecycle_helpers import job, repo_snapshot, run_plan, start_with, writer
 
 # Every `uses NAME` line in a *.txt file must name what defs.txt defines; each run is counted.
@@ -92,6 +92,11 @@ def test_the_queue_bisects_to_the_task_that_turns_the_doctor_red_and_lands_the_r
     assert [state["tasks"][t]["integration"]["result"] for t in "ABD"] == ["landed"] * 3
     report = run_cli(repo.path, "report", "--run-id", "q")
     assert "integration_failed" in report.out and "Doctor runs: 4" in report.out
+    scratch = repo.path / ".orchestrator" / "worktrees" / "q" / "integration"
+    assert git(scratch, "rev-parse", "HEAD") == repo.git("rev-parse", "main")  # left at main's new tip
+    cleaned = run_cli(repo.path, "clean", "--run-id", "q")
+    assert cleaned.code == 0, cleaned.err
+    assert not scratch.exists()  # the doctor's worktree goes with the run's others
 
 
 def test_a_task_depending_on_the_culprit_does_not_land_either(

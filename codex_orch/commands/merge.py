@@ -19,7 +19,7 @@ from codex_orch.errors import EXIT_TASKS_FAILED, GitError, InputError, OrchError
 from codex_orch.git.refs import ZERO_SHA, branch_worktree, delete_ref, is_ancestor, merge_tree, ref_sha, update_ref
 from codex_orch.git.repo import Git, local_changes, valid_branch_name
 from codex_orch.git.workspace import Workspaces
-from codex_orch.git.worktrees import checkout_git
+from codex_orch.git.worktrees import checkout_git, detached_worktree
 from codex_orch.layout import Layout
 from codex_orch.state import RunStore, workspace_mode
 
@@ -135,6 +135,8 @@ def _through_queue(
     scratch = Path(state["repo_root"]) / ".orchestrator" / "worktrees" / run_id / "integration"
     doctor = Doctor(git, config, scratch, logs)
     queue = run_queue(git, state, old, doctor, config.integration.canary, Workspaces.identity_for(git))
+    if scratch.is_dir():  # left at the tip merge chose, without what the doctor wrote (clean keeps no stray files)
+        detached_worktree(git, scratch, queue.tip, clean=True)
     if queue.canary is not None and queue.canary.ok:
         store.record(
             "run.integration", n=n, into=target, old=old, new=old, refused="doctor cannot fail", **queue.to_json()
