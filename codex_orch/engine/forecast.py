@@ -24,7 +24,7 @@ from typing import Any
 from codex_orch.engine.context import RunContext
 from codex_orch.errors import OrchError
 from codex_orch.git.integrate import pick_conflicts
-from codex_orch.git.refs import is_ancestor, merge_tree, ref_sha
+from codex_orch.git.refs import merge_tree, ref_sha
 from codex_orch.git.workspace import path_matches
 from codex_orch.plan import Task
 
@@ -70,13 +70,19 @@ class Forecast:
             return []
         git = self.ctx.git
         landing = self.ctx.mode == "landing"
+        # landing: what landed since this task's branch started (what landed before is in its base)
+        since = (
+            set(git.run("rev-list", f"{mine['base_commit']}..refs/heads/{state['branch']}").split())
+            if landing
+            else set()
+        )
         found = []
         for other_id, other in state["tasks"].items():
             if other_id == task_id or not other.get("commit"):
                 continue
             if other["status"] == "succeeded":
-                if landing and is_ancestor(git, other["commit"], mine["base_commit"]):
-                    continue  # landed before this task started: in its base
+                if landing and other["commit"] not in since:
+                    continue
                 theirs = other["commit"] if landing else ref_sha(git, f"refs/heads/{other['branch']}")
             elif other["status"] == "running":
                 theirs = other["commit"]
