@@ -71,6 +71,14 @@ class ValidateCommand:
 
 
 @dataclass(frozen=True)
+class IntegrationConfig:
+    """`integration`: the doctor command the merge queue runs on each candidate tip, and its canary."""
+
+    doctor: ValidateCommand | None = None  # None: merge is all or nothing, with no doctor
+    canary: bool = False  # first check that the doctor fails with CODEX_ORCH_CANARY=1 set
+
+
+@dataclass(frozen=True)
 class ReadyCheck:
     """When a service counts as ready: at most one of these is set; none: as soon as it started."""
 
@@ -122,6 +130,7 @@ class Config:
     on_hidden_work: str = "warn"
     follow_next_tasks: bool = False
     validate_commands: tuple[ValidateCommand, ...] = ()
+    integration: IntegrationConfig = field(default_factory=IntegrationConfig)
     services: tuple[ServiceConfig, ...] | None = None  # None: not set (the codex-mem default applies)
     secrets: SecretsConfig = field(default_factory=SecretsConfig)
     agents: AgentsConfig = field(default_factory=AgentsConfig)
@@ -267,6 +276,7 @@ def build_config(raw: dict[str, Any], source: str) -> Config:
         on_hidden_work=raw["guardrails"]["on_hidden_work"],
         follow_next_tasks=bool(raw["follow_next_tasks"]),
         validate_commands=_validate_commands(raw.get("validate") or {}, source),
+        integration=_integration(raw.get("integration") or {}, source),
         services=None if raw.get("services") is None else _services(raw["services"], source),
         secrets=SecretsConfig(scan=bool(raw["secrets"]["scan"]), allow=tuple(raw["secrets"]["allow"])),
         agents=build_agents(raw.get("agents") or {}, codex, source),
@@ -287,6 +297,17 @@ def _validate_commands(section: Mapping[str, Any], source: str) -> tuple[Validat
         argv = _argv(item["run"], f"{source}: validate.commands[{i}].run")
         commands.append(ValidateCommand(item["name"], argv, float(item.get("timeout", default_timeout))))
     return tuple(commands)
+
+
+def _integration(section: Mapping[str, Any], source: str) -> IntegrationConfig:
+    doctor = section.get("doctor")
+    if doctor is None:
+        if section.get("canary"):
+            raise InputError(f"{source}: integration.canary: true needs integration.doctor (the command it checks)")
+        return IntegrationConfig()
+    argv = _argv(doctor, f"{source}: integration.doctor")
+    command = ValidateCommand("doctor", argv, float(section.get("timeout", 900)))
+    return IntegrationConfig(command, bool(section.get("canary", False)))
 
 
 def _argv(command: str | list[str], where: str) -> tuple[str, ...]:

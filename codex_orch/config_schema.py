@@ -148,6 +148,18 @@ CONFIG_SCHEMA: dict[str, Any] = _closed(
                 "timeout": _POS_NUM,
             }
         ),
+        "integration": _closed(
+            {
+                "doctor": {
+                    "anyOf": [
+                        {"type": "string", "minLength": 1},
+                        {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                    ]
+                },
+                "timeout": _POS_NUM,
+                "canary": {"type": "boolean"},
+            }
+        ),
         "services": {"type": ["array", "null"], "items": _SERVICE},
         "secrets": _closed({"scan": {"type": "boolean"}, "allow": _STR_LIST}),
         "worktree": WORKTREE_SCHEMA,

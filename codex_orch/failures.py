@@ -35,6 +35,7 @@ class FailureKind(StrEnum):
     SETUP_FAILED = "setup_failed"
     GATE_FAILED = "gate_failed"
     BUDGET = "budget"
+    INTEGRATION_FAILED = "integration_failed"
 
 
 class Retry(StrEnum):
@@ -167,6 +168,13 @@ FAILURES: dict[FailureKind, FailureInfo] = {
             "The task's changes or its commit message held a secret (a value codex-orch redacts, or a "
             "credential detect-secrets knows) at the file and line named; nothing was committed, and the agent "
             "was asked to remove it (limits.retries). Remove it, or let it through with secrets.allow.",
+        ),
+        FailureInfo(
+            FailureKind.INTEGRATION_FAILED,
+            Retry.NEVER,
+            "The merge queue found that this task's work turns integration.doctor red once merged with the "
+            "others' (or does not apply on them); the rest landed without it. Its work stays on its branch; "
+            "fix it there, or in a new task, and merge again (docs/usage.md, Merge queue).",
         ),
         FailureInfo(
             FailureKind.MAX_TURNS,

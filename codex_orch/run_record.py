@@ -75,6 +75,9 @@ class TaskRecord:
     setup: Mapping[str, Any] | None = None  # its worktree's setup (engine/setup.py), when one is configured
     gate_runs: tuple[Mapping[str, Any], ...] = ()  # each gate run: name, n (attempt), ok, exit_code, seconds, log
     fix_rounds: int = 0
+    forecast: tuple[Mapping[str, Any], ...] = ()  # conflicts predicted with other tasks (engine/forecast.py)
+    held: Mapping[str, Any] | None = None  # not started while a predicted conflict on its paths was open
+    integration: Mapping[str, Any] | None = None  # what the merge queue did with its work
 
     @classmethod
     def from_state(cls, tid: str, t: Mapping[str, Any], setups: Mapping[str, Any] | None = None) -> TaskRecord:
@@ -100,6 +103,9 @@ class TaskRecord:
             setup=(setups or {}).get(t.get("worktree") or ""),
             gate_runs=tuple(t.get("gate_runs") or ()),
             fix_rounds=int(t.get("fix_rounds") or 0),
+            forecast=tuple(t.get("forecast") or ()),
+            held=t.get("held"),
+            integration=t.get("integration"),
         )
 
 
@@ -118,6 +124,7 @@ class RunRecord:
     merge: Mapping[str, Any] | None  # what `merge`, `validate` and `clean` recorded last
     validation: Mapping[str, Any] | None
     cleaned: Mapping[str, Any] | None
+    integration: Mapping[str, Any] | None = None  # the merge queue's last outcome (commands/integration.py)
     paused: Mapping[str, Any] = field(default_factory=dict)  # agent: {until, reason} (engine/quota.py)
     budgets: Mapping[str, Any] = field(default_factory=dict)  # the run's own limits (resume --budget-run-cost)
 
@@ -139,6 +146,7 @@ class RunRecord:
             merge=state.get("merge"),
             validation=state.get("validation"),
             cleaned=state.get("cleaned"),
+            integration=state.get("integration"),
             paused=dict(state.get("paused") or {}),
             budgets=dict(state.get("budgets") or {}),
         )

@@ -150,8 +150,8 @@ def _apply_run(state: dict[str, Any], kind: str, rec: dict[str, Any], ts: str | 
             state["ended_at"] = ts
     elif kind == "run.workspace_ready":
         state["workspace_ready"] = True
-    elif kind in ("run.merged", "run.cleaned", "run.validated"):  # the lifecycle commands' last outcome
-        key = {"run.merged": "merge", "run.cleaned": "cleaned", "run.validated": "validation"}[kind]
+    elif kind in ("run.merged", "run.cleaned", "run.validated", "run.integration"):  # lifecycle outcomes
+        key = {"run.merged": "merge", "run.cleaned": "cleaned", "run.validated": "validation"}.get(kind, "integration")
         state[key] = {k: v for k, v in rec.items() if k not in ("type", "seq")}
     elif kind == "run.service":  # a service of the run: started, ready, failed or stopped
         service = state.setdefault("services", {}).setdefault(rec["name"], {})
@@ -210,12 +210,24 @@ def _apply_task(task: dict[str, Any], kind: str, rec: dict[str, Any], ts: str | 
         task.update(commit=rec["commit"], head=rec["commit"], landed=True)
     elif kind == "task.rebased":  # its change replayed on the run branch's tip, for its agent to resolve
         task.update(base_commit=rec["base_commit"], conflicts=rec.get("conflicts", []), result=None, commit=None)
-    elif kind in ("task.gates", "task.fix_round"):
-        _apply_gates(task, kind, rec)
+    elif kind in ("task.gates", "task.fix_round", "task.integration", "task.forecast", "task.held"):
+        (_apply_gates if kind in ("task.gates", "task.fix_round") else _apply_integration)(task, kind, rec)
     elif kind == "task.follow_ups":
         task["follow_ups"] = rec["follow_ups"]
     else:
         raise ValueError(f"unknown journal record type {kind!r}")
+
+
+def _apply_integration(task: dict[str, Any], kind: str, rec: dict[str, Any]) -> None:
+    if kind == "task.integration":  # what the merge queue did with its work (commands/integration.py)
+        task["integration"] = {k: v for k, v in rec.items() if k not in ("type", "task", "seq")}
+        if rec.get("error"):  # integration_failed: its work is not verified any more
+            task["status"] = "failed"
+            task["error"] = rec["error"]
+    elif kind == "task.forecast":  # conflicts predicted with other tasks' branches (engine/forecast.py)
+        task["forecast"] = rec["conflicts"]
+    else:  # task.held: not started, its paths overlap a predicted conflict that is still open
+        task["held"] = {"by": rec["by"], "files": rec["files"]}
 
 
 def _apply_gates(task: dict[str, Any], kind: str, rec: dict[str, Any]) -> None:

@@ -36,3 +36,11 @@ def tree_hash(root: Path) -> str:
         if path.is_file() and not path.is_symlink():
             digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def start_with(repo: Repo, rel: str, text: str, workspace: str) -> None:
+    """Commit `rel` holding `text` on the base branch, and run in `workspace` mode from there."""
+    repo.write(rel, text)
+    repo.git("add", rel)
+    repo.git("commit", "-q", "-m", f"add {rel}")
+    repo.configure(workspace=workspace)

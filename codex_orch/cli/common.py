@@ -75,8 +75,9 @@ def self_command() -> str:
     return f"{shlex.quote(sys.executable)} -m codex_orch"
 
 
-def finish_run(outcome: Any) -> None:
-    """The run's table on stdout; on stderr what was stopped (after Ctrl-C) and the next useful command."""
+def finish_run(outcome: Any, merge: bool = False) -> None:
+    """The run's table on stdout; on stderr what was stopped (after Ctrl-C) and the next useful command.
+    With `merge` (run --merge), the run's work then goes to its base branch when any task succeeded."""
     from codex_orch.cli.render import print_status
     from codex_orch.commands.views import build_view
     from codex_orch.run_record import read_record
@@ -85,8 +86,19 @@ def finish_run(outcome: Any) -> None:
     console = stdout_console()
     print_status(console, view)
     console.print(f"state: {outcome.run_dir / 'state.json'}", highlight=False, markup=False)
-    say(next_steps(view.run_id, view.status, {t.id: t.status for t in view.tasks}), err=True)
-    sys.exit(outcome.exit_code)
+    if not merge:
+        say(next_steps(view.run_id, view.status, {t.id: t.status for t in view.tasks}), err=True)
+        sys.exit(outcome.exit_code)
+    if outcome.status not in ("succeeded", "partial"):
+        say(f"not merged: the run ended {outcome.status}", err=True)
+        say(next_steps(view.run_id, view.status, {t.id: t.status for t in view.tasks}), err=True)
+        sys.exit(outcome.exit_code)
+    from codex_orch.cli.lifecycle import merge_lines
+    from codex_orch.commands.merge import merge_run
+
+    merged = merge_run(repo(), outcome.run_id)
+    say(merge_lines(merged))
+    sys.exit(max(outcome.exit_code, 1 if merged.failed else 0))
 
 
 def next_steps(run_id: str, status: str, tasks: Mapping[str, str]) -> list[str]:

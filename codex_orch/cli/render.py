@@ -48,7 +48,7 @@ def status_table(view: RunView) -> Any:
         table.add_column(column, no_wrap=column != "note")
     for t in view.tasks:
         cells = _cells(t)
-        table.add_row(*cells[:3], Text(t.status, style=_STYLE.get(t.status, "")), *cells[4:9], Text(cells[9]))
+        table.add_row(*cells[:3], Text(t.status, style=_STYLE.get(t.status, "")), *cells[4:-1], Text(cells[-1]))
     return table
 
 
@@ -83,6 +83,8 @@ def _cells(t: Any) -> list[str]:
     note = f"{t.error_kind}: {t.error_message or ''}"[:120] if t.error_kind else ""
     if t.file_claims:
         note = "; ".join(n for n in (note, "flagged: " + describe(t.file_claims)) if n)[:160]
+    if t.notes:
+        note = "; ".join(n for n in (note, *t.notes) if n)[:200]
     last = t.attempts[-1] if t.attempts else None
     return [
         t.id,

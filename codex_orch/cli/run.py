@@ -23,10 +23,11 @@ from codex_orch.cli.common import (
         [
             "codex-orch run --plan-file plan.json",
             "codex-orch run --plan-file plan.json --spec-file SPEC.md --max-workers 4",
+            "codex-orch run --plan-file plan.json --merge",
         ],
         {
-            0: "every task succeeded",
-            1: "the run finished with failed or blocked tasks",
+            0: "every task succeeded (--merge: and its work was merged)",
+            1: "the run finished with failed or blocked tasks (--merge: or one failed integration)",
             2: "bad input (nothing written)",
             130: "interrupted by Ctrl-C or SIGTERM (resume continues)",
         },
@@ -39,11 +40,19 @@ from codex_orch.cli.common import (
     type=click.FloatRange(min=0),
     help="Refuse to start when the low end of the plan's estimated cost (plan --check) is over this, in US dollars.",
 )
+@click.option(
+    "--merge",
+    "merge_after",
+    is_flag=True,
+    help="At the end, merge the succeeded tasks' work into the base branch (through the integration queue "
+    "when integration.doctor is set), as `merge` does; also after a partial run.",
+)
 @run_options
 def run(
     plan_file: Path,
     spec_file: Path | None,
     max_cost: float | None,
+    merge_after: bool,
     run_id: str | None,
     agent: str | None,
     max_workers: int | None,
@@ -65,7 +74,7 @@ def run(
         outcome = start_run(
             root, plan_file, spec_file, options, notify, warn=lambda line: say_error(f"warning: {line}")
         )
-    finish_run(outcome)
+    finish_run(outcome, merge=merge_after)
 
 
 @click.command(

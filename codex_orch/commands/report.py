@@ -33,6 +33,7 @@ class Report:
     validation: Mapping[str, Any] | None
     cleaned: Mapping[str, Any] | None
     failures: tuple[FailureDigest, ...] = ()  # why each failed task failed (its run folder's events)
+    integration: Mapping[str, Any] | None = None  # the merge queue's last outcome (commands/integration.py)
 
     @property
     def attempts(self) -> int:
@@ -62,6 +63,7 @@ def build_report(run: RunRecord, folder: Path | None = None) -> Report:
         validation=run.validation,
         cleaned=run.cleaned,
         failures=tuple(failure_digest(folder, read_state(folder))) if folder is not None else (),
+        integration=run.integration,
     )
 
 
@@ -97,6 +99,7 @@ def report_json(report: Report) -> dict[str, Any]:
             entry[key] = _items(task, key)
     data["failures"] = [f.to_json() for f in report.failures]
     data["merge"] = report.merge
+    data["integration"] = report.integration
     data["validation"] = report.validation
     data["cleaned"] = report.cleaned
     return data
@@ -158,7 +161,8 @@ def report_markdown(report: Report) -> str:
     lines += _failures_section(report.failures)
     for t in view.tasks:
         lines += ["", *_task_section(t)]
-    lines += _merge_section(report.merge) + _validation_section(report.validation)
+    lines += _integration_section(report.integration) + _merge_section(report.merge)
+    lines += _validation_section(report.validation)
     return "\n".join(lines) + "\n"
 
 
@@ -184,6 +188,7 @@ def _task_section(t: TaskView) -> list[str]:
         lines.append(f"- **Flagged:** {_cell(describe(t.file_claims))}")
     if t.error_kind:
         lines.append(f"- Error: {t.error_kind}: {_cell(t.error_message or '')}")
+    lines += [f"- {_cell(note)}" for note in t.notes]
     return lines + _checks_lines(t) + _attempts_table(t) + _answer_lists(t)
 
 
@@ -275,6 +280,31 @@ def _finding(item: Any) -> str:
     if where and item.get("line") is not None:
         where += f":{item['line']}"
     return f"[{item.get('severity', '?')}] " + (f"`{where}` — " if where else "") + _cell(item.get("message", ""))
+
+
+def _integration_section(queue: Mapping[str, Any] | None) -> list[str]:
+    """The merge queue's last outcome (commands/integration.py): the canary, each doctor run, the culprit."""
+    if not queue:
+        return []
+    lines = ["", "## Integration queue", ""]
+    canary = queue.get("canary")
+    if canary:
+        verdict = "passed: the doctor cannot fail, so it was not trusted" if canary["ok"] else "failed, as it must"
+        lines.append(f"- Canary (CODEX_ORCH_CANARY=1): exit {canary['returncode']}: {verdict}")
+    runs = queue.get("doctor_runs") or []
+    lines.append(f"- Doctor runs: {len(runs)}")
+    for i, run in enumerate(runs, start=1):
+        verdict = "green" if run["ok"] else ("timed out" if run["timed_out"] else f"red (exit {run['returncode']})")
+        lines.append(f"  {i}. `{run['commit'][:10]}` ({', '.join(run['tasks'])}): {verdict}; log `{run['log']}`")
+    for tid, why in (queue.get("failed") or {}).items():
+        lines.append(f"- **{tid}: integration_failed** — {_cell(why)}")
+    for tid, why in (queue.get("left_out") or {}).items():
+        lines.append(f"- {tid}: left out — {_cell(why)}")
+    if queue.get("refused"):
+        lines.append(f"- Refused: {queue['refused']}; nothing was merged")
+    else:
+        lines.append(f"- `{queue['into']}`: {queue['old'][:10]} → {queue['new'][:10]}")
+    return lines
 
 
 def _merge_section(merge: Mapping[str, Any] | None) -> list[str]:

@@ -76,6 +76,21 @@ class TaskView:
             parts.append(f"{self.fix_rounds} fix" + ("es" if self.fix_rounds > 1 else ""))
         return " · ".join(parts)
 
+    # engine/forecast.py: conflicts predicted with other tasks ({"with", "files"}; both sides list it)
+    forecast: tuple[Mapping[str, Any], ...] = ()
+    held: Mapping[str, Any] | None = None  # not started while a predicted conflict on its paths was open
+    integration: Mapping[str, Any] | None = None  # what the merge queue did with its work
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """The forecast, the hold and the merge queue's verdict, as short lines for the status table."""
+        out = [f"conflict predicted with {c['with']}: {', '.join(c['files'][:3])}" for c in self.forecast]
+        if self.held:
+            out.append(f"held for {' / '.join(self.held['by'])}'s conflict on {', '.join(self.held['files'][:3])}")
+        if self.integration and self.integration.get("result") != "landed":
+            out.append(f"integration: {self.integration['result']}")
+        return tuple(out)
+
     @property
     def failure_kinds(self) -> tuple[str, ...]:
         return tuple(a.failure for a in self.attempts if a.failure)
@@ -130,6 +145,12 @@ class RunView:
 def build_view(run: RunRecord) -> RunView:
     tasks = []
     counts: dict[str, int] = {}
+    predicted: dict[str, list[dict[str, Any]]] = {}  # both sides of every predicted conflict
+    for t in run.tasks:
+        for c in t.forecast:
+            for side, other in ((t.id, c["with"]), (c["with"], t.id)):  # once per pair, when both predicted it
+                if not any(p["with"] == other for p in predicted.setdefault(side, [])):
+                    predicted[side].append({"with": other, "files": c["files"]})
     for t in run.tasks:
         attempts = tuple(
             AttemptView(
@@ -174,6 +195,9 @@ def build_view(run: RunRecord) -> RunView:
                 setup=t.setup,
                 gates=t.gate_runs,
                 fix_rounds=t.fix_rounds,
+                forecast=tuple(predicted.get(t.id, ())),
+                held=t.held,
+                integration=t.integration,
             )
         )
         counts[t.status] = counts.get(t.status, 0) + 1
@@ -244,6 +268,9 @@ def view_to_json(view: RunView) -> dict[str, Any]:
                 "setup": _setup_json(t.setup),
                 "gates": list(t.gates),
                 "fix_rounds": t.fix_rounds,
+                "forecast": list(t.forecast),
+                "held": t.held,
+                "integration": t.integration,
                 "result": t.result,
             }
             for t in view.tasks

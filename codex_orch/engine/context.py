@@ -57,6 +57,8 @@ class RunContext:
     setups: AgentSetups | None = None  # how each backend is started; None: codex only, from command/agent_env
     spend: Breaker | None = None  # budgets (engine/budget.py); None: no limits (tests of parts)
     quota: QuotaPauses | None = None  # pauses on a provider's quota (engine/quota.py); None: none
+    # called with a task's id once its commit is recorded (the conflict forecast, engine/forecast.py)
+    on_commit: Callable[[str], None] | None = None
     # paths declared by the tasks running now (None: the task declared none and runs alone)
     active_paths: dict[str, tuple[str, ...] | None] = field(default_factory=dict)
     _schemas: dict[str, tuple[Path, dict[str, Any]]] = field(default_factory=dict)

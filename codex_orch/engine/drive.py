@@ -17,6 +17,7 @@ from codex_orch.engine.agent_env import AgentSetups, agent_env, redactor_for
 from codex_orch.engine.budget import Breaker, dispatch_hold
 from codex_orch.engine.context import Notify, RunContext
 from codex_orch.engine.executor import run_task
+from codex_orch.engine.forecast import Forecast
 from codex_orch.engine.quota import QuotaPauses
 from codex_orch.engine.scheduler import ConcurrencyRules, Scheduler
 from codex_orch.engine.secret_scan import SecretScanner
@@ -150,7 +151,7 @@ def uncommitted_warning(git: Git, inputs: tuple[Path, ...], copied: Sequence[str
 def drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
     store = ctx.store
     state = store.view()
-    statuses = {tid: ("succeeded" if t["status"] == "succeeded" else "pending") for tid, t in state["tasks"].items()}
+    statuses = {tid: _start_status(t) for tid, t in state["tasks"].items()}
     _start_guard(ctx, state)
     mode = workspace_mode(state)
     _prepare_workspace(ctx, state, mode)
@@ -166,6 +167,9 @@ def drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
         ctx.notify("finished", task.id, {"status": "blocked", "cause": cause})
 
     follow = ctx.config.follow_next_tasks if options.follow_next_tasks is None else options.follow_next_tasks
+    forecast = Forecast(ctx) if mode in ("landing", "per-task") else None
+    if forecast is not None:
+        ctx.on_commit = forecast.after_commit
     scheduler = Scheduler(
         ctx.plan.tasks,
         statuses,
@@ -177,6 +181,7 @@ def drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
         options.fail_fast,
         (lambda task: _follow_ups(ctx, task)) if follow else None,
         hold=lambda task: dispatch_hold(ctx, task),
+        forecast=forecast.hold if forecast is not None else None,
     )
     ctx.notify(
         "plan", None, {"tasks": {tid: {"role": t["role"], "status": t["status"]} for tid, t in state["tasks"].items()}}
@@ -252,6 +257,15 @@ def _budget_left_work(tasks: dict[str, Any]) -> bool:
         t["status"] == "pending" or (t["status"] == "failed" and (t.get("error") or {}).get("kind") == "budget")
         for t in tasks.values()
     )
+
+
+def _start_status(task: dict[str, Any]) -> str:
+    """What the scheduler starts from: succeeded tasks stay; so do those the merge queue found guilty
+    (integration_failed: their work is done and merged nowhere; running them again would redo it), which
+    the scheduler skips like a blocked task, blocking what waits for them."""
+    if task["status"] == "succeeded":
+        return "succeeded"
+    return "blocked" if (task.get("error") or {}).get("kind") == "integration_failed" else "pending"
 
 
 def _start_guard(ctx: RunContext, state: dict[str, Any]) -> None:

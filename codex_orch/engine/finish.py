@@ -61,6 +61,8 @@ def finish_task(
                 ctx.store.record(
                     "task.committed", task=task.id, commit=sha, head=head, files_changed=files, file_claims=claims
                 )
+                if ctx.on_commit is not None:
+                    ctx.on_commit(task.id)
             landed = land_task(ctx, task, sha, message, entry)
             sha, head = landed.commit, landed.commit or head
     except (SecretsFound, LandingConflict):
@@ -79,6 +81,8 @@ def finish_task(
             violations=list(violations),
             file_claims=claims,
         )
+        if ctx.on_commit is not None:
+            ctx.on_commit(task.id)
     return _final_status(ctx, task, sha, claims, violations, status, summary)
 
 

@@ -85,6 +85,7 @@ class Scheduler:
         fail_fast: bool = False,
         follow_ups: Callable[[Task], list[Task]] | None = None,
         hold: Callable[[Task], str | None] | None = None,
+        forecast: Callable[[Task], str | None] | None = None,
     ) -> None:
         self.tasks = list(tasks)
         self.by_id = {t.id: t for t in self.tasks}
@@ -102,6 +103,8 @@ class Scheduler:
         # "wait" (its agent is paused on a quota: it starts when the pause ends), None: it may.
         self.hold = hold
         self.held: str | None = None
+        # why a ready task must wait while others run (the conflict forecast); never holds when none runs
+        self.forecast = forecast
         self.dependents: dict[str, list[str]] = {t.id: [] for t in self.tasks}
         self.waiting: dict[str, int] = {}
         for task in self.tasks:
@@ -180,7 +183,11 @@ class Scheduler:
             index = heapq.heappop(self.ready)
             task = self.tasks[index]
             held = self.hold(task) if self.hold else None
-            if held or self.rules.conflict(task, list(running.values())) is not None:
+            if (
+                held
+                or self.rules.conflict(task, list(running.values())) is not None
+                or (running and self.forecast is not None and self.forecast(task) is not None)
+            ):
                 skipped.append(index)
                 self.held = self.held or held
                 if held == "stop":
