@@ -23,15 +23,17 @@ ALLOWED: dict[str, set[str]] = {
     "agents": {"core", "proc"},
     "engine": {"core", "proc", "git", "agents"},
     "commands": {"core", "proc", "git", "agents", "engine"},
+    "temporal": {"core", "proc", "git", "agents", "engine"},  # loaded by name (engine/executors.py), never imported
     "cli": {"core", "proc", "git", "agents", "engine", "commands"},
     "testing": {"core"},
     "entry": {"cli"},
 }
-ORDER = ["entry", "cli", "commands", "engine", "agents", "git", "proc", "testing", "core"]
+ORDER = ["entry", "cli", "commands", "temporal", "engine", "agents", "git", "proc", "testing", "core"]
 LABELS = {
     "entry": "__main__",
     "cli": "cli/ (click: parse, render)",
     "commands": "commands/ (report, merge, clean, validate, preflight, planner, runs)",
+    "temporal": "temporal/ (optional: workflow, worker, submitter)",
     "engine": "engine/ (run, drive, scheduler, executor, prompts, validation, services)",
     "agents": "agents/ (backend Protocol; codex, claude, gemini)",
     "git": "git/ (repo, worktrees, refs, workspace)",

@@ -14,7 +14,7 @@ import traceback
 import click
 
 from codex_orch import __version__
-from codex_orch.cli import init, lifecycle, plan, run, runs
+from codex_orch.cli import init, lifecycle, plan, run, runs, worker
 from codex_orch.cli.common import say_error
 from codex_orch.errors import EXIT_INTERRUPTED, EXIT_USAGE, OrchError
 from codex_orch.interrupts import silence_lost_terminal
@@ -48,6 +48,7 @@ for _command in (
     lifecycle.clean,
     lifecycle.prune,
     lifecycle.validate,
+    worker.worker,
 ):
     main.add_command(_command)
 

@@ -329,6 +329,8 @@ class RunOptions:
     agent: str | None = None  # --agent: the run's default agent (a task's own `agent` comes first)
     # The user's input files (plan, spec): not warned about as uncommitted changes of the checkout.
     inputs: tuple[Path, ...] = ()
+    executor: str | None = None  # --executor: how the tasks run (engine/executors.py); None: the config's
+    executor_settings: tuple[tuple[str, Any], ...] = ()  # --temporal-address and the like, over the config's
 
 
 @dataclass(frozen=True)
