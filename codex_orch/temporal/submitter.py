@@ -12,6 +12,7 @@ progress; the run is recorded interrupted. A submitter that dies leaves the work
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -71,7 +72,20 @@ def check(config: Config, settings: Mapping[str, Any]) -> dict[str, Any]:
         )
     if not str(merged["address"]).strip() or not str(merged["task_queue"]).strip():
         raise InputError("--temporal-address and --task-queue must not be empty")
+    _reachable(str(merged["address"]))
     return merged
+
+
+def _reachable(address: str) -> None:
+    """Refuse before anything is written when nothing listens at the server's address."""
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=5).close()
+    except (OSError, ValueError) as exc:
+        raise OrchError(
+            f"cannot reach the Temporal server at {address}: {getattr(exc, 'strerror', None) or exc}",
+            "Start one (`temporal server start-dev`, docs/scale-out.md) or fix --temporal-address / temporal.address.",
+        ) from None
 
 
 class SubmitterActivities:

@@ -65,6 +65,7 @@ class TaskRun:
         self.cancel = threading.Event()
         self.worktree: Path | None = None
         self.pushed_partial: str | None = None
+        self._closed = False
         self._lock = threading.Lock()
 
     def earlier(self, details: Mapping[str, Any] | None) -> tuple[Partial | None, str | None]:
@@ -112,8 +113,7 @@ class TaskRun:
         rec = ctx.store.task(task_id)
         ctx.store.close()
         commit = rec.get("task_commit") if rec.get("landed") else rec.get("commit")
-        if status == "interrupted":
-            self.snapshot_partial()
+        self.snapshot_partial(final=status == "interrupted")
         if commit:
             push_ref(self.git, inp.remote, commit, task_ref(inp.run_id, task_id))
         if status == "succeeded" and (partial is not None or self.pushed_partial):
@@ -203,9 +203,16 @@ class TaskRun:
         replay(wt, head, partial.base, partial.commit)
         wt.run("reset", "-q")
 
-    def snapshot_partial(self) -> None:
-        """Push the worktree's work in progress (if it has any and changed since the last push)."""
+    def snapshot_partial(self, final: bool | None = None) -> None:
+        """Push the worktree's work in progress (if it has any and changed since the last push). `final`:
+        the task has ended; True pushes what an interrupted task leaves, False nothing; none after it."""
         with self._lock:
+            if self._closed:
+                return
+            if final is not None:
+                self._closed = True
+                if not final:
+                    return
             if self.worktree is None or not self.worktree.is_dir():
                 return
             wt = self.git.at(self.worktree)
