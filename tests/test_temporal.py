@@ -238,7 +238,7 @@ def test_a_worker_killed_mid_task_hands_it_to_the_other_with_its_work_in_progres
         )
         cluster.start(second)
         cluster.kill(first)
-        out, err = run.communicate(timeout=120)
+        _, err = run.communicate(timeout=120)
     finally:
         run.kill()
         _kill_agents(cluster.machines)
@@ -278,6 +278,7 @@ def test_a_killed_submitter_is_resumed_and_attaches_to_the_running_workflow(
     assert {t: len(_calls_for(cluster.machines, t)) for t in "abc"} == {"a": 1, "b": 1, "c": 1}
 
 
+@pytest.mark.slow  # ~20-30 s; the same cancel path as a lost worker's, plus the signal: run with -m slow
 def test_ctrl_c_cancels_the_workflow_and_resume_continues_from_the_pushed_work(
     tmp_path: Path, repo: Repo, cluster: Cluster
 ) -> None:
@@ -291,7 +292,7 @@ def test_ctrl_c_cancels_the_workflow_and_resume_continues_from_the_pushed_work(
         wait_for(lambda: _calls_for([first], "a"), "the agent to start", timeout=60)
         wait_for(lambda: remote_git.git("for-each-ref", "refs/orch/k3/partial/a"), "work in progress", timeout=60)
         run.send_signal(signal.SIGINT)
-        out, err = run.communicate(timeout=120)
+        _, err = run.communicate(timeout=120)
     finally:
         run.kill()
     assert run.returncode == 130, err

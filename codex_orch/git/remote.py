@@ -32,6 +32,20 @@ def fetch_ref(git: Git, url: str, ref: str) -> str | None:
     return git.run("rev-parse", "--verify", ref)
 
 
+def fetch_refs(git: Git, url: str, *patterns: str) -> None:
+    """Fetch these refs (globs allowed: none matching is no error) from `url` into the same refs here, in
+    one git process; the refs here that the remote no longer has are deleted (--prune)."""
+    specs = [f"+{p}:{p}" for p in patterns]
+    code, _, err = git.run_full("fetch", "-q", "--no-tags", "--prune", "--no-write-fetch-head", url, *specs)
+    if code != 0:
+        raise GitError(f"git fetch {url} failed: {err.strip()[:300]}")
+
+
+def ref_commit(git: Git, ref: str) -> str | None:
+    code, out, _ = git.run_full("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    return out if code == 0 and out else None
+
+
 def push_ref(git: Git, url: str, commit: str, ref: str) -> None:
     """Point `ref` of the remote at `commit` (forced: the ref is the run's own, one writer at a time)."""
     code, _, err = git.run_full("push", "-q", "--no-verify", url, f"+{commit}:{ref}")

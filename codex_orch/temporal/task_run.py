@@ -26,7 +26,7 @@ from codex_orch.engine.executor import run_task
 from codex_orch.engine.landing import task_workspace
 from codex_orch.engine.run import _agent_homes
 from codex_orch.git.landing import replay
-from codex_orch.git.remote import delete_remote_ref, fetch_ref, push_ref, snapshot
+from codex_orch.git.remote import delete_remote_ref, fetch_refs, push_ref, ref_commit, snapshot
 from codex_orch.git.repo import Git
 from codex_orch.git.worktrees import discard_worktree
 from codex_orch.layout import Layout
@@ -71,7 +71,7 @@ class TaskRun:
     def earlier(self, details: Mapping[str, Any] | None) -> tuple[Partial | None, str | None]:
         """The work in progress an earlier attempt pushed, and the note the agent gets about it."""
         inp = self.inp
-        commit = fetch_ref(self.git, inp.remote, partial_ref(inp.run_id, inp.task["id"]))
+        commit = ref_commit(self.git, partial_ref(inp.run_id, inp.task["id"]))
         if commit is None and self.attempt <= 1:
             return None, None
         partial = None
@@ -99,7 +99,8 @@ class TaskRun:
     ) -> TaskOutcome:
         inp = self.inp
         task_id = str(inp.task["id"])
-        fetch_ref(self.git, inp.remote, tip_ref(inp.run_id))
+        # the run branch's tip (this task's base) and whatever work in progress the run's tasks left, at once
+        fetch_refs(self.git, inp.remote, tip_ref(inp.run_id), partial_ref(inp.run_id, "*"))
         partial, note = self.earlier(details)
         task = Task.from_json(inp.task)
         if note:

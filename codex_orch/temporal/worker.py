@@ -74,6 +74,14 @@ class TaskActivities:
             raise
 
 
+def warm_up() -> None:
+    """What every task needs, loaded once before the first one (the secret scanner's plugins above all:
+    ~1-2 s), so that the first task on each worker does not pay for it."""
+    from codex_orch.engine.secret_scan import _configured
+
+    _configured()
+
+
 async def serve(
     address: str,
     namespace: str,
@@ -85,6 +93,7 @@ async def serve(
     stop: asyncio.Event | None = None,
 ) -> None:
     """Poll `task_queue` until `stop` is set (or forever)."""
+    warm_up()
     client = await Client.connect(address, namespace=namespace)
     threads = ThreadPoolExecutor(max_workers=max_tasks * 2 + 1, thread_name_prefix="task")
     activities = TaskActivities(clone, identity, partial_every, threads)
