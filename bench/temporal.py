@@ -30,8 +30,8 @@ from pathlib import Path
 from _common import codex_orch_argv, configure_instant, env, git, scratch_repo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from codex_orch.state import read_state  # noqa: E402
-from codex_orch.temporal.devserver import DevServer  # noqa: E402
+from codex_orch.state import read_state
+from codex_orch.temporal.devserver import DevServer
 
 
 def plan(repo: Path, tasks: int) -> Path:
@@ -99,8 +99,9 @@ def temporal(tasks: int, seconds: float, workers: int) -> tuple[float, list[floa
 
 def describe(name: str, wall: float, ideal: float, tasks: int, workers: int, per_task: list[float]) -> None:
     cuts = statistics.quantiles(per_task, n=10)
+    overhead = (wall - ideal) * workers / tasks
     print(
-        f"{name:9} wall {wall:6.2f} s  (ideal {ideal:.0f} s; overhead per task {(wall - ideal) * workers / tasks:5.3f} s)  "
+        f"{name:9} wall {wall:6.2f} s  (ideal {ideal:.0f} s; overhead per task {overhead:5.3f} s)  "
         f"per task besides its agent: median {statistics.median(per_task):5.3f} s, p90 {cuts[-1]:5.3f} s"
     )
 
