@@ -127,16 +127,14 @@ class SubmitterActivities:
             if out.status == "interrupted":
                 ctx.store.record("task.status", task=task.id, status="interrupted", error=out.error)
                 return Landed("interrupted", ctx.workspaces.tip(branch))
-            if out.status != "succeeded" and out.result is None:
-                error = out.error or {"kind": "internal", "message": "the worker gave no result"}
-                status = record_failure(ctx, task.id, FailureKind(error.get("kind", "internal")), error["message"])
+            error = out.error or {"kind": "internal", "message": "the worker gave no result"}
+            # a task whose agent reported failure has its commit landed all the same, as in a local run
+            if out.status != "succeeded" and error.get("kind") != FailureKind.AGENT_REPORTED:
+                status = record_failure(ctx, task.id, _kind(error.get("kind")), str(error.get("message", "")))
                 return Landed(status, ctx.workspaces.tip(branch))
             status = self._land_answer(task, out.result, out.commit, out.files_changed, out.attempts, rec)
-            if status == "succeeded" and out.status != "succeeded":  # committed, then failed (agent_reported)
-                error = out.error or {}
-                status = record_failure(
-                    ctx, task.id, FailureKind(error.get("kind", "internal")), error.get("message", "")
-                )
+            if status == "succeeded" and out.status != "succeeded":
+                status = record_failure(ctx, task.id, FailureKind.AGENT_REPORTED, str(error.get("message", "")))
             tip = ctx.workspaces.tip(branch)
             push_ref(ctx.git, self.url, tip, tip_ref(ctx.run_id))
             return Landed(status, tip)
@@ -199,6 +197,13 @@ class SubmitterActivities:
         ctx.store.record("task.status", task=task.id, status="succeeded")
         ctx.notify("finished", task.id, {"status": "succeeded", "commit": landed.commit})
         return "succeeded"
+
+
+def _kind(name: Any) -> FailureKind:
+    try:
+        return FailureKind(str(name))
+    except ValueError:  # a worker of another version
+        return FailureKind.INTERNAL
 
 
 def execute(ctx: RunContext, options: RunOptions, settings: Mapping[str, Any]) -> RunOutcome:
