@@ -44,6 +44,10 @@ FAILED = ("failed", "blocked", "cancelled")
 class RunWorkflow:
     def __init__(self) -> None:
         self.statuses: dict[str, str] = {}
+        # tasks whose agent works now: --max-workers counts these. A task whose worker is done holds its
+        # paths and locks until it has landed, but no longer an agent's place: the next task starts.
+        self.working: set[str] = set()
+        self.freed = asyncio.Event()
 
     @workflow.query
     def statuses_now(self) -> dict[str, str]:
@@ -60,7 +64,7 @@ class RunWorkflow:
         while True:
             self._block(tasks)
             for task in tasks:
-                if len(running) >= inp.max_workers:
+                if len(self.working) >= inp.max_workers:
                     break
                 if self.statuses[task.id] != "pending":
                     continue
@@ -69,16 +73,21 @@ class RunWorkflow:
                 if rules.conflict(task, [by_id[r] for r in running]) is not None:
                     continue
                 self.statuses[task.id] = "running"
+                self.working.add(task.id)
                 running[task.id] = asyncio.create_task(self._one(inp, task.id, self.tip))
             if not running:
                 break
+            self.freed.clear()
+            freed = asyncio.create_task(self.freed.wait())
             try:
-                await workflow.wait(list(running.values()), return_when=asyncio.FIRST_COMPLETED)
+                await workflow.wait([*running.values(), freed], return_when=asyncio.FIRST_COMPLETED)
             except asyncio.CancelledError:  # `cancel` or Ctrl-C on the submitter: stop the agents, then end
                 for job in running.values():
                     job.cancel()
                 await asyncio.gather(*running.values(), return_exceptions=True)
                 raise
+            finally:
+                freed.cancel()
             for task_id, job in list(running.items()):
                 if job.done():
                     del running[task_id]
@@ -107,7 +116,7 @@ class RunWorkflow:
             retry_policy=SUBMITTER_RETRY,
         )
         try:
-            outcome = await workflow.execute_activity(
+            outcome: TaskOutcome = await workflow.execute_activity(
                 RUN_TASK,
                 task_input,
                 task_queue=inp.task_queue,
@@ -127,6 +136,9 @@ class RunWorkflow:
             cause = exc.cause or exc
             message = f"the task's activity failed after {inp.max_attempts} attempt(s): {cause}"
             outcome = TaskOutcome("failed", error={"kind": "internal", "message": message[:2000]})
+        finally:
+            self.working.discard(task_id)
+            self.freed.set()
         landed: Landed = await workflow.execute_activity(
             LAND,
             LandArgs(task_id, outcome),
