@@ -188,6 +188,8 @@ def test_a_plan_runs_on_two_workers_with_the_shape_of_a_local_run(tmp_path: Path
     assert {t["status"] for t in state["tasks"].values()} == {"succeeded"}
     workers = {a["worker"] for t in state["tasks"].values() for a in t["attempts"]}
     assert workers <= {"machine-a", "machine-b"}
+    assert repo.git("for-each-ref", "refs/orch/t1/") == ""  # the tasks' own commits stay on the remote only
+    assert len(Repo(cluster.remote).git("for-each-ref", "refs/orch/t1/tasks/").splitlines()) == 6
 
 
 def _start_run(repo: Repo, plan: Path, run_id: str) -> subprocess.Popen[str]:
@@ -336,3 +338,11 @@ def test_the_plain_cli_never_imports_temporal(tmp_path: Path, repo: Repo) -> Non
     assert "codex_orch.temporal.submitter" in modules and "temporalio" in modules
     assert code == 2 and f"cannot reach the Temporal server at {unreachable}" in err
     assert not (repo.path / ".orchestrator" / "runs" / "p2").exists()
+
+
+def test_temporal_needs_a_landing_run_and_says_so_before_writing(tmp_path: Path, repo: Repo) -> None:
+    repo.configure(codex=_codex(tmp_path, "local"), workspace="shared", executor="temporal")
+    result = run_cli(repo.path, "run", "--plan-file", str(_plan(tmp_path / "plan.json", SIX[:1])), "--run-id", "s1")
+    assert result.code == 2
+    assert "executor temporal needs workspace: landing (not 'shared')" in result.err
+    assert not (repo.path / ".orchestrator" / "runs" / "s1").exists()

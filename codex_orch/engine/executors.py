@@ -27,6 +27,9 @@ Execute = Callable[[RunContext, RunOptions], RunOutcome]
 # name -> module holding `check(config, settings)` and `execute(ctx, options, settings)`; None: drive.py
 EXECUTORS: dict[str, str | None] = {"local": None, "temporal": "codex_orch.temporal.submitter"}
 EXTRAS = {"temporal": "temporal"}  # the pip extra that brings each one's dependencies
+# the workspace modes each can run (checked before its package is loaded): workers commit each task on
+# their own machine, the submitter lands them on the run branch
+WORKSPACES = {"temporal": ("landing",)}
 RECORD = "executor.json"
 
 
@@ -70,6 +73,13 @@ def prepare(config: Config, choice: ExecutorChoice) -> Execute:
     module_name = EXECUTORS[choice.name]
     if module_name is None:
         return drive
+    modes = WORKSPACES.get(choice.name)
+    if modes and config.workspace_mode not in modes:
+        raise InputError(
+            f"{config.source}: executor {choice.name} needs workspace: {' or '.join(modes)} "
+            f"(not {config.workspace_mode!r}).",
+            "Workers commit each task on their own machine; the submitter lands them on the run branch.",
+        )
     module = load_optional(choice.name, module_name)
     settings = module.check(config, choice.settings)
 

@@ -46,9 +46,14 @@ def ref_commit(git: Git, ref: str) -> str | None:
     return out if code == 0 and out else None
 
 
-def push_ref(git: Git, url: str, commit: str, ref: str) -> None:
-    """Point `ref` of the remote at `commit` (forced: the ref is the run's own, one writer at a time)."""
-    code, _, err = git.run_full("push", "-q", "--no-verify", url, f"+{commit}:{ref}")
+def push_ref(git: Git, url: str, commit: str, ref: str, force: bool = True) -> None:
+    """Point `ref` of the remote at `commit`: forced (the ref is the run's own, one writer at a time), or
+    only forward (a ref that moves only forward, pushed by parallel hands: refused means a later
+    commit is there already, which is no error)."""
+    spec = f"+{commit}:{ref}" if force else f"{commit}:{ref}"
+    code, _, err = git.run_full("push", "-q", "--no-verify", url, spec)
+    if code != 0 and not force and ("non-fast-forward" in err or "fetch first" in err):
+        return
     if code != 0:
         raise GitError(f"git push {url} {ref} failed: {err.strip()[:300]}")
 

@@ -28,6 +28,7 @@ from codex_orch.engine.context import RunContext
 from codex_orch.engine.drive import RunOptions, RunOutcome, _stop_on_signals
 from codex_orch.engine.finish import record_failure
 from codex_orch.engine.landing import LandingConflict, land_task
+from codex_orch.engine.secret_scan import SecretsFound
 from codex_orch.engine.task_prompts import dependency_context
 from codex_orch.errors import InputError, OrchError
 from codex_orch.failures import FailureKind
@@ -65,11 +66,6 @@ _CANCEL_WAIT = 120.0  # seconds a cancelled workflow gets to stop its agents
 def check(config: Config, settings: Mapping[str, Any]) -> dict[str, Any]:
     """The settings with their defaults, checked before the run writes anything."""
     merged = {**DEFAULTS, **settings}
-    if config.workspace_mode != "landing":
-        raise InputError(
-            f"{config.source}: executor temporal needs workspace: landing (not {config.workspace_mode!r}).",
-            "Workers commit each task on their own machine; the submitter lands them on the run branch.",
-        )
     if not str(merged["address"]).strip() or not str(merged["task_queue"]).strip():
         raise InputError("--temporal-address and --task-queue must not be empty")
     _reachable(str(merged["address"]))
@@ -119,25 +115,38 @@ class SubmitterActivities:
     def land(self, args: LandArgs) -> Landed:
         ctx, task, out = self.ctx, self.by_id[args.task_id], args.outcome
         branch = str(ctx.store.get("branch"))
+        # outside the lock: only the landing itself is serialized (the submitter's throughput is the
+        # run's: every task lands here)
+        fetched = fetch_ref(ctx.git, self.url, task_ref(ctx.run_id, task.id)) if out.commit else None
+        status = self._land_locked(task, out, fetched, branch)
+        if fetched:  # the task's own commit stays on the remote; here only what landed is kept
+            ctx.git.run_full("update-ref", "-d", task_ref(ctx.run_id, task.id))
+        tip = ctx.workspaces.tip(branch)
+        push_ref(ctx.git, self.url, tip, tip_ref(ctx.run_id), force=False)  # refused: a later tip is there
+        return Landed(status, tip)
+
+    def _land_locked(self, task: Any, out: Any, fetched: str | None, branch: str) -> str:
+        ctx = self.ctx
         with self._land:
             rec = ctx.store.task(task.id)
             if rec["status"] == "succeeded":  # this activity ran before and its answer was lost
-                return Landed("succeeded", ctx.workspaces.tip(branch))
+                return "succeeded"
             self._record_attempts(task.id, len(rec["attempts"]), out.worker, out.attempts)
             if out.status == "interrupted":
                 ctx.store.record("task.status", task=task.id, status="interrupted", error=out.error)
-                return Landed("interrupted", ctx.workspaces.tip(branch))
+                return "interrupted"
             error = out.error or {"kind": "internal", "message": "the worker gave no result"}
             # a task whose agent reported failure has its commit landed all the same, as in a local run
             if out.status != "succeeded" and error.get("kind") != FailureKind.AGENT_REPORTED:
-                status = record_failure(ctx, task.id, _kind(error.get("kind")), str(error.get("message", "")))
-                return Landed(status, ctx.workspaces.tip(branch))
+                return record_failure(ctx, task.id, _kind(error.get("kind")), str(error.get("message", "")))
+            if out.commit and fetched != out.commit:
+                return record_failure(
+                    ctx, task.id, FailureKind.WORKSPACE, f"commit {out.commit[:12]} is not on {self.url}"
+                )
             status = self._land_answer(task, out.result, out.commit, out.files_changed, out.attempts, rec)
             if status == "succeeded" and out.status != "succeeded":
                 status = record_failure(ctx, task.id, FailureKind.AGENT_REPORTED, str(error.get("message", "")))
-            tip = ctx.workspaces.tip(branch)
-            push_ref(ctx.git, self.url, tip, tip_ref(ctx.run_id))
-            return Landed(status, tip)
+            return status
 
     def _record_attempts(self, task_id: str, before: int, worker: str, attempts: list[dict[str, Any]]) -> None:
         store = self.ctx.store
@@ -163,9 +172,6 @@ class SubmitterActivities:
         ctx.store.record("task.result", task=task.id, result=value)
         base = rec["base_commit"]
         if commit:
-            fetched = fetch_ref(ctx.git, self.url, task_ref(ctx.run_id, task.id))
-            if fetched != commit:
-                return record_failure(ctx, task.id, FailureKind.WORKSPACE, f"commit {commit[:12]} is not on {self.url}")
             message = ctx.git.run("log", "-1", "--format=%B", commit, strip=False)
         else:
             last = attempts[-1] if attempts else {}
@@ -189,6 +195,8 @@ class SubmitterActivities:
                 ctx.secret_scanner.check_text(DECISIONS_FILE, entry)
             ctx.store.record("task.committed", task=task.id, commit=commit, head=commit or base, files_changed=files)
             landed = land_task(ctx, task, commit, message, entry)
+        except SecretsFound as exc:
+            return record_failure(ctx, task.id, FailureKind.SECRET, str(exc))
         except LandingConflict as exc:
             message = "its change conflicts with tasks that landed meanwhile: " + ", ".join(exc.files[:10])
             return record_failure(ctx, task.id, FailureKind.CONFLICT, message)
