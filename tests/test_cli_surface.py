@@ -18,7 +18,21 @@ from conftest import FakeCodex, Repo, answer, read_state, run_cli, start_cli, wa
 from codex_orch.errors import OrchError
 
 ONE = [{"id": "T1", "role": "implementer", "prompt": "job T1.", "acceptance": "", "blocked_by": []}]
-COMMANDS = ["init", "run", "task", "plan", "resume", "runs", "status", "report", "merge", "clean", "prune", "validate"]
+COMMANDS = [
+    "init",
+    "run",
+    "task",
+    "plan",
+    "resume",
+    "runs",
+    "status",
+    "report",
+    "merge",
+    "clean",
+    "prune",
+    "validate",
+    "worker",
+]
 
 
 def _run(repo: Repo, fake: FakeCodex, tmp_path: Path, run_id: str, script: dict[str, Any] | None = None) -> Any:

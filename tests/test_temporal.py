@@ -190,6 +190,8 @@ def test_a_plan_runs_on_two_workers_with_the_shape_of_a_local_run(tmp_path: Path
     assert workers <= {"machine-a", "machine-b"}
     assert repo.git("for-each-ref", "refs/orch/t1/") == ""  # the tasks' own commits stay on the remote only
     assert len(Repo(cluster.remote).git("for-each-ref", "refs/orch/t1/tasks/").splitlines()) == 6
+    for machine in cluster.machines:  # a worker keeps no worktree of a task that landed
+        assert Repo(machine.clone).worktrees() == [str(machine.clone)]
 
 
 def _start_run(repo: Repo, plan: Path, run_id: str) -> subprocess.Popen[str]:

@@ -45,7 +45,7 @@ def worker(
     partial_every: float,
     identity: str | None,
 ) -> None:
-    """Run the tasks of Temporal runs on this machine, in its own clone and agent home."""
+    """Run Temporal runs' tasks here (executor: temporal)."""
     import asyncio
 
     from codex_orch.cli.common import repo

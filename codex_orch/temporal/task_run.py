@@ -119,6 +119,8 @@ class TaskRun:
             push_ref(self.git, inp.remote, commit, task_ref(inp.run_id, task_id))
         if status == "succeeded" and (partial is not None or self.pushed_partial):
             delete_remote_ref(self.git, inp.remote, partial_ref(inp.run_id, task_id))
+        if status == "succeeded":  # its work is on the remote: a worker that runs hundreds keeps no worktrees
+            self._forget(ctx.layout, task)
         return TaskOutcome(
             status=status,
             worker=self.worker,
@@ -139,7 +141,7 @@ class TaskRun:
         if run_dir.exists():  # this attempt ran here before and was cut short: start it afresh
             shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True)
-        self._forget(layout, config.git.branch_template, task)
+        self._forget(layout, task)
         shared = layout.runs_dir / inp.run_id / "worker"  # the worker's homes for this run, kept across tasks
         home = codex_home_for(config, shared)
         if config.codex.home == "isolated" and home is not None and not home.exists():
@@ -186,7 +188,7 @@ class TaskRun:
             ctx.workspaces.guard.start()
         return ctx
 
-    def _forget(self, layout: Layout, template: str, task: Task) -> None:
+    def _forget(self, layout: Layout, task: Task) -> None:
         """Whatever an earlier attempt of this task left in this clone: its worktree and branches."""
         worktree = layout.task_worktree(self.inp.run_id, task.id)
         if worktree.exists():
