@@ -108,6 +108,17 @@ CONFIG_SCHEMA: dict[str, Any] = _closed(
         "workspace": {"enum": list(WORKSPACE_MODES)},
         "use_single_workspace": {"type": "boolean"},
         "follow_next_tasks": {"type": "boolean"},
+        "executor": {"enum": ["local", "temporal"]},
+        "temporal": _closed(
+            {
+                "address": {"type": "string", "minLength": 1},
+                "namespace": {"type": "string", "minLength": 1},
+                "task_queue": {"type": "string", "minLength": 1},
+                "remote": {"type": "string", "minLength": 1},
+                "heartbeat_timeout": _POS_NUM,
+                "max_attempts": {"type": "integer", "minimum": 1},
+            }
+        ),
         "limits": _closed(
             {
                 "retries": {"type": "integer", "minimum": 0},

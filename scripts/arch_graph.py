@@ -24,16 +24,18 @@ ALLOWED: dict[str, set[str]] = {
     "engine": {"core", "proc", "git", "agents"},
     "commands": {"core", "proc", "git", "agents", "engine"},
     "web": {"core", "proc", "git", "agents", "engine", "commands"},
+    "temporal": {"core", "proc", "git", "agents", "engine"},  # loaded by name (engine/executors.py), never imported
     "cli": {"core", "proc", "git", "agents", "engine", "commands", "web"},
     "testing": {"core"},
     "entry": {"cli"},
 }
-ORDER = ["entry", "cli", "web", "commands", "engine", "agents", "git", "proc", "testing", "core"]
+ORDER = ["entry", "cli", "web", "commands", "temporal", "engine", "agents", "git", "proc", "testing", "core"]
 LABELS = {
     "entry": "__main__",
     "cli": "cli/ (click: parse, render)",
     "web": "web/ (dashboard: Starlette app, run API, event streams, pages)",
     "commands": "commands/ (report, logs, merge, clean, validate, preflight, planner, runs)",
+    "temporal": "temporal/ (optional: workflow, worker, submitter)",
     "engine": "engine/ (run, drive, scheduler, executor, prompts, validation, services)",
     "agents": "agents/ (backend Protocol; codex, claude, gemini)",
     "git": "git/ (repo, worktrees, refs, workspace)",

@@ -34,6 +34,7 @@ COMMANDS = [
     "clean",
     "prune",
     "validate",
+    "worker",
 ]
 
 

@@ -44,7 +44,8 @@ def run_options_value(
     follow: bool | None = None,
     inputs: tuple[Path, ...] = (),
     agent: str | None = None,
-    **spend: float | None,
+    max_cost: float | None = None,
+    budget_run_cost: float | None = None,
 ) -> Any:
     from codex_orch.engine.drive import RunOptions
 
@@ -55,7 +56,8 @@ def run_options_value(
         follow_next_tasks=follow,
         inputs=inputs,
         agent=agent,
-        **spend,
+        max_cost=max_cost,
+        budget_run_cost=budget_run_cost,
     )
 
 

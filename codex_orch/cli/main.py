@@ -13,7 +13,7 @@ import sys
 import click
 
 from codex_orch import __version__
-from codex_orch.cli import dashboard, init, lifecycle, logs, plan, run, runs
+from codex_orch.cli import dashboard, init, lifecycle, logs, plan, run, runs, worker
 from codex_orch.cli.common import say_error
 from codex_orch.errors import EXIT_INTERRUPTED, EXIT_USAGE, OrchError
 from codex_orch.interrupts import silence_lost_terminal
@@ -50,6 +50,7 @@ for _command in (
     lifecycle.clean,
     lifecycle.prune,
     lifecycle.validate,
+    worker.worker,
 ):
     main.add_command(_command)
 

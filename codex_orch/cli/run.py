@@ -47,12 +47,22 @@ from codex_orch.cli.common import (
     help="At the end, merge the succeeded tasks' work into the base branch (through the integration queue "
     "when integration.doctor is set), as `merge` does; also after a partial run.",
 )
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "temporal"]),
+    help="Where the tasks run: this process (local), or Temporal workers (docs/scale-out.md). Default: executor.",
+)
+@click.option("--temporal-address", help="HOST:PORT of the Temporal server (default: temporal.address).")
+@click.option("--task-queue", help="The workers' task queue (default: temporal.task_queue).")
 @run_options
 def run(
     plan_file: Path,
     spec_file: Path | None,
     max_cost: float | None,
     merge_after: bool,
+    executor: str | None,
+    temporal_address: str | None,
+    task_queue: str | None,
     run_id: str | None,
     agent: str | None,
     max_workers: int | None,
@@ -61,6 +71,8 @@ def run(
     follow_next_tasks: bool | None,
 ) -> None:
     """Execute a plan: each task in a worktree, its work committed."""
+    from dataclasses import replace
+
     from codex_orch.engine.run import start_run
 
     root = repo()
@@ -70,6 +82,8 @@ def run(
         check_max_cost(root, plan_file, spec_file, max_cost, agent)
     inputs = (plan_file, spec_file) if spec_file else (plan_file,)
     options = run_options_value(run_id, max_workers, fail_fast, follow_next_tasks, inputs, agent, max_cost=max_cost)
+    settings = (("address", temporal_address), ("task_queue", task_queue))
+    options = replace(options, executor=executor, executor_settings=settings)
     with progress_for(no_progress) as notify:
         outcome = start_run(
             root, plan_file, spec_file, options, notify, warn=lambda line: say_error(f"warning: {line}")

@@ -382,6 +382,8 @@ class RunOptions:
     inputs: tuple[Path, ...] = ()
     budget_run_cost: float | None = None  # resume --budget-run-cost: the run's budgets.run_cost from now on
     max_cost: float | None = None  # run --max-cost: refuse to start when the estimate's low end is over it
+    executor: str | None = None  # --executor: how the tasks run (engine/executors.py); None: the config's
+    executor_settings: tuple[tuple[str, Any], ...] = ()  # --temporal-address and the like, over the config's
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,8 @@ from codex_orch.engine.checks import (
     template_findings,
 )
 from codex_orch.engine.context import Notify, _no_notify
-from codex_orch.engine.drive import RunOptions, RunOutcome, drive, run_context
+from codex_orch.engine.drive import RunOptions, RunOutcome, run_context
+from codex_orch.engine.executors import choose, prepare
 from codex_orch.engine.prompts import read_spec
 from codex_orch.engine.secret_scan import check_allow
 from codex_orch.engine.task_prompts import render_task_prompt
@@ -96,6 +97,7 @@ def create_and_drive(
 ) -> RunOutcome:
     run_id = options.run_id or new_run_id()
     raise_errors(run_findings(layout, config, plan, spec, run_id, options.agent))
+    execute = prepare(config, choose(config, options))
     git = Git(layout.root)
     base_commit = git.rev(config.git.base_ref)
     date = run_date()
@@ -128,7 +130,7 @@ def create_and_drive(
         fault_point("created")
         ctx = run_context(layout, config, plan, spec, store, git, config.codex.command, home, notify, options)
         with run_log(run_dir, ctx.redactor):
-            return drive(ctx, options)
+            return execute(ctx, options)
     finally:
         lock.release()
 
@@ -248,6 +250,7 @@ def resume_run(
         agent_findings(layout, config, plan.tasks, run_agent) + template_findings(layout, config, plan, spec or "")
     )
     check_allow(config)
+    execute = prepare(config, choose(config, options, run_dir))
     lock = RunLock(run_dir).acquire()
     try:
         store = RunStore.open(run_dir, redactor_for(config))
@@ -274,7 +277,7 @@ def resume_run(
         home = Path(store.get("codex_home")) if store.get("codex_home") else None
         ctx = run_context(layout, config, plan, spec, store, git, config.codex.command, home, notify, options)
         with run_log(run_dir, ctx.redactor):
-            return drive(ctx, options)
+            return execute(ctx, options)
     finally:
         lock.release()
 
