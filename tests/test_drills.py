@@ -45,6 +45,10 @@ STAGED_ELSEWHERE = {
     "secret": "test_secrets.py::test_an_agent_writing_a_secret_value_into_a_file_gets_no_commit",
     "conflict": "test_landing.py::test_an_agent_that_leaves_the_conflict_fails_as_conflict_with_nothing_landed",
     "max_turns": "test_agents.py::test_claude_at_its_turn_limit_fails_as_max_turns",
+    "setup_failed": "test_worktree_setup.py::test_a_failing_setup_fails_the_task_before_any_agent_runs",
+    "gate_failed": "test_gates.py::test_an_agent_that_never_fixes_it_fails_gate_failed_with_its_work_set_aside",
+    "budget": "test_budget.py::test_task_tokens_cap_stops_retries_as_budget",
+    "integration_failed": "test_merge_queue.py::test_the_queue_bisects_to_the_task_that_turns_the_doctor_red_and_lands_the_rest",
 }
 
 
