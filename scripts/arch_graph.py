@@ -23,14 +23,16 @@ ALLOWED: dict[str, set[str]] = {
     "agents": {"core", "proc"},
     "engine": {"core", "proc", "git", "agents"},
     "commands": {"core", "proc", "git", "agents", "engine"},
-    "cli": {"core", "proc", "git", "agents", "engine", "commands"},
+    "service": {"core", "proc", "git", "agents", "engine", "commands"},
+    "cli": {"core", "proc", "git", "agents", "engine", "commands", "service"},
     "testing": {"core"},
     "entry": {"cli"},
 }
-ORDER = ["entry", "cli", "commands", "engine", "agents", "git", "proc", "testing", "core"]
+ORDER = ["entry", "cli", "service", "commands", "engine", "agents", "git", "proc", "testing", "core"]
 LABELS = {
     "entry": "__main__",
     "cli": "cli/ (click: parse, render)",
+    "service": "service/ (job queue, workers, HTTP API, MCP server)",
     "commands": "commands/ (report, merge, clean, validate, preflight, planner, runs)",
     "engine": "engine/ (run, drive, scheduler, executor, prompts, validation, services)",
     "agents": "agents/ (backend Protocol; codex, claude, gemini)",

@@ -44,6 +44,7 @@ def run_options_value(
     follow: bool | None = None,
     inputs: tuple[Path, ...] = (),
     agent: str | None = None,
+    base_ref: str | None = None,
 ) -> Any:
     from codex_orch.engine.drive import RunOptions
 
@@ -54,6 +55,7 @@ def run_options_value(
         follow_next_tasks=follow,
         inputs=inputs,
         agent=agent,
+        base_ref=base_ref,
     )
 
 

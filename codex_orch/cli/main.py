@@ -14,7 +14,7 @@ import traceback
 import click
 
 from codex_orch import __version__
-from codex_orch.cli import init, lifecycle, plan, run, runs
+from codex_orch.cli import init, jobs, lifecycle, plan, run, runs, service
 from codex_orch.cli.common import say_error
 from codex_orch.errors import EXIT_INTERRUPTED, EXIT_USAGE, OrchError
 from codex_orch.interrupts import silence_lost_terminal
@@ -48,12 +48,19 @@ for _command in (
     lifecycle.clean,
     lifecycle.prune,
     lifecycle.validate,
+    service.serve,
+    service.worker,
+    service.mcp,
+    jobs.jobs,
 ):
     main.add_command(_command)
 
 
 def entry(argv: list[str] | None = None) -> int:
     """Run the CLI; map every error to one line and an exit code."""
+    from codex_orch.proc.child import die_with_parent_if_asked
+
+    die_with_parent_if_asked()  # a job's run, started by the job service: it does not outlive the service
     previous = {sig: signal.signal(sig, _as_interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         main.main(args=argv, prog_name="codex-orch", standalone_mode=False)

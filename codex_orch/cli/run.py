@@ -34,10 +34,12 @@ from codex_orch.cli.common import (
 )
 @click.option("--plan-file", required=True, type=click.Path(path_type=Path), help="The plan (JSON).")
 @click.option("--spec-file", type=click.Path(path_type=Path), help="A UTF-8 text file given to every prompt.")
+@click.option("--base-ref", help="The commit the run starts from (default: git.base_ref of the config).")
 @run_options
 def run(
     plan_file: Path,
     spec_file: Path | None,
+    base_ref: str | None,
     run_id: str | None,
     agent: str | None,
     max_workers: int | None,
@@ -50,7 +52,7 @@ def run(
 
     root = repo()
     inputs = (plan_file, spec_file) if spec_file else (plan_file,)
-    options = run_options_value(run_id, max_workers, fail_fast, follow_next_tasks, inputs, agent)
+    options = run_options_value(run_id, max_workers, fail_fast, follow_next_tasks, inputs, agent, base_ref)
     with progress_for(no_progress) as notify:
         outcome = start_run(
             root, plan_file, spec_file, options, notify, warn=lambda line: say_error(f"warning: {line}")

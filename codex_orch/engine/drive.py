@@ -133,6 +133,9 @@ def drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
     store = ctx.store
     state = store.view()
     statuses = {tid: ("succeeded" if t["status"] == "succeeded" else "pending") for tid, t in state["tasks"].items()}
+    for tid in _continued(state):  # its thread went on in a follow-up task: it is not run again
+        if statuses[tid] != "succeeded":
+            statuses[tid] = "blocked"
     _start_guard(ctx, state)
     mode = workspace_mode(state)
     ready = bool(state.get("workspace_ready"))
@@ -278,6 +281,11 @@ def _last_guard(ctx: RunContext) -> None:
         ctx.store.record("run.guardrail", changes=[f"the last check could not run: {exc}"])
 
 
+def _continued(state: dict[str, Any]) -> set[str]:
+    """Tasks whose thread a follow-up task (`continues`, the job service's `continue`) took over."""
+    return {t["spec"]["continues"] for t in state["tasks"].values() if (t.get("spec") or {}).get("continues")}
+
+
 def _follow_ups(ctx: RunContext, task: Task) -> list[Task]:
     """The next_tasks a succeeded task proposed, as new tasks that wait for it, up to limits.max_tasks."""
     store = ctx.store
@@ -329,6 +337,7 @@ class RunOptions:
     agent: str | None = None  # --agent: the run's default agent (a task's own `agent` comes first)
     # The user's input files (plan, spec): not warned about as uncommitted changes of the checkout.
     inputs: tuple[Path, ...] = ()
+    base_ref: str | None = None  # --base-ref: the commit the run starts from, instead of git.base_ref
 
 
 @dataclass(frozen=True)

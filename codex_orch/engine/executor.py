@@ -27,7 +27,9 @@ from codex_orch.engine.landing import (
 )
 from codex_orch.engine.secret_scan import SecretsFound
 from codex_orch.engine.task_prompts import (
+    continued_thread,
     fallback_prompt,
+    follow_up_prompt,
     interrupted_prompt,
     render_task_prompt,
     restart_prompt,
@@ -125,11 +127,16 @@ class TaskRunner:
         thread = rec["thread_id"]
         choice = task_choice(ctx.config, task, ctx.run_agent)
         runs_on = self._agent(choice.name, choice.source, own=True)
+        continued = None if rec["attempts"] else continued_thread(ctx, task)
         if rec["status"] in ("interrupted", "running") and rec["attempts"]:
             if thread:  # the thread goes on, on the agent (and model) that owns it
                 last = rec["attempts"][-1]
                 runs_on = AttemptAgent(thread_agent(rec["attempts"]), last.get("model"), "thread")
             prompt = interrupted_prompt(ctx, ws.worktree) if thread else restart_prompt(ctx, task, ws.worktree)
+        elif continued is not None:  # a follow-up (the job service's `continue`) on another task's thread
+            thread, earlier = continued
+            runs_on = AttemptAgent(thread_agent(earlier), earlier[-1].get("model"), "thread")
+            prompt = follow_up_prompt(task)
         else:
             thread = None
             prompt = render_task_prompt(ctx, task, ws.worktree)
@@ -138,7 +145,11 @@ class TaskRunner:
             runs_on = AttemptAgent(thread_agent(rec["attempts"]), rec["attempts"][-1].get("model"), "thread")
         tried = [runs_on.agent]
         answer_retries = transient_retries = conflict_rounds = 0
-        totals = _thread_totals(rec["attempts"], thread) if thread else (Usage(), None)
+        totals = (
+            _thread_totals(rec["attempts"] or (continued[1] if continued else []), thread)
+            if thread
+            else (Usage(), None)
+        )
         while True:
             result, verdict = self._attempt(ws, n, prompt, thread, totals, runs_on)
             if result.failure is None and verdict is not None and verdict.ok:
