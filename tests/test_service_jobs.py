@@ -201,3 +201,28 @@ def test_the_worker_command_runs_a_queued_job(repo: Repo, fake_codex: FakeCodex)
     assert git(repo.path, "show", f"{done['branch']}:w.txt") == "w"
     shown = json.loads(run_cli(repo.path, "jobs", "show", str(job["id"]), "--json").out)
     assert shown["kind"] == "job" and shown["commit"] == done["commit"]
+
+
+def test_a_write_is_seen_by_other_processes_while_this_one_opens_more_connections(repo: Repo) -> None:
+    """A second JobStore in a process must not drop the first one's SQLite locks (closing any descriptor
+    of the file drops them all): another process closing its connection would then delete the WAL the
+    first one still writes into, and nobody else would ever see those writes."""
+    import subprocess
+    import sys
+
+    path = db_path(repo.path / ".orchestrator")
+    first = JobStore(path)
+    second = JobStore(path)  # the serve opens one per thread and per request
+    read = "from codex_orch.service.store import JobStore; import sys, pathlib; s = JobStore(pathlib.Path(sys.argv[1]))"
+    subprocess.run([sys.executable, "-c", read + "; s.close()", str(path)], check=True)
+    job = first.add({"prompt": "seen?"}, "job", None)
+    seen = subprocess.run(
+        [sys.executable, "-c", read + "; print(s.get(int(sys.argv[2]))['status'])", str(path), str(job["id"])],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert seen.stdout.strip() == "pending"
+    assert (path.parent / "jobs.db-wal").exists()
+    second.close()
+    first.close()

@@ -26,7 +26,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from codex_orch.errors import OrchError
-from codex_orch.service.jobs import JobService
+from codex_orch.service.jobs import JobService, NoSuchJob, WrongStatus
 from codex_orch.service.store import FINISHED, JobStore, db_path
 
 API_VERSION = 1
@@ -78,8 +78,8 @@ def create_app(
         try:
             return JSONResponse(await run_in_threadpool(run), status_code=status)
         except OrchError as exc:
-            code = 404 if str(exc).startswith("no job ") else 409 if "status" in str(exc) or " is " in str(exc) else 400
-            return JSONResponse({"error": str(exc), "hint": exc.hint}, status_code=code)
+            code = 404 if isinstance(exc, NoSuchJob) else 409 if isinstance(exc, WrongStatus) else 400
+            return JSONResponse({"error": exc.message, "hint": exc.hint}, status_code=code)
 
     async def body(request: Request) -> dict[str, Any]:
         raw = await request.body()
@@ -99,7 +99,7 @@ def create_app(
         try:
             data = await body(request)
         except OrchError as exc:
-            return JSONResponse({"error": str(exc), "hint": exc.hint}, status_code=400)
+            return JSONResponse({"error": exc.message, "hint": exc.hint}, status_code=400)
         return await call(use(data), status)
 
     def job_id(request: Request) -> int:
@@ -179,7 +179,7 @@ async def _event_stream(root: Path, request: Request, after: int | None, poll: f
     store = await run_in_threadpool(JobStore, db_path(root / ".orchestrator"))
     try:
         seq = after if after is not None else await run_in_threadpool(store.last_event)
-        while not await request.is_disconnected():
+        while True:  # EventSourceResponse cancels this when the client goes away
             rows = await run_in_threadpool(store.events_after, seq)
             for row in rows:
                 seq = row["seq"]

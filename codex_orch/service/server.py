@@ -107,16 +107,39 @@ class ServeOptions:
     on_ready: Callable[[str], None] | None = None
 
 
+def build_app(
+    root: Path, token: str, host: str, extra_routes: Sequence[Any] = (), on_ready: Callable[[], Any] | None = None
+) -> Any:
+    """The service's ASGI app: the API, the MCP server's streamable HTTP route at /mcp (its session
+    manager runs for the app's lifetime) and `extra_routes`, all behind the token."""
+    from codex_orch.service.http import create_app
+    from codex_orch.service.mcp_server import build_mcp
+
+    mcp = build_mcp(root)
+    mcp_app = mcp.streamable_http_app(streamable_http_path="/mcp", host=host)
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        async with mcp.session_manager.run():
+            if on_ready is not None:
+                on_ready()
+            yield
+
+    return create_app(root, token, extra_routes, mcp_app.routes, lifespan)
+
+
 def serve(root: Path, options: ServeOptions) -> None:
     """Run the service until SIGINT/SIGTERM: workers, then the HTTP server; on the way out the workers
     stop their children in order (their jobs pending again, resumed by the next claim)."""
+    import faulthandler
+    import signal
+
     import uvicorn
 
     from codex_orch.scaffold import ensure_scaffold
-    from codex_orch.service.http import create_app
-    from codex_orch.service.mcp_server import build_mcp
     from codex_orch.service.store import JobStore, db_path
 
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID`: every thread's stack in the log
     layout = Layout(root)
     ensure_scaffold(layout)
     JobStore(db_path(layout.orch_dir)).close()  # the database exists (0600) before anything serves
@@ -128,17 +151,8 @@ def serve(root: Path, options: ServeOptions) -> None:
     lock.acquire({"pid": os.getpid(), "url": url, "mcp": f"{url}/mcp", "workers": options.workers})
     pool = WorkerPool(root, options.workers, options.settings).start()
     try:
-        mcp = build_mcp(root)
-        mcp_app = mcp.streamable_http_app(streamable_http_path="/mcp", host=options.host)
-
-        @asynccontextmanager
-        async def lifespan(app: Any) -> AsyncIterator[None]:
-            async with mcp.session_manager.run():
-                if options.on_ready:
-                    options.on_ready(url)
-                yield
-
-        app = create_app(root, token, options.extra_routes, mcp_app.routes, lifespan)
+        ready = options.on_ready
+        app = build_app(root, token, options.host, options.extra_routes, (lambda: ready(url)) if ready else None)
         config = uvicorn.Config(app, host=options.host, port=port, log_level="warning", lifespan="on", access_log=False)
         uvicorn.Server(config).run(sockets=[sock])
     finally:
@@ -174,9 +188,7 @@ def ensure_service(root: Path, wait: float = 30.0) -> str:
 
     found = running_service(root)
     if found is not None:
-        return (
-            f"codex-orch: using the job service already running here ({found.get('url', '?')}, pid {found.get('pid')})"
-        )
+        return f"using the job service already running here ({found.get('url', '?')}, pid {found.get('pid')})"
     argv = [sys.executable, "-m", "codex_orch", "serve", "--port", "0"]
     pid = start_detached(argv, root, service_dir(root) / "serve.log")
     deadline = time.monotonic() + wait
@@ -188,6 +200,6 @@ def ensure_service(root: Path, wait: float = 30.0) -> str:
             )
         time.sleep(0.05)
     return (
-        f"codex-orch: no job service was running here, so one was started (pid {pid}, {found['url']}) to run "
+        f"no job service was running here, so one was started (pid {pid}, {found['url']}) to run "
         "the jobs this session queues; it keeps running after the session (stop it with kill -TERM)"
     )

@@ -78,10 +78,17 @@ class JobStore:
 
     def __init__(self, path: Path, busy_timeout_ms: int = 30_000) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)  # created 0600 before SQLite opens it
-        os.close(fd)
+        if not path.exists():
+            # Created 0600 before SQLite opens it (its -wal and -shm take the same mode). Only when missing:
+            # closing any descriptor of the file drops every POSIX lock this process holds on it, so that
+            # another process, closing its last connection, would delete the WAL our connections still use.
+            try:
+                os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+            except FileExistsError:
+                pass
         self.path = path
-        self.db = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None)
+        # One user at a time, but maybe from different threads (the event stream hops between pool threads).
+        self.db = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
         self.db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         self.db.execute("PRAGMA journal_mode = WAL")
@@ -124,7 +131,7 @@ class JobStore:
     def claim(self, worker: str, lease: float) -> dict[str, Any] | None:
         now = time.time()
         with self._write() as db:
-            row = db.execute(_CLAIM, {"worker": worker, "lease": now + lease, "now": now}).fetchone()
+            row = _first(db.execute(_CLAIM, {"worker": worker, "lease": now + lease, "now": now}).fetchall())
             if row is None:
                 return None
             job = _job(row)
@@ -134,11 +141,12 @@ class JobStore:
     def renew(self, job_id: int, worker: str, lease: float) -> tuple[bool, bool]:
         """Extend the lease: (still ours, cancel requested)."""
         with self._write() as db:
-            row = db.execute(
+            rows = db.execute(
                 "UPDATE jobs SET lease_until = ? WHERE id = ? AND worker = ? AND status = 'running' "
                 "RETURNING cancel_requested",
                 (time.time() + lease, job_id, worker),
-            ).fetchone()
+            ).fetchall()
+            row = _first(rows)
         return (row is not None, bool(row and row[0]))
 
     def finish(self, job_id: int, worker: str, status: str, result: dict[str, Any]) -> bool:
@@ -146,12 +154,13 @@ class JobStore:
         now = time.time()
         finished = now if status in FINISHED else None
         with self._write() as db:
-            row = db.execute(
+            rows = db.execute(
                 "UPDATE jobs SET status = ?, result = ?, finished_at = ?, updated_at = ?, lease_until = NULL, "
                 "enqueued_at = CASE WHEN ? = 'pending' THEN ? ELSE enqueued_at END "
                 "WHERE id = ? AND worker = ? AND status = 'running' RETURNING id",
                 (status, json.dumps(result), finished, now, status, now, job_id, worker),
-            ).fetchone()
+            ).fetchall()
+            row = _first(rows)
             if row is not None:
                 self._event(db, job_id, status, now, change="finished", result=result)
         return row is not None
@@ -161,11 +170,12 @@ class JobStore:
         now = time.time()
         marks = ",".join("?" * len(allowed))
         with self._write() as db:
-            row = db.execute(
+            rows = db.execute(
                 f"UPDATE jobs SET status = 'pending', action = ?, enqueued_at = ?, updated_at = ?, finished_at = NULL, "
                 f"cancel_requested = 0 WHERE id = ? AND status IN ({marks}) RETURNING id",
                 (action, now, now, job_id, *allowed),
-            ).fetchone()
+            ).fetchall()
+            row = _first(rows)
             if row is not None:
                 self._event(db, job_id, "pending", now, change=change)
         return self.get(job_id) if row is not None else None
@@ -178,7 +188,7 @@ class JobStore:
         The status it had, or None when there is no such job."""
         now = time.time()
         with self._write() as db:
-            row = db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            row = _first(db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchall())
             if row is None:
                 return None
             status = str(row[0])
@@ -198,20 +208,20 @@ class JobStore:
         marks = ",".join("?" * len(allowed))
         now = time.time()
         with self._write() as db:
-            row = db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            row = _first(db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchall())
             if row is None:
                 return None
             db.execute(f"DELETE FROM jobs WHERE id = ? AND status IN ({marks})", (job_id, *allowed))
-            if db.execute("SELECT changes()").fetchone()[0]:
+            if db.execute("SELECT changes()").fetchall()[0][0]:
                 self._event(db, job_id, "deleted", now, change="deleted")
         return str(row[0])
 
     def get(self, job_id: int) -> dict[str, Any] | None:
-        row = self.db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        row = _first(self.db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchall())
         return _job(row) if row is not None else None
 
     def by_run(self, run_id: str) -> dict[str, Any] | None:
-        row = self.db.execute("SELECT * FROM jobs WHERE run_id = ?", (run_id,)).fetchone()
+        row = _first(self.db.execute("SELECT * FROM jobs WHERE run_id = ?", (run_id,)).fetchall())
         return _job(row) if row is not None else None
 
     def select(self, statuses: Sequence[str] = (), limit: int = 1000) -> list[dict[str, Any]]:
@@ -232,10 +242,15 @@ class JobStore:
         ]
 
     def last_event(self) -> int:
-        return int(self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
+        return int(self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchall()[0][0])
 
     def integrity(self) -> str:
-        return str(self.db.execute("PRAGMA integrity_check").fetchone()[0])
+        return str(self.db.execute("PRAGMA integrity_check").fetchall()[0][0])
+
+
+def _first(rows: list[sqlite3.Row]) -> sqlite3.Row | None:
+    """Statements are always stepped to their end (fetchall): a half-read one would keep its transaction open."""
+    return rows[0] if rows else None
 
 
 def _job(row: sqlite3.Row) -> dict[str, Any]:
