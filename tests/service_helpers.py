@@ -69,6 +69,7 @@ def service_info(root: Path) -> dict[str, Any] | None:
 @contextmanager
 def serving(repo: Repo, *args: str) -> Iterator[Served]:
     """`codex-orch serve --port 0` in the repo, until the block ends (then SIGTERM, as systemd stops it)."""
+    repo.configure(guardrails={"refs": "run"})  # jobs run at once: each run guards only its own refs
     log = (repo.path.parent / "serve.log").open("a")
     proc = start_cli(repo.path, "serve", "--port", "0", "--lease", "5", *args, stderr=log, stdout=log, text=True)
     try:

@@ -160,6 +160,7 @@ def test_the_official_mcp_client_over_stdio_starts_the_service(repo: Repo, fake_
     from mcp.client.stdio import StdioServerParameters
 
     script_jobs(fake_codex)
+    repo.configure(guardrails={"refs": "run"})
     assert service_info(repo.path) is None
     params = StdioServerParameters(
         command=sys.executable, args=["-m", "codex_orch", "mcp"], cwd=str(repo.path), env=dict(os.environ)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from codex_orch.cli.common import epilog, repo, say, say_error
@@ -28,6 +30,7 @@ def serve(host: str, port: int, workers: int, lease: float) -> None:
     from codex_orch.service.worker import WorkerSettings
 
     root = repo()
+    _warn_on_guarded_refs(root, workers)
     if host not in LOOPBACK:
         say_error(
             f"warning: listening on {host}, not loopback: anyone who can reach it and has the token can run agents here"
@@ -54,6 +57,7 @@ def worker(count: int, lease: float) -> None:
 
     from codex_orch.service.worker import WorkerPool, WorkerSettings
 
+    _warn_on_guarded_refs(repo(), 2)  # beside serve's workers: runs at once
     pool = WorkerPool(repo(), count, WorkerSettings(lease=lease)).start()
     say(f"codex-orch worker: {count} worker(s) on this repository's queue; Ctrl-C stops them", err=True)
     try:
@@ -78,3 +82,16 @@ def mcp(no_start: bool) -> None:
     if started:
         say_error(started)
     build_mcp(root).run("stdio")
+
+
+def _warn_on_guarded_refs(root: Path, workers: int) -> None:
+    """With guardrails.refs: all, a run puts back every branch that changed while its agent worked, so
+    jobs running at once would undo each other's branch moves (their work stays on their run branches)."""
+    from codex_orch.config import load_config
+    from codex_orch.layout import Layout
+
+    if workers > 1 and load_config(Layout(root)).guard_all_refs:
+        say_error(
+            "warning: guardrails.refs is 'all': a job's run puts back the branches other jobs move while it "
+            "runs; set `guardrails: {refs: run}` in orchestrator.yaml for the job service (docs/service.md)"
+        )
