@@ -25,9 +25,11 @@ def _drill(repo: Repo, fake: FakeCodex, jobs: int, kills: int, seed: int) -> Non
     service = JobService(repo.path)
     ids = [service.add({"prompt": f"job {i}", "branch": f"drill/{i}"})["id"] for i in range(jobs)]
     log = (repo.path.parent / "serve.log").open("a")
+    started: list[subprocess.Popen[bytes]] = []
 
     def start() -> subprocess.Popen[bytes]:
         proc = start_cli(repo.path, "serve", "--port", "0", "--workers", "2", "--lease", "2", stdout=log, stderr=log)
+        started.append(proc)
         wait_for(lambda: (service_info(repo.path) or {}).get("pid") == proc.pid, "serve up", timeout=60)
         return proc
 
@@ -54,6 +56,10 @@ def _drill(repo: Repo, fake: FakeCodex, jobs: int, kills: int, seed: int) -> Non
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
     finally:
+        for running in started:
+            if running.poll() is None:
+                running.kill()
+                running.wait(30)
         log.close()
     views = [service.show(i) for i in ids]
     service.close()
@@ -70,5 +76,6 @@ def test_serve_killed_twice_during_a_load_loses_nothing(repo: Repo, fake_codex: 
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_serve_killed_twenty_times_during_fifty_jobs_loses_nothing(repo: Repo, fake_codex: FakeCodex) -> None:
     _drill(repo, fake_codex, jobs=50, kills=20, seed=1616)

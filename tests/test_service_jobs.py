@@ -226,3 +226,17 @@ def test_a_write_is_seen_by_other_processes_while_this_one_opens_more_connection
     assert (path.parent / "jobs.db-wal").exists()
     second.close()
     first.close()
+
+
+def test_jobs_on_one_branch_run_one_after_another_each_from_the_last_ones_tip(
+    repo: Repo, fake_codex: FakeCodex, pool: WorkerPool
+) -> None:
+    fake_codex.script({"default": [[{"shell": "echo $RANDOM$RANDOM > job-$$.txt"}, {"answer": answer("did it")}]]})
+    service = _service(repo)
+    first = service.add({"prompt": "first", "branch": "feat/chain"})
+    second = service.add({"prompt": "second", "branch": "feat/chain"})
+    done = [_wait_status(repo, job["id"], "done", "failed") for job in (first, second)]
+    assert [d["status"] for d in done] == ["done", "done"], done
+    assert git(repo.path, "rev-list", "--count", "main..feat/chain") == "2"  # run --base-ref feat/chain
+    assert git(repo.path, "rev-parse", "feat/chain~1") == done[0]["commit"]
+    service.close()
