@@ -51,7 +51,7 @@ def _show(kind: str, value: dict[str, Any], as_json: bool) -> None:
     )
 )
 def jobs() -> None:
-    """The job queue of `codex-orch serve`: add, list, show, continue, cancel, delete, clean up."""
+    """Queue, list, continue, cancel and clean up jobs."""
 
 
 @jobs.command("add")

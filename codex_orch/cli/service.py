@@ -24,7 +24,7 @@ from codex_orch.cli.common import epilog, repo, say, say_error
     "--lease", type=click.FloatRange(min=1), default=30, show_default=True, help="Seconds a claim lasts unrenewed."
 )
 def serve(host: str, port: int, workers: int, lease: float) -> None:
-    """Run this repository's job service: the queue's workers, the HTTP API and the MCP server at /mcp."""
+    """Run the job service (workers, HTTP API, MCP)."""
     from codex_orch.service.server import LOOPBACK, ServeOptions, token_path
     from codex_orch.service.server import serve as run_service
     from codex_orch.service.worker import WorkerSettings
@@ -52,7 +52,7 @@ def serve(host: str, port: int, workers: int, lease: float) -> None:
     "--lease", type=click.FloatRange(min=1), default=30, show_default=True, help="Seconds a claim lasts unrenewed."
 )
 def worker(count: int, lease: float) -> None:
-    """Claim and run jobs of this repository's queue beside `serve` (or without it), until Ctrl-C."""
+    """Run queued jobs beside (or without) serve."""
     import threading
 
     from codex_orch.service.worker import WorkerPool, WorkerSettings
@@ -73,7 +73,7 @@ def worker(count: int, lease: float) -> None:
 )
 @click.option("--no-start", is_flag=True, help="Do not start `serve` when none runs (jobs then wait for one).")
 def mcp(no_start: bool) -> None:
-    """The MCP server over stdio (for Claude Code, codex, any MCP client)."""
+    """The MCP server over stdio."""
     from codex_orch.service.mcp_server import build_mcp
     from codex_orch.service.server import ensure_service
 

@@ -130,7 +130,7 @@ class ResponsesHandler(http.server.BaseHTTPRequestHandler):
             self._send_json(status, step["body"] if "body" in step else error(status, message), step.get("headers"))
             return None
         if kind in ("patch", "call"):
-            self._send_json(500, error(500, f"scripted_model: a {kind} step is codex's own; not for this protocol"))
+            self._send_json(500, error(500, f"scripted_model: a {kind} step is codex's own tool; use write/edit"))
             return None
         return kind, step
 
