@@ -14,7 +14,9 @@ from codex_orch.config_schema import CONFIG_SCHEMA
 from codex_orch.errors import InputError
 from codex_orch.inputs import read_yaml_file
 from codex_orch.layout import CONFIG_NAME, Layout, packaged_templates
+from codex_orch.prices import Price, build_prices
 from codex_orch.schema_check import check
+from codex_orch.verify_config import GateConfig, WorktreeSetup, build_gates, build_worktree, split_command
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,8 @@ class Limits:
     max_tasks: int = 100
     max_reconnects: int = 5
     conflict_rounds: int = 2  # a landing run: times a task's agent is asked to resolve a landing conflict
+    fix_rounds: int = 2  # times a task's agent is asked to fix the work a gate failed
+    max_quota_wait: float = 86400.0  # seconds a task may spend paused on its provider's quota (0: no pauses)
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,14 @@ class ValidateCommand:
     name: str
     argv: tuple[str, ...]
     timeout: float
+
+
+@dataclass(frozen=True)
+class IntegrationConfig:
+    """`integration`: the doctor command the merge queue runs on each candidate tip, and its canary."""
+
+    doctor: ValidateCommand | None = None  # None: merge is all or nothing, with no doctor
+    canary: bool = False  # first check that the doctor fails with CODEX_ORCH_CANARY=1 set
 
 
 @dataclass(frozen=True)
@@ -84,6 +96,16 @@ class ServiceConfig:
     env: Mapping[str, str]
     ready: ReadyCheck
     ready_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """`budgets`: limits of spend (None: no limit); `block` stops attempts at a limit, `warn` says so once."""
+
+    task_tokens: int | None = None
+    task_cost: float | None = None
+    run_cost: float | None = None
+    mode: str = "block"
 
 
 @dataclass(frozen=True)
@@ -108,14 +130,15 @@ class Config:
     on_hidden_work: str = "warn"
     follow_next_tasks: bool = False
     validate_commands: tuple[ValidateCommand, ...] = ()
+    integration: IntegrationConfig = field(default_factory=IntegrationConfig)
     services: tuple[ServiceConfig, ...] | None = None  # None: not set (the codex-mem default applies)
     secrets: SecretsConfig = field(default_factory=SecretsConfig)
     agents: AgentsConfig = field(default_factory=AgentsConfig)
+    worktree: WorktreeSetup = field(default_factory=WorktreeSetup)
+    gates: tuple[GateConfig, ...] = ()
+    prices: Mapping[str, Price] = field(default_factory=lambda: build_prices(None))
+    budgets: Budgets = field(default_factory=Budgets)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
-
-    @property
-    def use_single_workspace(self) -> bool:
-        return self.workspace_mode == "shared"
 
     def resolve_role(self, name: str) -> str | None:
         """The canonical role for `name` (itself or through an alias), or None."""
@@ -241,6 +264,8 @@ def build_config(raw: dict[str, Any], source: str) -> Config:
             max_tasks=int(limits["max_tasks"]),
             max_reconnects=int(limits["max_reconnects"]),
             conflict_rounds=int(limits["conflict_rounds"]),
+            fix_rounds=int(limits.get("fix_rounds", 2)),
+            max_quota_wait=float(limits.get("max_quota_wait", 86400)),
         ),
         roles=roles,
         role_aliases=aliases,
@@ -251,9 +276,14 @@ def build_config(raw: dict[str, Any], source: str) -> Config:
         on_hidden_work=raw["guardrails"]["on_hidden_work"],
         follow_next_tasks=bool(raw["follow_next_tasks"]),
         validate_commands=_validate_commands(raw.get("validate") or {}, source),
+        integration=_integration(raw.get("integration") or {}, source),
         services=None if raw.get("services") is None else _services(raw["services"], source),
         secrets=SecretsConfig(scan=bool(raw["secrets"]["scan"]), allow=tuple(raw["secrets"]["allow"])),
         agents=build_agents(raw.get("agents") or {}, codex, source),
+        worktree=build_worktree(raw.get("worktree") or {}, source),
+        gates=build_gates(raw.get("gates") or (), list(roles), source),
+        prices=build_prices(raw.get("prices")),
+        budgets=Budgets(**(raw.get("budgets") or {})),
         raw=raw,
     )
 
@@ -269,19 +299,20 @@ def _validate_commands(section: Mapping[str, Any], source: str) -> tuple[Validat
     return tuple(commands)
 
 
+def _integration(section: Mapping[str, Any], source: str) -> IntegrationConfig:
+    doctor = section.get("doctor")
+    if doctor is None:
+        if section.get("canary"):
+            raise InputError(f"{source}: integration.canary: true needs integration.doctor (the command it checks)")
+        return IntegrationConfig()
+    argv = _argv(doctor, f"{source}: integration.doctor")
+    command = ValidateCommand("doctor", argv, float(section.get("timeout", 900)))
+    return IntegrationConfig(command, bool(section.get("canary", False)))
+
+
 def _argv(command: str | list[str], where: str) -> tuple[str, ...]:
     """A command: a string split like a shell would (no shell runs it), or a list of arguments."""
-    import shlex
-
-    if not isinstance(command, str):
-        return tuple(command)
-    try:
-        argv = tuple(shlex.split(command))
-    except ValueError as exc:
-        raise InputError(f"{where}: cannot split {command!r}: {exc}") from None
-    if not argv:
-        raise InputError(f"{where}: no command in {command!r}")
-    return argv
+    return split_command(command, where)
 
 
 def _services(items: list[Mapping[str, Any]], source: str) -> tuple[ServiceConfig, ...]:

@@ -7,7 +7,9 @@ from typing import Any
 
 from codex_orch.agent_config import AGENTS_SCHEMA
 from codex_orch.layout import ID_RE
+from codex_orch.prices import PRICES_SCHEMA
 from codex_orch.schema_check import MAX_SECONDS, SECONDS
+from codex_orch.verify_config import GATES_SCHEMA, WORKTREE_SCHEMA
 
 SANDBOXES = ("read-only", "workspace-write", "danger-full-access")
 # landing: each task in a worktree of its own from the run branch's tip, its commit landed on the run
@@ -106,6 +108,17 @@ CONFIG_SCHEMA: dict[str, Any] = _closed(
         "workspace": {"enum": list(WORKSPACE_MODES)},
         "use_single_workspace": {"type": "boolean"},
         "follow_next_tasks": {"type": "boolean"},
+        "executor": {"enum": ["local", "temporal"]},
+        "temporal": _closed(
+            {
+                "address": {"type": "string", "minLength": 1},
+                "namespace": {"type": "string", "minLength": 1},
+                "task_queue": {"type": "string", "minLength": 1},
+                "remote": {"type": "string", "minLength": 1},
+                "heartbeat_timeout": _POS_NUM,
+                "max_attempts": {"type": "integer", "minimum": 1},
+            }
+        ),
         "limits": _closed(
             {
                 "retries": {"type": "integer", "minimum": 0},
@@ -117,6 +130,8 @@ CONFIG_SCHEMA: dict[str, Any] = _closed(
                 "max_tasks": {"type": "integer", "minimum": 1},
                 "max_reconnects": {"type": "integer", "minimum": 0},
                 "conflict_rounds": {"type": "integer", "minimum": 0},
+                "fix_rounds": {"type": "integer", "minimum": 0},
+                "max_quota_wait": {"type": "number", "minimum": 0, "maximum": MAX_SECONDS},
             }
         ),
         "roles": {"type": "object", "additionalProperties": _ROLE},
@@ -144,7 +159,30 @@ CONFIG_SCHEMA: dict[str, Any] = _closed(
                 "timeout": _POS_NUM,
             }
         ),
+        "integration": _closed(
+            {
+                "doctor": {
+                    "anyOf": [
+                        {"type": "string", "minLength": 1},
+                        {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                    ]
+                },
+                "timeout": _POS_NUM,
+                "canary": {"type": "boolean"},
+            }
+        ),
         "services": {"type": ["array", "null"], "items": _SERVICE},
         "secrets": _closed({"scan": {"type": "boolean"}, "allow": _STR_LIST}),
+        "worktree": WORKTREE_SCHEMA,
+        "gates": GATES_SCHEMA,
+        "prices": PRICES_SCHEMA,
+        "budgets": _closed(
+            {
+                "task_tokens": {"type": ["integer", "null"], "minimum": 1},
+                "task_cost": {"type": ["number", "null"], "exclusiveMinimum": 0},
+                "run_cost": {"type": ["number", "null"], "exclusiveMinimum": 0},
+                "mode": {"enum": ["warn", "block"]},
+            }
+        ),
     }
 )

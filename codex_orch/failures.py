@@ -32,6 +32,10 @@ class FailureKind(StrEnum):
     SECRET = "secret"
     CONFLICT = "conflict"
     MAX_TURNS = "max_turns"
+    SETUP_FAILED = "setup_failed"
+    GATE_FAILED = "gate_failed"
+    BUDGET = "budget"
+    INTEGRATION_FAILED = "integration_failed"
 
 
 class Retry(StrEnum):
@@ -82,7 +86,9 @@ FAILURES: dict[FailureKind, FailureInfo] = {
         FailureInfo(
             FailureKind.RATE_LIMITED,
             Retry.TRANSIENT,
-            "The model provider rate-limited the request; wait, lower limits.max_workers, or resume later.",
+            "The model provider rate-limited the request. Dispatch to that agent pauses until the reset it named "
+            "(else backs off) and the attempt goes on by itself, up to limits.max_quota_wait; lower "
+            "limits.max_workers, or resume later.",
         ),
         FailureInfo(
             FailureKind.AUTH,
@@ -164,9 +170,35 @@ FAILURES: dict[FailureKind, FailureInfo] = {
             "was asked to remove it (limits.retries). Remove it, or let it through with secrets.allow.",
         ),
         FailureInfo(
+            FailureKind.INTEGRATION_FAILED,
+            Retry.NEVER,
+            "The merge queue found that this task's work turns integration.doctor red once merged with the "
+            "others' (or does not apply on them); the rest landed without it. Its work stays on its branch; "
+            "fix it there, or in a new task, and merge again (docs/usage.md, Merge queue).",
+        ),
+        FailureInfo(
             FailureKind.MAX_TURNS,
             Retry.NEVER,
             "The agent used every turn it was allowed (agents.claude.max_turns) without answering; raise the limit or split the task.",
+        ),
+        FailureInfo(
+            FailureKind.SETUP_FAILED,
+            Retry.NEVER,
+            "A worktree.setup command failed (or a worktree.copy_files file could not be copied) before any "
+            "agent ran; its output is in runs/<id>/setup/. Fix the command or the project, then `resume`.",
+        ),
+        FailureInfo(
+            FailureKind.GATE_FAILED,
+            Retry.NEVER,
+            "A gate still failed after limits.fix_rounds rounds of the agent fixing its work; nothing was "
+            "committed, the work is kept on refs/orch/<run>/failed/<task>, and the gate's log is in the last "
+            "attempt's gates/ folder.",
+        ),
+        FailureInfo(
+            FailureKind.BUDGET,
+            Retry.NEVER,
+            "A limit of `budgets` was reached (budgets.mode: block), so no further attempt started: raise "
+            "budgets.task_tokens or budgets.task_cost, or `codex-orch resume --budget-run-cost X` for the run's.",
         ),
     )
 }
@@ -177,7 +209,7 @@ FALLBACK_KINDS = frozenset({FailureKind.RATE_LIMITED, FailureKind.AUTH, FailureK
 
 # Turn-failure messages of the real codex CLI (see shared/CODEX.md), most specific first.
 _TURN_PATTERNS: tuple[tuple[re.Pattern[str], FailureKind], ...] = (
-    (re.compile(r"\b429\b|too many requests|rate.?limit|quota", re.I), FailureKind.RATE_LIMITED),
+    (re.compile(r"\b429\b|too many requests|rate.?limit|quota|usage limit", re.I), FailureKind.RATE_LIMITED),
     (re.compile(r"\b40[13]\b|unauthori[sz]ed|forbidden|invalid api key|authentication", re.I), FailureKind.AUTH),
     (re.compile(r"idle timeout", re.I), FailureKind.IDLE),
     (

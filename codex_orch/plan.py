@@ -35,6 +35,7 @@ TASK_PROPERTIES: dict[str, Any] = {
     "timeout": {**SECONDS, "type": ["number", "null"]},
     "model": {"type": ["string", "null"]},
     "agent": {"type": ["string", "null"]},
+    "gates": {"type": ["array", "null"], "items": {"type": "string", "minLength": 1}},
 }
 
 # The loader's schema. As in the original codex-orch, the top level is closed and needs all three keys
@@ -72,7 +73,7 @@ class Task:
     timeout: float | None = None
     model: str | None = None
     agent: str | None = None  # None: the plan leaves it to --agent, the role, the config (agent_registry)
-    written_role: str = ""
+    gates: tuple[str, ...] | None = None  # None: the config's gates for its role; (): none
     # keys codex-orch does not know, kept as written (not hashed: a Task stays usable as a key)
     extra: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
@@ -89,6 +90,7 @@ class Task:
             "timeout": self.timeout,
             "model": self.model,
             "agent": self.agent,
+            "gates": list(self.gates) if self.gates is not None else None,
             "extra": copy.deepcopy(dict(self.extra)),
         }
 
@@ -109,7 +111,7 @@ class Task:
             timeout=data.get("timeout"),
             model=data.get("model"),
             agent=data.get("agent") or None,
-            written_role=data["role"],
+            gates=tuple(data["gates"]) if data.get("gates") is not None else None,
             extra={k: v for k, v in data.items() if k not in TASK_PROPERTIES},
         )
 
@@ -130,6 +132,8 @@ class Task:
                 data[key] = getattr(self, key)
         if self.agent is not None:
             data["agent"] = self.agent
+        if self.gates is not None:
+            data["gates"] = list(self.gates)
         data.update(copy.deepcopy(dict(self.extra)))
         return data
 
@@ -181,6 +185,31 @@ def load_plan(path: Path, config: Config, label: str | None = None) -> Plan:
 
 def parse_plan(data: Any, config: Config, label: str) -> Plan:
     """A plan from its JSON value, or InputProblems listing every problem, each naming its place."""
+    problems = _shape_problems(data, label)
+    if problems:
+        raise InputProblems(problems)
+    raw_tasks: Sequence[Mapping[str, Any]] = data["tasks"]
+    if not raw_tasks:
+        raise InputError(f"{label}: tasks: the plan has no tasks")
+    seen: dict[str, int] = {}  # task id -> index of its first task
+    tasks = [_task(raw, index, label, config, seen, problems) for index, raw in enumerate(raw_tasks)]
+    problems += _dependency_problems(tasks, seen, label)
+    cycle = None if problems else find_cycle(tasks)  # only among tasks that are otherwise sound
+    if cycle:
+        problems.append(f"{label}: tasks[{seen[cycle[0]]}].blocked_by: dependency cycle {' -> '.join(cycle)}")
+    if problems:
+        raise InputProblems(problems)
+    return Plan(
+        goal=data["goal"],
+        assumptions=tuple(data["assumptions"]),
+        tasks=tuple(tasks),
+        warnings=_extra_key_warnings(tasks, label),
+    )
+
+
+def _shape_problems(data: Any, label: str) -> list[str]:
+    """What the plan file's schema finds (a misspelt task key named as such, not also as missing), in
+    document order; InputError at once for what is no plan at all."""
     if not isinstance(data, dict):
         raise InputError(f"{label}: (top level): a plan is a JSON object with 'goal', 'assumptions' and 'tasks'")
     too_deep = _too_deep(data, MAX_PLAN_DEPTH)
@@ -196,69 +225,64 @@ def parse_plan(data: Any, config: Config, label: str) -> Plan:
     problems += [
         f"{label}: tasks[{index}]: unknown key {key!r}; did you mean {guess!r}?" for index, key, guess in misspelt
     ]
-    problems.sort(key=_document_order)
-    if problems:
-        raise InputProblems(problems)
-    raw_tasks: Sequence[Mapping[str, Any]] = data["tasks"]
-    if not raw_tasks:
-        raise InputError(f"{label}: tasks: the plan has no tasks")
-    tasks: list[Task] = []
-    seen: dict[str, int] = {}
-    for index, raw in enumerate(raw_tasks):
-        where = f"{label}: tasks[{index}]"
-        task_id = raw.get("id") or f"T{index + 1:04d}"
-        problem = id_problem(task_id)
-        if problem:
-            problems.append(f"{where}.id: {task_id!r} {problem}")
-        elif task_id in seen:
-            problems.append(f"{where}.id: duplicate id {task_id!r} (also tasks[{seen[task_id]}])")
-        else:
-            seen[task_id] = index
-        role = config.resolve_role(raw["role"])
-        if role is None:
-            problems.append(f"{where}.role: unknown role {raw['role']!r}. {config.roles_hint()}")
-        agent = raw.get("agent") or None
-        problem = unknown_agent(agent) if agent else None
-        if problem:
-            problems.append(f"{where}.agent: {problem}")
-        locks = raw.get("locks") or {}
-        paths = raw.get("paths")
-        tasks.append(
-            Task(
-                id=task_id,
-                role=role or raw["role"],
-                prompt=raw["prompt"],
-                acceptance=raw.get("acceptance") or "",
-                blocked_by=tuple(raw.get("blocked_by") or ()),
-                paths=tuple(paths) if paths is not None else None,
-                lock_reads=tuple(locks.get("reads", ())),
-                lock_writes=tuple(locks.get("writes", ())),
-                timeout=raw.get("timeout"),
-                model=raw.get("model"),
-                agent=agent,
-                written_role=raw["role"],
-                extra={key: value for key, value in raw.items() if key not in TASK_PROPERTIES},
-            )
-        )
+    return sorted(problems, key=_document_order)
+
+
+def _task(
+    raw: Mapping[str, Any], index: int, label: str, config: Config, seen: dict[str, int], problems: list[str]
+) -> Task:
+    """The task at `index` (its id, role and agent checked: problems appended, ids recorded in `seen`)."""
+    where = f"{label}: tasks[{index}]"
+    task_id = raw.get("id") or f"T{index + 1:04d}"
+    problem = id_problem(task_id)
+    if problem:
+        problems.append(f"{where}.id: {task_id!r} {problem}")
+    elif task_id in seen:
+        problems.append(f"{where}.id: duplicate id {task_id!r} (also tasks[{seen[task_id]}])")
+    else:
+        seen[task_id] = index
+    role = config.resolve_role(raw["role"])
+    if role is None:
+        problems.append(f"{where}.role: unknown role {raw['role']!r}. {config.roles_hint()}")
+    agent = raw.get("agent") or None
+    problem = unknown_agent(agent) if agent else None
+    if problem:
+        problems.append(f"{where}.agent: {problem}")
+    locks = raw.get("locks") or {}
+    paths = raw.get("paths")
+    gates = raw.get("gates")
+    known = {g.name for g in config.gates}
+    for gate_index, name in enumerate(gates or ()):
+        if name not in known:
+            names = ", ".join(sorted(known)) or "none are configured"
+            problems.append(f"{where}.gates[{gate_index}]: unknown gate {name!r} (gates: {names})")
+    return Task(
+        id=task_id,
+        role=role or raw["role"],
+        prompt=raw["prompt"],
+        acceptance=raw.get("acceptance") or "",
+        blocked_by=tuple(raw.get("blocked_by") or ()),
+        paths=tuple(paths) if paths is not None else None,
+        lock_reads=tuple(locks.get("reads", ())),
+        lock_writes=tuple(locks.get("writes", ())),
+        timeout=raw.get("timeout"),
+        model=raw.get("model"),
+        agent=agent,
+        gates=tuple(gates) if gates is not None else None,
+        extra={key: value for key, value in raw.items() if key not in TASK_PROPERTIES},
+    )
+
+
+def _dependency_problems(tasks: list[Task], seen: dict[str, int], label: str) -> list[str]:
+    """Unknown dependencies, and tasks that wait for themselves."""
+    problems = []
     for index, task in enumerate(tasks):
         for dep_index, dep in enumerate(task.blocked_by):
             if dep not in seen:
                 problems.append(f"{label}: tasks[{index}].blocked_by[{dep_index}]: unknown task {dep!r}")
             elif dep == task.id:
                 problems.append(f"{label}: tasks[{index}].blocked_by[{dep_index}]: task {dep!r} waits for itself")
-    if not problems:
-        cycle = find_cycle(tasks)
-        if cycle:
-            first = seen[cycle[0]]
-            problems.append(f"{label}: tasks[{first}].blocked_by: dependency cycle {' -> '.join(cycle)}")
-    if problems:
-        raise InputProblems(problems)
-    return Plan(
-        goal=data["goal"],
-        assumptions=tuple(data["assumptions"]),
-        tasks=tuple(tasks),
-        warnings=_extra_key_warnings(tasks, label),
-    )
+    return problems
 
 
 def _misspelt_task_keys(raw_tasks: Any) -> list[tuple[int, str, str]]:

@@ -1,14 +1,20 @@
-"""Shared fixtures: an isolated environment, real temporary git repos, the scriptable fake codex."""
+"""Shared fixtures and helpers: an isolated environment, real temporary git repos, the scriptable fake
+codex, codex-orch as a child process, and the handshake by which a test holds an agent where it wants it.
+
+Tests wait for events, never for a fixed time: an agent marks that it started (`marked`) and waits at a
+gate (`{"gate": path}`) until the test, having checked what it wanted to see, releases it (`release`)."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,12 +23,20 @@ import pytest
 import yaml
 
 TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
 FAKE_CODEX = TESTS / "fake_codex" / "codex"
+CODEX_BIN = ROOT / "tools" / "codex" / "node_modules" / ".bin" / "codex"
+_HOME = pytest.StashKey[Path]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # One isolated HOME and git identity for the whole session: no test sees the developer's config.
+    # One isolated HOME and git identity for the whole session: no test sees the developer's config, nor
+    # any GIT_* variable of theirs (the identity comes from the session's own global config).
+    for key in list(os.environ):
+        if key.startswith(("GIT_", "CODEX_", "FAKE_CODEX")):
+            del os.environ[key]
     home = Path(tempfile.mkdtemp(prefix="codex-orch-test-home-"))
+    config.stash[_HOME] = home
     gitconfig = home / ".gitconfig"
     gitconfig.write_text("[user]\n\tname = Test User\n\temail = test@example.com\n[init]\n\tdefaultBranch = main\n")
     os.environ["HOME"] = str(home)
@@ -30,11 +44,13 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["GIT_CONFIG_NOSYSTEM"] = "1"
     os.environ["NO_COLOR"] = "1"
     os.environ["COLUMNS"] = "200"
-    for key in list(os.environ):
-        if key.startswith("GIT_") and key not in ("GIT_CONFIG_GLOBAL", "GIT_CONFIG_NOSYSTEM"):
-            del os.environ[key]
-        if key.startswith(("CODEX_", "FAKE_CODEX")):
-            del os.environ[key]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The session's HOME goes with the session (each xdist worker removes its own)."""
+    home = config.stash.get(_HOME, None)
+    if home is not None:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)
@@ -47,6 +63,7 @@ def environ_stable() -> Iterator[None]:
     assert not changed, f"test changed os.environ: {sorted(changed)}"
 
 
+# --- waiting for events ---------------------------------------------------------------------------
 def alive(pid: int) -> bool:
     """Is the process running (a zombie is not)?"""
     try:
@@ -56,7 +73,10 @@ def alive(pid: int) -> bool:
         return False
 
 
-def wait_for(condition: Any, what: str, timeout: float = 30) -> None:
+HELD_LIMITS = {"timeout": 900, "idle_timeout": 900, "stop_grace": 1}
+
+
+def wait_for(condition: Callable[[], object], what: str, timeout: float = 100) -> None:
     """Poll `condition()` until it is true; fail naming `what` after `timeout` seconds (a safety net, not a
     measurement: tests wait for events, never for a fixed time)."""
     deadline = time.monotonic() + timeout
@@ -66,11 +86,56 @@ def wait_for(condition: Any, what: str, timeout: float = 30) -> None:
         time.sleep(0.02)
 
 
+def marked(path: Path) -> list[int]:
+    """The pids in a marker file (the fake's `marker` step, `FAKE_CODEX_CHILD_PIDS`, a shell's `echo $$`):
+    whole lines only, so a line being written is not read half."""
+    if not path.exists():
+        return []
+    text = path.read_text()
+    return [int(line) for line in text[: text.rfind("\n") + 1].split()]
+
+
+def wait_marked(path: Path, count: int = 1, proc: subprocess.Popen[Any] | None = None) -> list[int]:
+    """Wait until `count` processes have marked `path`; fail at once if `proc` (codex-orch, an agent)
+    exits first."""
+
+    def ready() -> bool:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"{proc.args!r} exited {proc.returncode} before {path.name} was marked")
+        return len(marked(path)) >= count
+
+    wait_for(ready, f"{count} mark(s) in {path}")
+    return marked(path)
+
+
+def release(gate: Path) -> None:
+    """Open a gate an agent waits at (`{"gate": str(gate)}`)."""
+    gate.touch()
+
+
+def kill_all(pids: Iterable[int]) -> None:
+    """Kill what a test made an agent start, if a failing test left it alive."""
+    for pid in pids:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+# --- git ------------------------------------------------------------------------------------------
 def git(cwd: Path, *args: str, check: bool = True) -> str:
     result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
     if check and result.returncode != 0:
         raise AssertionError(f"git {' '.join(args)} failed: {result.stderr}")
     return result.stdout.strip()
+
+
+def init_repo(path: Path) -> Path:
+    """A git repository at `path` (made if missing) with one commit on main; every step checked."""
+    path.mkdir(parents=True, exist_ok=True)
+    git(path, "init", "-q", "-b", "main")
+    (path / "README.md").write_text("# test repo\n")
+    git(path, "add", "README.md")
+    git(path, "commit", "-q", "-m", "initial commit")
+    return path
 
 
 @dataclass
@@ -112,25 +177,36 @@ class Repo:
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Repo:
-    path = tmp_path / "repo"
-    path.mkdir()
-    git(path, "init", "-q", "-b", "main")
-    (path / "README.md").write_text("# test repo\n")
-    git(path, "add", "README.md")
-    git(path, "commit", "-q", "-m", "initial commit")
-    return Repo(path)
+    return Repo(init_repo(tmp_path / "repo"))
 
 
+# --- the fake codex -------------------------------------------------------------------------------
 @dataclass
 class FakeCodex:
-    """The fake codex executable, scripted per test through the run's config."""
+    """The fake codex executable, scripted per test: through the run's config (`config`), or run directly
+    (`run`, `exec`)."""
 
     dir: Path
-    script_path: Path
-    log_path: Path
 
-    def script(self, script: dict[str, Any]) -> None:
+    @property
+    def script_path(self) -> Path:
+        return self.dir / "script.json"
+
+    @property
+    def log_path(self) -> Path:
+        return self.dir / "calls.jsonl"
+
+    @property
+    def home(self) -> Path:
+        return self.dir / "codex-home"
+
+    @property
+    def children(self) -> Path:
+        return self.dir / "children.txt"
+
+    def script(self, script: dict[str, Any]) -> FakeCodex:
         self.script_path.write_text(json.dumps(script))
+        return self
 
     def calls(self) -> list[dict[str, Any]]:
         if not self.log_path.exists():
@@ -143,23 +219,60 @@ class FakeCodex:
             "env": {
                 "FAKE_CODEX_SCRIPT": str(self.script_path),
                 "FAKE_CODEX_LOG": str(self.log_path),
-                "CODEX_HOME": str(self.dir / "codex-home"),
+                "CODEX_HOME": str(self.home),
                 **extra_env,
             },
         }
 
+    def env(self, **extra: str) -> dict[str, str]:
+        """The environment to run the fake directly (its script only once one is written)."""
+        env = {**os.environ, **self.config()["env"], "FAKE_CODEX_CHILD_PIDS": str(self.children), **extra}
+        if not self.script_path.exists():
+            del env["FAKE_CODEX_SCRIPT"]
+        return env
+
+    def run(
+        self, cwd: Path, *args: str, stdin: str | bytes = "do it", timeout: float = 20
+    ) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [sys.executable, str(FAKE_CODEX), *args],
+            cwd=cwd,
+            input=stdin.encode() if isinstance(stdin, str) else stdin,
+            capture_output=True,
+            env=self.env(),
+            timeout=timeout,
+        )
+
+    def exec(self, cwd: Path, *args: str, stdin: str = "do it") -> tuple[int, list[dict[str, Any]], str]:
+        """`codex exec --json … -`: exit code, parsed events, stderr."""
+        result = self.run(cwd, "exec", "--json", *args, "-", stdin=stdin)
+        events = [json.loads(line) for line in result.stdout.decode().splitlines()]
+        return result.returncode, events, result.stderr.decode()
+
+
+def make_fake(folder: Path) -> FakeCodex:
+    folder.mkdir()
+    return FakeCodex(folder)
+
 
 @pytest.fixture
 def fake_codex(tmp_path: Path, repo: Repo) -> FakeCodex:
-    folder = tmp_path / "fake"
-    folder.mkdir()
-    fake = FakeCodex(folder, folder / "script.json", folder / "calls.jsonl")
-    fake.script({})
+    fake = make_fake(tmp_path / "fake").script({})
     # Most tests were written for one shared worktree, and say so; landing runs (the default) have theirs.
-    repo.configure(codex=fake.config(), workspace="shared", limits={"timeout": 60, "idle_timeout": 30, "stop_grace": 1})
+    # An agent a test holds at a gate is released by the test, never ended by a limit, however starved the
+    # machine (the stress mode): the limits are far off, and a test about limits sets its own.
+    repo.configure(codex=fake.config(), workspace="shared", limits=HELD_LIMITS)
     return fake
 
 
+def codex_bin() -> Path:
+    """The pinned real codex CLI; a test that needs it FAILS (not skips) when it is missing."""
+    if not (CODEX_BIN.exists() and os.access(CODEX_BIN, os.X_OK)):
+        pytest.fail(f"codex CLI not found at {CODEX_BIN}: run scripts/install-codex.sh first", pytrace=False)
+    return CODEX_BIN
+
+
+# --- plans and answers ----------------------------------------------------------------------------
 def answer(
     summary: str = "done",
     files: list[str] | None = None,
@@ -180,6 +293,32 @@ def answer(
     return value
 
 
+def job(task_id: str, blocked_by: Iterable[str] = (), role: str = "implementer", **extra: Any) -> dict[str, Any]:
+    """A task whose prompt the fake's rules match on: `job <id>.`"""
+    return {
+        "id": task_id,
+        "role": role,
+        "prompt": f"job {task_id}.",
+        "acceptance": "",
+        "blocked_by": list(blocked_by),
+        **extra,
+    }
+
+
+def writer(task_id: str, path: str, content: str | None = None) -> dict[str, Any]:
+    """A rule: task `task_id` writes `path` and answers."""
+    return {
+        "match": f"job {task_id}.",
+        "turns": [[{"write": path, "content": content or f"{task_id}\n"}, {"answer": answer(task_id, [path])}]],
+    }
+
+
+def write_plan(path: Path, tasks: Sequence[Any], goal: str = "test goal") -> Path:
+    path.write_text(json.dumps({"goal": goal, "assumptions": ["tests run"], "tasks": list(tasks)}))
+    return path
+
+
+# --- codex-orch as a child process ----------------------------------------------------------------
 @dataclass
 class CliResult:
     code: int
@@ -221,12 +360,49 @@ def start_cli(
     )
 
 
+def run_plan(
+    repo: Repo,
+    fake: FakeCodex,
+    tmp_path: Path,
+    run_id: str,
+    tasks: list[dict[str, Any]],
+    rules: list[Any],
+    expect: int = 0,
+) -> dict[str, Any]:
+    """Run a plan to its end with these rules; its state."""
+    fake.script({"rules": rules})
+    plan = write_plan(tmp_path / f"{run_id}.json", tasks)
+    result = run_cli(repo.path, "run", "--plan-file", str(plan), "--run-id", run_id, "--no-progress")
+    assert result.code == expect, result.err + result.out
+    return read_state(repo, run_id)
+
+
 def read_state(repo: Repo, run_id: str) -> dict[str, Any]:
     from codex_orch.state import read_state as _read
 
     return _read(repo.path / ".orchestrator" / "runs" / run_id)
 
 
-def write_plan(path: Path, tasks: list[dict[str, Any]], goal: str = "test goal") -> Path:
-    path.write_text(json.dumps({"goal": goal, "assumptions": ["tests run"], "tasks": tasks}))
-    return path
+def journal(repo: Repo, run_id: str) -> list[dict[str, Any]]:
+    """The run's journal records, in order (a torn last line left out)."""
+    text = (repo.path / ".orchestrator" / "runs" / run_id / "journal.jsonl").read_text()
+    return [json.loads(line) for line in text.splitlines() if line.endswith("}")]
+
+
+def wait_recorded(
+    repo: Repo, run_id: str, kind: str, task: str | None = None, proc: subprocess.Popen[Any] | None = None
+) -> dict[str, Any]:
+    """Wait until the run's journal holds a `kind` record (of `task`, if given), e.g. `attempt.thread`
+    before a test kills codex-orch that resume is to continue; fail at once if `proc` exits first."""
+    found: list[dict[str, Any]] = []
+
+    def recorded() -> bool:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"codex-orch exited {proc.returncode} before {kind} was recorded")
+        path = repo.path / ".orchestrator" / "runs" / run_id / "journal.jsonl"
+        records = journal(repo, run_id) if path.exists() else []
+        found[:] = [r for r in records if r["type"] == kind and (task is None or r.get("task") == task)]
+        return bool(found)
+
+    wait_for(recorded, f"{kind} in the journal of {run_id}")
+    return found[0]

@@ -4,38 +4,8 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
 
-from conftest import FakeCodex, Repo, answer, read_state, run_cli, write_plan
-
-
-def job(task_id: str, writes: str | None = None, blocked_by: tuple[str, ...] = (), role: str = "implementer") -> dict:
-    """A task whose prompt the fake's rules match on: `job <id>.`"""
-    return {"id": task_id, "role": role, "prompt": f"job {task_id}.", "acceptance": "", "blocked_by": list(blocked_by)}
-
-
-def writer(task_id: str, path: str, content: str | None = None) -> dict[str, Any]:
-    """A rule: task `task_id` writes `path` and answers."""
-    return {
-        "match": f"job {task_id}.",
-        "turns": [[{"write": path, "content": content or f"{task_id}\n"}, {"answer": answer(task_id, [path])}]],
-    }
-
-
-def run_plan(
-    repo: Repo,
-    fake: FakeCodex,
-    tmp_path: Path,
-    run_id: str,
-    tasks: list[dict],
-    rules: list[dict[str, Any]],
-    expect: int = 0,
-) -> dict[str, Any]:
-    fake.script({"rules": rules})
-    plan = write_plan(tmp_path / f"{run_id}.json", tasks)
-    result = run_cli(repo.path, "run", "--plan-file", str(plan), "--run-id", run_id, "--no-progress")
-    assert result.code == expect, result.err + result.out
-    return read_state(repo, run_id)
+from conftest import Repo
 
 
 def repo_snapshot(repo: Repo) -> dict[str, str]:
@@ -66,3 +36,11 @@ def tree_hash(root: Path) -> str:
         if path.is_file() and not path.is_symlink():
             digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def start_with(repo: Repo, rel: str, text: str, workspace: str) -> None:
+    """Commit `rel` holding `text` on the base branch, and run in `workspace` mode from there."""
+    repo.write(rel, text)
+    repo.git("add", rel)
+    repo.git("commit", "-q", "-m", f"add {rel}")
+    repo.configure(workspace=workspace)

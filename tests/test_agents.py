@@ -170,6 +170,14 @@ def test_claude_captures_fold_into_answers_and_failures() -> None:
     assert (final, failure) == (None, FailureKind.TRANSPORT) and message.startswith("API Error: 500")
 
 
+def test_claude_at_its_turn_limit_fails_as_max_turns() -> None:
+    """claude's `error_max_turns` result (agents.claude.max_turns reached) is its own failure kind."""
+    final, failure, message = outcome_of({"type": "result", "subtype": "error_max_turns", "is_error": True})
+    assert (final, failure, message) == (None, FailureKind.MAX_TURNS, "the turn limit was reached")
+    said = outcome_of({"subtype": "error_max_turns", "is_error": True, "errors": ["reached 3 turns"]})
+    assert said == (None, FailureKind.MAX_TURNS, "reached 3 turns")
+
+
 def test_gemini_captures_fold_into_answers_and_failures() -> None:
     ok = fold(_GeminiReader(None), "gemini_success_stream.jsonl")
     assert isinstance(ok, _GeminiReader) and ok.result is not None

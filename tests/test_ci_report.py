@@ -10,8 +10,7 @@ from xml.etree import ElementTree
 
 import pytest
 import xmlschema
-from conftest import TESTS, FakeCodex, Repo, answer, read_state, run_cli, write_plan
-from lifecycle_helpers import job, run_plan, writer
+from conftest import TESTS, FakeCodex, Repo, answer, job, read_state, run_cli, run_plan, write_plan, writer
 
 from codex_orch import __version__
 

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import signal
-import time
 from pathlib import Path
 
-from conftest import FakeCodex, Repo, answer, read_state, run_cli, start_cli, write_plan
-from lifecycle_helpers import job, run_plan, tree_hash, writer
+from conftest import (
+    FakeCodex,
+    Repo,
+    answer,
+    job,
+    read_state,
+    run_cli,
+    run_plan,
+    start_cli,
+    wait_marked,
+    write_plan,
+    writer,
+)
+from lifecycle_helpers import tree_hash
 
 
 def per_task_run(repo: Repo, fake: FakeCodex, tmp_path: Path) -> dict:
@@ -76,16 +87,13 @@ def interrupted_run(repo: Repo, fake: FakeCodex, tmp_path: Path, run_id: str) ->
     The agent's second turn leaves a marker: proof that it was started again."""
     first, second = tmp_path / f"{run_id}-first", tmp_path / f"{run_id}-second"
     slow = [
-        [{"write": "b.txt", "content": "half\n"}, {"marker": str(first)}, {"sleep": 30}],
+        [{"write": "b.txt", "content": "half\n"}, {"marker": str(first)}, {"hang": True}],
         [{"marker": str(second)}, {"answer": answer("b done", ["b.txt"])}],
     ]
     fake.script({"rules": [writer("A", "a.txt"), {"match": "job B.", "turns": slow}]})
     plan = write_plan(tmp_path / f"{run_id}.json", [job("A"), job("B", blocked_by=("A",))])
     proc = start_cli(repo.path, "run", "--plan-file", str(plan), "--run-id", run_id, "--no-progress")
-    deadline = time.monotonic() + 30
-    while not first.exists():
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_marked(first, proc=proc)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=30) == 130
     assert read_state(repo, run_id)["tasks"]["B"]["status"] == "interrupted"

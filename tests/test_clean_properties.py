@@ -3,11 +3,11 @@ branch — gitops.patch_is_in — never calls a branch merged when some change o
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
+import pytest
+from conftest import git
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,12 +30,13 @@ OPS = st.lists(
 
 
 def sh(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """A git command that may fail (a merge with conflicts): the caller looks at its return code."""
     return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True)
 
 
 def commit(repo: Path, message: str) -> None:
-    sh(repo, "add", "-A")
-    sh(repo, "commit", "-q", "--allow-empty", "-m", message)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "--allow-empty", "-m", message)
 
 
 def show(repo: Path, rev: str, path: str) -> str | None:
@@ -43,46 +44,51 @@ def show(repo: Path, rev: str, path: str) -> str | None:
     return result.stdout if result.returncode == 0 else None
 
 
+def on_branch(repo: Path, op: str, path: str, text: str) -> None:
+    git(repo, "checkout", "-q", "task")
+    if op == "branch_delete":
+        (repo / path).unlink(missing_ok=True)
+    else:
+        (repo / path).write_text(text + "\n")
+    commit(repo, f"task: {op} {path}")
+    git(repo, "checkout", "-q", "main")
+
+
+def on_base(repo: Path, op: str, path: str, text: str) -> None:
+    """Change main: a commit of its own, or the branch's work brought in (each may fail, then undone)."""
+    if op == "base_commit":
+        (repo / path).write_text(text + "\n")
+        commit(repo, f"main: {path}")
+    elif op == "squash":
+        if sh(repo, "merge", "--squash", "task").returncode == 0:
+            commit(repo, "squash task")
+        else:
+            git(repo, "reset", "-q", "--hard")
+    elif op == "merge":
+        if sh(repo, "merge", "-q", "--no-edit", "task").returncode != 0:
+            git(repo, "merge", "--abort")
+    elif sh(repo, "cherry-pick", "task").returncode != 0:  # cherry_pick_last
+        git(repo, "cherry-pick", "--abort")
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(OPS)
-def test_a_branch_is_called_merged_only_when_base_holds_every_change(ops: list[tuple[str, str, str]]) -> None:
-    repo = Path(tempfile.mkdtemp(prefix="codex-orch-prop-"))
-    try:
-        sh(repo, "init", "-q", "-b", "main")
-        for name in FILES:
-            (repo / name).write_text("start\n")
-        commit(repo, "start")
-        sh(repo, "branch", "task")
-        for op, path, text in ops:
-            if op in ("branch_commit", "branch_delete"):
-                sh(repo, "checkout", "-q", "task")
-                if op == "branch_delete":
-                    (repo / path).unlink(missing_ok=True)
-                else:
-                    (repo / path).write_text(text + "\n")
-                commit(repo, f"task: {op} {path}")
-                sh(repo, "checkout", "-q", "main")
-            elif op == "base_commit":
-                (repo / path).write_text(text + "\n")
-                commit(repo, f"main: {path}")
-            elif op == "squash":
-                if sh(repo, "merge", "--squash", "task").returncode == 0:
-                    commit(repo, "squash task")
-                else:
-                    sh(repo, "reset", "-q", "--hard")
-            elif op == "merge":
-                if sh(repo, "merge", "-q", "--no-edit", "task").returncode != 0:
-                    sh(repo, "merge", "--abort")
-            elif op == "cherry_pick_last" and sh(repo, "cherry-pick", "task").returncode != 0:
-                sh(repo, "cherry-pick", "--abort")
-        git = Git(repo)
-        merged = patch_is_in(git, "main", "task")
-        fork = sh(repo, "merge-base", "main", "task").stdout.strip()
-        changed = [p for p in sh(repo, "diff", "--name-only", fork, "task").stdout.split() if p]
-        missing = [p for p in changed if show(repo, "main", p) != show(repo, "task", p)]
-        if merged:
-            assert missing == [], (ops, missing)
-        if not changed:
-            assert merged  # a branch with nothing of its own is merged
-    finally:
-        shutil.rmtree(repo, ignore_errors=True)
+def test_a_branch_is_called_merged_only_when_base_holds_every_change(
+    tmp_path_factory: pytest.TempPathFactory, ops: list[tuple[str, str, str]]
+) -> None:
+    repo = tmp_path_factory.mktemp("history")
+    git(repo, "init", "-q", "-b", "main")
+    for name in FILES:
+        (repo / name).write_text("start\n")
+    commit(repo, "start")
+    git(repo, "branch", "task")
+    for op, path, text in ops:
+        (on_branch if op in ("branch_commit", "branch_delete") else on_base)(repo, op, path, text)
+    merged = patch_is_in(Git(repo), "main", "task")
+    fork = git(repo, "merge-base", "main", "task")
+    changed = git(repo, "diff", "--name-only", fork, "task").split()
+    missing = [p for p in changed if show(repo, "main", p) != show(repo, "task", p)]
+    if merged:
+        assert missing == [], (ops, missing)
+    if not changed:
+        assert merged  # a branch with nothing of its own is merged

@@ -18,8 +18,25 @@ from conftest import FakeCodex, Repo, answer, read_state, run_cli, start_cli, wa
 from codex_orch.errors import OrchError
 
 ONE = [{"id": "T1", "role": "implementer", "prompt": "job T1.", "acceptance": "", "blocked_by": []}]
-COMMANDS = ["init", "run", "task", "plan", "resume", "runs", "status", "report", "merge", "clean", "prune", "validate"]
-COMMANDS += ["serve", "worker", "mcp", "jobs"]  # the job service (docs/service.md)
+COMMANDS = [
+    "init",
+    "run",
+    "task",
+    "plan",
+    "resume",
+    "runs",
+    "status",
+    "report",
+    "logs",
+    "timeline",
+    "dashboard",
+    "merge",
+    "clean",
+    "prune",
+    "validate",
+    "worker",
+]
+COMMANDS += ["serve", "mcp", "jobs"]  # the job service (docs/service.md)
 
 
 def _run(repo: Repo, fake: FakeCodex, tmp_path: Path, run_id: str, script: dict[str, Any] | None = None) -> Any:

@@ -25,9 +25,7 @@ def _writes(task: str, name: str) -> list[dict[str, Any]]:
     return [{"write": name, "content": f"{task}\n"}, {"answer": answer(task, [name])}]
 
 
-def _run(
-    repo: Repo, fake: FakeCodex, tmp_path: Path, run_id: str, rules: list[dict[str, Any]], plan: Any = None
-) -> Any:
+def _run(repo: Repo, fake: FakeCodex, tmp_path: Path, run_id: str, rules: list[Any], plan: Any = None) -> Any:
     fake.script({"rules": rules})
     path = write_plan(tmp_path / f"{run_id}.json", plan or PLAN)
     return run_cli(repo.path, "run", "--plan-file", str(path), "--run-id", run_id, "--no-progress")
@@ -290,7 +288,7 @@ def test_what_an_agent_changed_before_a_crash_is_put_back_by_resume(
 ) -> None:
     import signal
 
-    from conftest import start_cli, wait_for
+    from conftest import start_cli, wait_for, wait_recorded
 
     marker = tmp_path / "tagged"
     moved = "$(git commit-tree -m moved HEAD^{tree})"
@@ -300,6 +298,7 @@ def test_what_an_agent_changed_before_a_crash_is_put_back_by_resume(
     plan = write_plan(tmp_path / "plan.json", PLAN[:1])
     proc = start_cli(repo.path, "run", "--plan-file", str(plan), "--run-id", "k", "--no-progress")
     wait_for(marker.exists, "the agent's attack")
+    wait_recorded(repo, "k", "attempt.thread", proc=proc)  # resume is to continue this thread
     proc.send_signal(signal.SIGKILL)  # no check can run: codex-orch is gone
     proc.wait(timeout=30)
     assert repo.git("tag", "-l") == "crash-tag"
@@ -310,3 +309,31 @@ def test_what_an_agent_changed_before_a_crash_is_put_back_by_resume(
     changes = read_state(repo, "k")["guardrail"]
     assert any("refs/tags/crash-tag" in c for c in changes) and any("refs/heads/main" in c for c in changes)
     assert repo.git("rev-parse", "refs/orch/k/quarantine/resume-1/tags/crash-tag") == repo.git("rev-parse", "HEAD")
+
+
+# --- the environment: one rule for which GIT_* variables go on ----------------------------------------
+def test_agents_and_validate_commands_get_the_git_variables_codex_orch_s_own_git_gets(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    """Who commits and which config pass on; a GIT_DIR or GIT_INDEX_FILE of the caller never does (it
+    would point the agent's git at another repository). Before, each had a keep-list of its own, and
+    the agent and validate commands lost GIT_CONFIG_NOSYSTEM, which codex-orch's git kept."""
+    agent_saw, validate_saw = tmp_path / "agent.env", tmp_path / "validate.env"
+    dump = "env | grep '^GIT_' | cut -d= -f1 | sort > {}"
+    rules = [{"match": "job T1.", "turns": [[{"shell": dump.format(agent_saw)}, {"answer": answer()}]]}]
+    caller = {
+        "GIT_DIR": str(tmp_path / "elsewhere"),
+        "GIT_INDEX_FILE": str(tmp_path / "index"),
+        "GIT_CONFIG_PARAMETERS": "'core.hooksPath'='/tmp'",
+        "GIT_AUTHOR_NAME": "Someone",
+        "GIT_CONFIG_NOSYSTEM": "1",
+    }
+    repo.configure(validate={"commands": [{"name": "env", "run": ["sh", "-c", dump.format(validate_saw)]}]})
+    fake_codex.script({"rules": rules})
+    plan = write_plan(tmp_path / "plan.json", PLAN[:1])
+    ran = run_cli(repo.path, "run", "--plan-file", str(plan), "--run-id", "e", env=caller)
+    assert ran.code == 0, ran.err
+    assert run_cli(repo.path, "validate", "--run-id", "e", env=caller).code == 0
+    passed_on = ["GIT_AUTHOR_NAME", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_NOSYSTEM"]
+    assert agent_saw.read_text().split() == sorted([*passed_on, "GIT_CEILING_DIRECTORIES"])
+    assert validate_saw.read_text().split() == passed_on

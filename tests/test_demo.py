@@ -11,19 +11,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import git
+from conftest import ROOT, codex_bin, git
 
 pytestmark = pytest.mark.realcodex
 
-ROOT = Path(__file__).resolve().parents[1]
-CODEX_BIN = ROOT / "tools" / "codex" / "node_modules" / ".bin" / "codex"
 NEXT = "   $ "
 
 
 @pytest.mark.timeout(300)
 def test_the_demo_runs_and_its_next_commands_work_as_printed(tmp_path: Path) -> None:
-    if not CODEX_BIN.exists():
-        pytest.fail(f"codex CLI not found at {CODEX_BIN}: run scripts/install-codex.sh first", pytrace=False)
+    codex_bin()  # the demo drives the real codex
     demo = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "demo.py"), "--dir", str(tmp_path / "demo")],
         capture_output=True,

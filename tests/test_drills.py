@@ -7,6 +7,8 @@ from pathlib import Path
 import drills
 import pytest
 
+from codex_orch.failures import FailureKind
+
 
 @pytest.mark.parametrize("fault", drills.FAULTS, ids=[f.name for f in drills.FAULTS])
 def test_agent_fault(tmp_path: Path, fault: drills.Fault) -> None:
@@ -30,9 +32,32 @@ def test_crash_anywhere_then_resume(tmp_path: Path, seed: int, single: bool | st
     assert result.problems == [], result.problems
 
 
-def test_the_corpus_is_big_enough() -> None:
-    assert len(drills.BAD_INPUTS) >= 30
-    assert len(drills.FAULTS) >= 12
+# Failure kinds no agent fault of the drill stages, each with the test that does.
+STAGED_ELSEWHERE = {
+    "spawn_failed": "test_bad_input.py::test_codex_not_installed",  # refused by the run's checks, before any attempt
+    "answer_invalid": "test_plan_command.py::test_an_invalid_plan_is_retried_on_the_same_thread_with_the_errors_quoted",
+    "interrupted": "test_parallel.py::test_fail_fast_stops_everything",
+    "workspace": "test_reaper.py::test_resume_does_not_delete_a_half_made_worktree_a_process_works_in",
+    "paths_violation": "test_parallel.py::test_on_violation_fail",
+    "guardrail": "test_containment.py::test_decisions_file_made_a_folder_fails_that_task_only",
+    "hidden_work": "test_containment.py::test_work_a_commit_would_not_hold_is_reported",
+    "internal": "test_hostile_values.py::test_an_unexpected_error_in_the_executor_is_that_task_s_failure",
+    "secret": "test_secrets.py::test_an_agent_writing_a_secret_value_into_a_file_gets_no_commit",
+    "conflict": "test_landing.py::test_an_agent_that_leaves_the_conflict_fails_as_conflict_with_nothing_landed",
+    "max_turns": "test_agents.py::test_claude_at_its_turn_limit_fails_as_max_turns",
+}
+
+
+def test_every_failure_kind_is_drilled_or_staged_by_a_named_test() -> None:
+    """A new failure kind fails this until a fault of the drill or a named test makes it happen."""
+    kinds = {str(kind) for kind in FailureKind}
+    drilled = {fault.expect for fault in drills.FAULTS} - {"succeeded"}
+    assert drilled <= kinds, drilled - kinds  # no fault expects a kind the table does not have
+    assert sorted(kinds - drilled) == sorted(STAGED_ELSEWHERE), "a kind neither drilled nor named here"
+    assert not drilled & set(STAGED_ELSEWHERE)
+    for where in STAGED_ELSEWHERE.values():
+        file, name = where.split("::")
+        assert f"def {name}(" in (Path(__file__).parent / file).read_text(), where
 
 
 # A representative set in CI; `tests/drills.py --long` (and without --no-points, always) crashes at every point.

@@ -12,13 +12,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FAKE_CODEX, Repo, alive
+from conftest import FAKE_CODEX, FakeCodex, Repo, alive, kill_all, make_fake, marked, release, wait_marked
 
 CAPTURES = Path(__file__).resolve().parent / "fake_codex" / "captures"
 # shared/codex-captures/success_patch_stdout.jsonl, lines 3-4 (real codex applying a patch)
@@ -33,49 +32,6 @@ DEFAULT_USAGE = {
     "output_tokens": 20,
     "reasoning_output_tokens": 5,
 }
-
-
-class Fake:
-    """One test's fake codex: its CODEX_HOME, script, invocation log and child-pid file."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.dir = tmp_path / "fake"
-        self.dir.mkdir()
-        self.home = self.dir / "home"
-        self.script_path = self.dir / "script.json"
-        self.log = self.dir / "log.jsonl"
-        self.children = self.dir / "children.txt"
-
-    def script(self, script: dict[str, Any]) -> Fake:
-        self.script_path.write_text(json.dumps(script))
-        return self
-
-    def env(self, **extra: str) -> dict[str, str]:
-        env = {**os.environ, "CODEX_HOME": str(self.home), "FAKE_CODEX_LOG": str(self.log), **extra}
-        env["FAKE_CODEX_CHILD_PIDS"] = str(self.children)
-        if self.script_path.exists():
-            env["FAKE_CODEX_SCRIPT"] = str(self.script_path)
-        return env
-
-    def run(
-        self, cwd: Path, *args: str, stdin: str | bytes = "do it", timeout: float = 20
-    ) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run(
-            [sys.executable, str(FAKE_CODEX), *args],
-            cwd=cwd,
-            input=stdin.encode() if isinstance(stdin, str) else stdin,
-            capture_output=True,
-            env=self.env(),
-            timeout=timeout,
-        )
-
-    def exec(self, cwd: Path, *args: str, stdin: str = "do it") -> tuple[int, list[dict[str, Any]], str]:
-        """`codex exec --json … -`: exit code, parsed events, stderr."""
-        result = self.run(cwd, "exec", "--json", *args, "-", stdin=stdin)
-        return result.returncode, events(result.stdout), result.stderr.decode()
-
-    def calls(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.log.read_text().splitlines()] if self.log.exists() else []
 
 
 def events(out: bytes | str) -> list[dict[str, Any]]:
@@ -93,16 +49,16 @@ def real(name: str) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def fake(tmp_path: Path) -> Fake:
-    return Fake(tmp_path)
+def fake(tmp_path: Path) -> FakeCodex:
+    return make_fake(tmp_path / "fake")
 
 
-def test_version(fake: Fake, tmp_path: Path) -> None:
+def test_version(fake: FakeCodex, tmp_path: Path) -> None:
     result = fake.run(tmp_path, "--version")
     assert result.returncode == 0 and result.stdout == b"codex-cli 0.169.0-fake\n"
 
 
-def test_a_plain_turn_matches_the_real_capture(repo: Repo, fake: Fake, tmp_path: Path) -> None:
+def test_a_plain_turn_matches_the_real_capture(repo: Repo, fake: FakeCodex, tmp_path: Path) -> None:
     fake.script({"default": [[{"shell": "echo hi > hello.txt"}, {"answer": {"status": "done"}}]]})
     last = tmp_path / "last.txt"
     result = fake.run(repo.path, "exec", "--json", "-s", "workspace-write", "-C", str(repo.path), "-o", str(last), "-")
@@ -126,7 +82,7 @@ def test_a_plain_turn_matches_the_real_capture(repo: Repo, fake: Fake, tmp_path:
     assert last.read_text() == '{"status": "done"}'  # the answer's text, verbatim, no newline
 
 
-def test_file_steps_change_the_cd_dir_and_report_absolute_paths(repo: Repo, fake: Fake, tmp_path: Path) -> None:
+def test_file_steps_change_the_cd_dir_and_report_absolute_paths(repo: Repo, fake: FakeCodex, tmp_path: Path) -> None:
     work = repo.path / "sub"
     work.mkdir()
     (work / "old.txt").write_text("old\n")
@@ -162,7 +118,7 @@ def test_file_steps_change_the_cd_dir_and_report_absolute_paths(repo: Repo, fake
     assert [e["item"]["status"] for e in evs[2:4]] == ["in_progress", "completed"]
 
 
-def test_shell_commands_are_shown_and_reported_as_real_codex_does(repo: Repo, fake: Fake) -> None:
+def test_shell_commands_are_shown_and_reported_as_real_codex_does(repo: Repo, fake: FakeCodex) -> None:
     # commands and their display observed with the real 0.169.0 (Rust shlex quoting)
     shown = {
         "ls": "/bin/bash -lc ls",
@@ -188,7 +144,7 @@ def test_shell_commands_are_shown_and_reported_as_real_codex_does(repo: Repo, fa
 
 
 def test_resume_continues_the_thread_with_its_turns_and_cumulative_usage(
-    repo: Repo, fake: Fake, tmp_path: Path
+    repo: Repo, fake: FakeCodex, tmp_path: Path
 ) -> None:
     schema = tmp_path / "schema.json"
     schema.write_text('{"type": "object"}')
@@ -269,7 +225,7 @@ def test_resume_continues_the_thread_with_its_turns_and_cumulative_usage(
     assert session["usage"] == third[-1][-1]["usage"]
 
 
-def test_resume_of_an_unknown_thread_and_options_resume_refuses(repo: Repo, fake: Fake) -> None:
+def test_resume_of_an_unknown_thread_and_options_resume_refuses(repo: Repo, fake: FakeCodex) -> None:
     missing = str(uuid.uuid4())
     code, evs, err = fake.exec(repo.path, "resume", missing)
     assert (code, evs) == (1, [])
@@ -286,7 +242,7 @@ def test_resume_of_an_unknown_thread_and_options_resume_refuses(repo: Repo, fake
         assert b"unexpected argument" in result.stderr and b"codex exec resume" in result.stderr
 
 
-def test_usage_and_config_errors(repo: Repo, fake: Fake, tmp_path: Path) -> None:
+def test_usage_and_config_errors(repo: Repo, fake: FakeCodex, tmp_path: Path) -> None:
     def run(*args: str, stdin: str = "do it") -> tuple[int, str]:
         result = fake.run(repo.path, *args, stdin=stdin)
         return result.returncode, result.stderr.decode()
@@ -326,7 +282,7 @@ def test_usage_and_config_errors(repo: Repo, fake: Fake, tmp_path: Path) -> None
     assert [c["rejected"] for c in fake.calls()[rejected:]] == [None] * 6
 
 
-def test_prompt_argument_gets_piped_stdin_appended(repo: Repo, fake: Fake) -> None:
+def test_prompt_argument_gets_piped_stdin_appended(repo: Repo, fake: FakeCodex) -> None:
     result = fake.run(repo.path, "exec", "--json", "the prompt", stdin="more\n")
     assert result.returncode == 0 and b"Reading additional input from stdin..." in result.stderr
     assert fake.calls()[-1]["prompt"] == "the prompt\n\n<stdin>\nmore\n</stdin>"  # as the real 0.169.0 sends it
@@ -334,7 +290,7 @@ def test_prompt_argument_gets_piped_stdin_appended(repo: Repo, fake: Fake) -> No
     assert fake.calls()[-1]["prompt"] == "alone"
 
 
-def test_the_git_repo_check(repo: Repo, fake: Fake, tmp_path: Path) -> None:
+def test_the_git_repo_check(repo: Repo, fake: FakeCodex, tmp_path: Path) -> None:
     outside = tmp_path / "not-a-repo"
     outside.mkdir()
     code, evs, err = fake.exec(outside)
@@ -351,7 +307,7 @@ def test_the_git_repo_check(repo: Repo, fake: Fake, tmp_path: Path) -> None:
     assert fake.exec(outside, "-C", str(linked))[0] == 0
 
 
-def test_fail_ends_the_turn_as_the_real_capture(repo: Repo, fake: Fake, tmp_path: Path) -> None:
+def test_fail_ends_the_turn_as_the_real_capture(repo: Repo, fake: FakeCodex, tmp_path: Path) -> None:
     message = "We\u2019re currently experiencing high demand, which may cause temporary errors."
     last = tmp_path / "last.txt"
     last.write_text("stale")
@@ -365,7 +321,7 @@ def test_fail_ends_the_turn_as_the_real_capture(repo: Repo, fake: Fake, tmp_path
     assert last.read_text() == "" and not (repo.path / "never.txt").exists()
 
 
-def test_exit_and_kill_self_end_at_once(repo: Repo, fake: Fake, tmp_path: Path) -> None:
+def test_exit_and_kill_self_end_at_once(repo: Repo, fake: FakeCodex, tmp_path: Path) -> None:
     last = tmp_path / "last.txt"
     fake.script({"default": [[{"answer": "ok"}, {"exit": 7}, {"answer": "never"}]]})
     result = fake.run(repo.path, "exec", "--json", "-o", str(last), "-")
@@ -377,19 +333,21 @@ def test_exit_and_kill_self_end_at_once(repo: Repo, fake: Fake, tmp_path: Path) 
     assert events(result.stdout)[-1]["item"] == {"id": "item_0", "type": "reasoning", "text": "hm"}
 
 
-def test_bad_scripts_fail_loudly_with_exit_3(repo: Repo, fake: Fake) -> None:
-    for script in (
+def test_bad_scripts_fail_loudly_with_exit_3(repo: Repo, fake: FakeCodex) -> None:
+    scripts: tuple[dict[str, Any], ...] = (
         {"default": [[{"bogus": 1}]]},
         {"default": [[{"write": "a.txt", "contents": "typo"}]]},
         {"default": [[{"write": "a.txt", "shell": "ls"}]]},
         {"default": [[{"sleep": "1"}]]},
         {"default": [[{"usage": {"input": 1}}]]},
         {"default": [[{"kill_self": "NOPE"}]]},
+        {"default": [[{"gate": "relative/path"}]]},
         {"default": [{"answer": "a flat list of steps instead of turns"}]},
         {"rules": [{"match": "x", "turns": []}]},
         {"rules": [{"match": "never used", "turns": [[{"shel": "ls"}]]}]},  # checked even if never reached
         {"defaults": []},
-    ):
+    )
+    for script in scripts:
         result = fake.script(script).run(repo.path, "exec", "--json", "-")
         assert result.returncode == 3, script
         assert result.stderr.startswith(b"fake codex: ") and result.stdout == b""
@@ -397,7 +355,7 @@ def test_bad_scripts_fail_loudly_with_exit_3(repo: Repo, fake: Fake) -> None:
     assert fake.run(repo.path, "exec", "--json", "-").returncode == 3
 
 
-def test_no_script_and_plain_output(repo: Repo, fake: Fake, tmp_path: Path) -> None:
+def test_no_script_and_plain_output(repo: Repo, fake: FakeCodex, tmp_path: Path) -> None:
     code, evs, _ = fake.exec(repo.path)
     assert code == 0
     assert json.loads(evs[2]["item"]["text"]) == {"status": "done", "summary": "fake", "files_changed": []}
@@ -407,7 +365,7 @@ def test_no_script_and_plain_output(repo: Repo, fake: Fake, tmp_path: Path) -> N
     assert (tmp_path / "o.txt").read_text() == "plain answer"
 
 
-def test_read_only_sandbox_blocks_file_steps(repo: Repo, fake: Fake) -> None:
+def test_read_only_sandbox_blocks_file_steps(repo: Repo, fake: FakeCodex) -> None:
     # real 0.169.0 under -s read-only: the patch is rejected, no item, no file, exit 0
     fake.script({"default": [[{"write": "ro.txt", "content": "x"}, {"answer": "ok"}]]})
     code, evs, err = fake.exec(repo.path, "-s", "read-only")
@@ -418,7 +376,7 @@ def test_read_only_sandbox_blocks_file_steps(repo: Repo, fake: Fake) -> None:
     assert (repo.path / "ro.txt").read_text() == "x"
 
 
-def test_odd_output_steps(repo: Repo, fake: Fake) -> None:
+def test_odd_output_steps(repo: Repo, fake: FakeCodex) -> None:
     fake.script(
         {
             "default": [
@@ -445,7 +403,7 @@ def test_odd_output_steps(repo: Repo, fake: Fake) -> None:
     assert result.stderr.decode().splitlines()[-1] == "a warning"
 
 
-def test_flood_writes_the_bytes_asked_for(repo: Repo, fake: Fake) -> None:
+def test_flood_writes_the_bytes_asked_for(repo: Repo, fake: FakeCodex) -> None:
     fake.script({"default": [[{"flood": 20_000_000}, {"answer": "ok"}]]})
     with subprocess.Popen(
         [sys.executable, str(FAKE_CODEX), "exec", "--json", "go"],
@@ -483,10 +441,40 @@ def test_flood_writes_the_bytes_asked_for(repo: Repo, fake: Fake) -> None:
     assert len(head.split(b"\n")[3]) == 99
 
 
-def test_signals_ignore_and_default(repo: Repo, fake: Fake, tmp_path: Path) -> None:
-    def start(steps: list[dict[str, Any]]) -> subprocess.Popen[bytes]:
-        marker = tmp_path / f"m{time.monotonic_ns()}"
-        fake.script({"default": [[*steps, {"marker": str(marker)}, {"hang": True}]]})
+def test_a_gate_holds_the_agent_until_the_test_releases_it(repo: Repo, fake: FakeCodex, tmp_path: Path) -> None:
+    started, gate = tmp_path / "started", tmp_path / "gate"
+    fake.script({"default": [[{"marker": str(started)}, {"gate": str(gate)}, {"answer": "released"}]]})
+    with open(tmp_path / "out.jsonl", "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, str(FAKE_CODEX), "exec", "--json", "go"],
+            cwd=repo.path,
+            env=fake.env(),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.DEVNULL,
+        )
+    try:
+        assert wait_marked(started, proc=proc) == [proc.pid]  # a whole line: never an empty marker
+        held = events((tmp_path / "out.jsonl").read_bytes())
+        assert [e["type"] for e in held] == ["thread.started", "turn.started"] and proc.poll() is None
+        release(gate)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    done = events((tmp_path / "out.jsonl").read_bytes())
+    assert [shape(e) for e in done[2:]] == [("item.completed", "agent_message"), ("turn.completed", None)]
+
+
+def test_signals_ignore_and_default(repo: Repo, fake: FakeCodex, tmp_path: Path) -> None:
+    """An agent that ignores SIGTERM and SIGINT goes on after both: held at a gate while they are sent, it
+    then takes its next step (no sleep-and-hope that it would have died by now)."""
+
+    def start(name: str, steps: list[dict[str, Any]]) -> tuple[subprocess.Popen[bytes], Path, Path]:
+        ready, gate, after = tmp_path / f"{name}.ready", tmp_path / f"{name}.gate", tmp_path / f"{name}.after"
+        turn = [*steps, {"marker": str(ready)}, {"gate": str(gate)}, {"marker": str(after)}, {"hang": True}]
+        fake.script({"default": [turn]})
         proc = subprocess.Popen(
             [sys.executable, str(FAKE_CODEX), "exec", "--json", "go"],
             cwd=repo.path,
@@ -495,29 +483,25 @@ def test_signals_ignore_and_default(repo: Repo, fake: Fake, tmp_path: Path) -> N
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 10
-        while not marker.exists():
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.01)
-        assert marker.read_text() == f"{proc.pid}\n"
-        return proc
+        assert wait_marked(ready, proc=proc) == [proc.pid]
+        return proc, gate, after
 
-    stubborn = start([{"ignore_signals": True}, {"spawn_child": True}])
-    child = int(fake.children.read_text().split()[0])
+    stubborn, gate, after = start("stubborn", [{"ignore_signals": True}, {"spawn_child": True}])
+    children = marked(fake.children)
     try:
         stubborn.send_signal(signal.SIGTERM)
         stubborn.send_signal(signal.SIGINT)
-        time.sleep(0.3)
-        assert stubborn.poll() is None
-        assert alive(child) and os.getpgid(child) == os.getpgid(stubborn.pid)
+        release(gate)
+        assert wait_marked(after, proc=stubborn) == [stubborn.pid]  # alive, and past both signals
+        assert alive(children[0]) and os.getpgid(children[0]) == os.getpgid(stubborn.pid)
     finally:
         stubborn.kill()
         stubborn.wait()
-        os.kill(child, signal.SIGKILL)  # the grandchild this test made the fake start
+        kill_all(children)  # the grandchild this test made the fake start
     assert stubborn.returncode == -signal.SIGKILL
 
     # without ignore_signals: SIGTERM kills (as the real one: killed by signal 15), SIGINT exits 1
     for sig, code in ((signal.SIGTERM, -signal.SIGTERM), (signal.SIGINT, 1)):
-        proc = start([])
+        proc, _gate, _after = start(sig.name, [])
         proc.send_signal(sig)
         assert proc.wait(timeout=10) == code

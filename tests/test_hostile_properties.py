@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from codex_orch.commands.report import report_json, write_report
 from codex_orch.commands.views import build_view, view_to_json
 from codex_orch.failures import FAILURES, FailureKind
+from codex_orch.run_record import RunRecord
 
 CLASSIFIED = {str(kind) for kind in FAILURES} - {str(FailureKind.INTERNAL)}
 # Big literals are written as placeholders, expanded in the script file only: a failing example stays short.
@@ -140,7 +141,9 @@ def answer_steps(draw: st.DrawFn) -> dict[str, Any]:
 def turns(draw: st.DrawFn) -> list[list[dict[str, Any]]]:
     def one_turn() -> list[dict[str, Any]]:
         steps = draw(st.lists(event_steps() | answer_steps(), min_size=1, max_size=5))
-        ending = draw(st.sampled_from([[], [], [{"exit": 0}], [{"exit": 1}], [{"fail": "stream closed"}]]))
+        ending: list[dict[str, Any]] = draw(
+            st.sampled_from([[], [], [{"exit": 0}], [{"exit": 1}], [{"fail": "stream closed"}]])
+        )
         return steps + ending
 
     return [one_turn() for _ in range(draw(st.integers(1, 2)))]
@@ -175,7 +178,10 @@ def test_no_agent_output_ends_a_run_in_an_internal_error(
     if task["status"] == "failed":
         assert task["error"]["kind"] in CLASSIFIED, task["error"]
     # what `report --json` and `status --json` run, in this process (two CLI starts per example saved)
-    for data in (report_json(write_report(repo.path, run_id)[1]), view_to_json(build_view(read_state(repo, run_id)))):
+    for data in (
+        report_json(write_report(repo.path, run_id)[1]),
+        view_to_json(build_view(RunRecord.from_state(read_state(repo, run_id)))),
+    ):
         text = json.dumps(data, indent=2)
         loaded = json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(AssertionError(c)))
         assert loaded["tasks"][0]["status"] == task["status"]

@@ -243,16 +243,21 @@ SIBLINGS = [
 ]
 
 
-def sibling_rules(marks: Path, hostile: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """T1 waits until T2 runs, then misbehaves; T2 takes a moment, so it is running when T1 fails."""
+def sibling_rules(repo: Repo, marks: Path, hostile: list[Any]) -> list[dict[str, Any]]:
+    """T1 waits until T2 runs, then misbehaves; T2 goes on only once T1's failure is in the journal, so it
+    is running when T1 fails (a handshake through the journal, not a sleep)."""
     wait_for_t2 = {"shell": f"until [ -e {marks}/t2 ]; do sleep 0.02; done"}
+    journal = repo.path / ".orchestrator" / "runs" / "r1" / "journal.jsonl"
+    t1_failed = '"type":"task.status","task":"T1","status":"failed"'
+    wait_for_t1 = {"shell": f"until grep -qF '{t1_failed}' {journal}; do sleep 0.02; done"}
     return [
         {"match": "HOSTILE-T1", "turns": [[wait_for_t2, *hostile]]},
         {
             "match": "SIBLING-T2",
             "turns": [
                 [
-                    {"shell": f"touch {marks}/t2; sleep 1.5"},
+                    {"shell": f"touch {marks}/t2"},
+                    wait_for_t1,
                     {"write": "b/b.txt", "content": "b"},
                     {"answer": answer("b", ["b/b.txt"])},
                 ]
@@ -281,7 +286,7 @@ def test_a_hostile_answer_leaves_siblings_and_dependants_alone(
     was "cancelled: --fail-fast stopped the run"."""
     marks = tmp_path / "marks"
     marks.mkdir()
-    rules = sibling_rules(marks, [{"answer": DEEP}])
+    rules = sibling_rules(repo, marks, [{"answer": DEEP}])
     result = run_plan(repo, fake_codex, tmp_path, [[{"answer": answer()}]], SIBLINGS, rules, max_workers=2, retries=0)
     assert result.code == 1, result.err + result.out
     assert_contained(repo, "answer_unsafe")
@@ -296,7 +301,7 @@ def test_an_unexpected_error_in_the_executor_is_that_task_s_failure(
     marks.mkdir()
     attempt = repo.path / ".orchestrator/runs/r1/tasks/T1/attempt-1"
     hostile = [{"shell": f"mkdir -p {attempt}/final.json"}, {"answer": answer("ok")}]
-    rules = sibling_rules(marks, hostile)
+    rules = sibling_rules(repo, marks, hostile)
     result = run_plan(repo, fake_codex, tmp_path, [[{"answer": answer()}]], SIBLINGS, rules, max_workers=2)
     assert result.code == 1, result.err + result.out
     assert "internal error" not in result.err

@@ -37,7 +37,7 @@ def test_init_is_idempotent_and_force_rewrites(repo: Repo) -> None:
 
 
 def test_init_ignores_runs_and_worktrees(repo: Repo) -> None:
-    run_cli(repo.path, "init")
+    assert run_cli(repo.path, "init").code == 0
     (repo.path / ".orchestrator" / "runs" / "x").mkdir(parents=True)
     (repo.path / ".orchestrator" / "runs" / "x" / "state.json").write_text("{}")
     status = repo.git("status", "--porcelain", "--untracked-files=all")
@@ -46,11 +46,19 @@ def test_init_ignores_runs_and_worktrees(repo: Repo) -> None:
 
 def test_every_shipped_schema_is_strict_mode_compatible() -> None:
     schemas = sorted((ROOT / "templates" / "schemas").glob("*.json"))
-    assert len(schemas) >= 4
+    assert [p.name for p in schemas] == [
+        "plan.schema.json",
+        "review_result.schema.json",
+        "task_result.schema.json",
+        "test_result.schema.json",
+    ]
     for path in schemas:
         assert strict_problems(json.loads(path.read_text())) == [], path.name
 
 
 def test_strict_checker_catches_a_loose_schema() -> None:
     loose = {"type": "object", "properties": {"a": {"type": "string"}}, "required": []}
-    assert len(strict_problems(loose)) == 2
+    assert strict_problems(loose) == [
+        "$: additionalProperties must be false",
+        "$: required must list every property (missing: a)",
+    ]

@@ -132,7 +132,7 @@ def test_ordinary_aliases_still_work(repo: Repo) -> None:
         "concurrency:\n  allow: &globs [docs/**, '*.md']\n  ignore: *globs\n",
     )
     config = load_config(Layout(repo.path))
-    assert [s.name for s in config.services] == ["db", "cache"]
+    assert [s.name for s in config.services or ()] == ["db", "cache"]
     assert config.concurrency_ignore == ("docs/**", "*.md")
 
 

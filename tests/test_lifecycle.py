@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -11,7 +10,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FakeCodex, Repo, alive, answer, read_state, run_cli, start_cli, write_plan
+from conftest import (
+    FakeCodex,
+    Repo,
+    alive,
+    answer,
+    marked,
+    read_state,
+    run_cli,
+    start_cli,
+    wait_marked,
+    wait_recorded,
+    write_plan,
+)
 
 PLAN = [
     {"role": "implementer", "prompt": "create a.txt", "acceptance": "a.txt exists", "blocked_by": []},
@@ -21,7 +32,7 @@ PLAN = [
 
 
 def script(marker: Path, children: Path | None = None) -> dict[str, Any]:
-    """T0002 writes half of its work, leaves a marker and sleeps in its first turn; it answers in its second."""
+    """T0002 writes half of its work, leaves a marker and hangs in its first turn; it answers in its second."""
 
     def quick(name: str) -> dict[str, Any]:
         return {
@@ -32,7 +43,7 @@ def script(marker: Path, children: Path | None = None) -> dict[str, Any]:
     first_turn: list[dict[str, Any]] = [{"write": "b.txt", "content": "half of b\n"}]
     if children is not None:
         first_turn.append({"spawn_child": True})
-    first_turn += [{"marker": str(marker)}, {"sleep": 30}]
+    first_turn += [{"marker": str(marker)}, {"hang": True}]
     slow = {
         "match": "create b.txt",
         "turns": [first_turn, [{"append": "b.txt", "content": "rest of b\n"}, {"answer": answer("b", ["b.txt"])}]],
@@ -40,24 +51,8 @@ def script(marker: Path, children: Path | None = None) -> dict[str, Any]:
     return {"rules": [quick("a"), slow, quick("c")]}
 
 
-def wait_for(condition: Any, what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 def start_run(repo: Repo, plan: Path, run_id: str) -> subprocess.Popen[bytes]:
     return start_cli(repo.path, "run", "--plan-file", str(plan), "--run-id", run_id, "--no-progress")
-
-
-def thread_recorded(repo: Repo, run_id: str, task_id: str) -> bool:
-    journal = repo.path / ".orchestrator/runs" / run_id / "journal.jsonl"
-    return any(
-        rec.get("type") == "attempt.thread" and rec.get("task") == task_id
-        for rec in (json.loads(line) for line in journal.read_text().splitlines() if line.endswith("}"))
-    )
 
 
 def kill_mid_task(repo: Repo, fake: FakeCodex, tmp_path: Path, run_id: str) -> tuple[int, list[int]]:
@@ -69,13 +64,13 @@ def kill_mid_task(repo: Repo, fake: FakeCodex, tmp_path: Path, run_id: str) -> t
     plan = write_plan(tmp_path / "plan.json", PLAN)
     proc = start_run(repo, plan, run_id)
     try:
-        wait_for(marker.exists, "the agent of T0002 to start")
-        wait_for(lambda: thread_recorded(repo, run_id, "T0002"), "the thread of T0002 to be recorded")
+        wait_marked(marker, proc=proc)  # the agent of T0002 is at work
+        wait_recorded(repo, run_id, "attempt.thread", "T0002", proc=proc)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
-    agent = int(marker.read_text().split()[0])
-    orphans = [agent, *(int(p) for p in children.read_text().split())]
+    agent = marked(marker)[0]
+    orphans = [agent, *marked(children)]
     assert all(alive(pid) for pid in orphans)  # kill -9 gives codex-orch no chance to stop its agent
     return agent, orphans
 
@@ -122,10 +117,10 @@ def test_resume_of_an_unknown_or_live_run_is_refused(repo: Repo, fake_codex: Fak
     missing = run_cli(repo.path, "resume", "--run-id", "nope")
     assert missing.code == 2 and missing.err.startswith("codex-orch: error: --run-id: no run 'nope'")
     marker = tmp_path / "marker"
-    fake_codex.script({"default": [[{"marker": str(marker)}, {"sleep": 30}]]})
+    fake_codex.script({"default": [[{"marker": str(marker)}, {"hang": True}]]})
     proc = start_run(repo, write_plan(tmp_path / "plan.json", PLAN[:1]), "live")
     try:
-        wait_for(marker.exists, "the agent to start")
+        wait_marked(marker, proc=proc)
         busy = run_cli(repo.path, "resume", "--run-id", "live")
         assert busy.code == 2 and "being driven by another codex-orch process" in busy.err
     finally:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import FakeCodex, Repo, read_state, run_cli
-from lifecycle_helpers import job, repo_snapshot, run_plan, writer
+from conftest import FakeCodex, Repo, job, read_state, run_cli, run_plan, writer
+from lifecycle_helpers import repo_snapshot
 
 
 def test_fast_forward_of_a_shared_run_updates_the_checkout(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
@@ -116,3 +116,17 @@ def test_a_run_from_a_detached_head_needs_into(repo: Repo, fake_codex: FakeCodex
     assert repo.git("rev-parse", "main") == repo.git("rev-parse", state["branch"])
     unknown = run_cli(repo.path, "merge", "--run-id", "nope")
     assert unknown.code == 2 and unknown.err.count("\n") == 1 and "no run 'nope'" in unknown.err
+
+
+def test_resume_after_merge_leaves_the_merged_branch_where_merge_put_it(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    repo.configure(workspace="per-task")
+    run_plan(repo, fake_codex, tmp_path, "mr", [job("A"), job("B")], [writer("A", "a.txt"), writer("B", "b.txt")])
+    assert run_cli(repo.path, "merge", "--run-id", "mr", "--allow-automerge").code == 0
+    merged = repo.git("rev-parse", "main")
+    resumed = run_cli(repo.path, "resume", "--run-id", "mr", "--no-progress")
+    assert resumed.code == 0, resumed.err
+    assert "put back" not in resumed.err  # the run's guard knows merge moved main and made the integration branch
+    assert repo.git("rev-parse", "main") == merged
+    assert repo.git("status", "--porcelain", "--untracked-files=no") == ""

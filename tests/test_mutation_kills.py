@@ -20,8 +20,14 @@ from codex_orch.state import JOURNAL_NAME, SNAPSHOT_EVERY, STATE_NAME, RunStore,
 
 
 # --- the scheduler --------------------------------------------------------------------------------------
-def task(task_id: str, *deps: str, paths: tuple[str, ...] | None = None, **locks: tuple[str, ...]) -> Task:
-    return Task(id=task_id, role="implementer", prompt="", acceptance="", blocked_by=deps, paths=paths, **locks)
+def task(
+    task_id: str,
+    *deps: str,
+    paths: tuple[str, ...] | None = None,
+    lock_reads: tuple[str, ...] = (),
+    lock_writes: tuple[str, ...] = (),
+) -> Task:
+    return Task(task_id, "implementer", "", "", deps, paths=paths, lock_reads=lock_reads, lock_writes=lock_writes)
 
 
 class Recorder:
@@ -71,7 +77,7 @@ def schedule(
         rules or ConcurrencyRules("per-task"),
         workers,
         threading.Event(),
-        **({"fail_fast": True} if fail_fast else {}),  # the default is no fail-fast
+        fail_fast=fail_fast,
         follow_ups=follow_ups,
     )
     scheduler.run()
@@ -348,7 +354,10 @@ def test_a_stream_flushed_starts_again_empty() -> None:
 
 
 # --- the run's state on disk ----------------------------------------------------------------------------
-TWO = [{"id": "T0001", "role": "implementer"}, {"id": "T0002", "role": "reviewer", "blocked_by": ["T0001"]}]
+TWO: list[dict[str, Any]] = [
+    {"id": "T0001", "role": "implementer"},
+    {"id": "T0002", "role": "reviewer", "blocked_by": ["T0001"]},
+]
 
 
 def test_the_journal_is_compact_numbered_and_timed_in_utc(tmp_path: Path) -> None:

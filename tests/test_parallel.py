@@ -1,17 +1,37 @@
-"""The scheduler with real sleeping agents: tasks overlap exactly when the rules allow it."""
+"""The scheduler with real agents held at gates: tasks run side by side exactly when the rules allow it.
+
+Each agent marks that it started and waits at its gate; the test sees which agents run at once, checks
+that the others wait, and releases them one step at a time. Order comes from the journal, never from
+the clock."""
 
 from __future__ import annotations
 
 import signal
 import subprocess
 import threading
-import time
-from datetime import datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FakeCodex, Repo, alive, answer, git, read_state, run_cli, start_cli, write_plan
+from conftest import (
+    FakeCodex,
+    Repo,
+    alive,
+    answer,
+    git,
+    job,
+    journal,
+    marked,
+    read_state,
+    release,
+    run_cli,
+    start_cli,
+    wait_for,
+    wait_marked,
+    write_plan,
+)
 
 from codex_orch.engine.scheduler import ConcurrencyRules, globs_overlap
 from codex_orch.git.repo import Git
@@ -19,57 +39,72 @@ from codex_orch.git.worktrees import add_worktree, remove_worktree
 from codex_orch.plan import Task
 
 
-def sleeper(name: str, seconds: float = 1.0, write: str | None = None) -> dict[str, Any]:
-    steps: list[dict[str, Any]] = [{"sleep": seconds}]
-    if write:
-        steps.append({"write": write, "content": f"{name}\n"})
-    steps.append({"answer": answer(name, [write] if write else [])})
-    return {"match": f"job {name}.", "turns": [steps]}
+class Held:
+    """A run whose every agent is held: task X's agent marks `X.started`, waits for `X.go`, then writes
+    its file (if its task declares paths) and answers."""
+
+    def __init__(self, repo: Repo, tmp_path: Path, run_id: str, proc: subprocess.Popen[bytes]) -> None:
+        self.repo, self.gates, self.run_id, self.proc = repo, tmp_path / "gates", run_id, proc
+
+    def started(self) -> set[str]:
+        return {p.name.removesuffix(".started") for p in self.gates.glob("*.started") if marked(p)}
+
+    def wait_started(self, *names: str) -> None:
+        for name in names:
+            wait_marked(self.gates / f"{name}.started", proc=self.proc)
+
+    def release(self, *names: str) -> None:
+        for name in names:
+            release(self.gates / f"{name}.go")
+
+    def waiting(self) -> set[str]:
+        """Tasks not started yet: recorded pending, with no attempt (the scheduler holds them back)."""
+        tasks = read_state(self.repo, self.run_id)["tasks"]
+        return {tid for tid, t in tasks.items() if t["status"] == "pending" and not t["attempts"]}
+
+    def order(self) -> list[tuple[str, str]]:
+        """("started" | "finished", task) for each attempt, in journal order."""
+        kinds = {"attempt.started": "started", "attempt.finished": "finished"}
+        return [(kinds[r["type"]], r["task"]) for r in journal(self.repo, self.run_id) if r["type"] in kinds]
 
 
-def job(name: str, **extra: Any) -> dict[str, Any]:
-    return {"id": name, "role": "implementer", "prompt": f"job {name}.", "acceptance": "", "blocked_by": [], **extra}
-
-
-def intervals(state: dict[str, Any]) -> dict[str, tuple[float, float]]:
-    out = {}
-    for tid, task in state["tasks"].items():
-        attempt = task["attempts"][0]
-        out[tid] = (
-            datetime.fromisoformat(attempt["started_at"]).timestamp(),
-            datetime.fromisoformat(attempt["ended_at"]).timestamp(),
-        )
-    return out
-
-
-def overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
-    return a[0] < b[1] and b[0] < a[1]
-
-
-def run_plan(
-    repo: Repo, fake: FakeCodex, tmp_path: Path, tasks: list[dict[str, Any]], run_id: str, *args: str
-) -> dict[str, Any]:
-    fake.script(
-        {
-            "rules": [
-                sleeper(t["id"], 1.5, t.get("paths", [None])[0] and t["paths"][0].replace("/**", "/f.txt"))
-                for t in tasks
-            ]
-        }
-    )
+@contextmanager
+def held_run(
+    repo: Repo, fake: FakeCodex, tmp_path: Path, run_id: str, tasks: list[dict[str, Any]], workers: int = 4
+) -> Iterator[Held]:
+    """Start the run with every agent held; on leaving, release them all and expect the run to succeed."""
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    rules = []
+    for task in tasks:
+        name = task["id"]
+        steps: list[dict[str, Any]] = [{"marker": str(gates / f"{name}.started")}, {"gate": str(gates / f"{name}.go")}]
+        files = [p.replace("/**", "/f.txt") for p in task.get("paths", [])[:1]]
+        steps += [{"write": f, "content": f"{name}\n"} for f in files]
+        rules.append({"match": f"job {name}.", "turns": [[*steps, {"answer": answer(name, files)}]]})
+    fake.script({"rules": rules})
     plan = write_plan(tmp_path / f"{run_id}.json", tasks)
-    result = run_cli(repo.path, "run", "--plan-file", str(plan), "--run-id", run_id, "--max-workers", "4", *args)
-    assert result.code == 0, result.err
-    return read_state(repo, run_id)
+    with open(tmp_path / f"{run_id}.err", "wb") as err:
+        proc = start_cli(
+            repo.path, "run", "--plan-file", str(plan), "--run-id", run_id, "--max-workers", str(workers), stderr=err
+        )
+    run = Held(repo, tmp_path, run_id, proc)
+    try:
+        yield run
+        run.release(*(t["id"] for t in tasks))
+        assert proc.wait(timeout=120) == 0, (tmp_path / f"{run_id}.err").read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def test_independent_tasks_with_disjoint_paths_overlap(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
     tasks = [job("A", paths=["a/**"]), job("B", paths=["b/**"]), job("C", paths=["c/**"])]
-    state = run_plan(repo, fake_codex, tmp_path, tasks, "p1")
-    spans = intervals(state)
-    assert overlap(spans["A"], spans["B"]) and overlap(spans["B"], spans["C"]) and overlap(spans["A"], spans["C"])
-    # each commit holds only its own task's files
-    for tid in "ABC":
+    with held_run(repo, fake_codex, tmp_path, "p1", tasks) as run:
+        run.wait_started("A", "B", "C")  # all three agents at work at once
+    state = read_state(repo, "p1")
+    for tid in "ABC":  # each commit holds only its own task's files
         files = state["tasks"][tid]["files_changed"]
         assert files == [f"{tid.lower()}/f.txt"], files
 
@@ -81,12 +116,11 @@ def test_sixteen_tasks_commit_in_one_worktree_eight_at_a_time(
     every task succeeds and each commit holds exactly its own task's file. (The lock-file race such a
     run once met is pinned deterministically in test_workspace.py; this checks the outcome whole.)"""
     names = [f"J{i:02d}" for i in range(16)]
-    fake_codex.script({"rules": [sleeper(n, 0.5, f"{n.lower()}/f.txt") for n in names]})
-    plan = write_plan(tmp_path / "many.json", [job(n, paths=[f"{n.lower()}/**"]) for n in names])
-
-    result = run_cli(repo.path, "run", "--plan-file", str(plan), "--run-id", "m16", "--max-workers", "8")
-
-    assert result.code == 0, result.err
+    with held_run(repo, fake_codex, tmp_path, "m16", [job(n, paths=[f"{n.lower()}/**"]) for n in names], 8) as run:
+        run.wait_started(*names[:8])
+        assert run.started() == set(names[:8]) and run.waiting() == set(names[8:])  # eight at a time
+        run.release(*names[:8])  # eight commits queue at once
+        run.wait_started(*names[8:])
     state = read_state(repo, "m16")
     assert {t["status"] for t in state["tasks"].values()} == {"succeeded"}
     assert len(repo.git("rev-list", f"main..{state['branch']}").split()) == 16
@@ -99,17 +133,29 @@ def test_sixteen_tasks_commit_in_one_worktree_eight_at_a_time(
 
 def test_overlapping_paths_do_not_run_together(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
     tasks = [job("A", paths=["src/**"]), job("B", paths=["src/b/**"]), job("C", paths=["docs/**"])]
-    spans = intervals(run_plan(repo, fake_codex, tmp_path, tasks, "p2"))
-    assert not overlap(spans["A"], spans["B"])
-    assert overlap(spans["A"], spans["C"]) or overlap(spans["B"], spans["C"])
+    with held_run(repo, fake_codex, tmp_path, "p2", tasks) as run:
+        run.wait_started("A", "C")
+        assert run.waiting() == {"B"}  # B waits while A holds src/**, though a worker is free
+        run.release("A")
+        run.wait_started("B")  # once A is done
+        assert run.started() == {"A", "B", "C"}
+    order = run.order()
+    assert order.index(("started", "B")) > order.index(("finished", "A"))
+    assert order.index(("started", "C")) < order.index(("finished", "A"))  # C ran beside A
 
 
 def test_a_task_without_paths_runs_alone_in_a_shared_worktree(
     repo: Repo, fake_codex: FakeCodex, tmp_path: Path
 ) -> None:
     tasks = [job("A", paths=["a/**"]), job("B"), job("C", paths=["c/**"])]
-    spans = intervals(run_plan(repo, fake_codex, tmp_path, tasks, "p3"))
-    assert not overlap(spans["B"], spans["A"]) and not overlap(spans["B"], spans["C"])
+    with held_run(repo, fake_codex, tmp_path, "p3", tasks) as run:
+        run.wait_started("A", "C")
+        assert run.waiting() == {"B"}
+        run.release("A", "C")
+        run.wait_started("B")
+    order = run.order()
+    assert order.index(("started", "B")) > max(order.index(("finished", "A")), order.index(("finished", "C")))
+    assert order[-2:] == [("started", "B"), ("finished", "B")]  # nothing beside B
 
 
 def test_dependencies_and_write_locks_serialize(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
@@ -122,17 +168,23 @@ def test_dependencies_and_write_locks_serialize(repo: Repo, fake_codex: FakeCode
         job("E", locks={"reads": ["cache"]}),
         job("F", locks={"reads": ["cache"]}),
     ]
-    spans = intervals(run_plan(repo, fake_codex, tmp_path, tasks, "p4"))
-    assert not overlap(spans["A"], spans["B"]) and not overlap(spans["A"], spans["C"])
-    assert not overlap(spans["B"], spans["C"])
-    assert spans["D"][0] >= spans["A"][1]
-    assert overlap(spans["E"], spans["F"])  # shared reads
+    with held_run(repo, fake_codex, tmp_path, "p4", tasks, workers=6) as run:
+        run.wait_started("A", "E", "F")  # shared reads of cache run together
+        assert run.waiting() == {"B", "C", "D"}  # db is written by A; D waits for A
+        run.release("A")
+        run.wait_started("B", "D")
+        assert run.waiting() == {"C"}  # C reads db, which B now writes
+        run.release("B")
+        run.wait_started("C")
+    order = run.order()
+    for later, earlier in (("B", "A"), ("C", "A"), ("C", "B"), ("D", "A")):
+        assert order.index(("started", later)) > order.index(("finished", earlier)), (later, earlier)
 
 
 def test_per_task_worktrees_let_tasks_without_paths_overlap(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
     repo.configure(workspace="per-task")
-    spans = intervals(run_plan(repo, fake_codex, tmp_path, [job("A"), job("B")], "p5"))
-    assert overlap(spans["A"], spans["B"])
+    with held_run(repo, fake_codex, tmp_path, "p5", [job("A"), job("B")]) as run:
+        run.wait_started("A", "B")
 
 
 def test_changes_outside_declared_paths_are_set_aside(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
@@ -172,10 +224,7 @@ def test_failure_blocks_dependents_but_independent_work_goes_on(
     repo: Repo, fake_codex: FakeCodex, tmp_path: Path
 ) -> None:
     fake_codex.script(
-        {
-            "rules": [{"match": "job A.", "turns": [[{"fail": "boom"}]]}, sleeper("C", 0.2)],
-            "default": [[{"answer": answer("ok")}]],
-        }
+        {"rules": [{"match": "job A.", "turns": [[{"fail": "boom"}]]}], "default": [[{"answer": answer()}]]}
     )
     repo.configure(workspace="per-task")
     plan = write_plan(
@@ -190,21 +239,21 @@ def test_failure_blocks_dependents_but_independent_work_goes_on(
 
 
 def test_fail_fast_stops_everything(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
-    fake_codex.script(
-        {
-            "rules": [{"match": "job A.", "turns": [[{"fail": "boom"}]]}, sleeper("S", 30)],
-            "default": [[{"answer": answer("ok")}]],
-        }
-    )
+    """A fails once S's agent is at work (a handshake between the two agents); S is held for good, so only
+    --fail-fast can end it before its limits do: interrupted, stopped by SIGINT, its dependent cancelled."""
+    s_started = tmp_path / "S.started"
+    a_turn = [{"gate": str(s_started)}, {"fail": "boom"}]
+    s_turn = [{"marker": str(s_started)}, {"gate": str(tmp_path / "never")}]
+    fake_codex.script({"rules": [{"match": "job A.", "turns": [a_turn]}, {"match": "job S.", "turns": [s_turn]}]})
     repo.configure(workspace="per-task")
     plan = write_plan(tmp_path / "plan.json", [job("A"), job("S"), job("L1", blocked_by=["S"])])
-    start = time.monotonic()
     result = run_cli(repo.path, "run", "--plan-file", str(plan), "--run-id", "ff", "--max-workers", "2", "--fail-fast")
-    assert time.monotonic() - start < 20
     assert result.code == 1
     state = read_state(repo, "ff")
     assert state["tasks"]["A"]["status"] == "failed"
     assert state["tasks"]["S"]["status"] == "interrupted"
+    assert state["tasks"]["S"]["attempts"][0]["stop_steps"][0].startswith("sent SIGINT to process group")
+    assert state["tasks"]["S"]["attempts"][0]["failure"] == "interrupted"
     assert state["tasks"]["L1"]["status"] == "cancelled"
     assert state["status"] == "failed"
 
@@ -214,7 +263,7 @@ def test_ctrl_c_stops_agents_records_interrupted_and_resume_finishes(
 ) -> None:
     children = tmp_path / "children.txt"
     repo.configure(codex=fake_codex.config(FAKE_CODEX_CHILD_PIDS=str(children)), workspace="per-task")
-    slow = [[{"spawn_child": True}, {"sleep": 60}], [{"answer": answer("resumed")}]]
+    slow = [[{"spawn_child": True}, {"hang": True}], [{"answer": answer("resumed")}]]
     fake_codex.script({"rules": [{"match": "job C.", "turns": [[{"answer": answer("C")}]]}], "default": slow})
     plan = write_plan(tmp_path / "plan.json", [job("A"), job("B"), job("C", blocked_by=["A"])])
     proc = start_cli(
@@ -229,14 +278,11 @@ def test_ctrl_c_stops_agents_records_interrupted_and_resume_finishes(
         "--no-progress",
         stderr=subprocess.PIPE,
     )
-    deadline = time.monotonic() + 30
-    while len(fake_codex.calls()) < 2 or not children.exists() or len(children.read_text().split()) < 2:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_for(lambda: len(fake_codex.calls()) >= 2 and len(marked(children)) >= 2, "A's and B's agents and children")
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
-    agents = [call["pid"] for call in fake_codex.calls()] + [int(p) for p in children.read_text().split()]
+    agents = [call["pid"] for call in fake_codex.calls()] + marked(children)
     assert not [pid for pid in agents if alive(pid)]
     state = read_state(repo, "cc")
     assert state["status"] == "interrupted"

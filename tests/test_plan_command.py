@@ -25,6 +25,7 @@ def plan_task(tid: str, prompt: str, blocked_by: list[str], role: str = "impleme
         "acceptance": f"{prompt} is done",
         "blocked_by": blocked_by,
         "paths": None,
+        "gates": None,
         **extra,
     }
 

@@ -62,7 +62,7 @@ def extra_keys(task: dict[str, Any]) -> dict[str, Any]:
 @st.composite
 def valid_plans(draw: st.DrawFn) -> dict[str, Any]:
     """A plan drawn from the original schema, with valid roles, ids and dependencies."""
-    plan = draw(from_schema(ORIGINAL_PLAN_SCHEMA))
+    plan: dict[str, Any] = draw(from_schema(ORIGINAL_PLAN_SCHEMA))  # type: ignore[arg-type]  # the schema's root is an object
     ids: list[str] = []
     for index, task in enumerate(plan["tasks"]):
         for key in EXTENSIONS & task.keys():  # codex-orch's own keys have types of their own

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -54,14 +54,32 @@ def test_prompt_goes_to_stdin_and_stdin_is_closed(tmp_path: Path) -> None:
 
 def test_idle_timeout_stops_a_hanging_child_and_its_group(tmp_path: Path) -> None:
     code = SPAWN_GRANDCHILD + "print('started', flush=True); import time; time.sleep(1000)"
-    start = time.monotonic()
-    outcome = run_streaming(request(tmp_path, code, idle_timeout=1.0, stop_grace=1.0), lambda line: None)
+    lines: list[bytes] = []
+    outcome = run_streaming(request(tmp_path, code, idle_timeout=2.0, stop_grace=1.0), lines.append)
     assert outcome.idle_out and not outcome.timed_out
-    assert time.monotonic() - start < 10
+    assert lines == [b"started"]  # the line reset the idle clock; the silence after it ended the child
+    assert outcome.stop_steps[0] == f"sent SIGINT to process group {outcome.pid}"
     assert outcome.signal == 2  # INT was enough for python's default handler
     grandchild = int((tmp_path / "child.pid").read_text())
     assert not alive(grandchild)
     assert group_members(outcome.pid or 0) == []
+
+
+def test_the_wall_clock_limit_stops_a_child_that_talks(tmp_path: Path) -> None:
+    code = "import time\nwhile True:\n    print('busy', flush=True)\n    time.sleep(0.05)\n"
+    outcome = run_streaming(request(tmp_path, code, timeout=1.0, idle_timeout=30, stop_grace=1.0), lambda line: None)
+    assert outcome.timed_out and not outcome.idle_out
+    assert outcome.stop_steps[0] == f"sent SIGINT to process group {outcome.pid}" and outcome.signal == 2
+
+
+def cancel_on(cancel: threading.Event, ready: bytes = b"ready") -> Callable[[bytes], None]:
+    """A line callback that sets `cancel` when the child says it is ready (its handlers are in place)."""
+
+    def on_line(line: bytes) -> None:
+        if line == ready:
+            cancel.set()
+
+    return on_line
 
 
 def test_a_child_ignoring_int_and_term_is_killed(tmp_path: Path) -> None:
@@ -71,8 +89,9 @@ def test_a_child_ignoring_int_and_term_is_killed(tmp_path: Path) -> None:
         + SPAWN_GRANDCHILD.replace(";", "\n")
         + "\nprint('ready', flush=True)\ntime.sleep(1000)\n"
     )
-    outcome = run_streaming(request(tmp_path, code, timeout=1.5, stop_grace=0.5), lambda line: None)
-    assert outcome.timed_out
+    cancel = threading.Event()
+    outcome = run_streaming(request(tmp_path, code, stop_grace=0.5), cancel_on(cancel), cancel)
+    assert outcome.cancelled
     assert outcome.signal == 9
     assert [s.split()[1] for s in outcome.stop_steps[:3]] == ["SIGINT", "SIGTERM", "SIGKILL"]
     assert not alive(int((tmp_path / "child.pid").read_text()))
@@ -88,11 +107,10 @@ def test_leftover_processes_are_killed_when_the_leader_exits(tmp_path: Path) -> 
 
 def test_cancel_event_stops_the_child(tmp_path: Path) -> None:
     cancel = threading.Event()
-    timer = threading.Timer(0.5, cancel.set)
-    timer.start()
-    outcome = run_streaming(request(tmp_path, "import time; time.sleep(1000)", stop_grace=1), lambda line: None, cancel)
-    timer.join()
+    code = "import time; print('ready', flush=True); time.sleep(1000)"
+    outcome = run_streaming(request(tmp_path, code, stop_grace=1), cancel_on(cancel), cancel)
     assert outcome.cancelled and outcome.signal == 2
+    assert outcome.stop_steps[0] == f"sent SIGINT to process group {outcome.pid}"
 
 
 def test_an_oversized_line_is_kept_on_disk_but_not_in_memory(tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ attempt's processes: the process tree (the default, what any user gets) and cgro
 
 from __future__ import annotations
 
-import json
 import os
 import pty
 import select
@@ -22,8 +21,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FakeCodex, Repo, alive, answer, read_state, run_cli, start_cli, write_plan
-from test_lifecycle import wait_for
+from conftest import (
+    FakeCodex,
+    Repo,
+    alive,
+    answer,
+    journal,
+    marked,
+    read_state,
+    run_cli,
+    start_cli,
+    wait_for,
+    wait_marked,
+    wait_recorded,
+    write_plan,
+)
 
 from codex_orch.errors import EXIT_INTERRUPTED
 
@@ -77,10 +89,6 @@ def daemons(tmp_path: Path, name: str = "pids") -> tuple[dict[str, Any], Path]:
     return {"shell": f"bash {script} {pids}"}, pids
 
 
-def pids_in(path: Path) -> list[int]:
-    return [int(p) for p in path.read_text().split()] if path.exists() else []
-
-
 def living(pids: list[int]) -> list[int]:
     return [p for p in pids if alive(p)]
 
@@ -90,7 +98,7 @@ def strays() -> Iterator[list[Path]]:
     """Pid files whose processes a test started: whatever a failing test leaves alive is killed."""
     files: list[Path] = []
     yield files
-    for pid in [p for f in files for p in pids_in(f)]:
+    for pid in [p for f in files for p in marked(f)]:
         if alive(pid):
             os.kill(pid, signal.SIGKILL)
 
@@ -100,11 +108,6 @@ def one_task(tmp_path: Path, **extra: Any) -> Path:
         tmp_path / "plan.json",
         [{"role": "implementer", "prompt": "do it", "acceptance": "", "blocked_by": [], **extra}],
     )
-
-
-def journal(repo: Repo, run_id: str) -> list[dict[str, Any]]:
-    text = (repo.path / ".orchestrator" / "runs" / run_id / "journal.jsonl").read_text()
-    return [json.loads(line) for line in text.splitlines() if line.endswith("}")]
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -119,7 +122,7 @@ def test_what_an_agent_started_dies_when_its_attempt_succeeds(
         repo.path, "run", "--plan-file", str(one_task(tmp_path)), "--run-id", "ok", "--no-progress", env=env
     )
     assert result.code == 0, result.err + result.out
-    assert len(pids_in(pids)) == 3 and living(pids_in(pids)) == []
+    assert len(marked(pids)) == 3 and living(marked(pids)) == []
     steps = read_state(repo, "ok")["tasks"]["T0001"]["attempts"][0]["stop_steps"]
     assert any("process(es) that had left the group" in s for s in steps), steps
 
@@ -138,7 +141,7 @@ def test_what_an_agent_started_dies_when_its_attempt_times_out(
     assert result.code == 1, result.err + result.out
     task = read_state(repo, "slow")["tasks"]["T0001"]
     assert task["status"] == "failed" and task["error"]["kind"] == "timeout"
-    assert len(pids_in(pids)) == 3 and living(pids_in(pids)) == []
+    assert len(marked(pids)) == 3 and living(marked(pids)) == []
 
 
 def interrupt_mid_task(
@@ -149,7 +152,7 @@ def interrupt_mid_task(
     step, pids = daemons(tmp_path)
     strays.append(pids)
     marker = tmp_path / "agent.pid"
-    fake.script({"default": [[step, {"marker": str(marker)}, {"sleep": 60}], [{"answer": answer()}]]})
+    fake.script({"default": [[step, {"marker": str(marker)}, {"hang": True}], [{"answer": answer()}]]})
     out = tmp_path / "out.txt"
     with open(out, "w") as fh:
         proc = start_cli(
@@ -160,11 +163,11 @@ def interrupt_mid_task(
             env=env,
         )
         try:
-            wait_for(lambda: marker.exists() or proc.poll() is not None, "the agent to start its daemons")
+            wait_marked(marker, proc=proc)  # the agent started its daemons
         finally:
             proc.send_signal(sig)
             code = proc.wait(timeout=60)
-    return int(marker.read_text().split()[0]), pids_in(pids), code, out.read_text()
+    return marked(marker)[0], marked(pids), code, out.read_text()
 
 
 @pytest.mark.parametrize(
@@ -196,7 +199,7 @@ def test_closing_the_terminal_stops_the_run_like_ctrl_c(
     step, pids = daemons(tmp_path)
     strays.append(pids)
     marker = tmp_path / "agent.pid"
-    fake_codex.script({"default": [[step, {"marker": str(marker)}, {"sleep": 60}], [{"answer": answer()}]]})
+    fake_codex.script({"default": [[step, {"marker": str(marker)}, {"hang": True}], [{"answer": answer()}]]})
     master, slave = pty.openpty()
     argv = [sys.executable, "-m", "codex_orch", "run", "--plan-file", str(one_task(tmp_path)), "--run-id", "tty"]
     # setsid -c: codex-orch leads a session whose controlling terminal is the pty, as a login shell's job
@@ -216,14 +219,14 @@ def test_closing_the_terminal_stops_the_run_like_ctrl_c(
     reader = threading.Thread(target=drain, daemon=True)
     reader.start()
     try:
-        wait_for(lambda: marker.exists() or proc.poll() is not None, "the agent to start its daemons")
+        wait_marked(marker, proc=proc)  # the agent started its daemons
     finally:
         done.set()
         reader.join()
         os.close(master)  # the terminal window is closed
     code = proc.wait(timeout=60)
     assert code == EXIT_INTERRUPTED, seen.decode(errors="replace")[-2000:]
-    assert living([int(marker.read_text().split()[0]), *pids_in(pids)]) == []
+    assert living([marked(marker)[0], *marked(pids)]) == []
     state = read_state(repo, "tty")
     assert state["status"] == "interrupted" and state["tasks"]["T0001"]["status"] == "interrupted"
 
@@ -257,19 +260,19 @@ def test_parallel_attempts_each_take_only_their_own_processes(
         repo.path, "run", "--plan-file", str(plan), "--run-id", "par", "--no-progress", "--max-workers", "2", env=env
     )
     try:
-        wait_for(lambda: len(pids_in(b_pids)) == 3, "B's daemons")
+        wait_for(lambda: len(marked(b_pids)) == 3, "B's daemons")
         wait_for(lambda: read_state(repo, "par")["tasks"]["A"]["status"] == "succeeded", "A to finish")
-        a_setsid, a_double_fork, _ = pids_in(a_pids)
+        a_setsid, a_double_fork, _ = marked(a_pids)
         if mode == "cgroup":
-            assert living(pids_in(a_pids)) == []
+            assert living(marked(a_pids)) == []
         else:  # a stray with no marker may wait for B's end: it was born while B ran too
             assert living([a_setsid, a_double_fork]) == []
-        assert living(pids_in(b_pids)) == pids_in(b_pids)  # B's are not A's
+        assert living(marked(b_pids)) == marked(b_pids)  # B's are not A's
     finally:
         release.touch()
         code = proc.wait(timeout=60)
     assert code == 0
-    assert living(pids_in(a_pids) + pids_in(b_pids)) == []
+    assert living(marked(a_pids) + marked(b_pids)) == []
 
 
 def test_codex_orchs_own_processes_are_never_taken_for_an_agents(tmp_path: Path, strays: list[Path]) -> None:
@@ -293,7 +296,7 @@ def test_codex_orchs_own_processes_are_never_taken_for_an_agents(tmp_path: Path,
     strays.append(early)
     (tmp_path / "double_fork.py").write_text(DOUBLE_FORK)
     subprocess.run([sys.executable, str(tmp_path / "double_fork.py"), str(early)], check=True)
-    wait_for(lambda: len(pids_in(early)) == 1, "the detached process")
+    wait_for(lambda: len(marked(early)) == 1, "the detached process")
 
     step, pids = daemons(tmp_path)
     strays.append(pids)
@@ -311,8 +314,8 @@ def test_codex_orchs_own_processes_are_never_taken_for_an_agents(tmp_path: Path,
         cancel.set()
         worker.join(timeout=30)
         assert outcome and outcome[0].cancelled
-        assert len(pids_in(pids)) == 3 and living(pids_in(pids)) == []
-        assert alive(own.pid) and living(pids_in(early)) == pids_in(early)
+        assert len(marked(pids)) == 3 and living(marked(pids)) == []
+        assert alive(own.pid) and living(marked(early)) == marked(early)
     finally:
         own.kill()
         own.wait()
@@ -342,7 +345,7 @@ def test_a_services_daemon_is_stopped_with_the_service(
         repo.path, "run", "--plan-file", str(one_task(tmp_path)), "--run-id", "svc", "--no-progress", env=env
     )
     assert result.code == 0, result.err + result.out
-    assert len(pids_in(pid_file)) == 1 and living(pids_in(pid_file)) == []
+    assert len(marked(pid_file)) == 1 and living(marked(pid_file)) == []
     steps = read_state(repo, "svc")["services"]["db"]["stop_steps"]
     assert steps[0].startswith("sent SIGINT to process group") and "1 process(es) that left it" in steps[0], steps
 
@@ -408,7 +411,7 @@ def test_resume_never_removes_an_index_lock_a_live_git_holds(
     fake_codex.script(
         {
             "default": [
-                [{"write": "a.txt", "content": "half\n"}, {"marker": str(first)}, {"sleep": 60}],
+                [{"write": "a.txt", "content": "half\n"}, {"marker": str(first)}, {"hang": True}],
                 [{"marker": str(second)}, {"write": "a.txt", "content": "a\n"}, {"answer": answer("a", ["a.txt"])}],
             ]
         }
@@ -416,7 +419,8 @@ def test_resume_never_removes_an_index_lock_a_live_git_holds(
     strays.append(first)
     proc = start_cli(repo.path, "run", "--plan-file", str(one_task(tmp_path)), "--run-id", "lk", "--no-progress")
     try:
-        wait_for(lambda: first.exists() or proc.poll() is not None, "the agent to start")
+        wait_marked(first, proc=proc)
+        wait_recorded(repo, "lk", "attempt.thread", proc=proc)  # so that resume continues the thread
     finally:
         proc.send_signal(signal.SIGKILL)  # codex-orch crashes
         proc.wait(timeout=10)
@@ -449,7 +453,7 @@ def test_resume_does_not_delete_a_half_made_worktree_a_process_works_in(
     fake_codex.script(
         {
             "rules": [
-                {"match": "job A.", "turns": [[{"marker": str(marker)}, {"sleep": 60}], [{"answer": answer("A")}]]},
+                {"match": "job A.", "turns": [[{"marker": str(marker)}, {"hang": True}], [{"answer": answer("A")}]]},
                 {"match": "job B.", "turns": [[{"answer": answer("B")}]]},
             ]
         }
@@ -460,7 +464,7 @@ def test_resume_does_not_delete_a_half_made_worktree_a_process_works_in(
     ]
     proc = start_cli(repo.path, "run", "--plan-file", str(write_plan(tmp_path / "p.json", tasks)), "--run-id", "hm")
     try:
-        wait_for(lambda: marker.exists() or proc.poll() is not None, "A's agent to start")
+        wait_marked(marker, proc=proc)  # A's agent is at work
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == EXIT_INTERRUPTED
@@ -491,14 +495,15 @@ def test_resume_after_kill_9_empties_the_orphaned_agents_cgroup(
     agent = tmp_path / "agent.pid"
     step, pids = daemons(tmp_path)
     strays += [pids, agent]
-    fake_codex.script({"default": [[step, {"marker": str(agent)}, {"sleep": 60}], [{"answer": answer()}]]})
+    fake_codex.script({"default": [[step, {"marker": str(agent)}, {"hang": True}], [{"answer": answer()}]]})
     proc = start_cli(repo.path, "run", "--plan-file", str(one_task(tmp_path)), "--run-id", "k9", env=env)
     try:
-        wait_for(lambda: agent.exists() or proc.poll() is not None, "the agent to start its daemons")
+        wait_marked(agent, proc=proc)  # the agent started its daemons
+        wait_recorded(repo, "k9", "attempt.thread", proc=proc)  # so that resume continues the thread
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
-    orphans = [int(agent.read_text().split()[0]), *pids_in(pids)]
+    orphans = [marked(agent)[0], *marked(pids)]
     assert len(orphans) == 4 and living(orphans) == orphans  # kill -9 gives codex-orch no chance
     resumed = run_cli(repo.path, "resume", "--run-id", "k9", "--no-progress", env=env)
     assert resumed.code == 0, resumed.err + resumed.out
@@ -513,16 +518,17 @@ def test_resume_after_kill_9_stops_what_the_orphaned_agent_left_in_its_session(
     agent, pids = tmp_path / "agent.pid", tmp_path / "pids.txt"
     strays += [pids, agent]
     job = f"set -m; sh -c 'echo $$ >> {pids}; exec sleep 1000' </dev/null >/dev/null 2>&1 &"
-    fake_codex.script({"default": [[{"shell": job}, {"marker": str(agent)}, {"sleep": 60}], [{"answer": answer()}]]})
+    fake_codex.script({"default": [[{"shell": job}, {"marker": str(agent)}, {"hang": True}], [{"answer": answer()}]]})
     proc = start_cli(repo.path, "run", "--plan-file", str(one_task(tmp_path)), "--run-id", "s9")
     try:
-        wait_for(lambda: agent.exists() or proc.poll() is not None, "the agent to start its job")
-        wait_for(lambda: len(pids_in(pids)) == 1, "the job")
+        wait_marked(agent, proc=proc)  # the agent started its job
+        wait_marked(pids)
+        wait_recorded(repo, "s9", "attempt.thread", proc=proc)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
-    left = pids_in(pids)[0]
-    assert alive(left) and os.getpgid(left) != int(agent.read_text().split()[0])  # outside the agent's group
+    left = marked(pids)[0]
+    assert alive(left) and os.getpgid(left) != marked(agent)[0]  # outside the agent's group
     resumed = run_cli(repo.path, "resume", "--run-id", "s9", "--no-progress")
     assert resumed.code == 0, resumed.err + resumed.out
     assert not alive(left)

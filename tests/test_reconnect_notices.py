@@ -35,7 +35,7 @@ def error_item(message: str) -> dict[str, Any]:
     }
 
 
-def run_task(repo: Repo, fake: FakeCodex, tmp_path: Path, steps: list[dict[str, Any]], **limits: Any) -> CliResult:
+def run_task(repo: Repo, fake: FakeCodex, tmp_path: Path, steps: list[Any], **limits: Any) -> CliResult:
     fake.script({"default": [steps]})
     repo.configure(limits={"timeout": 60, "idle_timeout": 30, **limits})
     plan = write_plan(tmp_path / "plan.json", PLAN)
@@ -85,7 +85,7 @@ def test_notices_do_not_keep_an_agent_alive_past_the_idle_timeout(
 ) -> None:
     """Fewer notices than max_reconnects, but no progress: the idle timeout stops the agent, and the failure
     says what the agent was saying rather than only "idle"."""
-    steps = [{"reasoning": "starting"}, {"loop": [notice(NO_NETWORK), {"sleep": 0.3}]}]
+    steps = [{"reasoning": "starting"}, {"loop": [notice(NO_NETWORK), {"sleep": 0.05}]}]
     result = run_task(repo, fake_codex, tmp_path, steps, idle_timeout=1, max_reconnects=1000)
     assert result.code == 1, result.err + result.out
     error = failure(repo)

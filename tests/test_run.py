@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import pytest
-from conftest import FakeCodex, Repo, alive, answer, read_state, run_cli, write_plan
+from conftest import FakeCodex, Repo, alive, answer, marked, read_state, run_cli, start_cli, wait_marked, write_plan
 
 THREE_TASKS = [
     {"role": "implementer", "prompt": "create a.txt", "acceptance": "a.txt exists", "blocked_by": []},
@@ -257,26 +258,33 @@ def test_a_hanging_agent_is_stopped_by_the_idle_timeout(repo: Repo, fake_codex: 
     assert result.code == 1
     task = read_state(repo, "idle")["tasks"]["T0001"]
     assert task["error"]["kind"] == "idle"
-    assert task["attempts"][0]["stop_steps"][0].startswith("sent SIGINT to process group")
-    pids = [c["pid"] for c in fake_codex.calls()] + [int(p) for p in children.read_text().split()]
-    assert not [p for p in pids if alive(p)]
+    [agent] = [c["pid"] for c in fake_codex.calls()]
+    assert task["attempts"][0]["stop_steps"][0] == f"sent SIGINT to process group {agent}"
+    assert not [p for p in [agent, *marked(children)] if alive(p)]
+    # what codex-orch did is in the run's log (it went nowhere before)
+    log = (repo.path / ".orchestrator" / "runs" / "idle" / "codex-orch.log").read_text()
+    assert f"codex_orch.proc.stream INFO: pid {agent}: sent SIGINT to process group {agent}\n" in log
 
 
 def test_an_agent_ignoring_sigterm_is_killed(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
-    children = tmp_path / "children.txt"
-    repo.configure(
-        codex=fake_codex.config(FAKE_CODEX_CHILD_PIDS=str(children)),
-        limits={"timeout": 2, "idle_timeout": 30, "stop_grace": 0.5},
-    )
-    fake_codex.script({"default": [[{"ignore_signals": True}, {"spawn_child": True}, {"hang": True}]]})
+    """Ctrl-C once the agent ignores SIGINT and SIGTERM (its marker comes after): INT, TERM, then KILL.
+    (A wall-clock limit could fire before the agent had its handlers in place.)"""
+    children, ready = tmp_path / "children.txt", tmp_path / "ready"
+    repo.configure(codex=fake_codex.config(FAKE_CODEX_CHILD_PIDS=str(children)), limits={"stop_grace": 0.5})
+    turn = [{"ignore_signals": True}, {"spawn_child": True}, {"marker": str(ready)}, {"hang": True}]
+    fake_codex.script({"default": [turn]})
     plan = write_plan(tmp_path / "plan.json", THREE_TASKS[:1])
-    result = run_cli(repo.path, "run", "--plan-file", str(plan), "--run-id", "term")
-    assert result.code == 1
+    proc = start_cli(repo.path, "run", "--plan-file", str(plan), "--run-id", "term", "--no-progress")
+    try:
+        wait_marked(ready, proc=proc)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 130
     task = read_state(repo, "term")["tasks"]["T0001"]
-    assert task["error"]["kind"] == "timeout"
+    assert task["status"] == "interrupted"
     steps = task["attempts"][0]["stop_steps"]
     assert [s.split()[1] for s in steps[:3]] == ["SIGINT", "SIGTERM", "SIGKILL"]
-    pids = [c["pid"] for c in fake_codex.calls()] + [int(p) for p in children.read_text().split()]
+    pids = [c["pid"] for c in fake_codex.calls()] + marked(children)
     assert not [p for p in pids if alive(p)]
 
 

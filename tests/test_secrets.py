@@ -186,7 +186,7 @@ def test_the_journal_stays_valid_json_whatever_a_secret_starts_with(tmp_path: Pa
 
 # --- the scan of each task's commit ---------------------------------------------------------------
 def run_writing(
-    repo: Repo, fake_codex: FakeCodex, tmp_path: Path, run_id: str, turns: list[list[dict[str, Any]]], **config: Any
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path, run_id: str, turns: list[Any], **config: Any
 ) -> CliResult:
     fake_codex.script({"default": turns})
     repo.configure(**config)

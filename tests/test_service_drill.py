@@ -39,8 +39,12 @@ def _drill(repo: Repo, fake: FakeCodex, jobs: int, kills: int, seed: int) -> Non
             if before == jobs:
                 break
             proc = start()
+
+            def under_way(b: int = before) -> bool:
+                return sum(service.show(i)["status"] in ("running", "done") for i in ids) > b
+
             wait_for(
-                lambda b=before: sum(service.show(i)["status"] in ("running", "done") for i in ids) > b,
+                under_way,
                 "work under way",
                 timeout=60,
             )

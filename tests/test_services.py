@@ -8,12 +8,23 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FakeCodex, Repo, alive, answer, read_state, run_cli, start_cli, write_plan
+from conftest import (
+    FakeCodex,
+    Repo,
+    alive,
+    answer,
+    read_state,
+    release,
+    run_cli,
+    start_cli,
+    wait_for,
+    wait_marked,
+    write_plan,
+)
 
 from codex_orch.config import load_config
 from codex_orch.errors import InputError
@@ -105,7 +116,7 @@ def test_an_interrupted_run_stops_its_services(
     service, pid_file = tcp_service(tmp_path, port, delay=0)
     repo.configure(services=[service])
     started = tmp_path / "agent.pid"
-    fake_codex.script({"default": [[{"marker": str(started)}, {"sleep": 60}, {"answer": answer()}]]})
+    fake_codex.script({"default": [[{"marker": str(started)}, {"hang": True}]]})
     plan = write_plan(tmp_path / "plan.json", ONE_TASK)
     with (
         open(tmp_path / "out.txt", "w") as out,
@@ -121,10 +132,7 @@ def test_an_interrupted_run_stops_its_services(
             stderr=subprocess.STDOUT,
         ) as orch,
     ):
-        deadline = time.monotonic() + 30
-        while not started.exists() and time.monotonic() < deadline and orch.poll() is None:
-            time.sleep(0.05)
-        assert started.exists(), (tmp_path / "out.txt").read_text()
+        wait_marked(started, proc=orch)
         assert not refuses(port)  # the service runs while the agent works
         orch.send_signal(sig)
         code = orch.wait(timeout=60)
@@ -142,12 +150,10 @@ def test_a_service_orphaned_by_kill_9_is_stopped_when_the_run_resumes(
     service, pid_file = tcp_service(tmp_path, port, delay=0)
     repo.configure(services=[service])
     started = tmp_path / "agent.pid"
-    fake_codex.script({"default": [[{"marker": str(started)}, {"sleep": 60}, {"answer": answer()}]]})
+    fake_codex.script({"default": [[{"marker": str(started)}, {"hang": True}]]})
     plan = write_plan(tmp_path / "plan.json", ONE_TASK)
     with start_cli(repo.path, "run", "--plan-file", str(plan), "--run-id", "k9", "--no-progress") as orch:
-        deadline = time.monotonic() + 30
-        while not started.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_marked(started, proc=orch)
         orch.kill()
     first = int(pid_file.read_text())
     assert alive(first) and not refuses(port)  # kill -9 left the service behind
@@ -199,10 +205,13 @@ def test_a_service_that_exits_early_fails_at_once_with_its_last_output(
 
 
 def test_a_log_ready_service_with_a_string_command_and_env(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
+    """The service is held at a gate before it says it is ready: no agent starts until the test lets it."""
     script = tmp_path / "svc.py"
-    up = tmp_path / "up.txt"
+    up, started, gate = tmp_path / "up.txt", tmp_path / "svc.started", tmp_path / "svc.go"
     script.write_text(
-        "import os, time\ntime.sleep(0.3)\nopen(os.environ['UP_FILE'], 'w').write('up')\n"
+        f"import os, time\nopen({str(started)!r}, 'w').write(f'{{os.getpid()}}\\n')\n"
+        f"while not os.path.exists({str(gate)!r}):\n    time.sleep(0.01)\n"
+        "open(os.environ['UP_FILE'], 'w').write('up')\n"
         "print('server: ready to serve', flush=True)\ntime.sleep(60)\n"
     )
     service = {
@@ -214,10 +223,14 @@ def test_a_log_ready_service_with_a_string_command_and_env(repo: Repo, fake_code
     repo.configure(services=[service])
     marker = tmp_path / "saw-it.txt"
     fake_codex.script({"default": [[{"shell": f"cat {up} > {marker}"}, {"answer": answer()}]]})
-    result = run_cli(
-        repo.path, "run", "--plan-file", str(write_plan(tmp_path / "plan.json", ONE_TASK)), "--run-id", "l"
-    )
-    assert result.code == 0, result.err
+    plan = write_plan(tmp_path / "plan.json", ONE_TASK)
+    with start_cli(repo.path, "run", "--plan-file", str(plan), "--run-id", "l", "--no-progress") as orch:
+        try:
+            wait_marked(started, proc=orch)
+            assert fake_codex.calls() == [] and orch.poll() is None  # the service is not ready: no agent
+        finally:
+            release(gate)
+        assert orch.wait(timeout=120) == 0
     assert marker.read_text() == "up"
     assert "server: ready to serve" in (repo.path / ".orchestrator/runs/l/services/logged.log").read_text()
 
@@ -281,9 +294,7 @@ def test_a_background_child_ignoring_signals_is_killed_with_its_group(tmp_path: 
     request = ProcRequest((sys.executable, "-c", code), tmp_path, dict(os.environ), log, log, stop_grace=0.2)
     lines: list[bytes] = []
     handle = start_background(request, lines.append)
-    deadline = time.monotonic() + 10
-    while not lines and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_for(lambda: lines, "the child's first line")
     assert lines == [b"up"] and handle.poll() is None
     steps = handle.stop()
     assert [s.split()[1] for s in steps] == ["SIGINT", "SIGTERM", "SIGKILL"]

@@ -78,6 +78,8 @@ def test_the_wheel_holds_every_module_and_template_of_the_source_tree(wheel: Pat
     assert sorted(names - expected) == []
     for required in ("orchestrator.yaml", "schemas/task_result.schema.json", "prompts/implementer.md.j2"):
         assert f"codex_orch/templates/{required}" in names
+    for page in ("index.html", "run.html", "task.html", "style.css", "common.js", "dag.js"):
+        assert f"codex_orch/web/static/{page}" in names  # the dashboard's pages are package data
     assert "codex-orch = codex_orch.__main__:main" in entry_points.decode()
 
 

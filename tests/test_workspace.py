@@ -4,8 +4,9 @@ Real git, real lock files: a lock file is what a running `git add` or `git statu
 
 from __future__ import annotations
 
+import logging
 import threading
-import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from conftest import Repo
 
 from codex_orch.errors import GitError
 from codex_orch.git.repo import Git
-from codex_orch.git.workspace import Workspaces
+from codex_orch.git.workspace import CommitOutcome, Workspaces
 
 BRANCH = "orch/run-x/workspace-shared"
 
@@ -57,25 +58,56 @@ def test_reopening_a_worktree_in_use_never_removes_a_live_lock(repo: Repo) -> No
     assert lock.exists()
 
 
-def test_a_commit_waits_for_another_git_process_to_release_the_index(repo: Repo) -> None:
-    """A sibling agent's `git status`, or an editor polling the worktree, holds index.lock for a moment."""
+class GitLog(logging.Handler):
+    """What codex-orch's git runner logs, as it happens: `seen(words)` is set once a line holds them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+        self.waiting = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+        if "locked by another git process; waiting" in record.getMessage():
+            self.waiting.set()
+
+
+@pytest.fixture
+def git_log() -> Iterator[GitLog]:
+    logger = logging.getLogger("codex_orch.git.repo")
+    handler, level = GitLog(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield handler
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
+def test_a_commit_waits_for_another_git_process_to_release_the_index(repo: Repo, git_log: GitLog) -> None:
+    """A sibling agent's `git status`, or an editor polling the worktree, holds index.lock for a moment.
+    The lock is let go only once the commit has met it and is waiting."""
     workspaces, worktree = open_shared(repo)
     (worktree / "a.txt").write_text("a\n")
     lock = index_lock(worktree)
     lock.write_text("")
-    releaser = threading.Timer(0.5, lock.unlink)
-    releaser.start()
+    outcome: dict[str, CommitOutcome] = {}
+    committer = threading.Thread(
+        target=lambda: outcome.setdefault("a", workspaces.commit(worktree, "T1: a\n", ["a.txt"], None))
+    )
+    committer.start()
     try:
-        outcome = workspaces.commit(worktree, "T1: a\n", ["a.txt"], None)
+        assert git_log.waiting.wait(timeout=30), git_log.lines
+        assert committer.is_alive() and Git(worktree).head() == Git(repo.path).head()  # held: nothing committed
     finally:
-        releaser.join()
-    assert outcome.files == ("a.txt",)
+        lock.unlink()
+        committer.join(timeout=60)
+    assert outcome["a"].files == ("a.txt",)
     assert Git(worktree).run("log", "-1", "--format=%s") == "T1: a"
     assert Git(worktree).status() == []
 
 
 def test_an_index_lock_held_for_good_fails_the_commit_with_what_to_do(
-    repo: Repo, monkeypatch: pytest.MonkeyPatch
+    repo: Repo, monkeypatch: pytest.MonkeyPatch, git_log: GitLog
 ) -> None:
     monkeypatch.setattr("codex_orch.git.repo.INDEX_LOCK_WAIT", 0.3)
     workspaces, worktree = open_shared(repo)
@@ -83,11 +115,13 @@ def test_an_index_lock_held_for_good_fails_the_commit_with_what_to_do(
     index_lock(worktree).write_text("")
     head = Git(worktree).head()
 
-    started = time.monotonic()
     with pytest.raises(GitError) as caught:
         workspaces.commit(worktree, "T1: a\n", ["a.txt"], None)
 
-    assert time.monotonic() - started >= 0.3  # it did wait before giving up
+    assert [line.split(": ", 1)[1] for line in git_log.lines[-2:]] == [  # it did wait before giving up
+        "the index is locked by another git process; waiting",
+        "the index is still locked after 0.3 s; giving up",
+    ]
     assert "index.lock': File exists" in caught.value.message
     assert caught.value.hint and "remove the file and resume" in caught.value.hint
     assert Git(worktree).head() == head
@@ -149,7 +183,7 @@ def test_a_task_that_starts_while_another_waits_to_commit_keeps_its_files(repo: 
     (worktree / "a" / "x.txt").write_text("A\n")
     lock = workspaces._lock_for(worktree)
     lock.acquire()  # B's commit is in progress
-    outcome: dict[str, object] = {}
+    outcome: dict[str, CommitOutcome] = {}
 
     def commit_a() -> None:
         others = lambda: [glob for task, globs in running.items() if task != "A" for glob in globs]  # noqa: E731
@@ -165,7 +199,7 @@ def test_a_task_that_starts_while_another_waits_to_commit_keeps_its_files(repo: 
     lock.release()
     thread.join(timeout=60)
     result = outcome["a"]
-    assert result.violations == ()  # type: ignore[attr-defined]
-    assert result.files == ("a/x.txt",)  # type: ignore[attr-defined]
+    assert result.violations == ()
+    assert result.files == ("a/x.txt",)
     assert (worktree / "c" / "y.txt").read_text() == "C\n"  # not set aside, not reverted
     assert Git(repo.path).run("for-each-ref", "refs/orch/x/violations/") == ""

@@ -20,7 +20,10 @@ printf '{"type":"thread.started","thread_id":"%s"}\n{"type":"turn.started"}\n' "
 [[ "${BENCH_AGENT_SLEEP:-0}" == "0" ]] || sleep "$BENCH_AGENT_SLEEP"
 mkdir -p "$cd_dir/out/$job"
 printf '%s\n' "$tid" > "$cd_dir/out/$job/result.txt"
+# BENCH_AGENT_ANSWER: another answer, for a tool whose schema differs (bench/overhead.py --compare-with)
 answer='{"status":"done","summary":"bench job","files_changed":[],"decisions":[],"risks":[],"next_tasks":[]}'
+answer="${BENCH_AGENT_ANSWER:-$answer}"
+
 printf '{"type":"item.completed","item":{"id":"item_0","type":"file_change","changes":[{"path":"out/%s/result.txt","kind":"add"}],"status":"completed"}}\n' "$job"
 printf '{"type":"item.completed","item":{"id":"item_1","type":"agent_message","text":"%s"}}\n' "${answer//\"/\\\"}"
 printf '{"type":"turn.completed","usage":{"input_tokens":10,"cached_input_tokens":0,"cache_write_input_tokens":0,"output_tokens":5,"reasoning_output_tokens":0}}\n'

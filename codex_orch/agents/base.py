@@ -57,10 +57,6 @@ class Usage:
     def __sub__(self, other: Usage) -> Usage:
         return Usage(**{f.name: max(0, getattr(self, f.name) - getattr(other, f.name)) for f in fields(self)})
 
-    @property
-    def total(self) -> int:
-        return self.input_tokens + self.output_tokens
-
 
 def _count(value: object) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_TOKENS:
@@ -91,6 +87,11 @@ class AttemptRequest:
     @property
     def events_path(self) -> Path:
         return self.attempt_dir / "events.jsonl"
+
+    @property
+    def times_path(self) -> Path:
+        """When each line of events.jsonl arrived (the agents' events carry no time of their own)."""
+        return self.attempt_dir / "events.times"
 
     @property
     def stderr_path(self) -> Path:

@@ -19,7 +19,7 @@ from typing import Any
 
 from codex_orch.agents.base import AgentResult, AttemptRequest, Progress, Usage
 from codex_orch.failures import FailureKind, classify_reconnects, classify_turn_failure
-from codex_orch.proc.stream import MAX_LINE, ProcRequest, run_streaming
+from codex_orch.proc.stream import MAX_LINE, ProcOutcome, ProcRequest, run_streaming
 from codex_orch.untrusted import JsonLimits, UntrustedValue, clean_text, json_type, parse_json, short
 
 # serde_json, which writes codex's events, nests at most 128 deep and never writes NaN or lone surrogates.
@@ -133,46 +133,55 @@ class _EventReader:
 
     def _fold(self, kind: str, event: dict[str, Any]) -> bool:
         self.events += 1
-        action: str | None = None
+        if kind == "error":
+            return self._notice(_field(event, "message", str, "") or "error")
+        if kind in ITEM_EVENTS:
+            item: dict[str, Any] = _field(event, "item", dict, "", required=True)
+            item_type = _check_item(item, kind == "item.completed")
+            if item_type == "error":  # a notice, counted once: when the item completes
+                if kind == "item.completed":
+                    self._notice(str(item.get("message") or "error"))
+                return False
+            action: str | None = self._item(kind, item, item_type)
+        else:
+            action = self._turn(kind, event)
+        self.notices = 0
+        if action is not None and self.on_progress is not None:
+            self.on_progress(Progress(self.thread_id, action, self.usage if kind == "turn.completed" else None))
+        return True
+
+    def _item(self, kind: str, item: dict[str, Any], item_type: str) -> str:
+        """An item started, updated or completed (completed items counted by type); what it shows."""
+        if kind == "item.completed":
+            counted = item_type if len(item_type) <= 64 else "(other)"
+            if counted not in self.items and len(self.items) >= ITEM_TYPES:
+                counted = "(other)"
+            self.items[counted] += 1
+            if item_type == "agent_message":
+                self.final_message = item["text"]
+        return describe_item(item)
+
+    def _turn(self, kind: str, event: dict[str, Any]) -> str | None:
+        """The thread started, the turn completed or failed (None for an event type codex-orch ignores)."""
         if kind == "thread.started":
             thread_id: str = _field(event, "thread_id", str, "", required=True)
             if not THREAD_ID.fullmatch(thread_id):
                 raise UntrustedValue(f"thread_id {short(thread_id)} is not a thread id")
             self.thread_id = thread_id
-            action = "started"
-        elif kind in ITEM_EVENTS:
-            item: dict[str, Any] = _field(event, "item", dict, "", required=True)
-            item_type = _check_item(item, kind == "item.completed")
-            if item_type == "error":
-                if kind != "item.completed":
-                    return False
-                return self._notice(str(item.get("message") or "error"))
-            if kind == "item.completed":
-                counted = item_type if len(item_type) <= 64 else "(other)"
-                if counted not in self.items and len(self.items) >= ITEM_TYPES:
-                    counted = "(other)"
-                self.items[counted] += 1
-                if item_type == "agent_message":
-                    self.final_message = item["text"]
-            action = describe_item(item)
-        elif kind == "turn.completed":
+            return "started"
+        if kind == "turn.completed":
             self.usage = Usage.from_agent(event.get("usage"))
             self.turn_completed = True
-            action = "turn completed"
-        elif kind == "turn.failed":
+            return "turn completed"
+        if kind == "turn.failed":
             error = event.get("error")
             if isinstance(error, dict):
                 error = _field(error, "message", str, "error.")
             elif error is not None and not isinstance(error, str):
                 raise UntrustedValue(f"error must be an object, not {json_type(error)}")
             self.turn_failed = clean_text(error or "turn failed", MESSAGE_CHARS)
-            action = "turn failed"
-        elif kind == "error":
-            return self._notice(_field(event, "message", str, "") or "error")
-        self.notices = 0
-        if action is not None and self.on_progress is not None:
-            self.on_progress(Progress(self.thread_id, action, self.usage if kind == "turn.completed" else None))
-        return True
+            return "turn failed"
+        return None
 
     def _notice(self, message: str) -> bool:
         """An error event or item: codex retrying, or a warning. Not progress; past max_reconnects of them
@@ -231,6 +240,7 @@ class CodexBackend:
                 cwd=request.workdir,
                 env=request.env,
                 stdout_path=request.events_path,
+                times_path=request.times_path,
                 stderr_path=request.stderr_path,
                 stdin_data=request.prompt.encode("utf-8"),
                 timeout=request.timeout,
@@ -244,40 +254,7 @@ class CodexBackend:
         )
         last_message = _last_message(request)
         final = reader.final_message if reader.final_message is not None else last_message
-        failure: FailureKind | None = None
-        message = ""
-        if outcome.spawn_error:
-            failure, message = FailureKind.SPAWN_FAILED, outcome.spawn_error
-        elif outcome.cancelled and (reader.gave_up is None or (cancel is not None and cancel.is_set())):
-            failure, message = FailureKind.INTERRUPTED, "stopped by codex-orch (interrupted)"
-        elif reader.turn_failed is not None and reader.gave_up is not None:  # codex's own verdict got through
-            failure, message = classify_turn_failure(reader.turn_failed), reader.turn_failed
-        elif reader.gave_up is not None:
-            failure, message = classify_reconnects(reader.gave_up_on), reader.gave_up
-        elif outcome.timed_out:
-            failure, message = FailureKind.TIMEOUT, f"no result within {request.timeout:g} s"
-        elif outcome.idle_out and reader.notices:
-            failure = classify_reconnects(reader.last_error or "")
-            message = f"no progress for {request.idle_timeout:g} s, only notices: {reader.last_error}"
-        elif outcome.idle_out:
-            failure, message = FailureKind.IDLE, f"no progress for {request.idle_timeout:g} s"
-        elif reader.violation is not None:
-            failure, message = FailureKind.PROTOCOL, reader.violation
-        elif reader.turn_failed is not None:
-            failure, message = classify_turn_failure(reader.turn_failed), reader.turn_failed
-        elif outcome.returncode != 0:
-            failure = FailureKind.CRASHED
-            if outcome.signal:
-                message = f"codex was killed by signal {outcome.signal}"
-            else:
-                message = f"codex exited with code {outcome.returncode}"
-            tail = outcome.stderr_tail.strip().splitlines()
-            if tail:
-                message += f": {clean_text(tail[-1], 300)}"
-        elif not reader.turn_completed and reader.final_message is None:
-            failure, message = FailureKind.CRASHED, "codex exited 0 without completing its turn"
-        elif not (final or "").strip():
-            failure, message = FailureKind.EMPTY_ANSWER, "the turn ended without a final message"
+        failure, message = _stopped(request, outcome, reader, cancel) or _ended(outcome, reader, final) or (None, "")
         return AgentResult(
             thread_id=reader.thread_id or request.resume_thread,
             final_message=final,
@@ -293,6 +270,51 @@ class CodexBackend:
             item_counts=dict(reader.items),
             stop_steps=outcome.stop_steps,
         )
+
+
+Failure = tuple[FailureKind, str]
+
+
+def _stopped(
+    request: AttemptRequest, outcome: ProcOutcome, reader: _EventReader, cancel: threading.Event | None
+) -> Failure | None:
+    """The attempt never started, or codex-orch stopped it: cancelled, given up on, out of time."""
+    if outcome.spawn_error:
+        return FailureKind.SPAWN_FAILED, outcome.spawn_error
+    if outcome.cancelled and (reader.gave_up is None or (cancel is not None and cancel.is_set())):
+        return FailureKind.INTERRUPTED, "stopped by codex-orch (interrupted)"
+    if reader.gave_up is not None:
+        if reader.turn_failed is not None:  # codex's own verdict got through
+            return classify_turn_failure(reader.turn_failed), reader.turn_failed
+        return classify_reconnects(reader.gave_up_on), reader.gave_up
+    if outcome.timed_out:
+        return FailureKind.TIMEOUT, f"no result within {request.timeout:g} s"
+    if outcome.idle_out and reader.notices:
+        message = f"no progress for {request.idle_timeout:g} s, only notices: {reader.last_error}"
+        return classify_reconnects(reader.last_error or ""), message
+    if outcome.idle_out:
+        return FailureKind.IDLE, f"no progress for {request.idle_timeout:g} s"
+    return None
+
+
+def _ended(outcome: ProcOutcome, reader: _EventReader, final: str | None) -> Failure | None:
+    """codex ended by itself: what its events, its exit and its answer say went wrong."""
+    if reader.violation is not None:
+        return FailureKind.PROTOCOL, reader.violation
+    if reader.turn_failed is not None:
+        return classify_turn_failure(reader.turn_failed), reader.turn_failed
+    if outcome.returncode != 0:
+        if outcome.signal:
+            message = f"codex was killed by signal {outcome.signal}"
+        else:
+            message = f"codex exited with code {outcome.returncode}"
+        tail = outcome.stderr_tail.strip().splitlines()
+        return FailureKind.CRASHED, message + (f": {clean_text(tail[-1], 300)}" if tail else "")
+    if not reader.turn_completed and reader.final_message is None:
+        return FailureKind.CRASHED, "codex exited 0 without completing its turn"
+    if not (final or "").strip():
+        return FailureKind.EMPTY_ANSWER, "the turn ended without a final message"
+    return None
 
 
 def _last_message(request: AttemptRequest) -> str | None:

@@ -109,6 +109,7 @@ def run_cli(
             cwd=request.workdir,
             env=request.env,
             stdout_path=request.events_path,
+            times_path=request.times_path,
             stderr_path=request.stderr_path,
             stdin_data=request.prompt.encode("utf-8"),
             timeout=request.timeout,

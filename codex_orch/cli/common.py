@@ -45,6 +45,8 @@ def run_options_value(
     inputs: tuple[Path, ...] = (),
     agent: str | None = None,
     base_ref: str | None = None,
+    max_cost: float | None = None,
+    budget_run_cost: float | None = None,
 ) -> Any:
     from codex_orch.engine.drive import RunOptions
 
@@ -56,6 +58,8 @@ def run_options_value(
         inputs=inputs,
         agent=agent,
         base_ref=base_ref,
+        max_cost=max_cost,
+        budget_run_cost=budget_run_cost,
     )
 
 
@@ -75,18 +79,30 @@ def self_command() -> str:
     return f"{shlex.quote(sys.executable)} -m codex_orch"
 
 
-def finish_run(outcome: Any) -> None:
-    """The run's table on stdout; on stderr what was stopped (after Ctrl-C) and the next useful command."""
+def finish_run(outcome: Any, merge: bool = False) -> None:
+    """The run's table on stdout; on stderr what was stopped (after Ctrl-C) and the next useful command.
+    With `merge` (run --merge), the run's work then goes to its base branch when any task succeeded."""
     from codex_orch.cli.render import print_status
     from codex_orch.commands.views import build_view
-    from codex_orch.state import read_state
+    from codex_orch.run_record import read_record
 
-    view = build_view(read_state(outcome.run_dir))
+    view = build_view(read_record(outcome.run_dir))
     console = stdout_console()
     print_status(console, view)
     console.print(f"state: {outcome.run_dir / 'state.json'}", highlight=False, markup=False)
-    say(next_steps(view.run_id, view.status, {t.id: t.status for t in view.tasks}), err=True)
-    sys.exit(outcome.exit_code)
+    if not merge:
+        say(next_steps(view.run_id, view.status, {t.id: t.status for t in view.tasks}), err=True)
+        sys.exit(outcome.exit_code)
+    if outcome.status not in ("succeeded", "partial"):
+        say(f"not merged: the run ended {outcome.status}", err=True)
+        say(next_steps(view.run_id, view.status, {t.id: t.status for t in view.tasks}), err=True)
+        sys.exit(outcome.exit_code)
+    from codex_orch.cli.lifecycle import merge_lines
+    from codex_orch.commands.merge import merge_run
+
+    merged = merge_run(repo(), outcome.run_id)
+    say(merge_lines(merged))
+    sys.exit(max(outcome.exit_code, 1 if merged.failed else 0))
 
 
 def next_steps(run_id: str, status: str, tasks: Mapping[str, str]) -> list[str]:
@@ -105,6 +121,12 @@ def next_steps(run_id: str, status: str, tasks: Mapping[str, str]) -> list[str]:
         return [
             f"codex-orch: interrupted: {what}; {waiting} task(s) not started; the state is saved.",
             f"continue with: {me} resume {ref}",
+        ]
+    if status == "budget_exhausted":
+        waiting = sum(1 for s in tasks.values() if s != "succeeded")
+        return [
+            f"codex-orch: budget exhausted (budgets.run_cost): {waiting} task(s) not done; the state is saved.",
+            f"continue with: {me} resume {ref} --budget-run-cost AMOUNT   (US dollars; `status` shows the spend)",
         ]
     if status == "succeeded":
         return [f"next: {me} merge {ref}   (what it did: {me} report {ref})"]

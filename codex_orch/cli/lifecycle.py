@@ -14,7 +14,11 @@ from codex_orch.cli.common import checked_layout, emit_json, epilog, progress_fo
 @click.command(
     epilog=epilog(
         ["codex-orch merge --run-id 20261125-101500-ab12", "codex-orch merge --run-id RUN --into release"],
-        {0: "merged, or nothing to merge", 2: "no such run, a conflict (nothing changed), or bad input"},
+        {
+            0: "merged, or nothing to merge",
+            1: "a conflict (nothing changed), or a task failed integration.doctor (the rest merged)",
+            2: "no such run, bad input, or a doctor that cannot fail (integration.canary)",
+        },
     )
 )
 @click.option("--run-id", required=True, help="The run whose work to merge (never guessed: merging moves a branch).")
@@ -25,19 +29,37 @@ def merge(run_id: str, into: str | None, allow_automerge: bool) -> None:
     from codex_orch.commands.merge import merge_run
 
     outcome = merge_run(checked_layout().root, run_id, allow_automerge=allow_automerge, into=into)
-    lines = [f"{s.source} ({s.branch} at {s.commit[:12]}): {s.how}" for s in outcome.steps]
+    say(merge_lines(outcome))
+    import shlex
+
+    say(f"next: {self_command()} clean --run-id {shlex.quote(run_id)}   (its worktrees and merged branches)", err=True)
+    if outcome.failed:
+        sys.exit(1)
+
+
+def merge_lines(outcome: Any) -> list[str]:
+    """What `merge` (and `run --merge`) did, one line each: doctor runs, steps, the move, what was left out."""
+    lines = []
+    queue = outcome.queue
+    if queue is not None and queue.canary is not None:
+        lines.append(f"doctor canary (CODEX_ORCH_CANARY=1): exit {queue.canary.returncode}: it can fail")
+    for i, run in enumerate(queue.doctor_runs if queue is not None else (), start=1):
+        verdict = "green" if run.ok else ("timed out" if run.timed_out else f"red (exit {run.returncode})")
+        lines.append(f"doctor run {i} on {run.commit[:12]} ({', '.join(run.tasks)}): {verdict}")
+    if queue is not None and queue.culprit:
+        lines.append(f"integration_failed: {queue.culprit}: {queue.failed[queue.culprit]}")
+    lines += [f"{s.source} ({s.branch} at {s.commit[:12]}): {s.how}" for s in outcome.steps]
     if outcome.integration_branch:
         lines.append(f"integration branch {outcome.integration_branch} at {outcome.new[:12]}")
     if outcome.changed:
         where = f"; files updated in {outcome.checkout}" if outcome.checkout else ""
         lines.append(f"{outcome.into}: {outcome.old[:12]} -> {outcome.new[:12]}{where}")
+    elif queue is not None and (queue.failed or queue.left_out):
+        lines.append(f"{outcome.into} stays at {outcome.old[:12]}: no green tip holds more than it does")
     else:
-        lines.append(f"{outcome.into} already holds all of run {run_id}'s work: nothing to do")
+        lines.append(f"{outcome.into} already holds all of run {outcome.run_id}'s work: nothing to do")
     lines += [f"not merged: {what}" for what in outcome.left_out]
-    say(lines)
-    import shlex
-
-    say(f"next: {self_command()} clean --run-id {shlex.quote(run_id)}   (its worktrees and merged branches)", err=True)
+    return lines
 
 
 @click.command(

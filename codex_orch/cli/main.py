@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import os
 import signal
-import tempfile
-import traceback
+import sys
 
 import click
 
 from codex_orch import __version__
-from codex_orch.cli import init, jobs, lifecycle, plan, run, runs, service
+from codex_orch.cli import dashboard, init, jobs, lifecycle, logs, plan, run, runs, service, worker
 from codex_orch.cli.common import say_error
 from codex_orch.errors import EXIT_INTERRUPTED, EXIT_USAGE, OrchError
 from codex_orch.interrupts import silence_lost_terminal
@@ -22,7 +21,7 @@ from codex_orch.interrupts import silence_lost_terminal
 EXIT_INTERNAL = 3
 
 
-def _as_interrupt(signum: int, frame: object) -> None:
+def _as_interrupt(signum: int, _frame: object) -> None:
     """SIGTERM and SIGHUP outside a run's drive (which stops its agents first) interrupt like Ctrl-C."""
     if signum == signal.SIGHUP:
         silence_lost_terminal()
@@ -44,16 +43,30 @@ for _command in (
     runs.runs,
     runs.status,
     runs.report,
+    logs.logs,
+    logs.timeline,
+    dashboard.dashboard,
     lifecycle.merge,
     lifecycle.clean,
     lifecycle.prune,
     lifecycle.validate,
     service.serve,
-    service.worker,
     service.mcp,
     jobs.jobs,
+    worker.worker,
 ):
     main.add_command(_command)
+
+
+def _drop_inherited_git_vars() -> None:
+    """GIT_* variables inherited from the caller (GIT_DIR, GIT_INDEX_FILE: codex-orch started from a git
+    hook) leave os.environ before anything runs. GitPython starts git with os.environ under the
+    environment it is given, so a variable left there would reach codex-orch's own git whatever
+    git/repo.py's clean_env removed. Agents and validate commands get the same rule (without_git_vars)."""
+    from codex_orch.git.environment import without_git_vars
+
+    for key in set(os.environ) - set(without_git_vars(os.environ)):
+        del os.environ[key]
 
 
 def entry(argv: list[str] | None = None) -> int:
@@ -61,6 +74,7 @@ def entry(argv: list[str] | None = None) -> int:
     from codex_orch.proc.child import die_with_parent_if_asked
 
     die_with_parent_if_asked()  # a job's run, started by the job service: it does not outlive the service
+    _drop_inherited_git_vars()
     previous = {sig: signal.signal(sig, _as_interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         main.main(args=argv, prog_name="codex-orch", standalone_mode=False)
@@ -79,11 +93,11 @@ def entry(argv: list[str] | None = None) -> int:
     except OrchError as exc:
         say_error(f"error: {exc}")
         return exc.exit_code
-    except Exception as exc:  # an unexpected bug: one line here, the traceback in a file
-        fd, path = tempfile.mkstemp(prefix="codex-orch-crash-", suffix=".log")
-        with os.fdopen(fd, "w") as fh:
-            traceback.print_exc(file=fh)
-        say_error(f"internal error: {type(exc).__name__}: {exc} (traceback in {path})")
+    except Exception as exc:  # an unexpected bug: one line here, the traceback and versions in a file
+        from codex_orch.cli.crash import write_crash_log
+
+        path = write_crash_log(exc, sys.argv[1:] if argv is None else argv)
+        say_error(f"internal error: {type(exc).__name__}: {exc} (details for a bug report in {path})")
         return EXIT_INTERNAL
     finally:
         for sig, old in previous.items():

@@ -96,10 +96,13 @@ def _check_plan(plan_file: Path, spec_file: Path | None, run_id: str | None, as_
                 "warnings": result.warnings,
                 "findings": [{"level": f.level, "message": f.message} for f in result.findings],
                 "largest_prompt": list(result.largest_prompt) if result.largest_prompt else None,
+                "estimate": result.estimate.to_json() if result.estimate else None,
             },
         )
         sys.exit(result.exit_code)
     lines = [str(finding) for finding in result.findings]
+    if result.estimate is not None:  # before the summary, which stays the last line
+        lines += result.estimate.lines()
     counts = f"{result.errors} error(s), {result.warnings} warning(s)"
     if result.tasks is None:
         lines.append(f"{result.plan_label}: the plan does not load; {counts}")

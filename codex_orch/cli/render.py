@@ -22,6 +22,7 @@ _STYLE = {
     "cancelled": "yellow",
     "pending": "dim",
     "partial": "yellow",
+    "budget_exhausted": "yellow",
 }
 
 
@@ -47,18 +48,43 @@ def status_table(view: RunView) -> Any:
         table.add_column(column, no_wrap=column != "note")
     for t in view.tasks:
         cells = _cells(t)
-        table.add_row(*cells[:3], Text(t.status, style=_STYLE.get(t.status, "")), *cells[4:8], Text(cells[8]))
+        table.add_row(*cells[:3], Text(t.status, style=_STYLE.get(t.status, "")), *cells[4:-1], Text(cells[-1]))
     return table
 
 
+def _usd(value: float | None) -> str:
+    return "-" if value is None else f"${value:.2f}" if value >= 0.995 or value == 0 else f"${value:.4f}"
+
+
+def spend_lines(view: RunView) -> list[str]:
+    """Under the table: what the run cost, what could not be priced, and agents paused on a quota."""
+    from datetime import datetime
+
+    u = view.usage
+    lines = [f"cost: {_usd(view.cost_usd)} (tokens in {u.input_tokens}, out {u.output_tokens})"]
+    if view.run_cost_budget is not None:
+        lines[0] += f"; budget (resume --budget-run-cost): {_usd(view.run_cost_budget)}"
+    if view.cost_unknown:
+        lines.append(f"cost unknown: {'; '.join(view.cost_unknown)} (tokens only)")
+    for agent, pause in sorted(view.paused.items()):
+        try:
+            until = datetime.fromisoformat(pause["until"]).astimezone().strftime("%H:%M:%S")
+        except (KeyError, TypeError, ValueError):
+            until = str(pause.get("until"))
+        lines.append(f"{agent}: paused until {until} ({pause.get('reason', 'rate limited')})")
+    return lines
+
+
 RICH_TABLE_MAX_ROWS = 200
-_COLUMNS = ("task", "role", "agent", "status", "attempts", "commit", "tokens in/out", "time", "note")
+_COLUMNS = ("task", "role", "agent", "status", "attempts", "commit", "tokens in/out", "cost", "time", "checks", "note")
 
 
 def _cells(t: Any) -> list[str]:
     note = f"{t.error_kind}: {t.error_message or ''}"[:120] if t.error_kind else ""
     if t.file_claims:
         note = "; ".join(n for n in (note, "flagged: " + describe(t.file_claims)) if n)[:160]
+    if t.notes:
+        note = "; ".join(n for n in (note, *t.notes) if n)[:200]
     last = t.attempts[-1] if t.attempts else None
     return [
         t.id,
@@ -68,7 +94,9 @@ def _cells(t: Any) -> list[str]:
         str(len(t.attempts)),
         _short(t.commit),
         f"{t.usage.input_tokens}/{t.usage.output_tokens}",
+        "?" if t.cost_unknown and t.cost_usd is None else _usd(t.cost_usd),
         f"{t.duration:.1f}s" if t.duration is not None else "-",
+        t.checks or "-",
         note,
     ]
 
@@ -78,6 +106,8 @@ def print_status(console: Any, view: RunView) -> None:
     thousand rows takes the better part of a second)."""
     if len(view.tasks) <= RICH_TABLE_MAX_ROWS:
         console.print(status_table(view))
+        for line in spend_lines(view):
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
         return
     header = list(_COLUMNS)
     rows = [_cells(t) for t in view.tasks]
@@ -88,6 +118,7 @@ def print_status(console: Any, view: RunView) -> None:
         "  ".join(h.ljust(w) for h, w in zip(header, [*widths, 0], strict=True)).rstrip(),
     ]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, [*widths, 0], strict=True)).rstrip() for r in rows]
+    lines += spend_lines(view)
     console.file.write("\n".join(lines) + "\n")
 
 
@@ -144,6 +175,8 @@ class LineReporter:
             line = f"{task_id}: flagged: {data['message']}"
         elif kind == "warning":
             line = f"warning: {data['message']}"
+        elif kind in ("gate", "setup"):
+            line = f"{task_id}: {_check_line(kind, data)}"
         else:
             line = f"{task_id or ''}: {kind}"
         from rich.markup import escape
@@ -187,22 +220,7 @@ class LiveTable:
             if task_id is None:
                 return
             row = self._rows.setdefault(task_id, _row(str(data.get("role", "?")), "pending"))
-            if kind == "started":
-                row.update(status="running", start=row["start"] or time.monotonic(), end=None)
-            elif kind == "attempt":
-                row.update(attempt=data["n"], action=f"starting {data.get('agent') or 'codex'}")
-            elif kind == "progress":
-                row["action"] = str(data.get("action", ""))
-                usage = data.get("usage")
-                if usage:
-                    row["tokens"] += int(usage.get("input_tokens", 0)) + int(usage.get("output_tokens", 0))
-            elif kind == "finished":
-                row.update(status=data.get("status", "?"), end=time.monotonic())
-                row["action"] = str(data.get("kind") or data.get("cause") or "")
-            elif kind == "violation":
-                row["action"] = f"outside its paths: {', '.join(data.get('files', [])[:3])}"
-            elif kind == "flag":
-                row["action"] = f"flagged: {data.get('message', '')}"
+            _update_row(row, kind, data)
 
     def _render(self) -> Any:
         from rich.table import Table
@@ -229,6 +247,12 @@ class LiveTable:
         return table
 
 
+def _check_line(kind: str, data: Mapping[str, Any]) -> str:
+    if kind == "setup":
+        return "setting its worktree up"
+    return f"gate {data.get('name')} on attempt {data.get('attempt')}"
+
+
 def _row(role: str, status: str) -> dict[str, Any]:
     return {"role": role, "status": status, "attempt": 0, "action": "", "tokens": 0, "start": None, "end": None}
 
@@ -241,3 +265,25 @@ def progress(console: Any, plain: bool) -> Iterator[Any]:
         return
     with LiveTable(console) as table:
         yield table
+
+
+def _update_row(row: dict[str, Any], kind: str, data: Mapping[str, Any]) -> None:
+    """One progress event into its task's row."""
+    if kind == "started":
+        row.update(status="running", start=row["start"] or time.monotonic(), end=None)
+    elif kind == "attempt":
+        row.update(attempt=data["n"], action=f"starting {data.get('agent') or 'codex'}")
+    elif kind == "progress":
+        row["action"] = str(data.get("action", ""))
+        usage = data.get("usage")
+        if usage:
+            row["tokens"] += int(usage.get("input_tokens", 0)) + int(usage.get("output_tokens", 0))
+    elif kind == "finished":
+        row.update(status=data.get("status", "?"), end=time.monotonic())
+        row["action"] = str(data.get("kind") or data.get("cause") or "")
+    elif kind == "violation":
+        row["action"] = f"outside its paths: {', '.join(data.get('files', [])[:3])}"
+    elif kind == "flag":
+        row["action"] = f"flagged: {data.get('message', '')}"
+    elif kind in ("gate", "setup"):
+        row["action"] = _check_line(kind, data)

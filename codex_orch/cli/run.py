@@ -23,10 +23,11 @@ from codex_orch.cli.common import (
         [
             "codex-orch run --plan-file plan.json",
             "codex-orch run --plan-file plan.json --spec-file SPEC.md --max-workers 4",
+            "codex-orch run --plan-file plan.json --merge",
         ],
         {
-            0: "every task succeeded",
-            1: "the run finished with failed or blocked tasks",
+            0: "every task succeeded (--merge: and its work was merged)",
+            1: "the run finished with failed or blocked tasks (--merge: or one failed integration)",
             2: "bad input (nothing written)",
             130: "interrupted by Ctrl-C or SIGTERM (resume continues)",
         },
@@ -35,11 +36,35 @@ from codex_orch.cli.common import (
 @click.option("--plan-file", required=True, type=click.Path(path_type=Path), help="The plan (JSON).")
 @click.option("--spec-file", type=click.Path(path_type=Path), help="A UTF-8 text file given to every prompt.")
 @click.option("--base-ref", help="The commit the run starts from (default: git.base_ref of the config).")
+@click.option(
+    "--max-cost",
+    type=click.FloatRange(min=0),
+    help="Refuse to start when the low end of the plan's estimated cost (plan --check) is over this, in US dollars.",
+)
+@click.option(
+    "--merge",
+    "merge_after",
+    is_flag=True,
+    help="At the end, merge the succeeded tasks' work into the base branch (through the integration queue "
+    "when integration.doctor is set), as `merge` does; also after a partial run.",
+)
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "temporal"]),
+    help="Where the tasks run: this process (local), or Temporal workers (docs/scale-out.md). Default: executor.",
+)
+@click.option("--temporal-address", help="HOST:PORT of the Temporal server (default: temporal.address).")
+@click.option("--task-queue", help="The workers' task queue (default: temporal.task_queue).")
 @run_options
 def run(
     plan_file: Path,
     spec_file: Path | None,
     base_ref: str | None,
+    max_cost: float | None,
+    merge_after: bool,
+    executor: str | None,
+    temporal_address: str | None,
+    task_queue: str | None,
     run_id: str | None,
     agent: str | None,
     max_workers: int | None,
@@ -48,16 +73,26 @@ def run(
     follow_next_tasks: bool | None,
 ) -> None:
     """Execute a plan: each task in a worktree, its work committed."""
+    from dataclasses import replace
+
     from codex_orch.engine.run import start_run
 
     root = repo()
+    if max_cost is not None:
+        from codex_orch.commands.estimate import check_max_cost
+
+        check_max_cost(root, plan_file, spec_file, max_cost, agent)
     inputs = (plan_file, spec_file) if spec_file else (plan_file,)
-    options = run_options_value(run_id, max_workers, fail_fast, follow_next_tasks, inputs, agent, base_ref)
+    options = run_options_value(
+        run_id, max_workers, fail_fast, follow_next_tasks, inputs, agent, max_cost=max_cost, base_ref=base_ref
+    )
+    settings = (("address", temporal_address), ("task_queue", task_queue))
+    options = replace(options, executor=executor, executor_settings=settings)
     with progress_for(no_progress) as notify:
         outcome = start_run(
             root, plan_file, spec_file, options, notify, warn=lambda line: say_error(f"warning: {line}")
         )
-    finish_run(outcome)
+    finish_run(outcome, merge=merge_after)
 
 
 @click.command(
@@ -121,7 +156,11 @@ def task(
 
 @click.command(
     epilog=epilog(
-        ["codex-orch resume --run-id 20261125-101500-ab12", "codex-orch runs   # to find the id"],
+        [
+            "codex-orch resume --run-id 20261125-101500-ab12",
+            "codex-orch resume --run-id 20261125-101500-ab12 --budget-run-cost 20",
+            "codex-orch runs   # to find the id",
+        ],
         {
             0: "every task succeeded",
             1: "the run finished with failed or blocked tasks",
@@ -132,10 +171,16 @@ def task(
 )
 @click.option("--run-id", required=True, help="The run to continue.")
 @click.option("--spec-file", type=click.Path(path_type=Path), help="Replace the run's spec text.")
+@click.option(
+    "--budget-run-cost",
+    type=click.FloatRange(min=0, min_open=True),
+    help="The run's budgets.run_cost from now on, in US dollars (after it ended budget_exhausted).",
+)
 @drive_options
 def resume(
     run_id: str,
     spec_file: Path | None,
+    budget_run_cost: float | None,
     max_workers: int | None,
     fail_fast: bool,
     no_progress: bool,
@@ -148,7 +193,7 @@ def resume(
     from codex_orch.engine.run import resume_run
 
     root = repo()
-    options = run_options_value(None, max_workers, fail_fast, follow_next_tasks)
+    options = run_options_value(None, max_workers, fail_fast, follow_next_tasks, budget_run_cost=budget_run_cost)
     with progress_for(no_progress) as notify:
         outcome = resume_run(root, run_id, spec_file, options, notify)
     finish_run(outcome)

@@ -46,16 +46,16 @@ def status(run_id: str | None, as_json: bool, watch: bool) -> None:
     from codex_orch.cli.render import print_status, status_table
     from codex_orch.commands.runs import run_dir
     from codex_orch.commands.views import build_view, view_to_json
-    from codex_orch.state import read_state
+    from codex_orch.run_record import read_record
 
     layout = checked_layout()
     folder = run_dir(layout, run_id_or_latest(layout, run_id))
     if as_json:
-        click.echo(json.dumps(view_to_json(build_view(read_state(folder))), indent=2))
+        click.echo(json.dumps(view_to_json(build_view(read_record(folder))), indent=2))
         return
     console = stdout_console()
     if not watch:
-        print_status(console, build_view(read_state(folder)))
+        print_status(console, build_view(read_record(folder)))
         return
     import time
 
@@ -63,7 +63,7 @@ def status(run_id: str | None, as_json: bool, watch: bool) -> None:
 
     with Live(console=console, auto_refresh=False) as live:
         while True:
-            view = build_view(read_state(folder))
+            view = build_view(read_record(folder))
             live.update(status_table(view), refresh=True)
             if view.status != "running":
                 break

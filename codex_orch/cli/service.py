@@ -46,13 +46,8 @@ def serve(host: str, port: int, workers: int, lease: float) -> None:
     run_service(root, ServeOptions(host, port, workers, WorkerSettings(lease=lease), on_ready=ready))
 
 
-@click.command(epilog=epilog(["codex-orch worker", "codex-orch worker --count 4"], {0: "stopped", 130: "interrupted"}))
-@click.option("--count", type=click.IntRange(min=1), default=1, show_default=True, help="Jobs run at once.")
-@click.option(
-    "--lease", type=click.FloatRange(min=1), default=30, show_default=True, help="Seconds a claim lasts unrenewed."
-)
-def worker(count: int, lease: float) -> None:
-    """Run queued jobs beside (or without) serve."""
+def job_worker(count: int, lease: float) -> None:
+    """`codex-orch worker` without --temporal-address: run queued jobs beside (or without) serve."""
     import threading
 
     from codex_orch.service.worker import WorkerPool, WorkerSettings
@@ -69,7 +64,10 @@ def worker(count: int, lease: float) -> None:
 
 
 @click.command(
-    epilog=epilog(["codex-orch mcp", "claude mcp add codex-orch -- codex-orch mcp"], {0: "the client closed stdin"})
+    epilog=epilog(
+        ["codex-orch mcp", "claude mcp add codex-orch -- codex-orch mcp"],
+        {0: "the client closed stdin", 2: "not in a git repository, or a bad .orchestrator/ config"},
+    )
 )
 @click.option("--no-start", is_flag=True, help="Do not start `serve` when none runs (jobs then wait for one).")
 def mcp(no_start: bool) -> None:

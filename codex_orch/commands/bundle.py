@@ -56,12 +56,14 @@ _WHAT = (
     ("lock", "the run's lock file: the pid of the last codex-orch process that drove the run"),
     ("tasks/*/attempt-*/prompt.md", "the prompt the agent was given"),
     ("tasks/*/attempt-*/events.jsonl", "the agent's JSONL event stream"),
+    ("tasks/*/attempt-*/events.times", "when each line of events.jsonl arrived (Unix time, one per line)"),
     ("tasks/*/attempt-*/stderr.log", "the agent's stderr"),
     ("tasks/*/attempt-*/last_message.txt", "the agent's last message, as codex wrote it"),
     ("tasks/*/attempt-*/final.json", "the agent's final answer"),
     ("tasks/*/attempt-*/validation.txt", "the answer's check: valid, or the failure kind and the errors"),
     ("services/*.log", "the output of one of the run's services"),
     ("validate/*", "the output of a `codex-orch validate` command"),
+    ("dashboard-resume.log", "the output of a `codex-orch resume` the dashboard started"),
 )
 
 

@@ -26,6 +26,7 @@ from codex_orch.git.repo import Git, local_changes
 from codex_orch.git.worktrees import admin_dir, remove_worktree, repo_lock, worktree_list
 from codex_orch.layout import Layout
 from codex_orch.proc.procfs import PathUser, path_users
+from codex_orch.run_record import RunRecord
 from codex_orch.state import read_state
 
 REMOVE, KEEP = "remove", "keep"
@@ -39,6 +40,7 @@ class Item:
     reason: str
     sha: str | None = None  # what a branch or ref pointed at when it was judged
     done: bool = False  # applied (removed)
+    excludes: str | None = None  # a worktree's setup exclude list: what its setup left is no change
 
 
 @dataclass(frozen=True)
@@ -46,10 +48,6 @@ class CleanPlan:
     run_id: str
     base: str | None
     items: tuple[Item, ...]
-
-    @property
-    def removes(self) -> tuple[Item, ...]:
-        return tuple(i for i in self.items if i.action == REMOVE)
 
     @property
     def keeps(self) -> tuple[Item, ...]:
@@ -64,6 +62,10 @@ class CleanPlan:
                 for i in self.items
             ],
         }
+
+
+def _excluding(excludes: str | None) -> tuple[str, ...]:
+    return (f"core.excludesFile={excludes}",) if excludes else ()
 
 
 def _names(changes: list[Any]) -> str:
@@ -97,48 +99,62 @@ def plan_clean(
 ) -> CleanPlan:
     """What clean would do to this run, decided by reading only."""
     git = Git(root)
-    layout = Layout(root)
     base = into or state.get("base_branch")
-    base_sha = ref_sha(git, f"refs/heads/{base}") if base else None
-    items: list[Item] = []
-    kept_checkouts: set[Path] = set()
+    items = _worktree_items(git, Layout(root), state, force)
+    items += _branch_items(git, state, base, items, keep_branches, force)
+    for ref, sha in refs_under(git, f"refs/orch/{state['run_id']}/").items():
+        if force and not keep_branches:
+            items.append(Item("ref", ref, REMOVE, "set-aside changes deleted (--force)", sha))
+        else:
+            items.append(Item("ref", ref, KEEP, "changes set aside from a task (outside its paths)", sha))
+    return CleanPlan(state["run_id"], base, tuple(items))
+
+
+def _worktree_items(git: Git, layout: Layout, state: dict[str, Any], force: bool) -> list[Item]:
     registered = {Path(entry["worktree"]).resolve() for entry in worktree_list(git)}
     worktrees = _worktrees(git, layout, state)
     in_use = path_users([p for p in worktrees if p.exists()])
+    items = []
     for path in worktrees:
         if not path.exists():
             if path.resolve() in registered:
                 items.append(Item("worktree", str(path), REMOVE, "its folder is gone; git forgets it"))
-            continue
-        if in_use[path]:
+        elif in_use[path]:
             items.append(Item("worktree", str(path), KEEP, _in_use(in_use[path])))
-            kept_checkouts.add(path.resolve())
-            continue
-        try:
-            wgit = git.worktree(path, admin_dir(git, path))  # never through the worktree's own .git file
-        except OrchError:
-            items.append(Item("worktree", str(path), KEEP, "a folder that is not a git worktree (left untouched)"))
-            kept_checkouts.add(path.resolve())
-            continue
-        changes = local_changes(wgit)
-        nested = nested_repositories(wgit, path)
-        if nested and not force:
-            shown = ", ".join(nested[:3]) + (f" and {len(nested) - 3} more" if len(nested) > 3 else "")
-            items.append(
-                Item(
-                    "worktree", str(path), KEEP, f"holds a nested git repository, whose work git does not see: {shown}"
-                )
-            )
-            kept_checkouts.add(path.resolve())
-        elif changes and not force:
-            items.append(Item("worktree", str(path), KEEP, f"uncommitted changes: {_names(changes)}"))
-            kept_checkouts.add(path.resolve())
         else:
-            reason = (
-                f"uncommitted changes discarded (--force): {_names(changes)}" if changes else "no uncommitted changes"
-            )
-            items.append(Item("worktree", str(path), REMOVE, reason))
+            # what the worktree's setup left is not a change (engine/setup.py)
+            excludes = ((state.get("setups") or {}).get(str(path)) or {}).get("exclude_file")
+            items.append(_worktree_item(git, path, force, excludes))
+    return items
+
+
+def _worktree_item(git: Git, path: Path, force: bool, excludes: str | None) -> Item:
+    """Remove or keep a worktree no process uses: kept while it holds work git would lose."""
+    try:
+        wgit = git.worktree(path, admin_dir(git, path), _excluding(excludes))  # never through its own .git file
+    except OrchError:
+        return Item("worktree", str(path), KEEP, "a folder that is not a git worktree (left untouched)")
+    changes = local_changes(wgit)
+    nested = nested_repositories(wgit, path)
+    if nested and not force:
+        shown = ", ".join(nested[:3]) + (f" and {len(nested) - 3} more" if len(nested) > 3 else "")
+        why = f"holds a nested git repository, whose work git does not see: {shown}"
+        return Item("worktree", str(path), KEEP, why)
+    if changes and not force:
+        return Item("worktree", str(path), KEEP, f"uncommitted changes: {_names(changes)}")
+    reason = f"uncommitted changes discarded (--force): {_names(changes)}" if changes else "no uncommitted changes"
+    return Item("worktree", str(path), REMOVE, reason, excludes=excludes)
+
+
+def _branch_items(
+    git: Git, state: dict[str, Any], base: str | None, worktrees: list[Item], keep_branches: bool, force: bool
+) -> list[Item]:
+    """Each branch of the run: removed only when its work is in `base` (or --force), never while checked
+    out in a worktree that stays or that is not the run's."""
+    base_sha = ref_sha(git, f"refs/heads/{base}") if base else None
+    kept = {Path(i.name).resolve() for i in worktrees if i.action == KEEP}
     landed = {t["branch"] for t in state["tasks"].values() if t.get("landed") and t.get("branch")}
+    items = []
     for branch in _branches(state):
         sha = ref_sha(git, f"refs/heads/{branch}")
         if sha is None:
@@ -146,7 +162,7 @@ def plan_clean(
         checkout = branch_worktree(git, branch)
         if keep_branches:
             items.append(Item("branch", branch, KEEP, "--keep-branches", sha))
-        elif checkout is not None and (checkout.resolve() in kept_checkouts or not _is_run_worktree(items, checkout)):
+        elif checkout is not None and (checkout.resolve() in kept or not _is_run_worktree(worktrees, checkout)):
             items.append(Item("branch", branch, KEEP, f"checked out in {checkout}", sha))
         elif branch in landed:
             items.append(
@@ -162,12 +178,7 @@ def plan_clean(
         else:
             ahead = git.run("rev-list", "--count", f"{base_sha}..{sha}")
             items.append(Item("branch", branch, KEEP, f"{ahead} commit(s) not in {base}", sha))
-    for ref, sha in refs_under(git, f"refs/orch/{state['run_id']}/").items():
-        if force and not keep_branches:
-            items.append(Item("ref", ref, REMOVE, "set-aside changes deleted (--force)", sha))
-        else:
-            items.append(Item("ref", ref, KEEP, "changes set aside from a task (outside its paths)", sha))
-    return CleanPlan(state["run_id"], base, tuple(items))
+    return items
 
 
 def nested_repositories(git: Git, worktree: Path) -> list[str]:
@@ -212,7 +223,8 @@ def apply_clean(root: Path, plan: CleanPlan, force: bool = False) -> CleanPlan:
                 if Path(item.name).exists():
                     before = _count_files(Path(item.name))
                     try:
-                        remove_worktree(git, Path(item.name), force=force)
+                        remover = Git(root, config=_excluding(item.excludes)) if item.excludes else git
+                        remove_worktree(remover, Path(item.name), force=force)
                     except OrchError as exc:
                         left = _count_files(Path(item.name))
                         if left < before:  # git removed part of it before it failed: say so, never "kept"
@@ -298,7 +310,7 @@ def plan_prune(root: Path, run_ids: tuple[str, ...] = (), older_than_days: float
     entries = []
     for run_id in chosen:
         state = load_run(layout, run_id)
-        when = last_activity(state)
+        when = last_activity(RunRecord.from_state(state))
         if cutoff is not None and when > cutoff:
             continue
         unfinished = tuple(f"{tid} ({t['status']})" for tid, t in state["tasks"].items() if t["status"] in UNFINISHED)

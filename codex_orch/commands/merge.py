@@ -11,16 +11,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from codex_orch.commands.runs import changing, heads, run_dir, task_tips
+from codex_orch.config import Config, load_config
 from codex_orch.errors import EXIT_TASKS_FAILED, GitError, InputError, OrchError
 from codex_orch.git.refs import ZERO_SHA, branch_worktree, delete_ref, is_ancestor, merge_tree, ref_sha, update_ref
 from codex_orch.git.repo import Git, local_changes, valid_branch_name
 from codex_orch.git.workspace import Workspaces
-from codex_orch.git.worktrees import checkout_git
+from codex_orch.git.worktrees import checkout_git, detached_worktree
 from codex_orch.layout import Layout
-from codex_orch.state import workspace_mode
+from codex_orch.run_record import RunRecord
+from codex_orch.state import RunStore, workspace_mode
+
+if TYPE_CHECKING:
+    from codex_orch.commands.integration import Queue
 
 INTEGRATION_BRANCH = "orch/{date}/run-{run_id}/integration"
 
@@ -49,6 +54,8 @@ class MergeOutcome:
     integration_branch: str | None
     checkout: Path | None  # the worktree whose files followed the base branch, if one has it checked out
     left_out: tuple[str, ...]  # tasks whose work is not merged, with why
+    failed: tuple[str, ...] = ()  # tasks the integration queue found guilty (integration_failed)
+    queue: Queue | None = None  # the integration queue's outcome, when a doctor ran
 
     @property
     def changed(self) -> bool:
@@ -56,29 +63,17 @@ class MergeOutcome:
 
 
 def merge_run(root: Path, run_id: str, allow_automerge: bool = False, into: str | None = None) -> MergeOutcome:
+    """Merge the run's work into `into` (default: its base branch): all or nothing, or through the
+    integration queue when `integration.doctor` is configured (commands/integration.py)."""
     layout = Layout(root)
     folder = run_dir(layout, run_id)
     git = Git(root)
+    config = load_config(layout)
     with changing(folder) as store:
         state = store.view()
-        target = into or state.get("base_branch")
-        if not target:
-            raise InputError(
-                f"run {run_id} recorded no base branch (it started from a detached HEAD or a commit)",
-                "Pass --into BRANCH.",
-            )
-        old = ref_sha(git, f"refs/heads/{target}")
-        if old is None:
-            raise InputError(f"--into: no branch {target!r} in this repository")
-        checkout = branch_worktree(git, target)
-        if checkout is not None:
-            dirty = local_changes(checkout_git(git, checkout), untracked=False)
-            if dirty:
-                names = ", ".join(c.path for c in dirty[:5]) + (", …" if len(dirty) > 5 else "")
-                raise InputError(
-                    f"{target} is checked out at {checkout} with uncommitted changes ({names})",
-                    "Commit or stash them first; merge changes nothing until then.",
-                )
+        target, old, checkout = _target(git, state, run_id, into)
+        if config.integration.doctor is not None:
+            return _through_queue(git, config, store, target, old, checkout)
         sources, left_out = _sources(git, state)
         steps, new = _plan(git, run_id, target, old, sources, allow_automerge)
         integration = None
@@ -87,15 +82,79 @@ def merge_run(root: Path, run_id: str, allow_automerge: bool = False, into: str 
         outcome = MergeOutcome(run_id, target, old, new, tuple(steps), integration, checkout, tuple(left_out))
         if new != old or integration:
             _apply(git, outcome)
-        store.record(
-            "run.merged",
-            into=target,
-            old=old,
-            new=new,
-            integration_branch=integration,
-            steps=[{"source": s.source, "branch": s.branch, "commit": s.commit, "how": s.how} for s in steps],
-            left_out=list(left_out),
+            _guard_follows(folder, git, outcome)
+        _record(store, outcome)
+    return outcome
+
+
+def _target(git: Git, state: dict[str, Any], run_id: str, into: str | None) -> tuple[str, str, Path | None]:
+    """The branch to move, its tip, and the worktree that has it checked out (refused when dirty)."""
+    target = into or state.get("base_branch")
+    if not target:
+        raise InputError(
+            f"run {run_id} recorded no base branch (it started from a detached HEAD or a commit)",
+            "Pass --into BRANCH.",
         )
+    old = ref_sha(git, f"refs/heads/{target}")
+    if old is None:
+        raise InputError(f"--into: no branch {target!r} in this repository")
+    checkout = branch_worktree(git, target)
+    if checkout is not None:
+        dirty = local_changes(checkout_git(git, checkout), untracked=False)
+        if dirty:
+            names = ", ".join(c.path for c in dirty[:5]) + (", …" if len(dirty) > 5 else "")
+            raise InputError(
+                f"{target} is checked out at {checkout} with uncommitted changes ({names})",
+                "Commit or stash them first; merge changes nothing until then.",
+            )
+    return target, old, checkout
+
+
+def _record(store: RunStore, outcome: MergeOutcome) -> None:
+    store.record(
+        "run.merged",
+        into=outcome.into,
+        old=outcome.old,
+        new=outcome.new,
+        integration_branch=outcome.integration_branch,
+        steps=[{"source": s.source, "branch": s.branch, "commit": s.commit, "how": s.how} for s in outcome.steps],
+        left_out=list(outcome.left_out),
+    )
+
+
+def _through_queue(
+    git: Git, config: Config, store: RunStore, target: str, old: str, checkout: Path | None
+) -> MergeOutcome:
+    """The integration queue's green tip becomes the target's (commands/integration.py)."""
+    from codex_orch.commands.integration import Doctor, record_queue, run_queue, untrusted
+
+    state = store.view()
+    run_id = state["run_id"]
+    n = int((state.get("integration") or {}).get("n", 0)) + 1
+    logs = store.run_dir / "integration" / str(n)
+    logs.mkdir(parents=True, exist_ok=True)
+    scratch = Path(state["repo_root"]) / ".orchestrator" / "worktrees" / run_id / "integration"
+    doctor = Doctor(git, config, scratch, logs)
+    queue = run_queue(git, state, old, doctor, config.integration.canary, Workspaces.identity_for(git))
+    if scratch.is_dir():  # left at the tip merge chose, without what the doctor wrote (clean keeps no stray files)
+        detached_worktree(git, scratch, queue.tip, clean=True)
+    if queue.canary is not None and queue.canary.ok:
+        store.record(
+            "run.integration", n=n, into=target, old=old, new=old, refused="doctor cannot fail", **queue.to_json()
+        )
+        raise untrusted(config)
+    steps = tuple(MergeStep(s.task, s.branch, s.commit, s.how) for s in queue.landed)
+    left = [f"{tid} ({why})" for tid, why in {**queue.failed, **queue.left_out}.items()]
+    left += [f"{tid} ({t['status']})" for tid, t in state["tasks"].items() if t["status"] != "succeeded"]
+    branch = INTEGRATION_BRANCH.format(date=state.get("date", ""), run_id=run_id) if queue.landed else None
+    outcome = MergeOutcome(
+        run_id, target, old, queue.tip, steps, branch, checkout, tuple(left), failed=tuple(queue.failed), queue=queue
+    )
+    if outcome.changed:
+        _apply(git, outcome)
+        _guard_follows(store.run_dir, git, outcome)
+    record_queue(store, queue, n, target, old)
+    _record(store, outcome)
     return outcome
 
 
@@ -116,7 +175,7 @@ def _sources(git: Git, state: dict[str, Any]) -> tuple[list[tuple[str, str, str]
         ]
         return [("run", state["branch"], sha)], unfinished
     left_out = [f"{tid} ({t['status']})" for tid, t in tasks.items() if t["status"] != "succeeded"]
-    return heads(git, task_tips(git, state)), left_out
+    return heads(git, task_tips(git, RunRecord.from_state(state))), left_out
 
 
 def _plan(
@@ -158,6 +217,25 @@ def _commit_tree(git: Git, tree: str, parents: tuple[str, str], message: str) ->
     identity = Workspaces.identity_for(git)
     config = ["-c", f"user.name={identity[0]}", "-c", f"user.email={identity[1]}"] if identity else []
     return git.run(*config, "commit-tree", tree, "-p", parents[0], "-p", parents[1], "-F", "-", stdin=message.encode())
+
+
+def _guard_follows(folder: Path, git: Git, outcome: MergeOutcome) -> None:
+    """The refs merge moved, as they are now, in what the run's guard expects when the run is resumed
+    (guard.json): else `resume` finds them moved while it was stopped and puts them back."""
+    import json
+
+    from codex_orch.state import atomic_write_json
+
+    path = folder / "guard.json"
+    if not path.is_file():
+        return
+    saved = json.loads(path.read_text("utf-8"))
+    refs = saved.setdefault("refs", {})
+    for ref in (f"refs/heads/{outcome.into}", f"refs/heads/{outcome.integration_branch or ''}"):
+        sha = ref_sha(git, ref) if ref != "refs/heads/" else None
+        if sha is not None:
+            refs[ref] = sha
+    atomic_write_json(path, saved)
 
 
 def _apply(git: Git, outcome: MergeOutcome) -> None:

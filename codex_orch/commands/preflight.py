@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from codex_orch.commands.estimate import Estimate, estimate_plan
 from codex_orch.config import Config, RoleConfig, load_config
 from codex_orch.engine.checks import Finding, check_context, run_findings
 from codex_orch.engine.context import load_schema
@@ -35,6 +36,7 @@ class CheckResult:
     tasks: int | None  # None: the plan did not load
     findings: tuple[Finding, ...]
     largest_prompt: tuple[str, int] | None = None  # (task id, characters)
+    estimate: Estimate | None = None  # tokens and cost (commands/estimate.py); None: the plan did not load
 
     @property
     def errors(self) -> int:
@@ -76,7 +78,8 @@ def check_plan(root: Path, plan_file: Path, spec_file: Path | None = None, run_i
         prompt_findings, largest = _prompt_findings(layout, config, plan, spec or "", label)
         findings += prompt_findings
     unique = tuple(dict.fromkeys(findings))  # the run's own checks and the lint may find the same thing
-    return CheckResult(label, len(plan.tasks) if plan else None, unique, largest)
+    estimate = estimate_plan(layout, config, plan, spec or "") if plan is not None else None
+    return CheckResult(label, len(plan.tasks) if plan else None, unique, largest, estimate)
 
 
 def _errors(exc: InputError) -> list[Finding]:

@@ -19,6 +19,7 @@ from codex_orch.git.repo import Git
 from codex_orch.layout import Layout, id_problem
 from codex_orch.plan import Task, topological_order
 from codex_orch.run_lock import RunLock
+from codex_orch.run_record import RunRecord, TaskRecord, read_record
 from codex_orch.state import JOURNAL_NAME, RunStore, read_state
 
 UNFINISHED = ("pending", "running", "interrupted", "cancelled")
@@ -80,36 +81,36 @@ def list_runs(layout: Layout) -> list[RunSummary]:
     for name in all_runs(layout):
         folder = layout.run_dir(name)
         try:
-            state = read_state(folder)
+            run = read_record(folder)
         except OrchError as exc:
             out.append(RunSummary(name, "unreadable", None, None, 0, 0, 0, None, None, is_driven(folder), str(exc)))
             continue
-        statuses = [t["status"] for t in state["tasks"].values()]
-        branches = {t.get("branch") for t in state["tasks"].values() if t.get("branch")}
+        statuses = [t.status for t in run.tasks]
+        branches = {t.branch for t in run.tasks if t.branch}
         out.append(
             RunSummary(
                 run_id=name,
-                status=state["status"],
-                created_at=state.get("created_at"),
-                ended_at=state.get("ended_at"),
+                status=run.status,
+                created_at=run.created_at,
+                ended_at=run.ended_at,
                 tasks=len(statuses),
                 succeeded=statuses.count("succeeded"),
                 failed=sum(1 for s in statuses if s in ("failed", "blocked")),
-                branch=state.get("branch") or (f"{len(branches)} task branches" if branches else None),
-                base_branch=state.get("base_branch"),
+                branch=run.branch or (f"{len(branches)} task branches" if branches else None),
+                base_branch=run.base_branch,
                 driven=is_driven(folder),
             )
         )
     return sorted(out, key=lambda r: (r.created_at or "", r.run_id))
 
 
-def last_activity(state: dict[str, Any]) -> datetime:
+def last_activity(run: RunRecord) -> datetime:
     """When the run last did work: its end, or its latest task event after a crash. What merge,
     clean or validate recorded later does not count (a cleaned run does not grow younger)."""
-    stamps = [state.get("created_at"), state.get("ended_at")]
-    for task in state["tasks"].values():
-        stamps += [task.get("started_at"), task.get("ended_at")]
-        stamps += [a.get("ended_at") or a.get("started_at") for a in task.get("attempts", ())]
+    stamps = [run.created_at, run.ended_at]
+    for task in run.tasks:
+        stamps += [task.started_at, task.ended_at]
+        stamps += [a.ended_at or a.started_at for a in task.attempts]
     known = [datetime.fromisoformat(s) for s in stamps if s]
     return max(known) if known else datetime.fromtimestamp(0, UTC)
 
@@ -130,35 +131,26 @@ def changing(folder: Path) -> Iterator[RunStore]:
         lock.release()
 
 
-def dependency_order(state: dict[str, Any]) -> list[str]:
-    """Task ids, dependencies first; plan order among tasks ready together."""
-    tasks = [
-        Task(
-            id=tid,
-            role=state["tasks"][tid]["role"],
-            prompt="",
-            acceptance="",
-            blocked_by=tuple(state["tasks"][tid]["blocked_by"]),
-        )
-        for tid in state["task_order"]
-    ]
-    return [t.id for t in topological_order(tasks)]
+def dependency_order(run: RunRecord) -> list[TaskRecord]:
+    """The run's tasks, dependencies first; plan order among tasks ready together."""
+    by_id = {t.id: t for t in run.tasks}
+    tasks = [Task(id=t.id, role=t.role, prompt="", acceptance="", blocked_by=t.blocked_by) for t in run.tasks]
+    return [by_id[t.id] for t in topological_order(tasks)]
 
 
-def task_tips(git: Git, state: dict[str, Any]) -> list[tuple[str, str, str]]:
+def task_tips(git: Git, run: RunRecord) -> list[tuple[str, str, str]]:
     """(task id, branch, tip) of each succeeded task, in dependency order (per-task workspaces)."""
     tips = []
-    for tid in dependency_order(state):
-        task = state["tasks"][tid]
-        if task["status"] != "succeeded" or not task.get("branch"):
+    for task in dependency_order(run):
+        if task.status != "succeeded" or not task.branch:
             continue
-        sha = ref_sha(git, f"refs/heads/{task['branch']}")
+        sha = ref_sha(git, f"refs/heads/{task.branch}")
         if sha is None:
             raise InputError(
-                f"branch {task['branch']!r} of task {tid} no longer exists",
+                f"branch {task.branch!r} of task {task.id} no longer exists",
                 "Was the run cleaned? Nothing of it can be merged or validated now.",
             )
-        tips.append((tid, task["branch"], sha))
+        tips.append((task.id, task.branch, sha))
     return tips
 
 

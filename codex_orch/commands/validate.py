@@ -16,14 +16,15 @@ from typing import Any
 
 from codex_orch.commands.runs import changing, heads, run_dir, task_tips
 from codex_orch.config import ValidateCommand, load_config
-from codex_orch.errors import InputError, OrchError
+from codex_orch.errors import InputError
+from codex_orch.git.environment import without_git_vars
 from codex_orch.git.refs import ref_sha
 from codex_orch.git.repo import Git
 from codex_orch.layout import Layout
 from codex_orch.proc.stream import ProcRequest, run_streaming
+from codex_orch.run_record import RunRecord
 from codex_orch.state import workspace_mode
 
-_KEEP_GIT = ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL", "GIT_CONFIG_GLOBAL")
 TAIL_LINES = 20
 
 
@@ -74,9 +75,9 @@ class ValidateOutcome:
         return {"run_id": self.run_id, "ok": self.ok, "results": [r.to_json() for r in self.results]}
 
 
-def _env() -> dict[str, str]:
+def command_env() -> dict[str, str]:
     """The user's environment minus inherited GIT_* variables that could point git elsewhere."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("GIT_") or k in _KEEP_GIT}
+    return without_git_vars(os.environ)
 
 
 def targets(git: Git, state: dict[str, Any]) -> list[tuple[str, Path]]:
@@ -88,7 +89,7 @@ def targets(git: Git, state: dict[str, Any]) -> list[tuple[str, Path]]:
     elif mode == "landing":
         found = [("run", _tip_worktree(git, state))]
     else:
-        tips = heads(git, task_tips(git, state))
+        tips = heads(git, task_tips(git, RunRecord.from_state(state)))
         if not tips:
             raise InputError(f"run {state['run_id']} has no succeeded task: there is no work to validate")
         found = [(tid, Path(state["tasks"][tid]["worktree"])) for tid, _, _ in tips]
@@ -103,22 +104,15 @@ def targets(git: Git, state: dict[str, Any]) -> list[tuple[str, Path]]:
 
 def _tip_worktree(git: Git, state: dict[str, Any]) -> Path:
     """A worktree at the landing run branch's tip, detached (the branch itself moves as tasks land)."""
-    from codex_orch.git.worktrees import admin_dir, repo_lock
+    from codex_orch.git.worktrees import detached_worktree
 
     branch = state["branch"]
     tip = ref_sha(git, f"refs/heads/{branch}")
     if tip is None:
         raise InputError(f"the run's branch {branch!r} no longer exists", "Was the run cleaned?")
-    folder = Path(state["repo_root"]) / ".orchestrator" / "worktrees" / state["run_id"] / "validate"
-    try:
-        wgit = git.worktree(folder, admin_dir(git, folder))
-        wgit.run("reset", "-q", "--hard", tip)
-        wgit.run("checkout", "-q", "--detach", tip)
-    except OrchError:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        with repo_lock(git):
-            git.run("worktree", "add", "-q", "--detach", str(folder), tip)
-    return folder
+    return detached_worktree(
+        git, Path(state["repo_root"]) / ".orchestrator" / "worktrees" / state["run_id"] / "validate", tip
+    )
 
 
 def _tail(*paths: Path) -> str:
@@ -133,7 +127,16 @@ def _tail(*paths: Path) -> str:
     return "\n".join(lines[-TAIL_LINES:])
 
 
-def run_command(command: ValidateCommand, where: str, worktree: Path, folder: Path, stop_grace: float) -> CommandResult:
+def run_command(
+    command: ValidateCommand,
+    where: str,
+    worktree: Path,
+    folder: Path,
+    stop_grace: float,
+    env: dict[str, str] | None = None,
+) -> CommandResult:
+    """Run one command in `worktree`, its output in `folder`; `env`: the environment (default: ours minus
+    inherited GIT_* variables)."""
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in command.name)
     stem = f"{where}-{safe}" if where != "run" else safe
     out, err = folder / f"{stem}.stdout.log", folder / f"{stem}.stderr.log"
@@ -141,7 +144,7 @@ def run_command(command: ValidateCommand, where: str, worktree: Path, folder: Pa
         ProcRequest(
             argv=command.argv,
             cwd=worktree,
-            env=_env(),
+            env=command_env() if env is None else env,
             stdout_path=out,
             stderr_path=err,
             timeout=command.timeout,

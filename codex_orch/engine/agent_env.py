@@ -14,18 +14,11 @@ from pathlib import Path
 from codex_orch.agent_registry import AGENTS
 from codex_orch.config import Config
 from codex_orch.errors import InputError
+from codex_orch.git.environment import without_git_vars
 from codex_orch.redaction import Redactor
 
 # The variable that points each agent CLI at its home (settings, login, sessions).
 HOME_VARIABLES = {"codex": "CODEX_HOME", "claude": "CLAUDE_CONFIG_DIR", "gemini": "GEMINI_CLI_HOME"}
-
-_AGENT_KEEP_GIT = (
-    "GIT_AUTHOR_NAME",
-    "GIT_AUTHOR_EMAIL",
-    "GIT_COMMITTER_NAME",
-    "GIT_COMMITTER_EMAIL",
-    "GIT_CONFIG_GLOBAL",
-)
 
 
 def command_key(agent: str) -> str:
@@ -59,13 +52,27 @@ def agent_env(config: Config, codex_home: Path | None, worktrees: Path | None = 
     With `worktrees` (the folder the run's worktrees are in), git run by the agent stops looking for a
     repository there: a worktree whose .git file is gone is no repository at all, instead of the
     user's checkout around it (which its commits would otherwise land in)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_") or k in _AGENT_KEEP_GIT}
+    env = without_git_vars(os.environ)
     env.update(config.codex.env)
     if codex_home is not None:
         env["CODEX_HOME"] = str(codex_home)
+    if env.get("CODEX_HOME"):
+        temp_dir_apart(env, Path(env["CODEX_HOME"]))
     if worktrees is not None:
         env["GIT_CEILING_DIRECTORIES"] = str(worktrees)
     return env
+
+
+def temp_dir_apart(env: dict[str, str], codex_home: Path) -> None:
+    """Where the system has bubblewrap, codex (0.169) will not put its sandbox helper in a CODEX_HOME
+    that lies inside its temp dir (TMPDIR, else /tmp), and then runs no command at all ("bwrap: execvp
+    codex-linux-sandbox: No such file or directory"). A home inside the temp dir (a repository under
+    /tmp with `codex.home: isolated`) gets a temp dir of its own beside it."""
+    temp = Path(env.get("TMPDIR") or "/tmp").resolve()
+    if codex_home.resolve().is_relative_to(temp):
+        own = codex_home.parent / f"{codex_home.name}-tmp"
+        own.mkdir(mode=0o700, parents=True, exist_ok=True)
+        env["TMPDIR"] = str(own)
 
 
 def redactor_for(config: Config) -> Redactor:
@@ -123,7 +130,7 @@ class AgentSetups:
         command = resolve_command(self.config, self.root, agent)
         if agent == "codex":
             return AgentSetup(command, self.codex_env, self.config.codex.extra_args)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_") or k in _AGENT_KEEP_GIT}
+        env = without_git_vars(os.environ)
         env.update(backend.env)
         home = self.homes.get(agent)
         if home:

@@ -168,7 +168,31 @@ def run_findings(
     findings += agent_findings(layout, config, plan.tasks if plan is not None else (), run_agent)
     if plan is not None:
         findings += template_findings(layout, config, plan, spec or "")
+        findings += gate_findings(config, plan)
     return findings
+
+
+def gate_findings(config: Config, plan: Plan) -> list[Finding]:
+    """A gate that runs confined needs bubblewrap: said before the run starts, not after an agent."""
+    from codex_orch.proc.sandbox import bwrap_path
+    from codex_orch.verify_config import gates_for
+
+    confined = {
+        gate.name
+        for task in plan.tasks
+        for gate in gates_for(config.gates, task.role, config.roles[task.role].sandbox, task.gates)
+        if gate.sandbox != "none"
+    }
+    if not confined or bwrap_path() is not None:
+        return []
+    names = ", ".join(sorted(confined))
+    return [
+        Finding(
+            "error",
+            f"{config.source}: gates: {names} run confined by bubblewrap, and `bwrap` is not installed. Install it "
+            "(Debian/Ubuntu: apt-get install bubblewrap), or give the gate `sandbox: none`.",
+        )
+    ]
 
 
 def _base_commit(git: Git, config: Config, root: Path) -> str:

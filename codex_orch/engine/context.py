@@ -11,7 +11,9 @@ from typing import Any
 
 from codex_orch.config import Config, RoleConfig
 from codex_orch.engine.agent_env import AgentSetup, AgentSetups
+from codex_orch.engine.budget import Breaker
 from codex_orch.engine.prompts import PromptRenderer
+from codex_orch.engine.quota import QuotaPauses
 from codex_orch.engine.secret_scan import SecretScanner
 from codex_orch.errors import InputError
 from codex_orch.git.repo import Git
@@ -53,6 +55,10 @@ class RunContext:
     answer_checks: Mapping[str, AnswerCheck] = field(default_factory=dict)  # by role
     run_agent: str | None = None  # --agent of the run
     setups: AgentSetups | None = None  # how each backend is started; None: codex only, from command/agent_env
+    spend: Breaker | None = None  # budgets (engine/budget.py); None: no limits (tests of parts)
+    quota: QuotaPauses | None = None  # pauses on a provider's quota (engine/quota.py); None: none
+    # called with a task's id once its commit is recorded (the conflict forecast, engine/forecast.py)
+    on_commit: Callable[[str], None] | None = None
     # paths declared by the tasks running now (None: the task declared none and runs alone)
     active_paths: dict[str, tuple[str, ...] | None] = field(default_factory=dict)
     _schemas: dict[str, tuple[Path, dict[str, Any]]] = field(default_factory=dict)

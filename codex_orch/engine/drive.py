@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,8 +14,11 @@ from typing import Any
 
 from codex_orch.config import Config
 from codex_orch.engine.agent_env import AgentSetups, agent_env, redactor_for
+from codex_orch.engine.budget import Breaker, dispatch_hold
 from codex_orch.engine.context import Notify, RunContext
 from codex_orch.engine.executor import run_task
+from codex_orch.engine.forecast import Forecast
+from codex_orch.engine.quota import QuotaPauses
 from codex_orch.engine.scheduler import ConcurrencyRules, Scheduler
 from codex_orch.engine.secret_scan import SecretScanner
 from codex_orch.engine.services import services_running
@@ -43,8 +46,13 @@ def run_context(
     options: RunOptions,
 ) -> RunContext:
     redactor = redactor_for(config)
+
+    def warn(message: str) -> None:
+        notify("warning", None, {"message": message})
+
     codex_env = agent_env(config, home, layout.worktrees_dir)
     homes = store.get("agent_homes") or {}
+    cancel = threading.Event()
     return RunContext(
         layout=layout,
         config=config,
@@ -62,8 +70,10 @@ def run_context(
         redactor=redactor,
         secret_scanner=SecretScanner(config, redactor),
         fail_fast=options.fail_fast,
-        cancel=threading.Event(),
+        cancel=cancel,
         answer_checks=plan_answer_checks(config),
+        spend=Breaker(store, config.budgets, warn),
+        quota=QuotaPauses(store, config.limits.max_quota_wait, cancel, warn),
     )
 
 
@@ -82,7 +92,7 @@ def _stop_on_signals(cancel: threading.Event, stopped_by: list[str]) -> Iterator
         yield
         return
 
-    def handler(signum: int, frame: object) -> None:
+    def handler(signum: int, _frame: object) -> None:
         if signum == signal.SIGHUP:
             silence_lost_terminal()
         if not stopped_by:
@@ -109,8 +119,11 @@ def only_our_gitignore_lines(git: Git) -> bool:
     return bool(added) and not removed and all(a in GITIGNORE_LINES or a.startswith("# codex-orch") for a in added)
 
 
-def uncommitted_warning(git: Git, inputs: tuple[Path, ...]) -> str | None:
-    """A run starts from a commit (git.base_ref): what the checkout holds that the run will not see."""
+def uncommitted_warning(git: Git, inputs: tuple[Path, ...], copied: Sequence[str] = ()) -> str | None:
+    """A run starts from a commit (git.base_ref): what the checkout holds that the run will not see
+    (untracked files `worktree.copy_files` copies into each worktree are seen)."""
+    from fnmatch import fnmatchcase
+
     skip = set()
     for path in inputs:
         try:
@@ -119,7 +132,13 @@ def uncommitted_warning(git: Git, inputs: tuple[Path, ...]) -> str | None:
             continue
     if only_our_gitignore_lines(git):
         skip.add(".gitignore")
-    changes = [c.path for c in local_changes(git) if not c.path.startswith(f"{ORCH_DIR}/") and c.path not in skip]
+    changes = [
+        c.path
+        for c in local_changes(git)
+        if not c.path.startswith(f"{ORCH_DIR}/")
+        and c.path not in skip
+        and not (c.code == "??" and any(fnmatchcase(c.path, glob) for glob in copied))
+    ]
     if not changes:
         return None
     shown = ", ".join(changes[:3]) + (f" and {len(changes) - 3} more" if len(changes) > 3 else "")
@@ -132,24 +151,13 @@ def uncommitted_warning(git: Git, inputs: tuple[Path, ...]) -> str | None:
 def drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
     store = ctx.store
     state = store.view()
-    statuses = {tid: ("succeeded" if t["status"] == "succeeded" else "pending") for tid, t in state["tasks"].items()}
+    statuses = {tid: _start_status(t) for tid, t in state["tasks"].items()}
     for tid in _continued(state):  # its thread went on in a follow-up task: it is not run again
         if statuses[tid] != "succeeded":
             statuses[tid] = "blocked"
     _start_guard(ctx, state)
     mode = workspace_mode(state)
-    ready = bool(state.get("workspace_ready"))
-    try:
-        if mode == "shared":
-            ctx.workspaces.ensure(Path(state["worktree"]), state["branch"], state["base_commit"], ready=ready)
-        elif mode == "landing" and not ready:
-            ctx.workspaces.ensure_branch(state["branch"], state["base_commit"])
-    except BaseException:  # the run cannot start: say so in its state, then let the error speak
-        store.record("run.status", status="failed")
-        store.close()
-        raise
-    if mode in ("shared", "landing") and not ready:
-        store.record("run.workspace_ready")
+    _prepare_workspace(ctx, state, mode)
     rules = ConcurrencyRules(mode, ctx.config.concurrency_allow, ctx.config.concurrency_ignore)
 
     def on_blocked(task: Task, cause: str) -> None:
@@ -162,6 +170,9 @@ def drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
         ctx.notify("finished", task.id, {"status": "blocked", "cause": cause})
 
     follow = ctx.config.follow_next_tasks if options.follow_next_tasks is None else options.follow_next_tasks
+    forecast = Forecast(ctx) if mode in ("landing", "per-task") else None
+    if forecast is not None:
+        ctx.on_commit = forecast.after_commit
     scheduler = Scheduler(
         ctx.plan.tasks,
         statuses,
@@ -172,12 +183,14 @@ def drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
         ctx.cancel,
         options.fail_fast,
         (lambda task: _follow_ups(ctx, task)) if follow else None,
+        hold=lambda task: dispatch_hold(ctx, task),
+        forecast=forecast.hold if forecast is not None else None,
     )
     ctx.notify(
         "plan", None, {"tasks": {tid: {"role": t["role"], "status": t["status"]} for tid, t in state["tasks"].items()}}
     )
     if not state.get("resumed"):
-        warning = uncommitted_warning(ctx.git, options.inputs)
+        warning = uncommitted_warning(ctx.git, options.inputs, ctx.config.worktree.copy_files)
         if warning:
             ctx.notify("warning", None, {"message": warning})
     stopped_by: list[str] = []
@@ -189,34 +202,73 @@ def drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
     finally:
         if ctx.cancel.is_set() and not stopped_by:  # --fail-fast, or an error of codex-orch
             why = "--fail-fast stopped the run" if scheduler.failed_fast else "the run stopped on an internal error"
-            for tid, task in store.view()["tasks"].items():
-                if task["status"] == "pending":
-                    store.record(
-                        "task.status",
-                        task=tid,
-                        status="cancelled",
-                        error={"kind": "cancelled", "message": f"not started: {why}"},
-                    )
-                elif task["status"] == "running":  # its executor never came back: never leave it running
-                    store.record(
-                        "task.status", task=tid, status="interrupted", error={"kind": "internal", "message": why}
-                    )
+            _end_unfinished(store, why)
         _last_guard(ctx)
         final = store.view()["tasks"]
-        values = [t["status"] for t in final.values()]
-        if stopped_by:
-            status = "interrupted"
-        elif all(v == "succeeded" for v in values):
-            status = "succeeded"
-        elif any(v == "succeeded" for v in values):
-            status = "partial"
-        else:
-            status = "failed"
+        budget_left = ctx.spend is not None and ctx.spend.tripped and _budget_left_work(final)
+        status = _run_status([t["status"] for t in final.values()], stopped_by, budget_left)
         store.record("run.status", status=status, **({"signal": stopped_by[0]} if stopped_by else {}))
         store.close()
     if status != "interrupted" and any(t.get("commit") for t in final.values()):
         auto_maintenance(ctx.git)  # git's upkeep after commits, once for all of them
     return RunOutcome(ctx.run_id, status, ctx.run_dir, {tid: t["status"] for tid, t in final.items()})
+
+
+def _prepare_workspace(ctx: RunContext, state: dict[str, Any], mode: str) -> None:
+    """The run's shared worktree, or its run branch for landing runs, made once (`run.workspace_ready`)."""
+    ready = bool(state.get("workspace_ready"))
+    try:
+        if mode == "shared":
+            ctx.workspaces.ensure(Path(state["worktree"]), state["branch"], state["base_commit"], ready=ready)
+        elif mode == "landing" and not ready:
+            ctx.workspaces.ensure_branch(state["branch"], state["base_commit"])
+    except BaseException:  # the run cannot start: say so in its state, then let the error speak
+        ctx.store.record("run.status", status="failed")
+        ctx.store.close()
+        raise
+    if mode in ("shared", "landing") and not ready:
+        ctx.store.record("run.workspace_ready")
+
+
+def _end_unfinished(store: RunStore, why: str) -> None:
+    """A run cancelled by codex-orch itself: tasks not started are cancelled, and none is left running."""
+    for tid, task in store.view()["tasks"].items():
+        if task["status"] == "pending":
+            store.record(
+                "task.status",
+                task=tid,
+                status="cancelled",
+                error={"kind": "cancelled", "message": f"not started: {why}"},
+            )
+        elif task["status"] == "running":  # its executor never came back: never leave it running
+            store.record("task.status", task=tid, status="interrupted", error={"kind": "internal", "message": why})
+
+
+def _run_status(statuses: list[str], stopped_by: list[str], budget_left: bool) -> str:
+    if stopped_by:
+        return "interrupted"
+    if all(v == "succeeded" for v in statuses):
+        return "succeeded"
+    if budget_left:  # the budget stopped work that was still to do
+        return "budget_exhausted"
+    return "partial" if any(v == "succeeded" for v in statuses) else "failed"
+
+
+def _budget_left_work(tasks: dict[str, Any]) -> bool:
+    """Did the budget leave work undone: a task not started, or one it stopped (kind `budget`)?"""
+    return any(
+        t["status"] == "pending" or (t["status"] == "failed" and (t.get("error") or {}).get("kind") == "budget")
+        for t in tasks.values()
+    )
+
+
+def _start_status(task: dict[str, Any]) -> str:
+    """What the scheduler starts from: succeeded tasks stay; so do those the merge queue found guilty
+    (integration_failed: their work is done and merged nowhere; running them again would redo it), which
+    the scheduler skips like a blocked task, blocking what waits for them."""
+    if task["status"] == "succeeded":
+        return "succeeded"
+    return "blocked" if (task.get("error") or {}).get("kind") == "integration_failed" else "pending"
 
 
 def _start_guard(ctx: RunContext, state: dict[str, Any]) -> None:
@@ -316,7 +368,6 @@ def _follow_ups(ctx: RunContext, task: Task) -> list[Task]:
             prompt=str(proposal.get("prompt", "")),
             acceptance=str(proposal.get("acceptance", "")),
             blocked_by=(task.id,),
-            written_role=str(proposal.get("role")),
         )
         store.record("task.added", task=new.to_json(), proposed_by=task.id)
         notes.append({"id": task_id, "added": new.role})
@@ -338,6 +389,10 @@ class RunOptions:
     # The user's input files (plan, spec): not warned about as uncommitted changes of the checkout.
     inputs: tuple[Path, ...] = ()
     base_ref: str | None = None  # --base-ref: the commit the run starts from, instead of git.base_ref
+    budget_run_cost: float | None = None  # resume --budget-run-cost: the run's budgets.run_cost from now on
+    max_cost: float | None = None  # run --max-cost: refuse to start when the estimate's low end is over it
+    executor: str | None = None  # --executor: how the tasks run (engine/executors.py); None: the config's
+    executor_settings: tuple[tuple[str, Any], ...] = ()  # --temporal-address and the like, over the config's
 
 
 @dataclass(frozen=True)

@@ -9,23 +9,21 @@ from __future__ import annotations
 
 import logging
 import traceback
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from codex_orch.agents import AttemptRequest, Usage, get_backend
 from codex_orch.agents.base import AgentResult, Progress
+from codex_orch.engine.accounting import attempt_share, thread_after, thread_totals, totals_after
 from codex_orch.engine.agent_choice import AttemptAgent, model_for, next_fallback, task_choice, thread_agent
 from codex_orch.engine.context import RunContext
 from codex_orch.engine.finish import MESSAGE_CHARS, finish_task, record_failure
-from codex_orch.engine.guardrails import guardrail_prompt, hidden_work, quarantine_ref, violation_message
-from codex_orch.engine.landing import (
-    LandingConflict,
-    conflict_prompt,
-    replay_conflict,
-    task_workspace,
-)
+from codex_orch.engine.gates import check_gates, fix_prompt, gate_failure
+from codex_orch.engine.guardrails import after_attempt, guardrail_prompt
+from codex_orch.engine.landing import LandingConflict, conflict_prompt, replay_conflict
 from codex_orch.engine.secret_scan import SecretsFound
+from codex_orch.engine.setup import SetupFailed, prepare_worktree
 from codex_orch.engine.task_prompts import (
     continued_thread,
     fallback_prompt,
@@ -36,11 +34,12 @@ from codex_orch.engine.task_prompts import (
     transient_prompt,
 )
 from codex_orch.engine.validation import Verdict, checked, judge, retry_prompt
+from codex_orch.engine.workspaces import task_worktree
 from codex_orch.errors import OrchError
 from codex_orch.failures import FailureKind, Retry, info
-from codex_orch.git.guard import Change
-from codex_orch.git.workspace import Workspace, branch_name
+from codex_orch.git.workspace import Workspace
 from codex_orch.plan import Task
+from codex_orch.prices import attempt_cost
 from codex_orch.state import now_iso
 from codex_orch.untrusted import clean_text
 
@@ -53,44 +52,18 @@ def attempt_dir(ctx: RunContext, task_id: str, n: int) -> Path:
     return ctx.run_dir / "tasks" / task_id / f"attempt-{n}"
 
 
-def _workspace(ctx: RunContext, task: Task) -> Workspace:
-    """The shared worktree, or this task's own: from the run branch's tip (landing), or branched from
-    its dependencies' work (per-task)."""
-    rec = ctx.store.task(task.id)
-    mode = ctx.mode
-    if mode == "landing":
-        return task_workspace(ctx, task)
-    if mode == "shared":
-        worktree = Path(ctx.store.get("worktree"))
-        ws = ctx.workspaces.ensure(worktree, ctx.store.get("branch"), ctx.store.get("base_commit"), ready=True)
-        if rec["worktree"] is None:
-            ctx.store.record(
-                "task.workspace",
-                task=task.id,
-                branch=ws.branch,
-                worktree=str(worktree),
-                base_commit=ctx.workspaces.git_at(worktree).head(),
-            )
-        return ws
-    if rec["worktree"] is not None:
-        return ctx.workspaces.ensure(Path(rec["worktree"]), rec["branch"], rec["base_commit"], ready=True)
-    heads = [ctx.store.task(dep)["head"] for dep in task.blocked_by]
-    start = heads[0] if heads else ctx.store.get("base_commit")
-    branch = branch_name(
-        ctx.config.git.branch_template,
-        ctx.config.source,
-        date=ctx.store.get("date"),
-        run_id=ctx.run_id,
-        task_id=task.id,
-        role=task.role,
-    )
-    worktree = ctx.layout.task_worktree(ctx.run_id, task.id)
-    ws = ctx.workspaces.ensure(worktree, branch, start)
-    others = [h for h in dict.fromkeys(heads[1:]) if h and h != start]
-    if others:
-        ctx.workspaces.merge_into(worktree, others, task.id)
-    ctx.store.record("task.workspace", task=task.id, branch=branch, worktree=str(worktree), base_commit=start)
-    return ws
+@dataclass(frozen=True)
+class _Next:
+    """The task ended (its status), or the prompt its agent goes on with."""
+
+    ended: str | None
+    prompt: str = ""
+
+
+def _failure_of(result: AgentResult, verdict: Verdict | None) -> tuple[FailureKind, str]:
+    """Why an attempt did not end the task: the agent's failure, else its answer's."""
+    kind = result.failure or (verdict.failure if verdict else None) or FailureKind.CRASHED
+    return kind, result.failure_message or "; ".join(verdict.errors[:3] if verdict else ())
 
 
 class TaskRunner:
@@ -99,43 +72,176 @@ class TaskRunner:
         self.task = task
         self.role = ctx.role(task.role)
         self.schema_path, self.schema = ctx.schema(self.role)
+        self.answer_retries = self.transient_retries = 0  # retries on the same agent, by retry policy
+        self.conflict_rounds = 0  # landing conflicts handed back to the agent
+        self.earlier: list[dict[str, Any]] = []  # the attempts of the task whose thread a follow-up continues
 
     def run(self) -> str:
         ctx, task = self.ctx, self.task
         store = ctx.store
-        try:
-            ws = _workspace(ctx, task)
-        except OrchError as exc:
-            return self._fail(FailureKind.WORKSPACE, str(exc))
+        ws = self._prepare()
+        if isinstance(ws, str):
+            return ws
         rec = store.task(task.id)
         store.record("task.status", task=task.id, status="running")
         ctx.notify("started", task.id, {"role": task.role})
+        first = self._take_up(ws, rec)
+        if isinstance(first, str):
+            return first
+        thread, prompt, runs_on = first
+        n = len(rec["attempts"]) + 1
+        tried = [runs_on.agent]
+        totals = thread_totals(rec["attempts"] or self.earlier, thread)
+        self.fix_rounds = int(rec.get("fix_rounds") or 0)  # failing gates handed back to the agent so far
+        while True:
+            result, verdict = self._attempt(ws, n, prompt, thread, totals, runs_on)
+            if result.failure is None and verdict is not None and verdict.ok:
+                step = self._after_valid(ws, n, result, verdict, runs_on.agent)
+                if isinstance(step, Verdict):  # its commit was refused: failed like an invalid answer
+                    verdict = step
+                elif step.ended is not None:
+                    return step.ended
+                else:  # a failing gate or a landing conflict: back to the same thread
+                    thread, totals = thread_after(result, thread, totals)
+                    prompt, n = step.prompt, n + 1
+                    continue
+            kind, message = _failure_of(result, verdict)
+            if kind == FailureKind.INTERRUPTED:
+                return self._interrupted(message)
+            thread, totals = thread_after(result, thread, totals)
+            fallback = next_fallback(ctx.config, kind, tried)
+            if fallback is not None:  # the provider failed: another agent takes the work over
+                prompt = fallback_prompt(ctx, task, ws.worktree, runs_on.agent, result)
+                runs_on = self._agent(fallback, "fallback", own=False, fallback_from=runs_on.agent)
+                tried.append(fallback)
+                thread, totals = None, (Usage(), None)
+            else:
+                retry = self._retry(ws, kind, message, result, verdict, thread, runs_on.agent)
+                if retry is None:
+                    return self._fail(kind, message)
+                prompt = retry
+            if ctx.cancel.is_set():
+                return self._interrupted("stopped before a retry")
+            n += 1
+
+    def _prepare(self) -> Workspace | str:
+        """The task's worktree, set up (worktree.setup) before any agent is spent; or the task's end."""
+        try:
+            ws = task_worktree(self.ctx, self.task)
+        except OrchError as exc:
+            return self._fail(FailureKind.WORKSPACE, str(exc))
+        try:
+            prepare_worktree(self.ctx, self.task.id, ws)
+        except SetupFailed as exc:
+            return self._fail(FailureKind.SETUP_FAILED, str(exc))
+        return ws
+
+    def _after_valid(self, ws: Workspace, n: int, result: AgentResult, verdict: Verdict, agent: str) -> _Next | Verdict:
+        """A valid answer: its gates, then its commit (and landing). The task's end; or the prompt its
+        agent goes on with (a failing gate, a landing conflict); or, when the commit was refused for the
+        secrets it held, the verdict that fails it like an invalid answer."""
+        gate = self._gates(ws, n, result, verdict)
+        if gate is not None:
+            return gate
+        self.ctx.store.record("task.result", task=self.task.id, result=verdict.value)
+        try:
+            return _Next(self._finish(ws, verdict.value, n, result.thread_id, agent))
+        except SecretsFound as exc:  # nothing was committed: the answer is retried like an invalid one
+            failure = str(FailureKind.SECRET)
+            self.ctx.store.record("task.commit_refused", task=self.task.id, failure=failure, message=str(exc))
+            return Verdict(None, FailureKind.SECRET, tuple(str(f) for f in exc.findings))
+        except LandingConflict as exc:  # back to the same agent, on the run branch's tip
+            return self._conflict_round(ws, exc, result.thread_id)
+
+    def _gates(self, ws: Workspace, n: int, result: AgentResult, verdict: Verdict) -> _Next | None:
+        """The task's gates on a valid answer's work: None when they pass; else the failing gate's report
+        for the same thread, up to limits.fix_rounds, or the task's end."""
+        ctx, task = self.ctx, self.task
+        gate = check_gates(ctx, task, ws, n, attempt_dir(ctx, task.id, n), verdict.value)
+        if gate is None:
+            return None
+        if ctx.cancel.is_set():
+            return _Next(self._interrupted("stopped while its gates ran"))
+        if self.fix_rounds >= ctx.config.limits.fix_rounds or not result.thread_id:
+            return _Next(self._fail(FailureKind.GATE_FAILED, gate_failure(ctx, task, ws, gate)))
+        self.fix_rounds += 1
+        ctx.store.record("task.fix_round", task=task.id, round=self.fix_rounds, gate=gate.name, n=n + 1)
+        return _Next(None, ctx.redactor.text(fix_prompt(gate)))
+
+    def _retry(
+        self,
+        ws: Workspace,
+        kind: FailureKind,
+        message: str,
+        result: AgentResult,
+        verdict: Verdict | None,
+        thread: str | None,
+        agent: str,
+    ) -> str | None:
+        """The prompt of a retry on the same agent, while the failure's retry policy allows one more. A
+        rate limit waits for the agent's quota first (no fallback agent was left): that retry is free."""
+        limits, policy = self.ctx.config.limits, info(kind).retry
+        quota = self.ctx.quota  # paused until the agent's quota is back (engine/quota.py)
+        if kind == FailureKind.RATE_LIMITED and quota is not None and quota.wait(agent, self.task.id, message):
+            return transient_prompt(result) if thread else render_task_prompt(self.ctx, self.task, ws.worktree)
+        if policy == Retry.ANSWER and thread and self.answer_retries < limits.retries:
+            self.answer_retries += 1
+            if kind in (FailureKind.GUARDRAIL, FailureKind.HIDDEN_WORK):
+                return guardrail_prompt(message)
+            return retry_prompt(verdict or Verdict(None, kind, (message,)), self.schema_path.name)
+        if policy == Retry.TRANSIENT and self.transient_retries < limits.transient_retries:
+            self.transient_retries += 1
+            return transient_prompt(result) if thread else render_task_prompt(self.ctx, self.task, ws.worktree)
+        return None
+
+    def _recover(self, ws: Workspace, rec: dict[str, Any]) -> _Next:
+        """The answer a crash left before its commit, committed now: the task's end, or the prompt of
+        the landing conflict it meets now (back to its agent)."""
+        try:
+            last = rec["attempts"][-1]
+            return _Next(
+                self._finish(ws, rec["result"], last["n"], rec["thread_id"], thread_agent(rec["attempts"]), True)
+            )
+        except SecretsFound as exc:
+            return _Next(self._fail(FailureKind.SECRET, str(exc)))
+        except LandingConflict as exc:  # the landing a crash interrupted conflicts now: back to its agent
+            return self._replay(ws, exc)
+
+    def _conflict_round(self, ws: Workspace, exc: LandingConflict, thread: str | None) -> _Next:
+        """A landing conflict back to the agent's thread, up to limits.conflict_rounds; then a failure."""
+        if self.conflict_rounds >= self.ctx.config.limits.conflict_rounds or not thread:
+            return _Next(self._fail(FailureKind.CONFLICT, str(exc)))
+        self.conflict_rounds += 1
+        return self._replay(ws, exc)
+
+    def _replay(self, ws: Workspace, exc: LandingConflict) -> _Next:
+        try:
+            return _Next(None, conflict_prompt(replay_conflict(self.ctx, self.task, ws, exc)))
+        except OrchError as err:
+            return _Next(self._fail(FailureKind.WORKSPACE, f"could not replay its change on the tip: {err}"))
+
+    def _take_up(self, ws: Workspace, rec: dict[str, Any]) -> str | tuple[str | None, str, AttemptAgent]:
+        """The thread, prompt and agent of this run's first attempt: a new task, one taken up after an
+        interruption (its thread going on, on the agent that owns it), or a conflict to resolve; or the
+        task's end, when the answer a crash left is committed now."""
+        ctx, task = self.ctx, self.task
         pending: str | None = None  # the prompt of a landing conflict found while taking the task up again
         if rec["result"] is not None:  # a crash came after a valid answer and before the commit
-            last = rec["attempts"][-1]
-            try:
-                return self._finish(ws, rec["result"], last["n"], rec["thread_id"], thread_agent(rec["attempts"]), True)
-            except SecretsFound as exc:
-                return self._fail(FailureKind.SECRET, str(exc))
-            except LandingConflict as exc:  # the landing a crash interrupted conflicts now: back to its agent
-                try:
-                    pending = conflict_prompt(replay_conflict(ctx, task, ws, exc))
-                except OrchError as err:
-                    return self._fail(FailureKind.WORKSPACE, f"could not replay its change on the tip: {err}")
-
-        n = len(rec["attempts"]) + 1
+            recovered = self._recover(ws, rec)
+            if recovered.ended is not None:
+                return recovered.ended
+            pending = recovered.prompt
         thread = rec["thread_id"]
         choice = task_choice(ctx.config, task, ctx.run_agent)
         runs_on = self._agent(choice.name, choice.source, own=True)
         continued = None if rec["attempts"] else continued_thread(ctx, task)
         if rec["status"] in ("interrupted", "running") and rec["attempts"]:
             if thread:  # the thread goes on, on the agent (and model) that owns it
-                last = rec["attempts"][-1]
-                runs_on = AttemptAgent(thread_agent(rec["attempts"]), last.get("model"), "thread")
+                runs_on = AttemptAgent(thread_agent(rec["attempts"]), rec["attempts"][-1].get("model"), "thread")
             prompt = interrupted_prompt(ctx, ws.worktree) if thread else restart_prompt(ctx, task, ws.worktree)
         elif continued is not None:  # a follow-up (the job service's `continue`) on another task's thread
-            thread, earlier = continued
-            runs_on = AttemptAgent(thread_agent(earlier), earlier[-1].get("model"), "thread")
+            thread, self.earlier = continued
+            runs_on = AttemptAgent(thread_agent(self.earlier), self.earlier[-1].get("model"), "thread")
             prompt = follow_up_prompt(task)
         else:
             thread = None
@@ -143,70 +249,7 @@ class TaskRunner:
         if pending is not None and rec["thread_id"]:
             thread, prompt = rec["thread_id"], pending
             runs_on = AttemptAgent(thread_agent(rec["attempts"]), rec["attempts"][-1].get("model"), "thread")
-        tried = [runs_on.agent]
-        answer_retries = transient_retries = conflict_rounds = 0
-        totals = (
-            _thread_totals(rec["attempts"] or (continued[1] if continued else []), thread)
-            if thread
-            else (Usage(), None)
-        )
-        while True:
-            result, verdict = self._attempt(ws, n, prompt, thread, totals, runs_on)
-            if result.failure is None and verdict is not None and verdict.ok:
-                store.record("task.result", task=task.id, result=verdict.value)
-                try:
-                    return self._finish(ws, verdict.value, n, result.thread_id, runs_on.agent)
-                except SecretsFound as exc:  # nothing was committed: the answer is retried like an invalid one
-                    store.record("task.commit_refused", task=task.id, failure=str(FailureKind.SECRET), message=str(exc))
-                    verdict = Verdict(None, FailureKind.SECRET, tuple(str(f) for f in exc.findings))
-                except LandingConflict as exc:  # back to the same agent, on the run branch's tip
-                    if conflict_rounds >= ctx.config.limits.conflict_rounds or not result.thread_id:
-                        return self._fail(FailureKind.CONFLICT, str(exc))
-                    conflict_rounds += 1
-                    try:
-                        files = replay_conflict(ctx, task, ws, exc)
-                    except OrchError as err:
-                        return self._fail(FailureKind.WORKSPACE, f"could not replay its change on the tip: {err}")
-                    totals = _totals_after(result, thread, totals)
-                    thread, prompt, n = result.thread_id, conflict_prompt(files), n + 1
-                    continue
-            kind = result.failure or (verdict.failure if verdict else None) or FailureKind.CRASHED
-            message = result.failure_message or "; ".join(verdict.errors[:3] if verdict else ())
-            if kind == FailureKind.INTERRUPTED:
-                store.record(
-                    "task.status", task=task.id, status="interrupted", error={"kind": str(kind), "message": message}
-                )
-                return "interrupted"
-            if result.thread_id:
-                totals = _totals_after(result, thread, totals)
-                thread = result.thread_id
-            fallback = next_fallback(ctx.config, kind, tried)
-            policy = info(kind).retry
-            if fallback is not None:  # the provider failed: another agent takes the work over
-                prompt = fallback_prompt(ctx, task, ws.worktree, runs_on.agent, result)
-                runs_on = self._agent(fallback, "fallback", own=False, fallback_from=runs_on.agent)
-                tried.append(fallback)
-                thread, totals = None, (Usage(), None)
-            elif policy == Retry.ANSWER and thread and answer_retries < ctx.config.limits.retries:
-                answer_retries += 1
-                if kind in (FailureKind.GUARDRAIL, FailureKind.HIDDEN_WORK):
-                    prompt = guardrail_prompt(message)
-                else:
-                    prompt = retry_prompt(verdict or Verdict(None, kind, (message,)), self.schema_path.name)
-            elif policy == Retry.TRANSIENT and transient_retries < ctx.config.limits.transient_retries:
-                transient_retries += 1
-                prompt = transient_prompt(result) if thread else render_task_prompt(ctx, task, ws.worktree)
-            else:
-                return self._fail(kind, message)
-            if ctx.cancel.is_set():
-                store.record(
-                    "task.status",
-                    task=task.id,
-                    status="interrupted",
-                    error={"kind": "interrupted", "message": "stopped before a retry"},
-                )
-                return "interrupted"
-            n += 1
+        return thread, prompt, runs_on
 
     def _agent(self, name: str, source: str, own: bool, fallback_from: str | None = None) -> AttemptAgent:
         default = self.ctx.config.agents.backend(name).model
@@ -222,6 +265,9 @@ class TaskRunner:
         runs_on: AttemptAgent,
     ) -> tuple[AgentResult, Verdict | None]:
         ctx, task, role = self.ctx, self.task, self.role
+        stop = ctx.spend.before_attempt(task.id) if ctx.spend else None
+        if stop:  # budgets.mode block: a limit is reached, no attempt starts (the task fails as `budget`)
+            return replace(_not_started(stop), failure=FailureKind.BUDGET), None
         folder = attempt_dir(ctx, task.id, n)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "prompt.md").write_text(ctx.redactor.text(prompt), "utf-8")
@@ -273,18 +319,7 @@ class TaskRunner:
                 on_progress=on_progress,
                 on_start=lambda pid: ctx.store.record("attempt.pid", task=task.id, pid=pid),
             )
-        changes = self._guardrails(ws, n, folder)
-        violations = [c for c in changes if not c.folded]
-        if violations and result.failure != FailureKind.INTERRUPTED:
-            result = replace(result, failure=FailureKind.GUARDRAIL, failure_message=violation_message(violations))
-        hidden = (
-            hidden_work(ctx.workspaces.git_at(ws.worktree), ws.worktree, result.started) if not result.failure else []
-        )
-        if hidden and ctx.config.on_hidden_work == "fail":
-            message = "work its commit would not hold: " + "; ".join(hidden[:5])
-            result = replace(result, failure=FailureKind.HIDDEN_WORK, failure_message=message)
-        elif hidden:
-            ctx.notify("flag", task.id, {"message": "work its commit would not hold: " + "; ".join(hidden[:3])})
+        result, changes, hidden = after_attempt(ctx, task.id, ws, n, folder, result)
         verdict = judge(result.final_message, self.schema) if result.failure is None else None
         answer_check = ctx.answer_checks.get(task.role)
         if verdict is not None and verdict.ok and answer_check is not None:
@@ -295,8 +330,9 @@ class TaskRunner:
         else:
             report = f"not validated: {result.failure}: {result.failure_message}\n"
         (folder / "validation.txt").write_text(ctx.redactor.text(report), "utf-8")
-        usage, cost = _attempt_share(result, thread, totals)
-        thread_usage, thread_cost = _totals_after(result, thread, totals)
+        usage, agent_cost = attempt_share(result, thread, totals)
+        cost = attempt_cost(ctx.config.prices, runs_on.agent, runs_on.model, usage, agent_cost)
+        thread_usage, thread_cost = totals_after(result, thread, totals)
         failure = result.failure or (verdict.failure if verdict else None)
         ctx.store.record(
             "attempt.finished",
@@ -309,7 +345,7 @@ class TaskRunner:
             ),
             usage=usage.to_json(),
             thread_usage=thread_usage.to_json(),
-            cost_usd=cost,
+            **cost.record(),
             thread_cost_usd=thread_cost,
             events=result.event_count,
             garbage_lines=result.garbage_lines,
@@ -321,50 +357,18 @@ class TaskRunner:
         )
         return result, verdict
 
-    def _guardrails(self, ws: Workspace, n: int, folder: Path) -> list[Change]:
-        """What the attempt changed that it may not (each put back already), and folded own commits."""
-        guard = self.ctx.workspaces.guard
-        if guard is None:
-            return []
-        return guard.check(ws.worktree, quarantine_ref(self.ctx.run_id, self.task.id, n), folder)
-
     def _finish(
         self, ws: Workspace, value: Any, n: int, thread: str | None, agent: str, recovering: bool = False
     ) -> str:
         return finish_task(self.ctx, self.task, ws, value, n, thread, agent, recovering)
 
+    def _interrupted(self, message: str) -> str:
+        error = {"kind": str(FailureKind.INTERRUPTED), "message": message}
+        self.ctx.store.record("task.status", task=self.task.id, status="interrupted", error=error)
+        return "interrupted"
+
     def _fail(self, kind: FailureKind, message: str) -> str:
         return record_failure(self.ctx, self.task.id, kind, message)
-
-
-def _thread_totals(attempts: list[dict[str, Any]], thread: str) -> tuple[Usage, float | None]:
-    """What the thread had used, as its last attempt recorded it."""
-    for attempt in reversed(attempts):
-        if attempt.get("thread_id") == thread and attempt.get("thread_usage"):
-            return Usage.from_json(attempt["thread_usage"]), attempt.get("thread_cost_usd")
-    return Usage(), None
-
-
-def _totals_after(
-    result: AgentResult, thread: str | None, totals: tuple[Usage, float | None]
-) -> tuple[Usage, float | None]:
-    """The thread's usage and cost after this attempt. codex reports usage over the whole thread, claude
-    and gemini over the attempt only; claude's cost is over the whole session."""
-    same = thread is not None and result.thread_id == thread
-    usage = totals[0] + result.usage if same and not result.usage_cumulative else result.usage
-    return usage, result.cost_usd
-
-
-def _attempt_share(
-    result: AgentResult, thread: str | None, totals: tuple[Usage, float | None]
-) -> tuple[Usage, float | None]:
-    """This attempt's own usage and cost."""
-    same = thread is not None and result.thread_id == thread
-    usage = result.usage - totals[0] if same and result.usage_cumulative else result.usage
-    cost = result.cost_usd
-    if cost is not None and same and totals[1] is not None:
-        cost = round(max(0.0, cost - totals[1]), 9)
-    return usage, cost
 
 
 def _not_started(message: str) -> AgentResult:

@@ -36,15 +36,9 @@ def finish_task(
 ) -> str:
     """After a valid answer: the task's commit (and in a landing run, its landing), what is flagged about
     it, and its final status. Raises SecretsFound and LandingConflict for the attempt loop to answer."""
-    status = str(value.get("status", "done")) if isinstance(value, dict) else "done"
-    summary = str(value.get("summary", "")) if isinstance(value, dict) else ""
-    decisions = value.get("decisions") if isinstance(value, dict) else None
-    if not isinstance(decisions, list) or not all(isinstance(d, dict) for d in decisions):
-        decisions = None  # a role whose schema says otherwise: nothing to append to decisions.md
+    status, summary, decisions = _answer_fields(value)
     rec = ctx.store.task(task.id)
     landing = ctx.mode == "landing"
-    violations: tuple[str, ...] = ()
-    files: list[str] = []
     entry = (
         ctx.redactor.text(decisions_entry(ctx.run_id, task.id, task.role, decisions, now_iso()[:10]))
         if decisions
@@ -55,33 +49,10 @@ def finish_task(
     )
     scanner = ctx.secret_scanner
     try:
-        git = ctx.workspaces.git_at(ws.worktree)
-        # After a crash between commit and journal, the commit exists already: adopt it.
-        sha = (
-            ctx.workspaces.find_commit(ws.worktree, ctx.run_id, task.id, rec["base_commit"] or ws.base_commit)
-            if recovering
-            else None
-        )
         left = unresolved(ctx, task, ws) if landing else ()
         if left:  # the agent answered without resolving the conflict: nothing is committed
             raise LandingConflict(left, None, "", still=True)
-        if sha is None and not (landing and recovering and rec["commit"] is not None):
-            shared = ctx.mode == "shared"
-            paths = list(task.paths) if task.paths is not None and shared else None
-            outcome = ctx.workspaces.commit(
-                ws.worktree,
-                message,
-                paths,
-                None if landing else entry,  # a landing run adds the decisions when it lands
-                others=lambda: ctx.other_paths(task.id),
-                preserve_ref=f"refs/orch/{ctx.run_id}/violations/{task.id}",
-                check_staged=scanner.for_commit(message) if scanner is not None else None,
-            )
-            sha, head, violations, files = outcome.commit, outcome.head, outcome.violations, list(outcome.files)
-        else:
-            sha = sha or rec["commit"]
-            head = git.head()
-            files = git.changed_files(sha) if sha else []
+        sha, head, violations, files = _commit(ctx, task, ws, message, entry, recovering)
         claims = file_claims(answer_files(value), files, ws.worktree)
         if landing:
             if entry and scanner is not None:
@@ -90,6 +61,8 @@ def finish_task(
                 ctx.store.record(
                     "task.committed", task=task.id, commit=sha, head=head, files_changed=files, file_claims=claims
                 )
+                if ctx.on_commit is not None:
+                    ctx.on_commit(task.id)
             landed = land_task(ctx, task, sha, message, entry)
             sha, head = landed.commit, landed.commit or head
     except (SecretsFound, LandingConflict):
@@ -108,6 +81,22 @@ def finish_task(
             violations=list(violations),
             file_claims=claims,
         )
+        if ctx.on_commit is not None:
+            ctx.on_commit(task.id)
+    return _final_status(ctx, task, sha, claims, violations, status, summary)
+
+
+def _final_status(
+    ctx: RunContext,
+    task: Task,
+    sha: str | None,
+    claims: dict[str, Any] | None,
+    violations: tuple[str, ...],
+    status: str,
+    summary: str,
+) -> str:
+    """The task's end once its work is committed: flagged, failed (files outside its paths when the
+    config says so, or the agent's own word) or succeeded."""
     if claims:
         ctx.notify("flag", task.id, {"message": describe(claims)})
     if violations:
@@ -126,6 +115,47 @@ def finish_task(
     ctx.store.record("task.status", task=task.id, status="succeeded")
     ctx.notify("finished", task.id, {"status": "succeeded", "commit": sha})
     return "succeeded"
+
+
+def _commit(
+    ctx: RunContext, task: Task, ws: Workspace, message: str, entry: str | None, recovering: bool
+) -> tuple[str | None, str, tuple[str, ...], list[str]]:
+    """The task's commit, made now or (after a crash between commit and journal) adopted: its sha, the
+    worktree's head, the files set aside as outside its paths, and the files it changed."""
+    rec = ctx.store.task(task.id)
+    landing = ctx.mode == "landing"
+    git = ctx.workspaces.git_at(ws.worktree)
+    # After a crash between commit and journal, the commit exists already: adopt it.
+    sha = (
+        ctx.workspaces.find_commit(ws.worktree, ctx.run_id, task.id, rec["base_commit"] or ws.base_commit)
+        if recovering
+        else None
+    )
+    if sha is None and not (landing and recovering and rec["commit"] is not None):
+        shared = ctx.mode == "shared"
+        paths = list(task.paths) if task.paths is not None and shared else None
+        outcome = ctx.workspaces.commit(
+            ws.worktree,
+            message,
+            paths,
+            None if landing else entry,  # a landing run adds the decisions when it lands
+            others=lambda: ctx.other_paths(task.id),
+            preserve_ref=f"refs/orch/{ctx.run_id}/violations/{task.id}",
+            check_staged=ctx.secret_scanner.for_commit(message) if ctx.secret_scanner is not None else None,
+        )
+        return outcome.commit, outcome.head, outcome.violations, list(outcome.files)
+    sha = sha or rec["commit"]
+    return sha, git.head(), (), git.changed_files(sha) if sha else []
+
+
+def _answer_fields(value: Any) -> tuple[str, str, list[dict[str, Any]] | None]:
+    """The answer's status, summary and decisions, as far as its role's schema has them."""
+    if not isinstance(value, dict):
+        return "done", "", None
+    decisions = value.get("decisions")
+    if not isinstance(decisions, list) or not all(isinstance(d, dict) for d in decisions):
+        decisions = None  # a role whose schema says otherwise: nothing to append to decisions.md
+    return str(value.get("status", "done")), str(value.get("summary", "")), decisions
 
 
 def record_failure(ctx: RunContext, task_id: str, kind: FailureKind, message: str) -> str:

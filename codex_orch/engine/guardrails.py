@@ -11,10 +11,15 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
+from codex_orch.agents.base import AgentResult
+from codex_orch.engine.context import RunContext
+from codex_orch.failures import FailureKind
 from codex_orch.git.guard import Change
 from codex_orch.git.repo import Git
+from codex_orch.git.workspace import Workspace
 
 MAX_LISTED = 20
 
@@ -104,3 +109,24 @@ def _specials(worktree: Path, folders: set[Path]) -> list[str]:
             if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode) or stat.S_ISDIR(mode)):
                 found.append(f"{Path(entry.path).relative_to(worktree)}: not a regular file (git does not commit it)")
     return found[:MAX_LISTED]
+
+
+def after_attempt(
+    ctx: RunContext, task_id: str, ws: Workspace, n: int, folder: Path, result: AgentResult
+) -> tuple[AgentResult, list[Change], list[str]]:
+    """The attempt's result as the guard and the hidden-work check see it, with what each found: what
+    it changed that it may not (each put back already; its own commits folded) fails it as `guardrail`;
+    work its commit would not hold fails it as `hidden_work` (guardrails.on_hidden_work: fail) or is
+    flagged."""
+    guard = ctx.workspaces.guard
+    changes = guard.check(ws.worktree, quarantine_ref(ctx.run_id, task_id, n), folder) if guard else []
+    violations = [c for c in changes if not c.folded]
+    if violations and result.failure != FailureKind.INTERRUPTED:
+        result = replace(result, failure=FailureKind.GUARDRAIL, failure_message=violation_message(violations))
+    hidden = hidden_work(ctx.workspaces.git_at(ws.worktree), ws.worktree, result.started) if not result.failure else []
+    if hidden and ctx.config.on_hidden_work == "fail":
+        message = "work its commit would not hold: " + "; ".join(hidden[:5])
+        result = replace(result, failure=FailureKind.HIDDEN_WORK, failure_message=message)
+    elif hidden:
+        ctx.notify("flag", task_id, {"message": "work its commit would not hold: " + "; ".join(hidden[:3])})
+    return result, changes, hidden

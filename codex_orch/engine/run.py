@@ -37,7 +37,8 @@ from codex_orch.engine.checks import (
     template_findings,
 )
 from codex_orch.engine.context import Notify, _no_notify
-from codex_orch.engine.drive import RunOptions, RunOutcome, drive, run_context
+from codex_orch.engine.drive import RunOptions, RunOutcome, run_context
+from codex_orch.engine.executors import choose, prepare
 from codex_orch.engine.prompts import read_spec
 from codex_orch.engine.secret_scan import check_allow
 from codex_orch.engine.task_prompts import render_task_prompt
@@ -45,6 +46,7 @@ from codex_orch.errors import InputError, OrchError
 from codex_orch.faults import fault_point
 from codex_orch.git.repo import Git
 from codex_orch.layout import Layout, id_problem
+from codex_orch.logs import run_log
 from codex_orch.plan import Plan, Task, load_plan
 from codex_orch.proc.groups import reap_orphan
 from codex_orch.run_lock import LOCK_NAME, RunLock
@@ -98,6 +100,7 @@ def create_and_drive(
     if options.base_ref:
         config = replace(config, git=replace(config.git, base_ref=options.base_ref))
     raise_errors(run_findings(layout, config, plan, spec, run_id, options.agent))
+    execute = prepare(config, choose(config, options))
     git = Git(layout.root)
     base_commit = git.rev(config.git.base_ref)
     date = run_date()
@@ -129,7 +132,8 @@ def create_and_drive(
         store, home = _create(run_dir, config, plan, spec, run)
         fault_point("created")
         ctx = run_context(layout, config, plan, spec, store, git, config.codex.command, home, notify, options)
-        return drive(ctx, options)
+        with run_log(run_dir, ctx.redactor):
+            return execute(ctx, options)
     finally:
         lock.release()
 
@@ -249,6 +253,7 @@ def resume_run(
         agent_findings(layout, config, plan.tasks, run_agent) + template_findings(layout, config, plan, spec or "")
     )
     check_allow(config)
+    execute = prepare(config, choose(config, options, run_dir))
     lock = RunLock(run_dir).acquire()
     try:
         store = RunStore.open(run_dir, redactor_for(config))
@@ -268,9 +273,14 @@ def resume_run(
                 error={"kind": "interrupted", "message": "found running with no live codex-orch process"},
             )
         store.record("run.resumed")
+        if options.budget_run_cost is not None:
+            store.record("run.budget", budgets={"run_cost": options.budget_run_cost})
+        for agent in store.get("paused") or {}:  # a pause of the run that stopped: this one decides anew
+            store.record("run.unpaused", agent=agent)
         home = Path(store.get("codex_home")) if store.get("codex_home") else None
         ctx = run_context(layout, config, plan, spec, store, git, config.codex.command, home, notify, options)
-        return drive(ctx, options)
+        with run_log(run_dir, ctx.redactor):
+            return execute(ctx, options)
     finally:
         lock.release()
 

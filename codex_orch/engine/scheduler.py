@@ -84,6 +84,8 @@ class Scheduler:
         cancel: threading.Event,
         fail_fast: bool = False,
         follow_ups: Callable[[Task], list[Task]] | None = None,
+        hold: Callable[[Task], str | None] | None = None,
+        forecast: Callable[[Task], str | None] | None = None,
     ) -> None:
         self.tasks = list(tasks)
         self.by_id = {t.id: t for t in self.tasks}
@@ -97,6 +99,12 @@ class Scheduler:
         self.fail_fast = fail_fast
         self.failed_fast = False  # --fail-fast stopped the run (not a signal, not an internal error)
         self.follow_ups = follow_ups
+        # Why a ready task may not start now: "stop" (the run's budget is spent: it stays pending),
+        # "wait" (its agent is paused on a quota: it starts when the pause ends), None: it may.
+        self.hold = hold
+        self.held: str | None = None
+        # why a ready task must wait while others run (the conflict forecast); never holds when none runs
+        self.forecast = forecast
         self.dependents: dict[str, list[str]] = {t.id: [] for t in self.tasks}
         self.waiting: dict[str, int] = {}
         for task in self.tasks:
@@ -149,6 +157,9 @@ class Scheduler:
                 while True:
                     self._start_ready(pool, running)
                     if not running:
+                        if self.held == "wait" and not self.cancel.is_set():
+                            self.cancel.wait(0.5)  # an agent paused on its quota: its tasks wait
+                            continue
                         break
                     done, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
                     for future in done:
@@ -167,11 +178,20 @@ class Scheduler:
         if self.cancel.is_set():
             return
         skipped: list[int] = []
+        self.held = None
         while self.ready and len(running) < self.max_workers:
             index = heapq.heappop(self.ready)
             task = self.tasks[index]
-            if self.rules.conflict(task, list(running.values())) is not None:
+            held = self.hold(task) if self.hold else None
+            if (
+                held
+                or self.rules.conflict(task, list(running.values())) is not None
+                or (running and self.forecast is not None and self.forecast(task) is not None)
+            ):
                 skipped.append(index)
+                self.held = self.held or held
+                if held == "stop":
+                    break
                 continue
             self.statuses[task.id] = "running"
             running[pool.submit(self.run_one, task)] = task

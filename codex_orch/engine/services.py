@@ -169,16 +169,8 @@ def _wait_ready(service: Service, handle: Background, matched: threading.Event, 
         if cancel.is_set():
             return "cancelled"
         elapsed = time.monotonic() - began
-        if ready.tcp is not None:
-            if _accepts(ready.host, ready.tcp):
-                return None
-        elif ready.log is not None:
-            if matched.is_set():
-                return None
-        elif elapsed >= (ready.delay or 0.0):
-            code = handle.poll()
-            if code is None or code == 0:  # still running, or handed over to a background process
-                return None
+        if _is_ready(ready, handle, matched, elapsed):
+            return None
         code = handle.poll()
         if code is not None and code != 0:
             return f"exited with {_exit_text(code)} before it was ready"
@@ -189,6 +181,17 @@ def _wait_ready(service: Service, handle: Background, matched: threading.Event, 
         if ready.delay is None and elapsed >= service.ready_timeout:
             return f"was not ready after {service.ready_timeout:g} s ({_waiting_for(ready)})"
         time.sleep(_POLL)
+
+
+def _is_ready(ready: ReadyCheck, handle: Background, matched: threading.Event, elapsed: float) -> bool:
+    """Whether the service shows it is ready: its port accepts, its log matched, or its delay is over."""
+    if ready.tcp is not None:
+        return _accepts(ready.host, ready.tcp)
+    if ready.log is not None:
+        return matched.is_set()
+    if elapsed >= (ready.delay or 0.0):
+        return handle.poll() in (None, 0)  # still running, or handed over to a background process
+    return False
 
 
 def _stop(ctx: RunContext, service: Service, handle: Background, status: str, message: str = "") -> None:

@@ -295,10 +295,11 @@ class Guard:
             out = self.git.run("for-each-ref", "--format=%(refname)%00%(objectname)", *([only] if only else []))
             return dict(line.split("\0", 1) for line in out.splitlines() if "\0" in line)
         refs = dict(self._scan.packed(self.common / "packed-refs"))
-        refs.update(self._scan.loose(self.common, "refs"))
-        if only:
-            return {k: v for k, v in refs.items() if k == only or k.startswith(only.rstrip("/") + "/")}
-        return refs
+        if not only:
+            refs.update(self._scan.loose(self.common, "refs"))
+            return refs
+        refs = {k: v for k, v in refs.items() if k == only or k.startswith(only.rstrip("/") + "/")}
+        return {**refs, **self._scan.loose(self.common, only)}  # one ref, or a folder of them: no full scan
 
     def _admin_key(self, admin: Path) -> str:
         return f"worktrees/{admin.name}/"
@@ -344,33 +345,36 @@ class _Scan:
         return refs
 
     def loose(self, common: Path, top: str) -> dict[str, str]:
+        """The loose refs at `top`: one ref file, or a folder walked down."""
         refs: dict[str, str] = {}
+        files: list[tuple[Path, os.stat_result]] = []
         stack = [common / top]
         while stack:
             folder = stack.pop()
             try:
                 entries = list(os.scandir(folder))
-            except (FileNotFoundError, NotADirectoryError):
+            except NotADirectoryError:
+                files.append((folder, folder.lstat()))
+                continue
+            except FileNotFoundError:
                 continue
             for entry in entries:
                 if entry.is_dir(follow_symlinks=False):
                     stack.append(Path(entry.path))
+                elif not entry.name.endswith(".lock"):
+                    files.append((Path(entry.path), entry.stat(follow_symlinks=False)))
+        for path, info in files:
+            sig, cached = self._sig(info), self._cache.get(path)
+            if cached and cached[0] == sig:
+                value = cached[1]
+            else:
+                try:
+                    value = path.read_text("utf-8", "replace").strip()
+                except OSError:
                     continue
-                if entry.name.endswith(".lock"):
-                    continue
-                path = Path(entry.path)
-                sig = self._sig(entry.stat(follow_symlinks=False))
-                cached = self._cache.get(path)
-                if cached and cached[0] == sig:
-                    value = cached[1]
-                else:
-                    try:
-                        value = path.read_text("utf-8", "replace").strip()
-                    except OSError:
-                        continue
-                    self._cache[path] = (sig, value)
-                if isinstance(value, str) and not value.startswith("ref:"):
-                    refs[str(path.relative_to(common))] = value
+                self._cache[path] = (sig, value)
+            if isinstance(value, str) and not value.startswith("ref:"):
+                refs[str(path.relative_to(common))] = value
         return refs
 
     def content(self, path: Path) -> bytes:

@@ -67,7 +67,12 @@ def _append_to(git: Git, tree: str, path: str, header: str, text: str) -> str:
     """`tree` with `text` appended to the file at `path` (made with `header` first when missing)."""
     code, blob, _ = git.run_full("rev-parse", "--verify", "--quiet", f"{tree}:{path}")
     old = git.run("cat-file", "blob", blob, strip=False) if code == 0 else header
-    new_blob = git.run("hash-object", "-w", "--stdin", stdin=(old + text).encode("utf-8"))
+    return with_file(git, tree, path, old + text)
+
+
+def with_file(git: Git, tree: str, path: str, text: str) -> str:
+    """`tree` with the file at `path` holding `text` (a regular file), as a new tree object."""
+    new_blob = git.run("hash-object", "-w", "--stdin", stdin=text.encode("utf-8"))
     fd, index = tempfile.mkstemp(prefix="codex-orch-land-index-")
     os.close(fd)
     try:

@@ -12,6 +12,7 @@ Worktrees are in worktrees.py, refs and merges in refs.py, the after-attempt che
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -20,15 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from codex_orch.errors import GitError
+from codex_orch.git.environment import without_git_vars
 
-_KEEP_GIT_VARS = (
-    "GIT_AUTHOR_NAME",
-    "GIT_AUTHOR_EMAIL",
-    "GIT_COMMITTER_NAME",
-    "GIT_COMMITTER_EMAIL",
-    "GIT_CONFIG_GLOBAL",
-    "GIT_CONFIG_NOSYSTEM",
-)
+log = logging.getLogger(__name__)
 FALLBACK_IDENTITY = ("codex-orch", "codex-orch@localhost")
 
 # Configuration that makes git start a program, each switched off (`-c` outranks every config file).
@@ -54,8 +49,9 @@ _INDEX_LOCK_BUSY = "index.lock': File exists"  # git's words (LC_ALL=C) when tha
 
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """os.environ without the GIT_* variables that could point git elsewhere."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_") or k in _KEEP_GIT_VARS}
+    """The environment of codex-orch's own git: os.environ without the GIT_* variables that could point
+    git elsewhere, never prompting, in the C locale (its messages are parsed)."""
+    env = without_git_vars(os.environ)
     env["GIT_TERMINAL_PROMPT"] = "0"
     env["LC_ALL"] = "C"
     if extra:
@@ -71,18 +67,24 @@ class Status:
     path: str
 
 
+_COMMON_DIRS: dict[tuple[Path, Path | None], Path] = {}
+
+
 class Git:
     """git, run in one directory: a checkout found by git's own discovery (the user's), or with
     `git_dir` a worktree codex-orch made, named explicitly."""
 
-    def __init__(self, cwd: Path, env: Mapping[str, str] | None = None, git_dir: Path | None = None) -> None:
+    def __init__(
+        self, cwd: Path, env: Mapping[str, str] | None = None, git_dir: Path | None = None, config: Sequence[str] = ()
+    ) -> None:
         from git.cmd import Git as _GitCmd
 
         self.cwd = Path(cwd)
         self.git_dir = Path(git_dir) if git_dir is not None else None
+        self.config = tuple(config)  # further `-c key=value` settings of every command
         self._cmd = _GitCmd(str(self.cwd))
         self._env = clean_env(env)
-        self._argv: tuple[str, ...] = ("git", "--no-pager", *_SAFE_ARGS)
+        self._argv: tuple[str, ...] = ("git", "--no-pager", *_SAFE_ARGS, *(a for c in self.config for a in ("-c", c)))
         if self.git_dir is not None:
             self._argv += (f"--git-dir={self.git_dir}", f"--work-tree={self.cwd}")
 
@@ -91,12 +93,12 @@ class Git:
         (its `.git` file is the agent's): `worktree` names its admin dir instead."""
         return Git(cwd, self.git_env())
 
-    def worktree(self, path: Path, admin: Path) -> Git:
+    def worktree(self, path: Path, admin: Path, config: Sequence[str] = ()) -> Git:
         """git in a worktree codex-orch made, with its admin dir given: nothing is discovered."""
-        return Git(path, self.git_env(), git_dir=admin)
+        return Git(path, self.git_env(), git_dir=admin, config=config)
 
     def with_env(self, extra: Mapping[str, str]) -> Git:
-        return Git(self.cwd, {**self.git_env(), **extra}, self.git_dir)
+        return Git(self.cwd, {**self.git_env(), **extra}, self.git_dir, self.config)
 
     def git_env(self) -> dict[str, str]:
         """The GIT_* variables this runner sets (identity, config, and any given to it)."""
@@ -129,6 +131,7 @@ class Git:
         import tempfile
 
         deadline = time.monotonic() + INDEX_LOCK_WAIT
+        waited = False
         with tempfile.TemporaryFile() as feed:  # GitPython wants a real file for stdin
             if stdin is not None:
                 feed.write(stdin)
@@ -139,8 +142,14 @@ class Git:
                     code, out, err = self._cmd.execute([*self._argv, *args], **kwargs)
                 except GitCommandNotFound:
                     raise GitError("git is not installed or not on PATH.", "Install git and try again.") from None
-                if code == 0 or _INDEX_LOCK_BUSY not in err or time.monotonic() >= deadline:
+                if code == 0 or _INDEX_LOCK_BUSY not in err:
                     return int(code), str(out), str(err)
+                if time.monotonic() >= deadline:
+                    log.info("git %s: the index is still locked after %g s; giving up", args[0], INDEX_LOCK_WAIT)
+                    return int(code), str(out), str(err)
+                if not waited:
+                    log.info("git %s: the index is locked by another git process; waiting", args[0])
+                    waited = True
                 time.sleep(0.05)
 
     def ok(self, *args: str) -> bool:
@@ -156,9 +165,13 @@ class Git:
         return Path(out)
 
     def common_dir(self) -> Path:
-        out = self.run("rev-parse", "--git-common-dir")
-        path = Path(out)
-        return path if path.is_absolute() else (self.cwd / path).resolve()
+        """The repository's common git dir (asked once per checkout and admin dir: it never moves)."""
+        key = (self.cwd, self.git_dir)
+        found = _COMMON_DIRS.get(key)
+        if found is None:
+            path = Path(self.run("rev-parse", "--git-common-dir"))
+            found = _COMMON_DIRS[key] = path if path.is_absolute() else (self.cwd / path).resolve()
+        return found
 
     def rev(self, ref: str) -> str:
         code, out, _ = self.run_full("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")

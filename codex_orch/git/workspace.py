@@ -110,6 +110,7 @@ class Workspaces:
         self._opened: set[Path] = set()
         self._admins: dict[Path, Path] = {}
         self._branches: dict[Path, str] = {}
+        self._excludes: dict[Path, Path] = {}
         self._guard = threading.Lock()
         self._landing = threading.Lock()
 
@@ -117,11 +118,32 @@ class Workspaces:
         """git in one of the run's worktrees, its admin dir named (never discovered from its .git file)."""
         with self._guard:
             admin = self._admins.get(worktree)
+            excludes = self._excludes.get(worktree)
         if admin is None:
             admin = admin_dir(self.git, worktree)
             with self._guard:
                 self._admins[worktree] = admin
-        return self.git.worktree(worktree, admin)
+        return self.git.worktree(worktree, admin, (f"core.excludesFile={excludes}",) if excludes else ())
+
+    def exclude(self, worktree: Path, excludes: Path) -> None:
+        """From now on codex-orch's git in `worktree` ignores what `excludes` lists (the files its setup
+        made or copied). Worktrees share the common dir's info/exclude, so a worktree's own list is given
+        to each command as its `core.excludesFile` (which holds the user's global excludes too)."""
+        with self._guard:
+            self._excludes[worktree] = excludes
+
+    def set_aside(
+        self, worktree: Path, ref: str, message: str, paths: Sequence[str] | None, revert: bool
+    ) -> str | None:
+        """The worktree's uncommitted changes (under `paths`, when given) saved in a commit on `ref` (its
+        parent the worktree's HEAD); with `revert`, taken out of the worktree after. None: no change."""
+        git = self.git_at(worktree)
+        with self._lock_for(worktree), self._ours(ref):
+            files = [e.path for e in git.status() if paths is None or path_matches(e.path, paths)]
+            if not files:
+                return None
+            self._preserve_and_revert(git, files, ref, message, revert)
+            return git.run("rev-parse", "--verify", ref)
 
     def _ours(self, *refs: str) -> Any:
         """codex-orch moves these refs itself: the guard is told, and no check runs meanwhile."""
@@ -312,7 +334,9 @@ class Workspaces:
                     e.path for e in entries if not path_matches(e.path, paths) and not path_matches(e.path, running)
                 ]
                 if violations:
-                    self._preserve_and_revert(git, violations, preserve_ref, message)
+                    self._preserve_and_revert(
+                        git, violations, preserve_ref, "changes outside the task's paths\n\n" + message
+                    )
             extra: list[str] = []
             size = 0
             if decisions:
@@ -332,7 +356,7 @@ class Workspaces:
                 raise
             return CommitOutcome(sha, sha or git.head(), tuple(files), tuple(violations))
 
-    def _preserve_and_revert(self, git: Git, files: Sequence[str], ref: str, message: str) -> None:
+    def _preserve_and_revert(self, git: Git, files: Sequence[str], ref: str, message: str, revert: bool = True) -> None:
         """Save `files` as they are in a commit on `ref` (via a private index), then restore them to HEAD."""
         import os
         import tempfile
@@ -353,9 +377,11 @@ class Workspaces:
             "-p",
             "HEAD",
             "-m",
-            "changes outside the task's paths\n\n" + message,
+            message,
         )
         git.run("update-ref", ref, sha)
+        if not revert:
+            return
         in_head = set(git.run("ls-tree", "-r", "-z", "--name-only", "HEAD", "--", *files, strip=False).split("\0"))
         tracked = [f for f in files if f in in_head]
         if tracked:

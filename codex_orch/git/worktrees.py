@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from codex_orch.errors import GitError
+from codex_orch.errors import GitError, OrchError
 from codex_orch.git.repo import Git
 
 _process_lock = threading.Lock()
@@ -42,7 +42,10 @@ def admin_dir(git: Git, path: Path) -> Path:
     folder = git.common_dir() / "worktrees"
     wanted = str(path / ".git")
     wanted_resolved = str(path.resolve() / ".git")
-    for admin in sorted(folder.iterdir()) if folder.is_dir() else []:
+    # git names the admin dir after the worktree's folder (a number added when taken): look there first,
+    # so that finding one is not a read of every worktree's file in a run of hundreds
+    likely = [folder / path.name] if (folder / path.name).is_dir() else []
+    for admin in likely + (sorted(folder.iterdir()) if folder.is_dir() else []):
         try:
             named = (admin / "gitdir").read_text("utf-8").strip()
         except OSError:
@@ -118,3 +121,19 @@ def worktree_list(git: Git) -> list[dict[str, str]]:
     if current:
         items.append(current)
     return items
+
+
+def detached_worktree(git: Git, folder: Path, commit: str, clean: bool = False) -> Path:
+    """A worktree at `folder` with `commit` checked out, detached (made, or moved there when it exists);
+    with `clean`, untracked files a command left in it earlier are removed (ignored ones are kept)."""
+    try:
+        wgit = git.worktree(folder, admin_dir(git, folder))
+        wgit.run("reset", "-q", "--hard", commit)
+        wgit.run("checkout", "-q", "--detach", commit)
+        if clean:
+            wgit.run("clean", "-q", "-ffd")
+    except OrchError:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with repo_lock(git):
+            git.run("worktree", "add", "-q", "--detach", str(folder), commit)
+    return folder

@@ -165,34 +165,40 @@ def path_users(folders: Iterable[Path], exclude: Iterable[int] = ()) -> dict[Pat
     found: dict[Path, list[PathUser]] = {f: [] for f in wanted.values()}
     skip = {os.getpid(), *exclude}
     for pid in pids():
-        if pid in skip:
-            continue
-        seen: set[Path] = set()
-        for name, how in (("cwd", "works in it"), ("exe", "runs a program from it"), ("root", "has its root in it")):
-            try:
-                link = os.readlink(f"{PROC}/{pid}/{name}")
-            except OSError:
-                continue
-            for resolved, folder in wanted.items():
-                if folder not in seen and _inside(link, resolved):
-                    seen.add(folder)
-                    found[folder].append(PathUser(pid, command_line(pid), how))
-        try:
-            fds = os.listdir(f"{PROC}/{pid}/fd")
-        except OSError:
-            fds = []
-        for fd in fds:
-            if len(seen) == len(wanted):
-                break
-            try:
-                link = os.readlink(f"{PROC}/{pid}/fd/{fd}")
-            except OSError:
-                continue
-            for resolved, folder in wanted.items():
-                if folder not in seen and _inside(link, resolved):
-                    seen.add(folder)
-                    found[folder].append(PathUser(pid, command_line(pid), f"has {link} open"))
+        if pid not in skip:
+            for folder, how in _uses(pid, wanted).items():
+                found[folder].append(PathUser(pid, command_line(pid), how))
     return found
+
+
+def _uses(pid: int, wanted: dict[str, Path]) -> dict[Path, str]:
+    """The folders of `wanted` (resolved path -> folder) that process `pid` uses, each with the first way
+    found: its cwd, exe or root, else an open file."""
+    uses: dict[Path, str] = {}
+
+    def note(link: str, how: str) -> None:
+        for resolved, folder in wanted.items():
+            if folder not in uses and _inside(link, resolved):
+                uses[folder] = how
+
+    for name, how in (("cwd", "works in it"), ("exe", "runs a program from it"), ("root", "has its root in it")):
+        try:
+            note(os.readlink(f"{PROC}/{pid}/{name}"), how)
+        except OSError:
+            continue
+    try:
+        fds = os.listdir(f"{PROC}/{pid}/fd")
+    except OSError:
+        fds = []
+    for fd in fds:
+        if len(uses) == len(wanted):
+            break
+        try:
+            link = os.readlink(f"{PROC}/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        note(link, f"has {link} open")
+    return uses
 
 
 def file_holders(path: Path) -> list[PathUser]:

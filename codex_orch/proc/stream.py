@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from codex_orch.proc.groups import kill_group, reap_group
-from codex_orch.proc.reaper import contain
+from codex_orch.proc.reaper import Unit, contain
 from codex_orch.redaction import Redactor, StreamRedactor
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,7 @@ class ProcRequest:
     idle_timeout: float | None = None
     stop_grace: float = 5.0
     redactor: Redactor | None = None  # applied to what is written to the two files
+    times_path: Path | None = None  # when stdout's lines arrived: one Unix time per line (logs, timeline)
 
     def __post_init__(self) -> None:
         if not self.argv:
@@ -83,9 +84,17 @@ OnLine = Callable[[bytes], bool | None]
 class StreamTee:
     """Tees one pipe into a file; splits stdout into bounded lines."""
 
-    def __init__(self, fd: int, sink: BinaryIO, on_line: OnLine | None, redactor: Redactor | None) -> None:
+    def __init__(
+        self,
+        fd: int,
+        sink: BinaryIO,
+        on_line: OnLine | None,
+        redactor: Redactor | None,
+        stamps: BinaryIO | None = None,
+    ) -> None:
         self.fd = fd
         self.sink = sink
+        self.stamps = stamps  # one arrival time per newline, so line k of the sink has line k here
         self.redact: StreamRedactor | None = redactor.stream() if redactor else None
         self.on_line = on_line
         self.partial = bytearray()
@@ -96,6 +105,10 @@ class StreamTee:
 
     def feed(self, chunk: bytes) -> None:
         self.sink.write(self.redact.feed(chunk) if self.redact else chunk)
+        if self.stamps is not None and b"\n" in chunk:  # an agent's events: on disk at once, for readers
+            self.sink.flush()
+            self.stamps.write(f"{time.time():.3f}\n".encode() * chunk.count(b"\n"))
+            self.stamps.flush()
         if self.on_line is None:
             self.tail += chunk
             if len(self.tail) > 2 * STDERR_TAIL:
@@ -134,6 +147,8 @@ class StreamTee:
         if self.redact:
             self.sink.write(self.redact.flush())
         self.sink.flush()
+        if self.stamps is not None:
+            self.stamps.close()
 
 
 def pump(selector: selectors.BaseSelector, streams: dict[int, StreamTee], wait: float) -> set[int]:
@@ -176,6 +191,7 @@ def run_streaming(
     started = time.time()
     request.stdout_path.parent.mkdir(parents=True, exist_ok=True)
     with open(request.stdout_path, "ab") as out_file, open(request.stderr_path, "ab") as err_file:
+        stamps = open(request.times_path, "ab") if request.times_path else None  # noqa: SIM115 (the tee closes it)
         unit = contain(Path(request.argv[0]).name)
         try:
             proc = subprocess.Popen(
@@ -190,101 +206,139 @@ def run_streaming(
             )
         except OSError as exc:
             unit.end()
+            if stamps is not None:
+                stamps.close()
             message = f"cannot start {request.argv[0]!r}: {exc.strerror or exc}"
             err_file.write(message.encode() + b"\n")
             return ProcOutcome(pid=None, returncode=None, started=started, ended=time.time(), spawn_error=message)
-        pgid = proc.pid
         unit.attach(proc.pid)
-        writer = None
-        if request.stdin_data is not None and proc.stdin is not None:
-            writer = threading.Thread(target=_feed_stdin, args=(proc.stdin, request.stdin_data), daemon=True)
-            writer.start()
-        assert proc.stdout is not None
-        assert proc.stderr is not None
-        err_stream = StreamTee(proc.stderr.fileno(), err_file, None, request.redactor)
-        out_stream = StreamTee(proc.stdout.fileno(), out_file, on_line, request.redactor)
-        streams = {out_stream.fd: out_stream, err_stream.fd: err_stream}
-        selector = selectors.DefaultSelector()
-        for fd in streams:
-            os.set_blocking(fd, False)
-            selector.register(fd, selectors.EVENT_READ)
-        stdout_fd = proc.stdout.fileno()
-        wall_deadline = time.monotonic() + request.timeout if request.timeout else None
-        last_output = time.monotonic()
-        reason: str | None = None
-        steps: list[str] = []
-        leader_done_at: float | None = None
-        swept = False
+        watch = _Watch(request, proc, unit, on_line, (out_file, err_file), stamps)
         try:
             if on_start is not None:  # inside the try: if it fails, the child is still stopped
                 on_start(proc.pid)
-            while True:
-                if not selector.get_map() and (leader_done_at is not None or proc.poll() is not None):
-                    break
-                now = time.monotonic()
-                wait = 0.25
-                if wall_deadline is not None:
-                    wait = min(wait, max(0.0, wall_deadline - now))
-                if request.idle_timeout:
-                    wait = min(wait, max(0.0, last_output + request.idle_timeout - now))
-                if selector.get_map():
-                    pump(selector, streams, wait)
-                    if out_stream.progress:
-                        out_stream.progress = False
-                        last_output = time.monotonic()
-                else:  # both pipes closed, the leader not yet reaped (or living on): wait for it
-                    try:
-                        proc.wait(timeout=wait)
-                    except subprocess.TimeoutExpired:
-                        pass
-                if reason is None and leader_done_at is None:
-                    now = time.monotonic()
-                    if cancel is not None and cancel.is_set():
-                        reason = "cancelled"
-                    elif wall_deadline is not None and now >= wall_deadline:
-                        reason = "timed_out"
-                    elif request.idle_timeout and now - last_output >= request.idle_timeout:
-                        reason = "idle_out"
-                    if reason is not None:
-                        steps += _stop(proc, request.stop_grace)
-                        leader_done_at = time.monotonic()
-                if leader_done_at is None and proc.poll() is not None:
-                    leader_done_at = time.monotonic()
-                if leader_done_at is not None:
-                    # The leader is gone: kill whatever it left, in its group or not, then drain the pipes.
-                    if not swept:
-                        steps += unit.end()
-                        swept = True
-                    if time.monotonic() - leader_done_at > 2.0:
-                        break  # a process outside the group still holds the pipe: stop reading it
+            watch.follow(cancel)
         finally:
-            selector.close()
-            if proc.poll() is None:
-                steps += _stop(proc, request.stop_grace)
-            if not swept:
-                steps += unit.end()
-            reap_group(pgid)  # where /proc cannot be read: the group at least
-            for stream in streams.values():
-                stream.close()
-            proc.stdout.close()
-            proc.stderr.close()
-            proc.wait()
-            if writer is not None:
-                writer.join(timeout=1.0)
-        for step in steps:
-            log.info("pid %d: %s", proc.pid, step)
-        tail = bytes(err_stream.tail[-STDERR_TAIL:])
+            watch.finish()
+    for step in watch.steps:
+        log.info("pid %d: %s", proc.pid, step)
+    return watch.outcome(started)
+
+
+class _Watch:
+    """One child from its start to its end: its pipes read, its limits watched, its group stopped."""
+
+    def __init__(
+        self,
+        request: ProcRequest,
+        proc: subprocess.Popen[bytes],
+        unit: Unit,
+        on_line: OnLine,
+        files: tuple[BinaryIO, BinaryIO],
+        stamps: BinaryIO | None = None,
+    ) -> None:
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        self.request, self.proc, self.unit = request, proc, unit
+        self.writer: threading.Thread | None = None
+        if request.stdin_data is not None and proc.stdin is not None:
+            self.writer = threading.Thread(target=_feed_stdin, args=(proc.stdin, request.stdin_data), daemon=True)
+            self.writer.start()
+        self.out = StreamTee(proc.stdout.fileno(), files[0], on_line, request.redactor, stamps)
+        self.err = StreamTee(proc.stderr.fileno(), files[1], None, request.redactor)
+        self.streams = {self.out.fd: self.out, self.err.fd: self.err}
+        self.selector = selectors.DefaultSelector()
+        for fd in self.streams:
+            os.set_blocking(fd, False)
+            self.selector.register(fd, selectors.EVENT_READ)
+        self.wall_deadline = time.monotonic() + request.timeout if request.timeout else None
+        self.last_output = time.monotonic()
+        self.reason: str | None = None
+        self.steps: list[str] = []
+        self.leader_done_at: float | None = None
+        self.swept = False
+
+    def follow(self, cancel: threading.Event | None) -> None:
+        """Read until the pipes close and the leader is gone, stopping the child at a limit or on cancel."""
+        while self.selector.get_map() or (self.leader_done_at is None and self.proc.poll() is None):
+            self._read(self._wait())
+            if self.reason is None and self.leader_done_at is None:
+                self.reason = self._limit_reached(cancel)
+                if self.reason is not None:
+                    self.steps += _stop(self.proc, self.request.stop_grace)
+                    self.leader_done_at = time.monotonic()
+            if self.leader_done_at is None and self.proc.poll() is not None:
+                self.leader_done_at = time.monotonic()
+            if self.leader_done_at is not None:
+                # The leader is gone: kill whatever it left, in its group or not, then drain the pipes.
+                self._sweep()
+                if time.monotonic() - self.leader_done_at > 2.0:
+                    return  # a process outside the group still holds the pipe: stop reading it
+
+    def _wait(self) -> float:
+        """How long the next read may wait: until the nearer limit, at most a quarter second."""
+        now, wait = time.monotonic(), 0.25
+        if self.wall_deadline is not None:
+            wait = min(wait, max(0.0, self.wall_deadline - now))
+        if self.request.idle_timeout:
+            wait = min(wait, max(0.0, self.last_output + self.request.idle_timeout - now))
+        return wait
+
+    def _read(self, wait: float) -> None:
+        if self.selector.get_map():
+            pump(self.selector, self.streams, wait)
+            if self.out.progress:
+                self.out.progress = False
+                self.last_output = time.monotonic()
+            return
+        try:  # both pipes closed, the leader not yet reaped (or living on): wait for it
+            self.proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def _limit_reached(self, cancel: threading.Event | None) -> str | None:
+        now = time.monotonic()
+        if cancel is not None and cancel.is_set():
+            return "cancelled"
+        if self.wall_deadline is not None and now >= self.wall_deadline:
+            return "timed_out"
+        if self.request.idle_timeout and now - self.last_output >= self.request.idle_timeout:
+            return "idle_out"
+        return None
+
+    def _sweep(self) -> None:
+        if not self.swept:
+            self.steps += self.unit.end()
+            self.swept = True
+
+    def finish(self) -> None:
+        """Whatever happened: the child and what it left stopped, the pipes drained and closed."""
+        self.selector.close()
+        if self.proc.poll() is None:
+            self.steps += _stop(self.proc, self.request.stop_grace)
+        self._sweep()
+        reap_group(self.proc.pid)  # where /proc cannot be read: the group at least
+        for stream in self.streams.values():
+            stream.close()
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
+        self.proc.wait()
+        if self.writer is not None:
+            self.writer.join(timeout=1.0)
+
+    def outcome(self, started: float) -> ProcOutcome:
+        tail = bytes(self.err.tail[-STDERR_TAIL:])
         return ProcOutcome(
-            pid=proc.pid,
-            returncode=proc.returncode,
+            pid=self.proc.pid,
+            returncode=self.proc.returncode,
             started=started,
             ended=time.time(),
-            timed_out=reason == "timed_out",
-            idle_out=reason == "idle_out",
-            cancelled=reason == "cancelled",
+            timed_out=self.reason == "timed_out",
+            idle_out=self.reason == "idle_out",
+            cancelled=self.reason == "cancelled",
             stderr_tail=tail.decode("utf-8", "replace"),
-            stop_steps=tuple(steps),
-            oversized_lines=streams[stdout_fd].oversized,
+            stop_steps=tuple(self.steps),
+            oversized_lines=self.out.oversized,
         )
 
 

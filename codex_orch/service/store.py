@@ -180,9 +180,6 @@ class JobStore:
                 self._event(db, job_id, "pending", now, change=change)
         return self.get(job_id) if row is not None else None
 
-    def set_action(self, job_id: int, action: str) -> None:
-        self.db.execute("UPDATE jobs SET action = ? WHERE id = ?", (action, job_id))
-
     def cancel(self, job_id: int) -> str | None:
         """Cancel: a pending or awaiting job at once; a running one is asked to stop (its worker does it).
         The status it had, or None when there is no such job."""
@@ -218,10 +215,6 @@ class JobStore:
 
     def get(self, job_id: int) -> dict[str, Any] | None:
         row = _first(self.db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchall())
-        return _job(row) if row is not None else None
-
-    def by_run(self, run_id: str) -> dict[str, Any] | None:
-        row = _first(self.db.execute("SELECT * FROM jobs WHERE run_id = ?", (run_id,)).fetchall())
         return _job(row) if row is not None else None
 
     def select(self, statuses: Sequence[str] = (), limit: int = 1000) -> list[dict[str, Any]]:

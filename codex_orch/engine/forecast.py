@@ -1,0 +1,120 @@
+"""The conflict forecast of per-task and landing runs: after each task commit, which other tasks' work
+it would conflict with (`git merge-tree --write-tree`, nothing checked out or committed), and a hold on
+starting a task whose declared paths overlap a predicted conflict that is still open.
+
+Against whom. Per-task runs: the branch tip of every other succeeded task, and of every running task
+that has committed something. Landing runs: the change of every other task landed since this task's
+branch started (one landed earlier is in its base already), and the committed change of a running task
+(one whose landing is being resolved); each change is cherry-picked onto this task's commit, so a
+conflict is between these two tasks' own changes.
+
+A predicted conflict is recorded (`task.forecast`: with whom, which files) and shown by `status` and
+`report`. It stays open while one of its two tasks has not finished: the running one's work will still
+change or land. Meanwhile a task whose `paths` match one of its files is not started (`task.held`,
+once per task): it would become a third party to the same conflict. Once both have landed (landing),
+succeeded (per-task: the merge queue settles it) or failed, the held task starts. A task that declares
+no paths is never held, and nothing is held when no task runs, so the hold cannot stall a run.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from codex_orch.engine.context import RunContext
+from codex_orch.errors import OrchError
+from codex_orch.git.integrate import pick_conflicts
+from codex_orch.git.refs import merge_tree, ref_sha
+from codex_orch.git.workspace import path_matches
+from codex_orch.plan import Task
+
+SETTLED = ("succeeded", "failed", "blocked", "cancelled")
+
+
+class Forecast:
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self._lock = threading.Lock()
+        self._held: set[str] = set()
+        # (task, other, files) for every conflict recorded so far (a resumed run's too)
+        self._conflicts: list[tuple[str, str, tuple[str, ...]]] = []
+        for tid, task in ctx.store.view()["tasks"].items():
+            for c in task.get("forecast") or ():
+                self._conflicts.append((tid, c["with"], tuple(c["files"])))
+            if task.get("held"):
+                self._held.add(tid)
+
+    def after_commit(self, task_id: str) -> None:
+        """Forecast the conflicts of the task's commit just recorded; a git failure is only a warning."""
+        try:
+            found = self._predict(task_id)
+        except OrchError as exc:
+            self.ctx.notify("warning", task_id, {"message": f"{task_id}: conflict forecast failed: {exc}"})
+            return
+        with self._lock:
+            before = [c for c in self._conflicts if c[0] == task_id]
+            self._conflicts = [c for c in self._conflicts if c[0] != task_id]
+            self._conflicts += [(task_id, c["with"], tuple(c["files"])) for c in found]
+        if found or before:
+            self.ctx.store.record("task.forecast", task=task_id, conflicts=found)
+        for c in found:
+            files = ", ".join(c["files"][:5])
+            self.ctx.notify(
+                "warning", task_id, {"message": f"{task_id}: conflict predicted with {c['with']} in {files}"}
+            )
+
+    def _predict(self, task_id: str) -> list[dict[str, Any]]:
+        state = self.ctx.store.view()
+        mine = state["tasks"][task_id]
+        if not mine.get("commit"):
+            return []
+        git = self.ctx.git
+        landing = self.ctx.mode == "landing"
+        # landing: what landed since this task's branch started (what landed before is in its base)
+        since = (
+            set(git.run("rev-list", f"{mine['base_commit']}..refs/heads/{state['branch']}").split())
+            if landing
+            else set()
+        )
+        found = []
+        for other_id, other in state["tasks"].items():
+            if other_id == task_id or not other.get("commit"):
+                continue
+            if other["status"] == "succeeded":
+                if landing and other["commit"] not in since:
+                    continue
+                theirs = other["commit"] if landing else ref_sha(git, f"refs/heads/{other['branch']}")
+            elif other["status"] == "running":
+                theirs = other["commit"]
+            else:
+                continue
+            if theirs is None:
+                continue
+            if landing:
+                files = pick_conflicts(git, mine["commit"], theirs)
+            else:
+                files = merge_tree(git, mine["commit"], theirs).conflicts
+            if files:
+                found.append({"with": other_id, "files": list(files)})
+        return found
+
+    def hold(self, task: Task) -> str | None:
+        """Why `task` may not start yet (an open predicted conflict on its paths), or None."""
+        if task.paths is None:
+            return None
+        with self._lock:
+            conflicts = list(self._conflicts)
+        for a, b, files in conflicts:
+            if task.id in (a, b):
+                continue
+            overlap = [f for f in files if path_matches(f, task.paths)]
+            if not overlap:
+                continue
+            open_ = [t for t in (a, b) if self.ctx.store.task(t)["status"] not in SETTLED]
+            if not open_:
+                continue
+            if task.id not in self._held:
+                self._held.add(task.id)
+                self.ctx.store.record("task.held", task=task.id, by=[a, b], files=overlap)
+            return f"its paths overlap the conflict predicted between {a} and {b} in {', '.join(overlap[:5])}"
+        return None

