@@ -24,16 +24,18 @@ ALLOWED: dict[str, set[str]] = {
     "engine": {"core", "proc", "git", "agents"},
     "commands": {"core", "proc", "git", "agents", "engine"},
     "web": {"core", "proc", "git", "agents", "engine", "commands"},
+    "service": {"core", "proc", "git", "agents", "engine", "commands"},
     "temporal": {"core", "proc", "git", "agents", "engine"},  # loaded by name (engine/executors.py), never imported
-    "cli": {"core", "proc", "git", "agents", "engine", "commands", "web"},
+    "cli": {"core", "proc", "git", "agents", "engine", "commands", "web", "service"},
     "testing": {"core"},
     "entry": {"cli"},
 }
-ORDER = ["entry", "cli", "web", "commands", "temporal", "engine", "agents", "git", "proc", "testing", "core"]
+ORDER = ["entry", "cli", "web", "service", "commands", "temporal", "engine", "agents", "git", "proc", "testing", "core"]
 LABELS = {
     "entry": "__main__",
     "cli": "cli/ (click: parse, render)",
     "web": "web/ (dashboard: Starlette app, run API, event streams, pages)",
+    "service": "service/ (job queue, workers, HTTP API, MCP server)",
     "commands": "commands/ (report, logs, merge, clean, validate, preflight, planner, runs)",
     "temporal": "temporal/ (optional: workflow, worker, submitter)",
     "engine": "engine/ (run, drive, scheduler, executor, prompts, validation, services)",

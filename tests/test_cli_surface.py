@@ -36,6 +36,7 @@ COMMANDS = [
     "validate",
     "worker",
 ]
+COMMANDS += ["serve", "mcp", "jobs"]  # the job service (docs/service.md)
 
 
 def _run(repo: Repo, fake: FakeCodex, tmp_path: Path, run_id: str, script: dict[str, Any] | None = None) -> Any:

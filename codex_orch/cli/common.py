@@ -44,6 +44,7 @@ def run_options_value(
     follow: bool | None = None,
     inputs: tuple[Path, ...] = (),
     agent: str | None = None,
+    base_ref: str | None = None,
     max_cost: float | None = None,
     budget_run_cost: float | None = None,
 ) -> Any:
@@ -56,6 +57,7 @@ def run_options_value(
         follow_next_tasks=follow,
         inputs=inputs,
         agent=agent,
+        base_ref=base_ref,
         max_cost=max_cost,
         budget_run_cost=budget_run_cost,
     )

@@ -13,7 +13,7 @@ import sys
 import click
 
 from codex_orch import __version__
-from codex_orch.cli import dashboard, init, lifecycle, logs, plan, run, runs, worker
+from codex_orch.cli import dashboard, init, jobs, lifecycle, logs, plan, run, runs, service, worker
 from codex_orch.cli.common import say_error
 from codex_orch.errors import EXIT_INTERRUPTED, EXIT_USAGE, OrchError
 from codex_orch.interrupts import silence_lost_terminal
@@ -50,6 +50,9 @@ for _command in (
     lifecycle.clean,
     lifecycle.prune,
     lifecycle.validate,
+    service.serve,
+    service.mcp,
+    jobs.jobs,
     worker.worker,
 ):
     main.add_command(_command)
@@ -68,6 +71,9 @@ def _drop_inherited_git_vars() -> None:
 
 def entry(argv: list[str] | None = None) -> int:
     """Run the CLI; map every error to one line and an exit code."""
+    from codex_orch.proc.child import die_with_parent_if_asked
+
+    die_with_parent_if_asked()  # a job's run, started by the job service: it does not outlive the service
     _drop_inherited_git_vars()
     previous = {sig: signal.signal(sig, _as_interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:

@@ -35,6 +35,7 @@ from codex_orch.cli.common import (
 )
 @click.option("--plan-file", required=True, type=click.Path(path_type=Path), help="The plan (JSON).")
 @click.option("--spec-file", type=click.Path(path_type=Path), help="A UTF-8 text file given to every prompt.")
+@click.option("--base-ref", help="The commit the run starts from (default: git.base_ref of the config).")
 @click.option(
     "--max-cost",
     type=click.FloatRange(min=0),
@@ -58,6 +59,7 @@ from codex_orch.cli.common import (
 def run(
     plan_file: Path,
     spec_file: Path | None,
+    base_ref: str | None,
     max_cost: float | None,
     merge_after: bool,
     executor: str | None,
@@ -81,7 +83,9 @@ def run(
 
         check_max_cost(root, plan_file, spec_file, max_cost, agent)
     inputs = (plan_file, spec_file) if spec_file else (plan_file,)
-    options = run_options_value(run_id, max_workers, fail_fast, follow_next_tasks, inputs, agent, max_cost=max_cost)
+    options = run_options_value(
+        run_id, max_workers, fail_fast, follow_next_tasks, inputs, agent, max_cost=max_cost, base_ref=base_ref
+    )
     settings = (("address", temporal_address), ("task_queue", task_queue))
     options = replace(options, executor=executor, executor_settings=settings)
     with progress_for(no_progress) as notify:

@@ -1,4 +1,5 @@
-"""`worker`: serve Temporal runs from this machine (executor: temporal; docs/scale-out.md)."""
+"""`worker`: run this repository's queued jobs (the job service, docs/service.md), or with
+--temporal-address serve Temporal runs from this machine (executor: temporal; docs/scale-out.md)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,22 @@ from codex_orch.cli.common import epilog
 @click.command(
     epilog=epilog(
         [
+            "codex-orch worker --count 4",
             "codex-orch worker --temporal-address temporal.internal:7233 --task-queue codex-orch",
-            "codex-orch worker --repo /srv/clones/app --max-tasks 2",
+            "codex-orch worker --temporal-address 127.0.0.1:7233 --repo /srv/clones/app --max-tasks 2",
         ],
         {0: "stopped by Ctrl-C or SIGTERM", 2: "bad input"},
     )
 )
-@click.option("--temporal-address", default="127.0.0.1:7233", show_default=True, help="HOST:PORT of Temporal.")
+@click.option("--count", type=click.IntRange(min=1), default=1, show_default=True, help="Jobs run at once (job queue).")
+@click.option(
+    "--lease",
+    type=click.FloatRange(min=1),
+    default=30,
+    show_default=True,
+    help="Seconds a job's claim lasts unrenewed.",
+)
+@click.option("--temporal-address", help="HOST:PORT of Temporal: serve Temporal runs instead of the job queue.")
 @click.option("--namespace", default="default", show_default=True, help="The Temporal namespace.")
 @click.option("--task-queue", default="codex-orch", show_default=True, help="The queue runs send their tasks to.")
 @click.option(
@@ -37,7 +47,9 @@ from codex_orch.cli.common import epilog
 )
 @click.option("--identity", help="This worker's name in Temporal and in the run's record (default: host:pid).")
 def worker(
-    temporal_address: str,
+    count: int,
+    lease: float,
+    temporal_address: str | None,
     namespace: str,
     task_queue: str,
     clone: Path | None,
@@ -45,8 +57,14 @@ def worker(
     partial_every: float,
     identity: str | None,
 ) -> None:
-    """Run Temporal runs' tasks here (executor: temporal)."""
+    """Run queued jobs, or Temporal runs' tasks (--temporal-address)."""
     import asyncio
+
+    if temporal_address is None:
+        from codex_orch.cli.service import job_worker
+
+        job_worker(count, lease)
+        return
 
     from codex_orch.cli.common import repo
     from codex_orch.engine.executors import load_optional

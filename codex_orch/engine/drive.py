@@ -152,6 +152,9 @@ def drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
     store = ctx.store
     state = store.view()
     statuses = {tid: _start_status(t) for tid, t in state["tasks"].items()}
+    for tid in _continued(state):  # its thread went on in a follow-up task: it is not run again
+        if statuses[tid] != "succeeded":
+            statuses[tid] = "blocked"
     _start_guard(ctx, state)
     mode = workspace_mode(state)
     _prepare_workspace(ctx, state, mode)
@@ -330,6 +333,11 @@ def _last_guard(ctx: RunContext) -> None:
         ctx.store.record("run.guardrail", changes=[f"the last check could not run: {exc}"])
 
 
+def _continued(state: dict[str, Any]) -> set[str]:
+    """Tasks whose thread a follow-up task (`continues`, the job service's `continue`) took over."""
+    return {t["spec"]["continues"] for t in state["tasks"].values() if (t.get("spec") or {}).get("continues")}
+
+
 def _follow_ups(ctx: RunContext, task: Task) -> list[Task]:
     """The next_tasks a succeeded task proposed, as new tasks that wait for it, up to limits.max_tasks."""
     store = ctx.store
@@ -380,6 +388,7 @@ class RunOptions:
     agent: str | None = None  # --agent: the run's default agent (a task's own `agent` comes first)
     # The user's input files (plan, spec): not warned about as uncommitted changes of the checkout.
     inputs: tuple[Path, ...] = ()
+    base_ref: str | None = None  # --base-ref: the commit the run starts from, instead of git.base_ref
     budget_run_cost: float | None = None  # resume --budget-run-cost: the run's budgets.run_cost from now on
     max_cost: float | None = None  # run --max-cost: refuse to start when the estimate's low end is over it
     executor: str | None = None  # --executor: how the tasks run (engine/executors.py); None: the config's

@@ -25,7 +25,9 @@ from codex_orch.engine.landing import LandingConflict, conflict_prompt, replay_c
 from codex_orch.engine.secret_scan import SecretsFound
 from codex_orch.engine.setup import SetupFailed, prepare_worktree
 from codex_orch.engine.task_prompts import (
+    continued_thread,
     fallback_prompt,
+    follow_up_prompt,
     interrupted_prompt,
     render_task_prompt,
     restart_prompt,
@@ -72,6 +74,7 @@ class TaskRunner:
         self.schema_path, self.schema = ctx.schema(self.role)
         self.answer_retries = self.transient_retries = 0  # retries on the same agent, by retry policy
         self.conflict_rounds = 0  # landing conflicts handed back to the agent
+        self.earlier: list[dict[str, Any]] = []  # the attempts of the task whose thread a follow-up continues
 
     def run(self) -> str:
         ctx, task = self.ctx, self.task
@@ -88,7 +91,7 @@ class TaskRunner:
         thread, prompt, runs_on = first
         n = len(rec["attempts"]) + 1
         tried = [runs_on.agent]
-        totals = thread_totals(rec["attempts"], thread)
+        totals = thread_totals(rec["attempts"] or self.earlier, thread)
         self.fix_rounds = int(rec.get("fix_rounds") or 0)  # failing gates handed back to the agent so far
         while True:
             result, verdict = self._attempt(ws, n, prompt, thread, totals, runs_on)
@@ -231,10 +234,15 @@ class TaskRunner:
         thread = rec["thread_id"]
         choice = task_choice(ctx.config, task, ctx.run_agent)
         runs_on = self._agent(choice.name, choice.source, own=True)
+        continued = None if rec["attempts"] else continued_thread(ctx, task)
         if rec["status"] in ("interrupted", "running") and rec["attempts"]:
             if thread:  # the thread goes on, on the agent (and model) that owns it
                 runs_on = AttemptAgent(thread_agent(rec["attempts"]), rec["attempts"][-1].get("model"), "thread")
             prompt = interrupted_prompt(ctx, ws.worktree) if thread else restart_prompt(ctx, task, ws.worktree)
+        elif continued is not None:  # a follow-up (the job service's `continue`) on another task's thread
+            thread, self.earlier = continued
+            runs_on = AttemptAgent(thread_agent(self.earlier), self.earlier[-1].get("model"), "thread")
+            prompt = follow_up_prompt(task)
         else:
             thread = None
             prompt = render_task_prompt(ctx, task, ws.worktree)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,8 @@ def create_and_drive(
     layout: Layout, config: Config, plan: Plan, spec: str | None, options: RunOptions, notify: Notify = _no_notify
 ) -> RunOutcome:
     run_id = options.run_id or new_run_id()
+    if options.base_ref:
+        config = replace(config, git=replace(config.git, base_ref=options.base_ref))
     raise_errors(run_findings(layout, config, plan, spec, run_id, options.agent))
     execute = prepare(config, choose(config, options))
     git = Git(layout.root)

@@ -99,3 +99,21 @@ def fallback_prompt(ctx: RunContext, task: Task, worktree: Path, failed: str, re
         f"The worktree holds the work so far, uncommitted (`git status`):\n{listing}\n"
         "Check it, keep what is right, and finish the task.\n"
     )
+
+
+CONTINUES = "continues"  # a task key (the job service's `continue`): the id of the task whose thread it goes on
+
+
+def continued_thread(ctx: RunContext, task: Task) -> tuple[str, list[dict[str, Any]]] | None:
+    """A follow-up task (`continues: ID`, added by the job service's `continue`) goes on on that task's agent
+    thread: the thread and its attempts (their agent, model and usage so far), or None when it has none."""
+    source = task.extra.get(CONTINUES)
+    if not isinstance(source, str) or source not in ctx.store.get("tasks"):
+        return None
+    earlier = ctx.store.task(source)
+    return (earlier["thread_id"], list(earlier["attempts"])) if earlier.get("thread_id") else None
+
+
+def follow_up_prompt(task: Task) -> str:
+    """The follow-up, as its sender wrote it, with the one reminder the thread needs."""
+    return f"{task.prompt}\n\nWhen you are done, answer with the JSON object the output schema asks for, as before."

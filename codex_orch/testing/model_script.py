@@ -47,6 +47,9 @@ Step kinds (one kind key per step):
 * ``{"edit": "path", "old": "text", "new": "text"}`` - one replacement in a file:
   ``apply_patch`` (``*** Update File``, whole lines), Claude's ``Read`` then ``Edit``
   (Claude refuses to edit a file it has not read), Gemini's ``replace``.
+* ``{"call": "TOOL", "namespace": "mcp__SERVER", "arguments": {...}}`` - a ``function_call`` of
+  an MCP tool as codex offers it (codex only: the other protocols answer it with HTTP 500). codex
+  lists MCP tools directly only for a model name it does not know (docs: shared CODEX.md).
 * ``{"answer": value}`` - an assistant ``message`` whose ``output_text`` is the
   string, or ``json.dumps(value)`` for anything else. To Claude Code run with
   ``--json-schema`` (it offers a ``StructuredOutput`` tool), an object is a call
@@ -104,7 +107,7 @@ DEFAULT_USAGE = {
 SILENT_DEFAULT_SECONDS = 600.0
 
 
-STEP_KINDS = ("shell", "patch", "write", "edit", "answer", "http", "cut", "silent", "failed")
+STEP_KINDS = ("shell", "patch", "write", "edit", "call", "answer", "http", "cut", "silent", "failed")
 
 
 # User messages codex injects itself, which are never the task prompt.
@@ -148,12 +151,14 @@ def _check_step(step: Any, where: str) -> None:
         raise ScriptError(f"{where}: a step needs exactly one of {STEP_KINDS}, got {sorted(step)}")
     kind = kinds[0]
     value = step[kind]
-    if kind in ("shell", "patch", "failed", "write", "edit") and not isinstance(value, str):
+    if kind in ("shell", "patch", "failed", "write", "edit", "call") and not isinstance(value, str):
         raise ScriptError(f"{where}.{kind} must be a string")
     needs = {"write": ("content",), "edit": ("old", "new")}.get(kind, ())
     for key in needs:
         if not isinstance(step.get(key), str):
             raise ScriptError(f"{where}.{key} must be a string (a {kind} step needs {', '.join(needs)})")
+    if kind == "call" and not (isinstance(step.get("namespace"), str) and isinstance(step.get("arguments"), dict)):
+        raise ScriptError(f"{where}: a call step needs a namespace (string) and arguments (object)")
     if kind == "http" and (not isinstance(value, int) or isinstance(value, bool)):
         raise ScriptError(f"{where}.http must be an integer status")
     if kind == "silent" and not (value is True or (isinstance(value, (int, float)) and not isinstance(value, bool))):

@@ -129,8 +129,8 @@ class ResponsesHandler(http.server.BaseHTTPRequestHandler):
             message = step.get("message", f"scripted_model: HTTP {status}")
             self._send_json(status, step["body"] if "body" in step else error(status, message), step.get("headers"))
             return None
-        if kind == "patch":
-            self._send_json(500, error(500, "scripted_model: a patch step is codex's apply_patch; use write/edit"))
+        if kind in ("patch", "call"):
+            self._send_json(500, error(500, f"scripted_model: a {kind} step is codex's own tool; use write/edit"))
             return None
         return kind, step
 
@@ -283,6 +283,16 @@ class ResponsesHandler(http.server.BaseHTTPRequestHandler):
                 "call_id": new_id("call"),
                 "name": "exec_command",
                 "arguments": json.dumps(args),
+                "status": "completed",
+            }
+        if kind == "call":
+            return {
+                "type": "function_call",
+                "id": new_id("fc"),
+                "call_id": new_id("call"),
+                "namespace": step["namespace"],
+                "name": step["call"],
+                "arguments": json.dumps(step["arguments"]),
                 "status": "completed",
             }
         if kind in ("patch", "write", "edit"):
