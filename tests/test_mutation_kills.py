@@ -69,6 +69,7 @@ def schedule(
     follow_ups: Callable[[Task], list[Task]] | None = None,
 ) -> Scheduler:
     recorder.statuses = statuses if statuses is not None else {t.id: "pending" for t in tasks}
+    fail_fast_arg: dict[str, Any] = {"fail_fast": True} if fail_fast else {}
     scheduler = Scheduler(
         tasks,
         recorder.statuses,
@@ -77,7 +78,7 @@ def schedule(
         rules or ConcurrencyRules("per-task"),
         workers,
         threading.Event(),
-        fail_fast=fail_fast,
+        **fail_fast_arg,  # the default is no fail-fast: the argument is left out unless asked for
         follow_ups=follow_ups,
     )
     scheduler.run()

@@ -41,13 +41,9 @@ class LandingResult:
     files: tuple[str, ...]
 
 
-def task_workspace(ctx: RunContext, task: Task) -> Workspace:
-    """The task's own worktree on its own branch, made from the run branch's tip when it first starts
-    (its dependencies have landed by then), or as it was left when it is taken up again."""
-    rec = ctx.store.task(task.id)
-    if rec["worktree"] is not None:
-        return ctx.workspaces.ensure(Path(rec["worktree"]), rec["branch"], rec["base_commit"], ready=True)
-    branch = branch_name(
+def task_branch(ctx: RunContext, task: Task) -> str:
+    """The name of a task's own branch (git.branch_template)."""
+    return branch_name(
         ctx.config.git.branch_template,
         ctx.config.source,
         date=ctx.store.get("date"),
@@ -55,6 +51,15 @@ def task_workspace(ctx: RunContext, task: Task) -> Workspace:
         task_id=task.id,
         role=task.role,
     )
+
+
+def task_workspace(ctx: RunContext, task: Task) -> Workspace:
+    """The task's own worktree on its own branch, made from the run branch's tip when it first starts
+    (its dependencies have landed by then), or as it was left when it is taken up again."""
+    rec = ctx.store.task(task.id)
+    if rec["worktree"] is not None:
+        return ctx.workspaces.ensure(Path(rec["worktree"]), rec["branch"], rec["base_commit"], ready=True)
+    branch = task_branch(ctx, task)
     ctx.workspaces.forget_branch(branch)  # made by a creation a crash cut short: nothing was recorded on it
     tip = ctx.workspaces.tip(ctx.store.get("branch"))
     worktree = ctx.layout.task_worktree(ctx.run_id, task.id)

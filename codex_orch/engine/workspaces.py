@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from codex_orch.engine.context import RunContext
-from codex_orch.engine.landing import task_workspace
-from codex_orch.git.workspace import Workspace, branch_name
+from codex_orch.engine.landing import task_branch, task_workspace
+from codex_orch.git.workspace import Workspace
 from codex_orch.plan import Task
 
 
@@ -34,14 +34,7 @@ def task_worktree(ctx: RunContext, task: Task) -> Workspace:
         return ctx.workspaces.ensure(Path(rec["worktree"]), rec["branch"], rec["base_commit"], ready=True)
     heads = [ctx.store.task(dep)["head"] for dep in task.blocked_by]
     start = heads[0] if heads else ctx.store.get("base_commit")
-    branch = branch_name(
-        ctx.config.git.branch_template,
-        ctx.config.source,
-        date=ctx.store.get("date"),
-        run_id=ctx.run_id,
-        task_id=task.id,
-        role=task.role,
-    )
+    branch = task_branch(ctx, task)
     worktree = ctx.layout.task_worktree(ctx.run_id, task.id)
     ws = ctx.workspaces.ensure(worktree, branch, start)
     others = [h for h in dict.fromkeys(heads[1:]) if h and h != start]
