@@ -67,6 +67,7 @@ def test_every_failure_kind_is_drilled_or_staged_by_a_named_test() -> None:
 # A representative set in CI; `tests/drills.py --long` (and without --no-points, always) crashes at every point.
 CI_POINTS = [
     ("journal:after:attempt.thread", "shared"),
+    ("journal:before:task.workspace", "landing"),
     ("journal:before:task.result", "shared"),
     ("journal:after:task.result", "landing"),
     ("journal:before:task.committed", "shared"),

@@ -60,10 +60,9 @@ def task_workspace(ctx: RunContext, task: Task) -> Workspace:
     if rec["worktree"] is not None:
         return ctx.workspaces.ensure(Path(rec["worktree"]), rec["branch"], rec["base_commit"], ready=True)
     branch = task_branch(ctx, task)
-    ctx.workspaces.forget_branch(branch)  # made by a creation a crash cut short: nothing was recorded on it
     tip = ctx.workspaces.tip(ctx.store.get("branch"))
     worktree = ctx.layout.task_worktree(ctx.run_id, task.id)
-    ws = ctx.workspaces.ensure(worktree, branch, tip)
+    ws = ctx.workspaces.ensure(worktree, branch, tip, fresh=True)  # a leftover branch: a cut-short creation
     ctx.store.record("task.workspace", task=task.id, branch=branch, worktree=str(worktree), base_commit=tip)
     return ws
 

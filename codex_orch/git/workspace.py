@@ -155,13 +155,14 @@ class Workspaces:
     def identity_for(git: Git) -> tuple[str, str] | None:
         return None if git.has_identity() else FALLBACK_IDENTITY
 
-    def ensure(self, worktree: Path, branch: str, start: str, ready: bool = False) -> Workspace:
+    def ensure(self, worktree: Path, branch: str, start: str, ready: bool = False, fresh: bool = False) -> Workspace:
         """The worktree on `branch`, created from `start` when the branch is new.
 
         `ready` says the state recorded this worktree as complete: after a crash it is reused as it is
         (the agent's uncommitted work included), minus git lock files the crash left behind. A worktree
         that exists but was never recorded complete is one whose creation a crash cut short: it is
-        discarded and made again (nothing ran in it)."""
+        discarded and made again (nothing ran in it). `fresh` says the same of the branch: one left
+        over holds nothing recorded, and is made again from `start`."""
         if not self.git.valid_branch_name(branch):
             raise InputError(f"branch name {branch!r} is not valid for git (check git.branch_template)")
         with self._guard:
@@ -184,6 +185,8 @@ class Workspaces:
             discard_worktree(self.git, worktree)
         worktree.parent.mkdir(parents=True, exist_ok=True)
         with self._ours(f"refs/heads/{branch}"):
+            if fresh and self.git.branch_exists(branch):
+                self.git.run("branch", "--quiet", "-D", branch)
             if self.git.branch_exists(branch):
                 attach_worktree(self.git, worktree, branch)
             else:
@@ -260,12 +263,6 @@ class Workspaces:
         with self._ours(f"refs/heads/{branch}"):
             if not self.git.branch_exists(branch):
                 self.git.run("branch", "--quiet", "--no-track", branch, start)
-
-    def forget_branch(self, branch: str) -> None:
-        """Delete a task branch that holds nothing recorded (a creation a crash cut short)."""
-        with self._ours(f"refs/heads/{branch}"):
-            if self.git.branch_exists(branch):
-                self.git.run("branch", "--quiet", "-D", branch)
 
     def tip(self, branch: str) -> str:
         return self.git.run("rev-parse", "--verify", f"refs/heads/{branch}")
