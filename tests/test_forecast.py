@@ -10,6 +10,8 @@ from pathlib import Path
 from conftest import FakeCodex, Repo, answer, read_state, run_cli, start_cli, wait_for, write_plan
 from lifecycle_helpers import start_with
 
+from codex_orch.engine.forecast import touching
+
 
 def _wait_for_record(journal: Path, kind: str, task: str) -> str:
     """A shell loop the fake agent runs: wait until the run's journal holds this record (bounded)."""
@@ -147,3 +149,14 @@ def test_per_task_branches_editing_the_same_lines_are_forecast_on_both(
     assert shown["A"] == [{"with": "B", "files": ["f.txt"]}] and shown["B"] == [{"with": "A", "files": ["f.txt"]}]
     assert shown["C"] == []
     assert "conflict predicted with" in run_cli(repo.path, "report", "--run-id", "pt").out
+
+
+def test_changes_meet_on_a_common_file_or_where_one_has_a_file_and_the_other_a_folder() -> None:
+    """The landing forecast's first filter: only changes that meet are merged to look for a conflict."""
+    assert touching(["a.txt", "b.txt"], ["b.txt"])
+    assert touching(["a"], ["a/b.txt"]) and touching(["a/b.txt"], ["a"])
+    assert touching(["x/a"], ["x/a/b/c.txt"]) and touching(["x/a/b/c.txt"], ["x/a"])
+    assert not touching(["a/b.txt"], ["a/c.txt"])
+    assert not touching(["ab"], ["a/b"]) and not touching(["a/b"], ["ab"])
+    assert not touching([], ["x"]) and not touching(["x"], [])
+    assert touching(None, ["x"]) and touching(["x"], None)  # a run recorded before files were

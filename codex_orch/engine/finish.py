@@ -64,7 +64,7 @@ def finish_task(
                 if ctx.on_commit is not None:
                     ctx.on_commit(task.id)
             landed = land_task(ctx, task, sha, message, entry)
-            sha, head = landed.commit, landed.commit or head
+            sha, head = landed, landed or head
     except (SecretsFound, LandingConflict):
         raise
     except GuardrailError as exc:

@@ -18,7 +18,9 @@ no paths is never held, and nothing is held when no task runs, so the hold canno
 
 from __future__ import annotations
 
+import functools
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from codex_orch.engine.context import RunContext
@@ -69,34 +71,34 @@ class Forecast:
         if not mine.get("commit"):
             return []
         git = self.ctx.git
-        landing = self.ctx.mode == "landing"
-        # landing: what landed since this task's branch started (what landed before is in its base)
-        since = (
-            set(git.run("rev-list", f"{mine['base_commit']}..refs/heads/{state['branch']}").split())
-            if landing
-            else set()
-        )
+        branch = f"refs/heads/{state['branch']}"
+
+        @functools.cache
+        def landed_since() -> set[str]:  # landing: what landed since this task's branch started
+            return set(git.run("rev-list", f"{mine['base_commit']}..{branch}").split())
+
         found = []
         for other_id, other in state["tasks"].items():
-            if other_id == task_id or not other.get("commit"):
-                continue
-            if other["status"] == "succeeded":
-                if landing and other["commit"] not in since:
-                    continue
-                theirs = other["commit"] if landing else ref_sha(git, f"refs/heads/{other['branch']}")
-            elif other["status"] == "running":
-                theirs = other["commit"]
-            else:
-                continue
-            if theirs is None:
-                continue
-            if landing:
-                files = pick_conflicts(git, mine["commit"], theirs)
-            else:
-                files = merge_tree(git, mine["commit"], theirs).conflicts
-            if files:
-                found.append({"with": other_id, "files": list(files)})
+            if other_id != task_id and other.get("commit") and other["status"] in ("succeeded", "running"):
+                files = self._conflict_files(mine, other, landed_since)
+                if files:
+                    found.append({"with": other_id, "files": list(files)})
         return found
+
+    def _conflict_files(
+        self, mine: dict[str, Any], other: dict[str, Any], landed_since: Callable[[], set[str]]
+    ) -> tuple[str, ...]:
+        """The files where `other`'s work would conflict with this task's commit."""
+        git = self.ctx.git
+        if self.ctx.mode != "landing":
+            theirs = other["commit"] if other["status"] == "running" else ref_sha(git, f"refs/heads/{other['branch']}")
+            return merge_tree(git, mine["commit"], theirs).conflicts if theirs else ()
+        # two changes that touch no common file cannot conflict: no git process needed
+        if not touching(mine.get("files_changed"), other.get("files_changed")):
+            return ()
+        if other["status"] == "succeeded" and other["commit"] not in landed_since():
+            return ()  # landed before this task's branch started: it is in its base
+        return pick_conflicts(git, mine["commit"], other["commit"])
 
     def hold(self, task: Task) -> str | None:
         """Why `task` may not start yet (an open predicted conflict on its paths), or None."""
@@ -118,3 +120,18 @@ class Forecast:
                 self.ctx.store.record("task.held", task=task.id, by=[a, b], files=overlap)
             return f"its paths overlap the conflict predicted between {a} and {b} in {', '.join(overlap[:5])}"
         return None
+
+
+def touching(mine: list[str] | None, theirs: list[str] | None) -> bool:
+    """Whether two changes' files meet: a file both change, or one's file where the other has a folder
+    (`a` and `a/b`). Unknown files (a run recorded before files were) always meet."""
+    if mine is None or theirs is None:
+        return True
+    ours, others = set(mine), set(theirs)
+    return any(_meets(path, others) for path in ours) or any(_meets(path, ours) for path in others)
+
+
+def _meets(path: str, files: set[str]) -> bool:
+    """`path` or one of its folders is in `files`."""
+    parts = path.split("/")
+    return any("/".join(parts[:i]) in files for i in range(1, len(parts) + 1))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from codex_orch.engine.context import RunContext
@@ -34,11 +33,6 @@ class LandingConflict(Exception):
         self.tip = tip
         self.commit = commit
 
-
-@dataclass(frozen=True)
-class LandingResult:
-    commit: str | None  # on the run branch (None: nothing to land)
-    files: tuple[str, ...]
 
 
 def task_branch(ctx: RunContext, task: Task) -> str:
@@ -67,22 +61,23 @@ def task_workspace(ctx: RunContext, task: Task) -> Workspace:
     return ws
 
 
-def land_task(ctx: RunContext, task: Task, commit: str | None, message: str, entry: str | None) -> LandingResult:
-    """Land the task's commit (None: it changed no file) with its decisions `entry` on the run branch."""
+def land_task(ctx: RunContext, task: Task, commit: str | None, message: str, entry: str | None) -> str | None:
+    """Land the task's commit (None: it changed no file) with its decisions `entry` on the run branch;
+    the commit that holds it there (None: nothing to land)."""
     rec = ctx.store.task(task.id)
     run_branch = str(ctx.store.get("branch"))
     base = rec["base_commit"]
     landed = ctx.workspaces.find_landed(run_branch, ctx.run_id, task.id, base)
     if landed is None:
         if commit is None and entry is None:
-            return LandingResult(None, ())
+            return None
         appended = (DECISIONS_FILE, DECISIONS_HEADER, entry) if entry else None
         outcome = ctx.workspaces.land(run_branch, commit or base, base, message, appended)
         if outcome.commit is None:
             raise LandingConflict(outcome.conflicts, outcome.tip, commit or base)
         landed = outcome.commit
     ctx.store.record("task.landed", task=task.id, commit=landed)
-    return LandingResult(landed, tuple(ctx.workspaces.git.changed_files(landed)))
+    return landed
 
 
 def unresolved(ctx: RunContext, task: Task, ws: Workspace) -> tuple[str, ...]:

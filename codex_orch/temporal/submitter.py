@@ -203,7 +203,7 @@ class SubmitterActivities:
         except OrchError as exc:
             return record_failure(ctx, task.id, FailureKind.WORKSPACE, f"landing failed: {exc}")
         ctx.store.record("task.status", task=task.id, status="succeeded")
-        ctx.notify("finished", task.id, {"status": "succeeded", "commit": landed.commit})
+        ctx.notify("finished", task.id, {"status": "succeeded", "commit": landed})
         return "succeeded"
 
 
