@@ -21,13 +21,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from codex_orch.git.ref_scan import MAX_WATCHED_FILE, RefScan
 from codex_orch.git.repo import Git
+from codex_orch.git.shared_lock import SharedLock
 from codex_orch.git.worktrees import dotgit_text
 from codex_orch.safe_fs import UnsafePath, write_bytes
 
 COMMON_FILES = ("config", "hooks", "info", "objects/info/alternates")
 ADMIN_FILES = ("config.worktree", "info", "commondir", "gitdir")
-MAX_WATCHED_FILE = 1 << 20  # a larger hook or config file is compared by size and mtime only
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,8 @@ class _Tree:
 
 class Guard:
     """The refs and git files of one run's repository, as they should be. Thread-safe: codex-orch's own
-    ref changes (`ours`) and the checks after attempts never interleave."""
+    ref changes (`ours`, side by side: each is on refs of its own) and the checks after attempts (each
+    alone) never interleave."""
 
     def __init__(self, git: Git, run_id: str, all_refs: bool = True, run_branch_prefixes: tuple[str, ...] = ()) -> None:
         """`run_branch_prefixes`: where every run's branches are (`orch/` for the default templates): other
@@ -83,17 +85,18 @@ class Guard:
         self.all_refs = all_refs
         self.foreign = tuple(f"refs/heads/{p}" for p in run_branch_prefixes if p)
         self.common = git.common_dir()
-        self.lock = threading.RLock()
+        self.lock = SharedLock()
+        self._mutex = threading.Lock()  # what should be, updated by `ours` and `watch` side by side
         self._refs: dict[str, str] = {}
         self._files: dict[str, bytes | None] = {}
         self._trees: dict[Path, _Tree] = {}
-        self._scan = _Scan()
+        self._scan = RefScan()
         config = self.common / "config"
         self._reftable = config.is_file() and "refstorage" in config.read_text("utf-8", "replace").lower()
 
     # --- what should be -------------------------------------------------------------------------
     def start(self) -> None:
-        with self.lock:
+        with self.lock.exclusive():
             self._refs = self._read_refs()
             self._files = self._read_files(self.common, COMMON_FILES, "")
 
@@ -101,7 +104,7 @@ class Guard:
         """What should be, to be written beside the run's state (a resume checks against it)."""
         import base64
 
-        with self.lock:
+        with self.lock.exclusive():
             files = {k: None if v is None else base64.b64encode(v).decode() for k, v in self._files.items()}
             return {"refs": dict(self._refs), "files": files}
 
@@ -111,7 +114,7 @@ class Guard:
         which are taken as they are now. A check then finds what changed while no check could run."""
         import base64
 
-        with self.lock:
+        with self.lock.exclusive():
             now = self._read_refs()
             refs = {k: v for k, v in dict(saved.get("refs") or {}).items() if not ours(k)}  # type: ignore[call-overload]
             refs.update({k: v for k, v in now.items() if ours(k)})
@@ -121,29 +124,33 @@ class Guard:
 
     def watch(self, worktree: Path, admin: Path, branch: str) -> None:
         """A worktree of the run, its admin dir and the branch its HEAD must stay on."""
-        with self.lock:
-            self._trees[worktree] = _Tree(admin, branch)
-            self._files.update(self._read_files(admin, ADMIN_FILES, self._admin_key(admin)))
-            self._refs.update(self._read_refs(f"refs/heads/{branch}"))
+        with self.lock.shared():
+            files = self._read_files(admin, ADMIN_FILES, self._admin_key(admin))
+            refs = self._read_refs(f"refs/heads/{branch}")
+            with self._mutex:
+                self._trees[worktree] = _Tree(admin, branch)
+                self._files.update(files)
+                self._refs.update(refs)
 
     @contextmanager
     def ours(self, *refs: str) -> Iterator[None]:
         """codex-orch changes `refs` itself in this block: what they hold afterwards is what they should."""
-        with self.lock:
+        with self.lock.shared():
             yield
             for ref in filter(None, refs):
                 value = self._read_refs(ref).get(ref)
-                if value is None:
-                    self._refs.pop(ref, None)
-                else:
-                    self._refs[ref] = value
+                with self._mutex:
+                    if value is None:
+                        self._refs.pop(ref, None)
+                    else:
+                        self._refs[ref] = value
 
     # --- the check ------------------------------------------------------------------------------
     def check(self, worktree: Path | None, quarantine: str, folder: Path) -> list[Change]:
         """Every difference from what should be, each put back; `worktree`'s own branch may have moved
         forward (folded, not a violation). `quarantine` is the ref prefix for the agent's versions of
         refs, `folder` the place for its versions of files."""
-        with self.lock:
+        with self.lock.exclusive():
             changes: list[Change] = []
             heads: dict[Path, str] = {}
             tree = self._trees.get(worktree) if worktree is not None else None
@@ -317,94 +324,13 @@ class Guard:
         return found
 
 
-class _Scan:
-    """Reads the small files git keeps refs and settings in, again only when their stat changed (git
-    replaces a ref file by renaming a new one over it, so its inode changes too)."""
-
-    def __init__(self) -> None:
-        self._cache: dict[Path, tuple[tuple[int, int, int, int], object]] = {}
-
-    @staticmethod
-    def _sig(info: os.stat_result) -> tuple[int, int, int, int]:
-        return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_mode)
-
-    def packed(self, path: Path) -> dict[str, str]:
-        try:
-            sig = self._sig(path.stat())
-        except FileNotFoundError:
-            return {}
-        cached = self._cache.get(path)
-        if cached and cached[0] == sig:
-            return cached[1]  # type: ignore[return-value]
-        refs = {}
-        for line in path.read_text("utf-8", "replace").splitlines():
-            if line and line[0] not in "#^":
-                sha, _, name = line.partition(" ")
-                refs[name] = sha
-        self._cache[path] = (sig, refs)
-        return refs
-
-    def loose(self, common: Path, top: str) -> dict[str, str]:
-        """The loose refs at `top`: one ref file, or a folder walked down."""
-        refs: dict[str, str] = {}
-        files: list[tuple[Path, os.stat_result]] = []
-        stack = [common / top]
-        while stack:
-            folder = stack.pop()
-            try:
-                entries = list(os.scandir(folder))
-            except NotADirectoryError:
-                files.append((folder, folder.lstat()))
-                continue
-            except FileNotFoundError:
-                continue
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(Path(entry.path))
-                elif not entry.name.endswith(".lock"):
-                    files.append((Path(entry.path), entry.stat(follow_symlinks=False)))
-        for path, info in files:
-            sig, cached = self._sig(info), self._cache.get(path)
-            if cached and cached[0] == sig:
-                value = cached[1]
-            else:
-                try:
-                    value = path.read_text("utf-8", "replace").strip()
-                except OSError:
-                    continue
-                self._cache[path] = (sig, value)
-            if isinstance(value, str) and not value.startswith("ref:"):
-                refs[str(path.relative_to(common))] = value
-        return refs
-
-    def content(self, path: Path) -> bytes:
-        """What a watched file holds, as compared: mode and bytes, a link's target, or a large file's
-        size and mtime."""
-        info = path.lstat()
-        sig = self._sig(info)
-        cached = self._cache.get(path)
-        if cached and cached[0] == sig:
-            return cached[1]  # type: ignore[return-value]
-        if stat.S_ISLNK(info.st_mode):
-            value = b"link:" + os.readlink(path).encode()
-        elif info.st_size > MAX_WATCHED_FILE:
-            value = f"large:{info.st_size}:{info.st_mtime_ns}".encode()
-        else:
-            try:
-                value = (b"x" if info.st_mode & 0o111 else b"-") + path.read_bytes()
-            except OSError:
-                value = b"unreadable"
-        self._cache[path] = (sig, value)
-        return value
-
-
 def _under(rel: str, key: str, names: tuple[str, ...]) -> bool:
     inner = rel[len(key) :]
     return any(inner == n or inner.startswith(n + "/") for n in names)
 
 
 def _restore(root: Path, inner: str, before: bytes) -> None:
-    """Put a watched file back as `_Scan.content` recorded it."""
+    """Put a watched file back as `RefScan.content` recorded it."""
     if before.startswith(b"link:"):
         _remove(root, inner)
         os.symlink(before[5:].decode(), root / inner)
