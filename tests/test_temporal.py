@@ -192,6 +192,10 @@ def test_a_plan_runs_on_two_workers_with_the_shape_of_a_local_run(tmp_path: Path
     assert len(Repo(cluster.remote).git("for-each-ref", "refs/orch/t1/tasks/").splitlines()) == 6
     for machine in cluster.machines:  # a worker keeps no worktree of a task that landed
         assert Repo(machine.clone).worktrees() == [str(machine.clone)]
+    for machine in cluster.machines:  # SIGTERM (systemd's stop) ends a worker, as its help says: exit 0
+        assert machine.proc is not None
+        machine.proc.send_signal(signal.SIGTERM)
+        assert machine.proc.wait(timeout=60) == 0
 
 
 def _start_run(repo: Repo, plan: Path, run_id: str) -> subprocess.Popen[str]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import os
+import signal
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -92,7 +93,14 @@ async def serve(
     partial_every: float = 60.0,
     stop: asyncio.Event | None = None,
 ) -> None:
-    """Poll `task_queue` until `stop` is set (or forever)."""
+    """Poll `task_queue` until `stop` is set (by default: until SIGINT, SIGTERM or SIGHUP). The worker then
+    shuts down through the SDK, which stops polling and lets it return; an interrupt raised inside the
+    event loop instead would leave the SDK's tasks cancelled half-way, and the process would never end."""
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(sig, stop.set)
     warm_up()
     client = await Client.connect(address, namespace=namespace)
     threads = ThreadPoolExecutor(max_workers=max_tasks * 2 + 1, thread_name_prefix="task")
@@ -106,4 +114,4 @@ async def serve(
         identity=identity,
     )
     async with worker:
-        await (stop or asyncio.Event()).wait()
+        await stop.wait()
