@@ -76,6 +76,7 @@ class IntegrationConfig:
 
     doctor: ValidateCommand | None = None  # None: merge is all or nothing, with no doctor
     canary: bool = False  # first check that the doctor fails with CODEX_ORCH_CANARY=1 set
+    sandbox: str = "workspace-write"  # confined like a gate (it runs the agents' code), or "none"
 
 
 @dataclass(frozen=True)
@@ -307,7 +308,8 @@ def _integration(section: Mapping[str, Any], source: str) -> IntegrationConfig:
         return IntegrationConfig()
     argv = _argv(doctor, f"{source}: integration.doctor")
     command = ValidateCommand("doctor", argv, float(section.get("timeout", 900)))
-    return IntegrationConfig(command, bool(section.get("canary", False)))
+    sandbox = str(section.get("sandbox", "workspace-write"))
+    return IntegrationConfig(command, bool(section.get("canary", False)), sandbox)
 
 
 def _argv(command: str | list[str], where: str) -> tuple[str, ...]:

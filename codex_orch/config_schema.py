@@ -169,6 +169,7 @@ CONFIG_SCHEMA: dict[str, Any] = _closed(
                 },
                 "timeout": _POS_NUM,
                 "canary": {"type": "boolean"},
+                "sandbox": {"enum": ["workspace-write", "none"]},
             }
         ),
         "services": {"type": ["array", "null"], "items": _SERVICE},

@@ -7,8 +7,13 @@ import math
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import FakeCodex, Repo, git, job, read_state, run_cli, run_plan, writer
 from lifecycle_helpers import repo_snapshot, start_with
+
+from codex_orch.proc.sandbox import bwrap_path
+
+needs_bwrap = pytest.mark.skipif(bwrap_path() is None, reason="bubblewrap (bwrap) is not installed")
 
 # Every `uses NAME` line in a *.txt file must name what defs.txt defines; each run is counted.
 DOCTOR = """\
@@ -30,7 +35,10 @@ def _doctor(repo: Repo, tmp_path: Path, argv: list[str] | None = None, canary: b
     script = tmp_path / "doctor.py"
     script.write_text(DOCTOR)
     counter = tmp_path / "doctor-runs.txt"
-    repo.configure(integration={"doctor": argv or [sys.executable, str(script), str(counter)], "canary": canary})
+    doctor: dict[str, object] = {"doctor": argv or [sys.executable, str(script), str(counter)], "canary": canary}
+    if argv is None:  # the counting doctor writes its tally outside the worktree: it runs unconfined
+        doctor["sandbox"] = "none"
+    repo.configure(integration=doctor)
     return counter
 
 
@@ -189,3 +197,22 @@ def test_run_merge_merges_nothing_when_no_task_succeeded(repo: Repo, fake_codex:
     result = run_cli(repo.path, "run", "--plan-file", str(plan), "--run-id", "none", "--no-progress", "--merge")
     assert result.code == 1 and "not merged: the run ended failed" in result.err
     assert repo.git("rev-parse", "main") == before and "merge" not in read_state(repo, "none")
+
+
+@needs_bwrap
+def test_the_doctor_runs_confined_and_cannot_write_outside_its_worktree(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    """It runs the agents' code: by default confined like a gate, so an escape fails it (red: nothing lands)."""
+    outside = tmp_path / "outside.txt"
+    script = f"echo inside > inside.txt && echo escaped > {outside}"
+    repo.configure(integration={"doctor": ["sh", "-c", script]})
+    run_plan(repo, fake_codex, tmp_path, "jail", [job("A")], [writer("A", "a.txt")])
+    before = repo.git("rev-parse", "main")
+    result = run_cli(repo.path, "merge", "--run-id", "jail")
+    assert result.code == 1, result.err + result.out
+    assert not outside.exists()
+    assert repo.git("rev-parse", "main") == before  # no green tip: the target did not move
+    stdout = Path(read_state(repo, "jail")["integration"]["doctor_runs"][0]["log"])
+    assert "Read-only file system" in stdout.with_name(stdout.name.replace(".stdout.", ".stderr.")).read_text()
+    # `sandbox: none` runs it unconfined: the counting doctor of the tests above writes its tally outside

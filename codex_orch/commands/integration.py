@@ -17,8 +17,9 @@ are left out for the next `merge`, which bisects them again.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from codex_orch.git.integrate import Applied, merge_in, reapply
 from codex_orch.git.refs import ref_sha
 from codex_orch.git.repo import Git
 from codex_orch.git.worktrees import detached_worktree
+from codex_orch.proc.sandbox import SandboxUnavailable, confined
 from codex_orch.run_record import RunRecord
 from codex_orch.state import RunStore, workspace_mode
 
@@ -110,6 +112,7 @@ class Doctor:
         self.worktree = worktree
         self.logs = logs
         self.stop_grace = config.limits.stop_grace
+        self.sandbox = config.integration.sandbox
         self.runs: list[DoctorRun] = []
 
     def check(self, commit: str, tasks: tuple[str, ...], canary: bool = False) -> DoctorRun:
@@ -119,7 +122,15 @@ class Doctor:
         if canary:
             env[CANARY_VARIABLE] = "1"
         where = "canary" if canary else str(len(self.runs) + 1)
-        result = run_command(self.command, where, self.worktree, self.logs, self.stop_grace, env)
+        with tempfile.TemporaryDirectory(prefix="codex-orch-doctor-") as tmp:
+            command = self.command
+            if self.sandbox != "none":  # it runs the agents' code: confined like a gate
+                try:
+                    argv = confined(command.argv, [self.worktree], Path(tmp), self.worktree)
+                except SandboxUnavailable as exc:
+                    raise InputError(f"{self.source}: integration.doctor: {exc}", exc.hint) from None
+                command = replace(command, argv=argv)
+            result = run_command(command, where, self.worktree, self.logs, self.stop_grace, {**env, "TMPDIR": tmp})
         if result.error is not None:
             raise InputError(
                 f"{self.source}: integration.doctor: {self.command.argv[0]!r} could not start: {result.error}",
