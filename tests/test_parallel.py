@@ -99,6 +99,27 @@ def held_run(
             proc.wait()
 
 
+def test_a_landing_run_makes_the_next_worktree_while_agents_hold_every_slot(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    """engine/slots.py: `max_workers` agents at once; one more task per slot is admitted, makes its worktree
+    and waits for a slot; it starts its agent only when one is given back."""
+    repo.configure(workspace="landing")
+    with held_run(repo, fake_codex, tmp_path, "slots", [job("A"), job("B"), job("C")], workers=2) as run:
+        wait_for(lambda: len(run.started()) == 2, "two agents at work")
+        first, second = sorted(run.started())
+        (third,) = {"A", "B", "C"} - {first, second}
+        wait_for(lambda: read_state(repo, "slots")["tasks"][third]["worktree"], "the third worktree made ahead")
+        for _ in range(10):  # both slots are held: the third task stays pending, its agent not started
+            assert third in run.waiting() and third not in run.started()
+            threading.Event().wait(0.05)
+        run.release(first)
+        run.wait_started(third)  # the first agent ended and gave its slot back
+        assert second not in {tid for kind, tid in run.order() if kind == "finished"}
+    state = read_state(repo, "slots")
+    assert [t["status"] for t in state["tasks"].values()] == ["succeeded"] * 3
+
+
 def test_independent_tasks_with_disjoint_paths_overlap(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
     tasks = [job("A", paths=["a/**"]), job("B", paths=["b/**"]), job("C", paths=["c/**"])]
     with held_run(repo, fake_codex, tmp_path, "p1", tasks) as run:

@@ -15,6 +15,7 @@ from codex_orch.engine.budget import Breaker
 from codex_orch.engine.prompts import PromptRenderer
 from codex_orch.engine.quota import QuotaPauses
 from codex_orch.engine.secret_scan import SecretScanner
+from codex_orch.engine.slots import AgentSlots
 from codex_orch.errors import InputError
 from codex_orch.git.repo import Git
 from codex_orch.git.workspace import Workspaces
@@ -57,6 +58,7 @@ class RunContext:
     setups: AgentSetups | None = None  # how each backend is started; None: codex only, from command/agent_env
     spend: Breaker | None = None  # budgets (engine/budget.py); None: no limits (tests of parts)
     quota: QuotaPauses | None = None  # pauses on a provider's quota (engine/quota.py); None: none
+    agent_slots: AgentSlots | None = None  # agents at once, when the run admits more tasks (engine/slots.py)
     # called with a task's id once its commit is recorded (the conflict forecast, engine/forecast.py)
     on_commit: Callable[[str], None] | None = None
     # paths declared by the tasks running now (None: the task declared none and runs alone)

@@ -22,6 +22,7 @@ from codex_orch.engine.quota import QuotaPauses
 from codex_orch.engine.scheduler import ConcurrencyRules, Scheduler
 from codex_orch.engine.secret_scan import SecretScanner
 from codex_orch.engine.services import services_running
+from codex_orch.engine.slots import AgentSlots
 from codex_orch.git.guard import Guard
 from codex_orch.git.repo import Git, auto_maintenance, local_changes
 from codex_orch.git.workspace import Workspaces
@@ -173,13 +174,16 @@ def drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
     forecast = Forecast(ctx) if mode in ("landing", "per-task") else None
     if forecast is not None:
         ctx.on_commit = forecast.after_commit
+    workers = options.max_workers or ctx.config.limits.max_workers
+    if mode == "landing":  # as many tasks again make worktrees and land while the agents work (engine/slots.py)
+        ctx.agent_slots = AgentSlots(workers, ctx.cancel)
     scheduler = Scheduler(
         ctx.plan.tasks,
         statuses,
         lambda task: run_task(ctx, task),
         on_blocked,
         rules,
-        options.max_workers or ctx.config.limits.max_workers,
+        workers * 2 if ctx.agent_slots else workers,
         ctx.cancel,
         options.fail_fast,
         (lambda task: _follow_ups(ctx, task)) if follow else None,

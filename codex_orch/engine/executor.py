@@ -8,7 +8,6 @@ siblings and dependants go on as after any other failure.
 from __future__ import annotations
 
 import logging
-import traceback
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -18,12 +17,13 @@ from codex_orch.agents.base import AgentResult, Progress
 from codex_orch.engine.accounting import attempt_share, thread_after, thread_totals, totals_after
 from codex_orch.engine.agent_choice import AttemptAgent, model_for, next_fallback, task_choice, thread_agent
 from codex_orch.engine.context import RunContext
-from codex_orch.engine.finish import MESSAGE_CHARS, finish_task, record_failure
+from codex_orch.engine.finish import MESSAGE_CHARS, finish_task, internal_failure, record_failure
 from codex_orch.engine.gates import check_gates, fix_prompt, gate_failure
 from codex_orch.engine.guardrails import after_attempt, guardrail_prompt
 from codex_orch.engine.landing import LandingConflict, conflict_prompt, replay_conflict
 from codex_orch.engine.secret_scan import SecretsFound
 from codex_orch.engine.setup import SetupFailed, prepare_worktree
+from codex_orch.engine.slots import unlimited
 from codex_orch.engine.task_prompts import (
     continued_thread,
     fallback_prompt,
@@ -40,12 +40,9 @@ from codex_orch.failures import FailureKind, Retry, info
 from codex_orch.git.workspace import Workspace
 from codex_orch.plan import Task
 from codex_orch.prices import attempt_cost
-from codex_orch.state import now_iso
 from codex_orch.untrusted import clean_text
 
 log = logging.getLogger(__name__)
-
-INTERNAL_LOG = "internal-error.log"
 
 
 def attempt_dir(ctx: RunContext, task_id: str, n: int) -> Path:
@@ -75,8 +72,15 @@ class TaskRunner:
         self.answer_retries = self.transient_retries = 0  # retries on the same agent, by retry policy
         self.conflict_rounds = 0  # landing conflicts handed back to the agent
         self.earlier: list[dict[str, Any]] = []  # the attempts of the task whose thread a follow-up continues
+        self.slot = ctx.agent_slots.slot() if ctx.agent_slots else unlimited()  # engine/slots.py
 
     def run(self) -> str:
+        try:
+            return self._run()
+        finally:
+            self.slot.give_back()
+
+    def _run(self) -> str:
         ctx, task = self.ctx, self.task
         store = ctx.store
         ws = self._prepare()
@@ -130,6 +134,8 @@ class TaskRunner:
             ws = task_worktree(self.ctx, self.task)
         except OrchError as exc:
             return self._fail(FailureKind.WORKSPACE, str(exc))
+        if not self.slot.take():  # set-ups run the repository's code: counted like agents
+            return self._interrupted("stopped before its worktree was set up")
         try:
             prepare_worktree(self.ctx, self.task.id, ws)
         except SetupFailed as exc:
@@ -157,7 +163,7 @@ class TaskRunner:
         """The task's gates on a valid answer's work: None when they pass; else the failing gate's report
         for the same thread, up to limits.fix_rounds, or the task's end."""
         ctx, task = self.ctx, self.task
-        gate = check_gates(ctx, task, ws, n, attempt_dir(ctx, task.id, n), verdict.value)
+        gate = check_gates(ctx, task, ws, n, attempt_dir(ctx, task.id, n), verdict.value, self.slot)
         if gate is None:
             return None
         if ctx.cancel.is_set():
@@ -265,6 +271,8 @@ class TaskRunner:
         runs_on: AttemptAgent,
     ) -> tuple[AgentResult, Verdict | None]:
         ctx, task, role = self.ctx, self.task, self.role
+        if not self.slot.take():  # the run was stopped while this task waited for an agent slot
+            return replace(_not_started("stopped before its agent started"), failure=FailureKind.INTERRUPTED), None
         stop = ctx.spend.before_attempt(task.id) if ctx.spend else None
         if stop:  # budgets.mode block: a limit is reached, no attempt starts (the task fails as `budget`)
             return replace(_not_started(stop), failure=FailureKind.BUDGET), None
@@ -319,6 +327,7 @@ class TaskRunner:
                 on_progress=on_progress,
                 on_start=lambda pid: ctx.store.record("attempt.pid", task=task.id, pid=pid),
             )
+        self.slot.give_back()  # its agent has ended: the checks, gates, commit and landing follow without it
         result, changes, hidden = after_attempt(ctx, task.id, ws, n, folder, result)
         verdict = judge(result.final_message, self.schema) if result.failure is None else None
         answer_check = ctx.answer_checks.get(task.role)
@@ -385,28 +394,6 @@ def run_task(ctx: RunContext, task: Task) -> str:
         log.info("task %s failed: %s", task.id, exc)
         return record_failure(ctx, task.id, FailureKind.WORKSPACE, str(exc))
     except Exception as exc:
-        return _internal_failure(ctx, task.id, exc)
+        return internal_failure(ctx, task.id, exc)
     finally:
         ctx.set_active(task.id, None, False)
-
-
-def _internal_failure(ctx: RunContext, task_id: str, exc: Exception) -> str:
-    """An unexpected exception in this task's executor: its open attempt is closed, the task fails."""
-    message = f"{type(exc).__name__}: {exc}"
-    log.info("task %s: internal error: %s", task_id, message)
-    folder = ctx.run_dir / "tasks" / task_id
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with open(folder / INTERNAL_LOG, "a", encoding="utf-8", errors="backslashreplace") as fh:
-            fh.write(f"{now_iso()}\n{''.join(traceback.format_exception(exc))}\n")
-    except OSError:
-        pass  # the message still says what happened
-    attempts = ctx.store.task(task_id)["attempts"]
-    if attempts and attempts[-1].get("ended_at") is None:
-        ctx.store.record(
-            "attempt.finished",
-            task=task_id,
-            failure=str(FailureKind.INTERNAL),
-            failure_message=clean_text(message, MESSAGE_CHARS),
-        )
-    return record_failure(ctx, task_id, FailureKind.INTERNAL, message)

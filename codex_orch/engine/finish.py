@@ -3,6 +3,7 @@ about it, and its recorded status, succeeded or failed."""
 
 from __future__ import annotations
 
+import traceback
 from typing import Any
 
 from codex_orch.engine.accounting import answer_files, describe, file_claims
@@ -168,3 +169,27 @@ def record_failure(ctx: RunContext, task_id: str, kind: FailureKind, message: st
     )
     ctx.notify("finished", task_id, {"status": "failed", "kind": str(kind), "message": message})
     return "failed"
+
+
+INTERNAL_LOG = "internal-error.log"
+
+
+def internal_failure(ctx: RunContext, task_id: str, exc: Exception) -> str:
+    """An unexpected exception in this task's executor: its open attempt is closed, the task fails."""
+    message = f"{type(exc).__name__}: {exc}"
+    folder = ctx.run_dir / "tasks" / task_id
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / INTERNAL_LOG, "a", encoding="utf-8", errors="backslashreplace") as fh:
+            fh.write(f"{now_iso()}\n{''.join(traceback.format_exception(exc))}\n")
+    except OSError:
+        pass  # the message still says what happened
+    attempts = ctx.store.task(task_id)["attempts"]
+    if attempts and attempts[-1].get("ended_at") is None:
+        ctx.store.record(
+            "attempt.finished",
+            task=task_id,
+            failure=str(FailureKind.INTERNAL),
+            failure_message=clean_text(message, MESSAGE_CHARS),
+        )
+    return record_failure(ctx, task_id, FailureKind.INTERNAL, message)

@@ -23,6 +23,7 @@ from typing import Any
 from codex_orch.engine.context import RunContext
 from codex_orch.engine.finish import FAILED_RESULT_STATUSES
 from codex_orch.engine.setup import command_env
+from codex_orch.engine.slots import Slot
 from codex_orch.errors import OrchError
 from codex_orch.git.workspace import Workspace, path_matches
 from codex_orch.plan import Task
@@ -65,12 +66,18 @@ def task_gates(ctx: RunContext, task: Task) -> tuple[GateConfig, ...]:
     return gates_for(ctx.config.gates, task.role, ctx.role(task.role).sandbox, task.gates)
 
 
-def check_gates(ctx: RunContext, task: Task, ws: Workspace, n: int, folder: Path, answer: Any) -> GateRun | None:
-    """Run the task's gates in order (recorded with attempt `n`); the first that fails, or None. An
-    answer that reports the task blocked or failed is not gated: it fails as `agent_reported`."""
+def check_gates(
+    ctx: RunContext, task: Task, ws: Workspace, n: int, folder: Path, answer: Any, slot: Slot
+) -> GateRun | None:
+    """Run the task's gates in order (recorded with attempt `n`), holding an agent slot (they run the
+    agent's code); the first that fails, or None. An answer that reports the task blocked or failed is
+    not gated: it fails as `agent_reported`."""
     gates = task_gates(ctx, task)
     if not gates or (isinstance(answer, dict) and answer.get("status") in FAILED_RESULT_STATUSES):
         return None
+    if not slot.take():  # the run was stopped while this task waited: it is not gated, so it fails
+        stopped = "the run was stopped before its gates ran"
+        return GateRun(gates[0].name, gates[0].argv, None, 0.0, "", error=stopped, tail=stopped)
     runs: list[GateRun] = []
     try:
         with _gate_tree(ctx, task, ws) as where:
@@ -80,6 +87,7 @@ def check_gates(ctx: RunContext, task: Task, ws: Workspace, n: int, folder: Path
                 if not runs[-1].ok:
                     break
     finally:
+        slot.give_back()
         ctx.store.record("task.gates", task=task.id, n=n, runs=[r.to_json() for r in runs])
     return None if not runs or runs[-1].ok else runs[-1]
 
