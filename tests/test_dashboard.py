@@ -7,10 +7,9 @@ import json
 import socket
 import urllib.request
 from pathlib import Path
-from typing import Any
 
 from conftest import FakeCodex, Repo, answer, job, read_state, run_cli, run_plan, start_cli, wait_for, write_plan
-from dashboard_helpers import dashboard
+from dashboard_helpers import dashboard, gated_run
 
 XSS = "<img src=x onerror=alert(1)>"
 
@@ -144,21 +143,6 @@ def test_cancel_stops_the_driving_process_and_resume_finishes_the_run(
 
 
 # --- the job service's queue and a task's gates ----------------------------------------------------------
-
-GATE = "test -f ok.txt || { printf '%s\\n' 'collected 1 item' '<img src=x onerror=alert(1)>' 'FAILED: no ok.txt'; exit 3; }"
-
-
-def gated_run(repo: Repo, fake: FakeCodex, tmp_path: Path, run_id: str) -> dict[str, Any]:
-    """Task A's first answer fails the gate `check` (exit 3, XSS in its output); its fix passes it."""
-    repo.configure(
-        gates=[{"name": "check", "run": ["sh", "-c", GATE], "sandbox": "none"}],
-        worktree={"setup": [["sh", "-c", "echo set up"]]},
-    )
-    turns = [
-        [{"write": "a.txt", "content": "a\n"}, {"answer": answer("a", ["a.txt"])}],
-        [{"write": "ok.txt", "content": "ok\n"}, {"answer": answer("a fixed", ["a.txt", "ok.txt"])}],
-    ]
-    return run_plan(repo, fake, tmp_path, run_id, [job("A")], [{"match": "job A.", "turns": turns}])
 
 
 def test_a_task_shows_its_setup_its_gate_runs_and_the_failed_gates_output(
