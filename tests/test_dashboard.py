@@ -168,6 +168,11 @@ def test_the_job_queue_is_listed_read_only_and_its_changes_are_streamed(repo: Re
     with dashboard(repo.path) as web:
         assert web.get("/api/jobs") == (200, {"jobs": None, "error": None})  # no queue: no jobs, no error
         assert not database.exists() and not database.parent.exists()  # and none was made
+        database.parent.mkdir(parents=True)
+        database.write_bytes(b"not a database, " * 64)
+        code, broken = web.get("/api/jobs")
+        assert code == 200 and broken["jobs"] is None and broken["error"].endswith("jobs.db: file is not a database")
+        database.unlink()
 
         store = JobStore(database)
         try:
