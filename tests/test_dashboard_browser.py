@@ -234,7 +234,12 @@ def test_the_task_page_shows_each_gate_run_and_the_failed_gates_output_as_text(
 ) -> None:
     gated_run(repo, fake_codex, tmp_path, "gated")
     dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.type), dialog.dismiss()))
+
+    def on_dialog(dialog: Any) -> None:
+        dialogs.append(dialog.type)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
     with dashboard(repo.path) as web:
         page.goto(f"{web.url}/runs/gated/tasks/A")
         page.wait_for_selector("body[data-ready=true][data-status=succeeded]")
