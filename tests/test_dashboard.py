@@ -197,5 +197,12 @@ def test_the_job_queue_is_listed_read_only_and_its_changes_are_streamed(repo: Re
                 changed = json.loads(stream.readline().removeprefix(b"data: "))
             assert [j["status"] for j in changed["jobs"]] == ["cancelled", "running"]
             assert changed["jobs"][0]["finished_at"] is not None
+            assert store.finish(1, "w1", "awaiting_input", {"question": "Which flag name?"})
+            asked = web.get("/api/jobs")[1]["jobs"][1]
+            assert (asked["status"], asked["question"], asked["finished_at"]) == (
+                "awaiting_input",
+                "Which flag name?",
+                None,
+            )
         finally:
             store.close()
