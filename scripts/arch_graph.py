@@ -23,7 +23,7 @@ ALLOWED: dict[str, set[str]] = {
     "agents": {"core", "proc"},
     "engine": {"core", "proc", "git", "agents"},
     "commands": {"core", "proc", "git", "agents", "engine"},
-    "web": {"core", "proc", "git", "agents", "engine", "commands"},
+    "web": {"core", "proc", "git", "agents", "engine", "commands", "service"},  # service: its queue, read-only
     "service": {"core", "proc", "git", "agents", "engine", "commands"},
     "temporal": {"core", "proc", "git", "agents", "engine"},  # loaded by name (engine/executors.py), never imported
     "cli": {"core", "proc", "git", "agents", "engine", "commands", "web", "service"},

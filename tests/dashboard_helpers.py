@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from conftest import start_cli
+from conftest import FakeCodex, Repo, answer, job, run_plan, start_cli
 
 
 @dataclass
@@ -62,3 +62,19 @@ def dashboard(root: Path) -> Iterator[Dashboard]:
             proc.wait()
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+GATE = "test -f ok.txt || { printf '%s\\n' 'collected 1 item' '<img src=x onerror=alert(1)>' 'FAILED: no ok.txt'; exit 3; }"
+
+
+def gated_run(repo: Repo, fake: FakeCodex, tmp_path: Path, run_id: str) -> dict[str, Any]:
+    """Task A's first answer fails the gate `check` (exit 3, XSS in its output); its fix passes it."""
+    repo.configure(
+        gates=[{"name": "check", "run": ["sh", "-c", GATE], "sandbox": "none"}],
+        worktree={"setup": [["sh", "-c", "echo set up"]]},
+    )
+    turns = [
+        [{"write": "a.txt", "content": "a\n"}, {"answer": answer("a", ["a.txt"])}],
+        [{"write": "ok.txt", "content": "ok\n"}, {"answer": answer("a fixed", ["a.txt", "ok.txt"])}],
+    ]
+    return run_plan(repo, fake, tmp_path, run_id, [job("A")], [{"match": "job A.", "turns": turns}])

@@ -1,5 +1,5 @@
 """The dashboard's API over a real run and a real `codex-orch dashboard`: read-only views, 403 on actions
-without the token, the event stream, and the pages shipped as package data."""
+without the token, the event stream, the pages shipped as package data, a task's gates and the job queue."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import urllib.request
 from pathlib import Path
 
 from conftest import FakeCodex, Repo, answer, job, read_state, run_cli, run_plan, start_cli, wait_for, write_plan
-from dashboard_helpers import dashboard
+from dashboard_helpers import dashboard, gated_run
 
 XSS = "<img src=x onerror=alert(1)>"
 
@@ -140,3 +140,69 @@ def test_cancel_stops_the_driving_process_and_resume_finishes_the_run(
         if run.poll() is None:
             run.kill()
             run.wait()
+
+
+# --- the job service's queue and a task's gates ----------------------------------------------------------
+
+
+def test_a_task_shows_its_setup_its_gate_runs_and_the_failed_gates_output(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    state = gated_run(repo, fake_codex, tmp_path, "gated")
+    assert state["tasks"]["A"]["status"] == "succeeded"
+    with dashboard(repo.path) as web:
+        code, task = web.get("/api/runs/gated/tasks/A")
+    assert code == 200 and task["fix_rounds"] == 1
+    failed, passed = task["gates"]
+    assert (failed["name"], failed["n"], failed["ok"], failed["exit_code"]) == ("check", 1, False, 3)
+    assert (passed["name"], passed["n"], passed["ok"], passed["exit_code"]) == ("check", 2, True, 0)
+    assert failed["tail"] == f"collected 1 item\n{XSS}\nFAILED: no ok.txt"  # data: the page sets it as text
+    assert passed["tail"] is None and failed["log"].endswith("/attempt-1/gates/check.log")
+    assert task["setup"]["ok"] is True and task["setup"]["tail"] is None and task["setup"]["log"]
+
+
+def test_the_job_queue_is_listed_read_only_and_its_changes_are_streamed(repo: Repo) -> None:
+    from codex_orch.service.store import JobStore
+
+    database = repo.path / ".orchestrator" / "service" / "jobs.db"
+    with dashboard(repo.path) as web:
+        assert web.get("/api/jobs") == (200, {"jobs": None, "error": None})  # no queue: no jobs, no error
+        assert not database.exists() and not database.parent.exists()  # and none was made
+        database.parent.mkdir(parents=True)
+        database.write_bytes(b"not a database, " * 64)
+        code, broken = web.get("/api/jobs")
+        assert code == 200 and broken["jobs"] is None and broken["error"].endswith("jobs.db: file is not a database")
+        database.unlink()
+
+        store = JobStore(database)
+        try:
+            store.add({"prompt": "Add a   --verbose flag\nto the CLI"}, "job", "feature/verbose")
+            plan = {"goal": "Two things", "tasks": [{"id": "a"}, {"id": "b"}]}
+            waiting = store.add({"plan": plan}, "job", None)["id"]
+            claimed = store.claim("w1", 60)
+            assert claimed is not None and claimed["id"] == 1
+            code, listed = web.get("/api/jobs")
+            assert code == 200 and listed["error"] is None
+            assert [(j["id"], j["status"], j["kind"], j["head"], j["branch"], j["run_id"]) for j in listed["jobs"]] == [
+                (2, "pending", "plan (2 tasks)", "Two things", None, "job-2"),
+                (1, "running", "task", "Add a --verbose flag to the CLI", "feature/verbose", "job-1"),
+            ]
+            with urllib.request.urlopen(web.url + "/api/stream/runs", timeout=30) as stream:
+                assert stream.readline() == b"event: jobs\n"
+                first = json.loads(stream.readline().removeprefix(b"data: "))
+                assert [j["status"] for j in first["jobs"]] == ["pending", "running"]
+                assert store.cancel(waiting) == "pending"
+                stream.readline()  # the blank line that ends an event
+                assert stream.readline() == b"event: jobs\n"
+                changed = json.loads(stream.readline().removeprefix(b"data: "))
+            assert [j["status"] for j in changed["jobs"]] == ["cancelled", "running"]
+            assert changed["jobs"][0]["finished_at"] is not None
+            assert store.finish(1, "w1", "awaiting_input", {"question": "Which flag name?"})
+            asked = web.get("/api/jobs")[1]["jobs"][1]
+            assert (asked["status"], asked["question"], asked["finished_at"]) == (
+                "awaiting_input",
+                "Which flag name?",
+                None,
+            )
+        finally:
+            store.close()

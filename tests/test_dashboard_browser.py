@@ -1,7 +1,8 @@
 """The dashboard in a real browser: Debian's chromium driven by Playwright (no browser download).
 
 A run of six held fake agents is watched live (no reload), a task page shows its commands and diff,
-agent text never becomes markup, and an action with a wrong token is refused. Screenshots go to each
+agent text never becomes markup, and an action with a wrong token is refused; the job service's queue
+is listed and followed live; a task's gate runs show with a failed one's output. Screenshots go to each
 test's tmp dir.
 """
 
@@ -13,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FakeCodex, Repo, answer, job, run_plan, start_cli, wait_for, write_plan
-from dashboard_helpers import dashboard
+from conftest import FakeCodex, Repo, answer, job, run_plan, start_cli, wait_for, write_plan, writer
+from dashboard_helpers import dashboard, gated_run
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 XSS = "<img src=x onerror=alert(1)>"
@@ -189,3 +190,68 @@ def test_a_thousand_task_plan_opens_grouped_and_search_zoom_and_keyboard_reach_a
             page.screenshot(path=str(tmp_path / "thousand-tasks.png"))
     finally:
         store.close()
+
+
+def test_the_runs_page_lists_the_job_queue_and_follows_a_job_live(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path, page: Any
+) -> None:
+    from codex_orch.service.store import JobStore
+
+    run_plan(
+        repo, fake_codex, tmp_path, "job-1", [job("J")], [writer("J", "j.txt")]
+    )  # job 1's run, as a worker names it
+    with dashboard(repo.path) as web:
+        page.goto(web.url)
+        page.wait_for_selector("body[data-jobs=ready]")
+        assert page.locator("#jobs-section").is_hidden()  # no queue in this repository: no jobs section
+
+        store = JobStore(repo.path / ".orchestrator" / "service" / "jobs.db")
+        try:
+            store.add({"prompt": f"Say {XSS} twice"}, "job", "feature/say")
+            store.add({"prompt": "Then the docs"}, "job", None)
+            assert store.claim("w1", 60) is not None  # job 1 runs, job 2 waits
+            page.goto(web.url)
+            page.wait_for_selector('#jobs tr[data-job="1"][data-status="running"]')
+            page.evaluate("window.sameDocument = true")  # gone if the page were ever reloaded
+            assert page.locator('#jobs tr[data-job="2"][data-status="pending"]').count() == 1
+            assert XSS in page.inner_text('#jobs tr[data-job="1"] td.what') and page.locator("img").count() == 0
+            assert page.get_attribute('#jobs tr[data-job="1"] td:last-child a', "href") == "/runs/job-1"
+            assert page.inner_text('#jobs tr[data-job="1"] td:nth-child(7)') == "1 / 1"  # from its run
+            assert page.locator('#jobs tr[data-job="2"] td:last-child a').count() == 0  # no run yet: no link
+
+            assert store.finish(1, "w1", "done", {"commit": "0" * 40})
+            page.wait_for_selector('#jobs tr[data-job="1"][data-status="done"]')
+            assert page.inner_text('#jobs tr[data-job="1"] .badge') == "done"
+            assert page.locator('#jobs tr[data-job="2"][data-status="pending"]').count() == 1
+            assert page.evaluate("window.sameDocument") is True
+            page.screenshot(path=str(tmp_path / "jobs.png"), full_page=True)
+        finally:
+            store.close()
+
+
+def test_the_task_page_shows_each_gate_run_and_the_failed_gates_output_as_text(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path, page: Any
+) -> None:
+    gated_run(repo, fake_codex, tmp_path, "gated")
+    dialogs: list[str] = []
+
+    def on_dialog(dialog: Any) -> None:
+        dialogs.append(dialog.type)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+    with dashboard(repo.path) as web:
+        page.goto(f"{web.url}/runs/gated/tasks/A")
+        page.wait_for_selector("body[data-ready=true][data-status=succeeded]")
+        failed, passed = (
+            '.checks tr[data-gate="check"][data-attempt="1"]',
+            '.checks tr[data-gate="check"][data-attempt="2"]',
+        )
+        assert page.get_attribute(failed, "data-ok") == "false" and page.inner_text(f"{failed} td.outcome") == "exit 3"
+        assert page.get_attribute(passed, "data-ok") == "true" and page.inner_text(f"{passed} td.outcome") == "passed"
+        assert page.inner_text('.checks tr[data-check="setup"] td:nth-child(3)') == "ok"
+        assert "Fix rounds: 1" in page.inner_text("#fix-rounds")
+        tails = page.locator("details.tail pre").all_inner_texts()
+        assert tails == [f"collected 1 item\n{XSS}\nFAILED: no ok.txt"]  # only the failed run's, as text
+        assert page.locator("img").count() == 0 and dialogs == []
+        page.screenshot(path=str(tmp_path / "gates.png"), full_page=True)

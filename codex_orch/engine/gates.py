@@ -129,10 +129,11 @@ def _run_gate(ctx: RunContext, gate: GateConfig, where: Path, folder: Path) -> G
         timed_out=outcome.timed_out,
         error=outcome.spawn_error,
     )
-    return run if run.ok else replace(run, tail=_tail(log))
+    return run if run.ok else replace(run, tail=log_tail(log))
 
 
-def _tail(log: Path) -> str:
+def log_tail(log: Path) -> str:
+    """The last TAIL_LINES lines of a log (at most TAIL_CHARS): what a fix prompt and the dashboard show."""
     try:
         with open(log, "rb") as fh:
             fh.seek(max(0, log.stat().st_size - 4 * TAIL_CHARS))

@@ -241,6 +241,21 @@ class JobStore:
         return str(self.db.execute("PRAGMA integrity_check").fetchall()[0][0])
 
 
+def read_jobs(path: Path, limit: int = 1000) -> list[dict[str, Any]] | None:
+    """The newest `limit` jobs, newest first, read without writing anything (the dashboard): the database
+    opened read-only (`mode=ro`), so a missing one is not created (None) and a reader never changes it."""
+    if not path.is_file():
+        return None
+    db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=5)
+    try:
+        db.row_factory = sqlite3.Row
+        if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'jobs'").fetchall():
+            return []  # made by a store that has not written its tables yet
+        return [_job(r) for r in db.execute("SELECT * FROM jobs ORDER BY id DESC LIMIT ?", (limit,)).fetchall()]
+    finally:
+        db.close()
+
+
 def _first(rows: list[sqlite3.Row]) -> sqlite3.Row | None:
     """Statements are always stepped to their end (fetchall): a half-read one would keep its transaction open."""
     return rows[0] if rows else None

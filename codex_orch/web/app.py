@@ -7,6 +7,7 @@ its event streams and the token-guarded actions of one repository.
     GET  /runs/{run}                        the run page         GET /api/runs/{run}      a run, its DAG
     GET  /runs/{run}/tasks/{task}           the task page        GET /api/runs/{run}/tasks/{task}
     GET  /api/stream/runs                   SSE: the run list    GET /api/runs/{run}/stream   SSE: its tasks
+    GET  /api/jobs                          the job service's queue (jobs: null without its database)
     GET  /api/runs/{run}/tasks/{task}/stream  SSE: its agent's events
     POST /api/runs/{run}/{cancel|resume|merge}  bearer token, else 403
 """
@@ -33,6 +34,7 @@ from codex_orch.errors import InputError, OrchError
 from codex_orch.layout import Layout, id_problem
 from codex_orch.web import data, stream
 from codex_orch.web.actions import Actions, Conflict, Forbidden, check_token
+from codex_orch.web.jobs import jobs_json
 
 STATIC = Path(str(resources.files("codex_orch.web") / "static"))
 # The pages hold no inline script and load nothing from elsewhere; agent text is set as text.
@@ -132,6 +134,7 @@ def create_app(root: Path, token_file: Path | None = None, allowed_hosts: Sequen
         Route("/runs/{run}", page("run.html")),
         Route("/runs/{run}/tasks/{task}", page("task.html")),
         Route("/api/runs", guarded(lambda r: {"runs": data.runs_json(root)})),
+        Route("/api/jobs", guarded(lambda r: jobs_json(root))),
         Route("/api/stream/runs", events(lambda r: stream.runs_changes(root, layout.runs_dir, r.is_disconnected))),
         Route("/api/runs/{run}", guarded(lambda r: data.run_json(root, *_checked(r, "run")))),
         Route("/api/runs/{run}/stream", events(lambda r: stream.run_changes(run_folder(r), r.is_disconnected))),

@@ -15,6 +15,7 @@ from codex_orch.agents.base import Usage
 from codex_orch.commands.events import attempt_folder, read_attempt
 from codex_orch.commands.runs import is_driven, list_runs, run_dir
 from codex_orch.commands.views import TaskView, build_view, seconds_between, view_to_json
+from codex_orch.engine.gates import log_tail
 from codex_orch.errors import InputError
 from codex_orch.git.repo import Git
 from codex_orch.layout import Layout
@@ -129,7 +130,8 @@ def run_json(root: Path, run_id: str) -> dict[str, Any]:
 
 
 def task_json(root: Path, run_id: str, task_id: str) -> dict[str, Any]:
-    """One task: its view, and per attempt its events, validation report, agent and usage; its diff."""
+    """One task: its view (with its setup, gate runs and fix rounds; a failed one's log tail), and per
+    attempt its events, validation report, agent and usage; its diff."""
     folder = run_dir(Layout(root), run_id)
     state = read_state(folder)
     if task_id not in state["tasks"]:
@@ -147,10 +149,29 @@ def task_json(root: Path, run_id: str, task_id: str) -> dict[str, Any]:
         attempt["events_left_out"] = max(0, len(events) - EVENTS_SHOWN)
         attempt["validation"] = _validation(attempt_folder(folder, task_id, recorded["n"]))
     entry["started_at"], entry["ended_at"] = raw.get("started_at"), raw.get("ended_at")
+    _add_tails(folder, entry)
     entry["diff"] = commit_diff(root, view.tasks[index])
     entry["run_id"] = run_id
     entry["seq"] = state["seq"]
     return entry
+
+
+def _add_tails(folder: Path, entry: dict[str, Any]) -> None:
+    """The end of the log of each failed gate run and of a failed setup (None when passed or unreadable)."""
+    for run in entry["gates"]:
+        run["tail"] = None if run.get("ok") else _log_tail(folder, run.get("log"))
+    if entry["setup"] is not None:
+        entry["setup"]["tail"] = None if entry["setup"].get("ok") else _log_tail(folder, entry["setup"].get("log"))
+
+
+def _log_tail(folder: Path, log: Any) -> str | None:
+    """A log's tail, read only when the recorded path lies in the run's folder, where codex-orch writes them."""
+    if not isinstance(log, str):
+        return None
+    path = Path(log).resolve()
+    if not path.is_relative_to(folder.resolve()) or not path.is_file():
+        return None
+    return log_tail(path)
 
 
 def _validation(folder: Path) -> str | None:

@@ -1,10 +1,13 @@
-"""Server-sent event streams of what changes on disk: a run's state, a task's agent events, the run list.
+"""Server-sent event streams of what changes on disk: a run's state, a task's agent events, the run list
+and the job service's queue.
 
 Nothing is pushed to codex-orch by the process that drives a run: it only appends to the journal and
 the attempts' event files. So each stream watches those files with a short poll of their size (a
 `stat` every POLL seconds per stream: no inotify dependency, works on any filesystem) and, when one
 grew, reads only what was added (by offset) and folds it with `state.apply`, the same fold every
-reader uses. The browser keeps one EventSource per page; it never polls.
+reader uses. The job service's SQLite database is watched the same way (size and mtime of the file
+and of its write-ahead log, where a commit lands) and read again, read-only, when they changed. The
+browser keeps one EventSource per page; it never polls.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 from codex_orch.commands.events import AttemptTail
 from codex_orch.state import JOURNAL_NAME, apply, journal_records, read_state
 from codex_orch.web.data import EVENTS_SHOWN, compact_task, runs_json
+from codex_orch.web.jobs import jobs_json, jobs_signature
 
 POLL = 0.05  # seconds between two looks at a watched file's size
 RUNS_POLL = 0.5  # the run list changes rarely: its journals are looked at every half second
@@ -117,14 +121,24 @@ def _journal_sizes(runs_dir: Path) -> tuple[tuple[str, int], ...]:
 
 
 async def runs_changes(root: Path, runs_dir: Path, disconnected: Disconnected) -> AsyncIterator[bytes]:
-    """The run list again (`runs`) whenever a run appears or its journal grows."""
-    seen = _journal_sizes(runs_dir)
+    """The run list again (`runs`) whenever a run appears or its journal grows; the job service's queue
+    (`jobs`) at once, then again whenever its database or write-ahead log changed and a job with it."""
+    seen, queue = _journal_sizes(runs_dir), jobs_signature(root)
+    jobs = await asyncio.to_thread(jobs_json, root)
+    yield sse("jobs", jobs)  # at once: the page's list is whatever the stream last said
     quiet_since = time.monotonic()
     while not await disconnected():
-        now = _journal_sizes(runs_dir)
+        now, queue_now = _journal_sizes(runs_dir), jobs_signature(root)
+        news = False
         if now != seen:
-            seen = now
+            seen, news = now, True
             yield sse("runs", await asyncio.to_thread(runs_json, root))
+        if queue_now != queue:
+            queue, fresh = queue_now, await asyncio.to_thread(jobs_json, root)
+            if fresh != jobs:
+                jobs, news = fresh, True
+                yield sse("jobs", jobs)
+        if news:
             quiet_since = time.monotonic()
         elif time.monotonic() - quiet_since > HEARTBEAT:
             yield b": keep-alive\n\n"

@@ -67,6 +67,39 @@ function attempt(a) {
   );
 }
 
+function outcome(run) {
+  if (run.ok) return "passed";
+  if (run.error) return `could not run: ${run.error}`;
+  return run.timed_out ? "timed out" : `exit ${run.exit_code}`;
+}
+
+// Its worktree's setup, each gate run (on which attempt's work) and the fix rounds; a failed one's log tail.
+function checks(task) {
+  const rows = [];
+  const setup = task.setup;
+  if (setup) {
+    const why = setup.ok ? "ok" : `failed${setup.failed && setup.failed.why ? `: ${setup.failed.why}` : ""}`;
+    rows.push(el("tr", { dataset: { check: "setup", ok: String(Boolean(setup.ok)) } },
+      el("td", { text: "setup" }), el("td", { text: "-" }), el("td", { text: why }),
+      el("td", { text: seconds(setup.seconds) }), el("td", { class: "mono", text: setup.log || "-" })));
+  }
+  for (const run of task.gates) {
+    rows.push(el("tr", { dataset: { gate: run.name, attempt: run.n, ok: String(Boolean(run.ok)) } },
+      el("td", { text: `gate ${run.name}` }), el("td", { text: run.n }), el("td", { class: "outcome", text: outcome(run) }),
+      el("td", { text: seconds(run.seconds) }), el("td", { class: "mono", text: run.log || "-" })));
+  }
+  const tails = [setup && { name: "setup", tail: setup.tail }, ...task.gates.map((run) => ({ name: `gate ${run.name}, attempt ${run.n}`, tail: run.tail }))]
+    .filter((item) => item && item.tail)
+    .map((item) => el("details", { open: true, class: "tail" }, el("summary", { text: `${item.name}: the end of its output` }), el("pre", { text: item.tail })));
+  return [
+    el("table", { class: "checks" },
+      el("thead", {}, el("tr", {}, ...["check", "attempt", "outcome", "time", "log"].map((h) => el("th", { text: h })))),
+      el("tbody", {}, rows)),
+    task.fix_rounds ? el("p", { id: "fix-rounds", text: `Fix rounds: ${task.fix_rounds} (a failing gate handed back to the agent's thread)` }) : null,
+    ...tails,
+  ];
+}
+
 function diff(d) {
   if (!d) return el("p", { class: "muted", text: "No commit (yet, or no changes)." });
   if (d.error) return el("p", { class: "muted", text: `git show ${d.commit}: ${d.error}` });
@@ -104,6 +137,8 @@ async function load() {
   seen.clear();
   lists.clear();
   document.getElementById("attempts").replaceChildren(...task.attempts.map(attempt));
+  document.getElementById("checks-section").hidden = !task.setup && !task.gates.length;
+  document.getElementById("checks").replaceChildren(...checks(task));
   document.getElementById("diff").replaceChildren(diff(task.diff));
   document.body.dataset.status = task.status;
   document.body.dataset.ready = "true";
