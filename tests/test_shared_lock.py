@@ -77,12 +77,15 @@ def test_it_is_re_entrant_and_refuses_to_deadlock() -> None:
     lock = SharedLock()
     with lock.exclusive(), lock.exclusive(), lock.shared():
         pass
-    with lock.shared(), lock.shared():
-        with pytest.raises(RuntimeError, match="would deadlock"):
-            with lock.exclusive():
-                pass
+    with lock.shared(), lock.shared(), pytest.raises(RuntimeError, match="would deadlock"), lock.exclusive():
+        pass
     done = threading.Event()
-    _thread(lambda: (lock.exclusive().__enter__(), done.set()))  # free again: another thread gets it
+
+    def take() -> None:
+        lock.exclusive().__enter__()
+        done.set()
+
+    _thread(take)  # free again: another thread gets it
     assert done.wait(10)
 
 

@@ -34,7 +34,6 @@ class LandingConflict(Exception):
         self.commit = commit
 
 
-
 def task_branch(ctx: RunContext, task: Task) -> str:
     """The name of a task's own branch (git.branch_template)."""
     return branch_name(
