@@ -111,3 +111,28 @@ def test_taking_up_a_worktree_saves_what_was_left_uncommitted_and_keeps_ignored_
     assert (folder / "cache" / "kept.bin").read_text() == "build output\n"
     assert not take_up(Git(repo.path), folder, "later", main, "refs/orch/r/again")  # already on it: as is
     assert repo.git("for-each-ref", "refs/orch/r/again") == ""
+
+
+def test_what_a_cancelled_job_left_uncommitted_is_saved_when_the_next_job_of_its_branch_takes_the_worktree_up(
+    repo: Repo, fake_codex: FakeCodex
+) -> None:
+    half_way = [{"write": "half.txt", "content": "half done\n"}, {"hang": True}]
+    fake_codex.script({"rules": [_job("c1", "true") | {"turns": [half_way]}, _job("c2", "echo c2 > c2.txt")]})
+    worktree = branch_worktree_path(Layout(repo.path), "feat/c")
+    service = JobService(repo.path)
+    c1 = service.add({"prompt": "JOB-c1", "branch": "feat/c"})
+    c2 = service.add({"prompt": "JOB-c2", "branch": "feat/c"})
+    pool = WorkerPool(repo.path, 1, WorkerSettings(lease=1.5, stop_grace=5)).start()
+    try:
+        wait_for((worktree / "half.txt").exists, "the first job half-way", 60)
+        service.cancel(c1["id"])
+        wait_for(lambda: service.show(c2["id"])["status"] in ("done", "failed"), "the second job", 90)
+    finally:
+        pool.stop()
+    statuses = [service.show(j["id"])["status"] for j in (c1, c2)]
+    service.close()
+    assert statuses == ["cancelled", "done"]
+    saved = f"refs/orch/job-{c2['id']}/taken-up"
+    assert git(repo.path, "show", f"{saved}:half.txt") == "half done"  # kept, off the branch
+    assert git(repo.path, "ls-tree", "--name-only", "feat/c").split() == ["README.md", "c2.txt"]
+    assert not (worktree / "half.txt").exists()
