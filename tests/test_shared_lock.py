@@ -81,11 +81,11 @@ def test_it_is_re_entrant_and_refuses_to_deadlock() -> None:
         pass
     done = threading.Event()
 
-    def take() -> None:
-        lock.exclusive().__enter__()
-        done.set()
+    def take_it() -> None:
+        with lock.exclusive():
+            done.set()
 
-    _thread(take)  # free again: another thread gets it
+    _thread(take_it)  # free again: another thread gets it
     assert done.wait(10)
 
 
