@@ -218,11 +218,10 @@ def _prepare_workspace(ctx: RunContext, state: dict[str, Any], mode: str) -> Non
     """The run's shared worktree, or its run branch for landing runs, made once (`run.workspace_ready`)."""
     ready = bool(state.get("workspace_ready"))
     try:
-        if mode == "shared":
-            # the worktree may be one another run left on its branch (the job service's of a job branch)
-            keep = f"refs/orch/{ctx.run_id}/taken-up"  # what that run left uncommitted
-            taken = ctx.workspaces.take_up(Path(state["worktree"]), state["branch"], state["base_commit"], keep)
-            ctx.workspaces.ensure(Path(state["worktree"]), state["branch"], state["base_commit"], ready=ready or taken)
+        if mode == "shared":  # its worktree may be one another run left (the job service's of a job branch)
+            worktree, branch, base = Path(state["worktree"]), state["branch"], state["base_commit"]
+            taken = ctx.workspaces.take_up(worktree, branch, base, f"refs/orch/{ctx.run_id}/taken-up")
+            ctx.workspaces.ensure(worktree, branch, base, ready=ready or taken)
         elif mode == "landing" and not ready:
             ctx.workspaces.ensure_branch(state["branch"], state["base_commit"])
     except BaseException:  # the run cannot start: say so in its state, then let the error speak
