@@ -55,6 +55,7 @@ from codex_orch.cli.common import (
 )
 @click.option("--temporal-address", help="HOST:PORT of the Temporal server (default: temporal.address).")
 @click.option("--task-queue", help="The workers' task queue (default: temporal.task_queue).")
+@click.option("--worktree", type=click.Path(path_type=Path), hidden=True)  # the job service's branch worktree
 @run_options
 def run(
     plan_file: Path,
@@ -65,6 +66,7 @@ def run(
     executor: str | None,
     temporal_address: str | None,
     task_queue: str | None,
+    worktree: Path | None,
     run_id: str | None,
     agent: str | None,
     max_workers: int | None,
@@ -87,7 +89,7 @@ def run(
         run_id, max_workers, fail_fast, follow_next_tasks, inputs, agent, max_cost=max_cost, base_ref=base_ref
     )
     settings = (("address", temporal_address), ("task_queue", task_queue))
-    options = replace(options, executor=executor, executor_settings=settings)
+    options = replace(options, executor=executor, executor_settings=settings, worktree=worktree and worktree.resolve())
     with progress_for(no_progress) as notify:
         outcome = start_run(
             root, plan_file, spec_file, options, notify, warn=lambda line: say_error(f"warning: {line}")

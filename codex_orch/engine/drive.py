@@ -222,8 +222,10 @@ def _prepare_workspace(ctx: RunContext, state: dict[str, Any], mode: str) -> Non
     """The run's shared worktree, or its run branch for landing runs, made once (`run.workspace_ready`)."""
     ready = bool(state.get("workspace_ready"))
     try:
-        if mode == "shared":
-            ctx.workspaces.ensure(Path(state["worktree"]), state["branch"], state["base_commit"], ready=ready)
+        if mode == "shared":  # its worktree may be one another run left (the job service's of a job branch)
+            worktree, branch, base = Path(state["worktree"]), state["branch"], state["base_commit"]
+            taken = ctx.workspaces.take_up(worktree, branch, base, f"refs/orch/{ctx.run_id}/taken-up")
+            ctx.workspaces.ensure(worktree, branch, base, ready=ready or taken)
         elif mode == "landing" and not ready:
             ctx.workspaces.ensure_branch(state["branch"], state["base_commit"])
     except BaseException:  # the run cannot start: say so in its state, then let the error speak
@@ -393,6 +395,7 @@ class RunOptions:
     # The user's input files (plan, spec): not warned about as uncommitted changes of the checkout.
     inputs: tuple[Path, ...] = ()
     base_ref: str | None = None  # --base-ref: the commit the run starts from, instead of git.base_ref
+    worktree: Path | None = None  # --worktree (the job service's): a shared run in this worktree, taken up
     budget_run_cost: float | None = None  # resume --budget-run-cost: the run's budgets.run_cost from now on
     max_cost: float | None = None  # run --max-cost: refuse to start when the estimate's low end is over it
     executor: str | None = None  # --executor: how the tasks run (engine/executors.py); None: the config's

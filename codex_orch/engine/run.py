@@ -99,6 +99,8 @@ def create_and_drive(
     run_id = options.run_id or new_run_id()
     if options.base_ref:
         config = replace(config, git=replace(config.git, base_ref=options.base_ref))
+    if options.worktree is not None:  # the job service's worktree of a job branch: one shared worktree
+        config = replace(config, workspace_mode="shared")
     raise_errors(run_findings(layout, config, plan, spec, run_id, options.agent))
     execute = prepare(config, choose(config, options))
     git = Git(layout.root)
@@ -122,7 +124,7 @@ def create_and_drive(
             "single_workspace": mode == "shared",
             "workspace_mode": mode,
             "branch": branches[0] if mode in ("shared", "landing") else None,
-            "worktree": str(layout.run_worktree(run_id)) if mode == "shared" else None,
+            "worktree": str(options.worktree or layout.run_worktree(run_id)) if mode == "shared" else None,
             "goal": plan.goal,
             "has_spec": spec is not None,
             "codex_home": None,

@@ -14,7 +14,7 @@ from codex_orch.errors import GitError, GuardrailError, InputError
 from codex_orch.git.guard import Guard
 from codex_orch.git.landing import Landed, land, replay
 from codex_orch.git.repo import FALLBACK_IDENTITY, Git, commit_config
-from codex_orch.git.worktrees import add_worktree, admin_dir, attach_worktree, discard_worktree
+from codex_orch.git.worktrees import add_worktree, admin_dir, attach_worktree, discard_worktree, take_up
 from codex_orch.proc.procfs import PathUser, file_holders, path_users
 from codex_orch.safe_fs import UnsafePath, append_text, remove, truncate
 
@@ -192,6 +192,15 @@ class Workspaces:
             else:
                 add_worktree(self.git, worktree, branch, start)
         return self._opened_workspace(worktree, branch, start, admin_dir(self.git, worktree))
+
+    def take_up(self, worktree: Path, branch: str, start: str, keep_ref: str) -> bool:
+        """A worktree another run left on its own branch (the job service's worktree of a job branch),
+        switched to `branch`, what it held uncommitted saved on `keep_ref` (worktrees.take_up). Whether
+        it was: False when there is none, or it is on `branch` already."""
+        if self._registered(worktree) is None or not worktree.is_dir():
+            return False
+        with self._ours(f"refs/heads/{branch}", keep_ref):
+            return take_up(self.git, worktree, branch, start, keep_ref)
 
     def _branch_ref(self, worktree: Path, git: Git) -> str:
         with self._guard:

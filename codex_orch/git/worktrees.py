@@ -84,6 +84,28 @@ def attach_worktree(git: Git, path: Path, branch: str) -> None:
     _fill(git.worktree(path, admin_dir(git, path)))
 
 
+def take_up(git: Git, path: Path, branch: str, start: str, keep_ref: str) -> bool:
+    """A registered worktree that another run left on its own branch (the job service's worktree of a job
+    branch, docs/service.md), switched to `branch` (made at `start` when new). What was left uncommitted
+    is saved first, as a commit on `keep_ref`, then cleared; ignored files stay (a build's output is what
+    reusing a worktree keeps). False when the worktree is on `branch` already: left as it is."""
+    from codex_orch.git.remote import snapshot
+
+    wgit = git.worktree(path, admin_dir(git, path))
+    code, head_ref, _ = wgit.run_full("symbolic-ref", "--quiet", "HEAD")
+    if code == 0 and head_ref.strip() == f"refs/heads/{branch}":
+        return False
+    saved = snapshot(wgit, wgit.run("rev-parse", "HEAD"), f"codex-orch: left uncommitted in {path}")
+    if saved is not None:
+        git.run("update-ref", keep_ref, saved)
+    wgit.run("reset", "-q", "--hard", "--no-recurse-submodules")
+    wgit.run("clean", "-q", "-ffd")
+    if not git.branch_exists(branch):
+        git.run("branch", "--quiet", "--no-track", branch, start)
+    wgit.run("checkout", "-q", branch)
+    return True
+
+
 def _fill(worktree: Git) -> None:
     """Check out a worktree registered with --no-checkout: what `git worktree add` itself runs then,
     without the post-checkout hook (codex-orch's own commits skip hooks too)."""

@@ -4,8 +4,10 @@ says about the job afterwards (done, failed, awaiting_input, cancelled), its bra
 A job is a run `job-<id>` under `runs/`. Its first execution is `codex-orch run --plan-file
 service/jobs/<id>/plan.json --run-id job-<id>`; every later one (a lease that expired, a `continue`) is
 `codex-orch resume --run-id job-<id>`: the engine goes on with the recorded threads. A job with a
-`branch` starts from that branch's tip (or from its `base_ref` while the branch does not exist), and
-when it is done the branch is moved to the run branch's tip, only as a fast-forward.
+`branch` starts from that branch's tip (or from its `base_ref` while the branch does not exist), as a
+`shared` run in the branch's one worktree (taken up from the branch's previous job: the store runs
+them one after another), and when it is done the branch is moved to the run branch's tip, only as a
+fast-forward.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from codex_orch.engine.checks import run_was_created
 from codex_orch.engine.task_prompts import CONTINUES
@@ -26,6 +29,12 @@ RUN_PREFIX = "job"
 
 def job_dir(layout: Layout, job_id: int) -> Path:
     return layout.orch_dir / "service" / "jobs" / str(job_id)
+
+
+def branch_worktree_path(layout: Layout, branch: str) -> Path:
+    """The one worktree of a job branch, which each job of that branch runs in, one after another:
+    `service/worktrees/<branch, percent-encoded>` (a branch `a` and a branch `a/b` never nest)."""
+    return layout.orch_dir / "service" / "worktrees" / quote(branch, safe="")
 
 
 def child_argv(layout: Layout, job: dict[str, Any]) -> list[str]:
@@ -42,6 +51,8 @@ def child_argv(layout: Layout, job: dict[str, Any]) -> list[str]:
         argv += ["--base-ref", f"refs/heads/{branch}"]
     elif request.get("base_ref"):
         argv += ["--base-ref", request["base_ref"]]
+    if branch:
+        argv += ["--worktree", str(branch_worktree_path(layout, branch))]
     if request.get("agent"):
         argv += ["--agent", request["agent"]]
     return [*argv, "--no-progress"]

@@ -173,8 +173,9 @@ class JobService:
 
     # --- worktrees ---------------------------------------------------------------------------------------
     def worktrees(self) -> list[dict[str, Any]]:
-        """The worktrees of the jobs' runs, with their job and whether they hold uncommitted changes."""
-        found = []
+        """The worktrees of the jobs' runs, with their job and whether they hold uncommitted changes. The
+        worktree of a job branch, which each job of the branch takes up, is listed once, with its last job."""
+        found: dict[str, dict[str, Any]] = {}
         for job in self.store.select():
             run_dir = self.layout.run_dir(job["run_id"])
             if not run_dir.is_dir():
@@ -182,8 +183,8 @@ class JobService:
             for path in _run_worktrees(read_state(run_dir)):
                 if Path(path).is_dir():
                     dirty = bool(Git(Path(path)).run_full("status", "--porcelain")[1].strip())
-                    found.append({"path": path, "job": job["id"], "status": job["status"], "dirty": dirty})
-        return found
+                    found[path] = {"path": path, "job": job["id"], "status": job["status"], "dirty": dirty}
+        return list(found.values())
 
     def delete_worktree(self, job_id: int, force: bool = False) -> dict[str, Any]:
         """Clean one job's run (clean's rules: work not merged is kept unless `force`)."""

@@ -12,6 +12,9 @@ session's script (model_script.py), mapped to what a model would answer:
   --json-schema``) and the answer is a JSON object; otherwise a text block;
 * ``http`` -> that status with Anthropic's error body ``{"type": "error", "error": {type, message}}``;
   ``failed`` -> an ``error`` event in the stream; ``cut``, ``silent`` as for every protocol;
+* ``call`` -> a ``tool_use`` of an MCP tool as Claude Code names it: ``mcp__<server>__<tool>``, the
+  step's ``namespace`` and ``call`` joined by ``__`` (``{"call": "enqueue_job", "namespace":
+  "mcp__codex-orch", ...}``);
 * ``patch`` (codex's own tool) -> HTTP 500 naming the problem.
 
 The session is the ``x-claude-code-session-id`` header (kept by ``claude --resume``); a request
@@ -80,6 +83,8 @@ def _blocks(kind: str, step: dict[str, Any], body: Any) -> list[dict[str, Any]]:
             _tool("Read", {"file_path": path}),
             _tool("Edit", {"file_path": path, "old_string": step["old"], "new_string": step["new"]}),
         ]
+    if kind == "call":
+        return [_tool(f"{step['namespace']}__{step['call']}", step["arguments"])]
     value = step["answer"]
     if isinstance(value, str):
         try:

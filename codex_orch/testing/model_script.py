@@ -48,8 +48,9 @@ Step kinds (one kind key per step):
   ``apply_patch`` (``*** Update File``, whole lines), Claude's ``Read`` then ``Edit``
   (Claude refuses to edit a file it has not read), Gemini's ``replace``.
 * ``{"call": "TOOL", "namespace": "mcp__SERVER", "arguments": {...}}`` - a ``function_call`` of
-  an MCP tool as codex offers it (codex only: the other protocols answer it with HTTP 500). codex
-  lists MCP tools directly only for a model name it does not know (docs: shared CODEX.md).
+  an MCP tool as codex offers it; codex lists MCP tools directly only for a model name it does not
+  know (docs: shared CODEX.md). Claude Code: a ``tool_use`` named ``mcp__SERVER__TOOL``. Gemini
+  CLI: HTTP 500.
 * ``{"answer": value}`` - an assistant ``message`` whose ``output_text`` is the
   string, or ``json.dumps(value)`` for anything else. To Claude Code run with
   ``--json-schema`` (it offers a ``StructuredOutput`` tool), an object is a call

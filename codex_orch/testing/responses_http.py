@@ -129,7 +129,7 @@ class ResponsesHandler(http.server.BaseHTTPRequestHandler):
             message = step.get("message", f"scripted_model: HTTP {status}")
             self._send_json(status, step["body"] if "body" in step else error(status, message), step.get("headers"))
             return None
-        if kind in ("patch", "call"):
+        if kind == "patch" or (kind == "call" and protocol != "anthropic"):
             self._send_json(500, error(500, f"scripted_model: a {kind} step is codex's own tool; use write/edit"))
             return None
         return kind, step
