@@ -358,18 +358,19 @@ class RunStore:
         with self._lock:
             return copy.deepcopy(self._state["tasks"][task_id])
 
+    def task_fields(self, *keys: str) -> dict[str, dict[str, Any]]:
+        """These fields of every task, copied: a question about all tasks without copying their attempts."""
+        with self._lock:
+            return {tid: copy.deepcopy({k: t.get(k) for k in keys}) for tid, t in self._state["tasks"].items()}
+
     def get(self, key: str) -> Any:
         with self._lock:
             return copy.deepcopy(self._state.get(key))
 
 
 def journal_records(run_dir: Path, offset: int = 0) -> Iterator[tuple[dict[str, Any], int]]:
-    """The run's journal records after `offset` (a byte offset), each with the offset just past it."""
-    return _journal_records(run_dir / JOURNAL_NAME, offset)
-
-
-def _journal_records(path: Path, offset: int) -> Iterator[tuple[dict[str, Any], int]]:
-    """Complete records after `offset`, with the offset just past each; a torn tail is skipped."""
+    """The run's complete journal records after byte `offset`, each with the offset past it (no torn tail)."""
+    path = run_dir / JOURNAL_NAME
     if not path.is_file():
         return
     with open(path, "rb") as fh:
@@ -408,7 +409,7 @@ def read_state(run_dir: Path, with_offset: bool = False) -> Any:
         offset = int(state.pop("journal_offset", 0))
     elif not (run_dir / JOURNAL_NAME).is_file():
         raise InputError(f"{run_dir}: no such run (no state.json nor journal.jsonl)")
-    for rec, end in _journal_records(run_dir / JOURNAL_NAME, offset):
+    for rec, end in journal_records(run_dir, offset):
         if rec.get("seq", 0) <= state.get("seq", 0):
             offset = end
             continue

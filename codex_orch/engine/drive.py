@@ -308,7 +308,6 @@ def _last_guard(ctx: RunContext) -> None:
     task's work while the run reports success)."""
     from codex_orch.errors import OrchError
     from codex_orch.failures import FailureKind, info
-    from codex_orch.git.refs import is_ancestor
 
     guard = ctx.workspaces.guard
     try:
@@ -317,12 +316,15 @@ def _last_guard(ctx: RunContext) -> None:
             if changes:
                 ctx.store.record("run.guardrail", changes=[c.describe() for c in changes])
         state = ctx.store.view()
+        on_branch: dict[str, set[str]] = {}  # the commits of each branch since the run's base: one git call each
         for tid, task in state["tasks"].items():
             branch = state["branch"] if ctx.mode == "landing" else task.get("branch")
             if task["status"] != "succeeded" or not task.get("commit") or not branch:
                 continue
-            tip = ctx.git.run_full("rev-parse", "--verify", "-q", f"refs/heads/{branch}")[1]
-            if tip and is_ancestor(ctx.git, task["commit"], tip):
+            if branch not in on_branch:
+                code, out, _ = ctx.git.run_full("rev-list", f"{state['base_commit']}..refs/heads/{branch}")
+                on_branch[branch] = set(out.split()) if code == 0 else set()
+            if task["commit"] in on_branch[branch]:
                 continue
             message = f"its commit {task['commit'][:12]} is no longer on its branch {branch}"
             ctx.store.record(

@@ -66,19 +66,19 @@ class Forecast:
             )
 
     def _predict(self, task_id: str) -> list[dict[str, Any]]:
-        state = self.ctx.store.view()
-        mine = state["tasks"][task_id]
+        tasks = self.ctx.store.task_fields("status", "commit", "branch", "base_commit", "files_changed")
+        mine = tasks[task_id]
         if not mine.get("commit"):
             return []
         git = self.ctx.git
-        branch = f"refs/heads/{state['branch']}"
+        branch = f"refs/heads/{self.ctx.store.get('branch')}"
 
         @functools.cache
         def landed_since() -> set[str]:  # landing: what landed since this task's branch started
             return set(git.run("rev-list", f"{mine['base_commit']}..{branch}").split())
 
         found = []
-        for other_id, other in state["tasks"].items():
+        for other_id, other in tasks.items():
             if other_id != task_id and other.get("commit") and other["status"] in ("succeeded", "running"):
                 files = self._conflict_files(mine, other, landed_since)
                 if files:
