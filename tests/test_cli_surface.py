@@ -206,14 +206,14 @@ def test_printed_commands_name_this_codex_orch_when_it_is_not_on_path(
 def test_init_force_keeps_a_copy_of_a_customised_config(repo: Repo) -> None:
     assert run_cli(repo.path, "init").code == 0
     config = repo.path / ".orchestrator" / "orchestrator.yaml"
-    custom = config.read_text().replace("max_workers: 1", "max_workers: 3")
+    custom = config.read_text().replace("max_workers: 4", "max_workers: 3")
     config.write_text(custom)
     result = run_cli(repo.path, "init", "--force")
     assert result.code == 0
     saved = re.search(r"your version is kept in (\.orchestrator/orchestrator\.yaml\.bak-\S+)\)", result.out)
     assert saved, result.out
     assert (repo.path / saved.group(1)).read_text() == custom
-    assert "max_workers: 1" in config.read_text()
+    assert "max_workers: 4" in config.read_text()
     again = run_cli(repo.path, "init", "--force")  # nothing customised any more: nothing backed up
     assert "kept in" not in again.out
 

@@ -21,7 +21,7 @@ def test_defaults_without_a_file(repo: Repo) -> None:
     assert set(config.roles) == {"navigator", "implementer", "tester", "reviewer"}
     assert config.roles["reviewer"].sandbox == "read-only"
     assert config.resolve_role("developer") == "implementer"
-    assert config.limits.max_workers == 1 and config.workspace_mode == "landing"
+    assert config.limits.max_workers == 4 and config.workspace_mode == "landing"
 
 
 def test_partial_file_overlays_defaults(repo: Repo) -> None:
