@@ -338,10 +338,12 @@ def check_run(box: Sandbox, tasks: int, mode: str) -> list[str]:
         for line in git(box.repo, "worktree", "list", "--porcelain").splitlines()
         if line.startswith("worktree ")
     } - {str(box.repo)}
-    expected_trees = {state["worktree"]} if mode == "shared" else {t["worktree"] for t in state["tasks"].values()}
+    # a landing run removes each landed task's worktree (its work is on the run branch)
+    kept = [t for t in state["tasks"].values() if mode == "per-task" or t["status"] != "succeeded"]
+    expected_trees = {state["worktree"]} if mode == "shared" else {t["worktree"] for t in kept}
     if worktrees != expected_trees:
         problems.append(f"worktrees: orphan {sorted(worktrees - expected_trees)}")
-    for task in state["tasks"].values():
+    for task in kept if mode != "shared" else ():
         tree = Path(task["worktree"])
         dirty = git(tree, "status", "--porcelain")
         if dirty and mode != "shared":

@@ -205,6 +205,26 @@ def test_a_landing_run_merges_validates_and_cleans(repo: Repo, fake_codex: FakeC
     assert not (repo.path / ".orchestrator" / "worktrees" / "life").exists()
 
 
+def test_a_landed_tasks_worktree_is_removed_and_a_failed_ones_kept(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    """A landing run keeps a worktree only while its task may still need it: its work is on the run branch."""
+    landing(repo)
+    rules = [
+        {"match": "job A.", "turns": [[{"write": "A.txt", "content": "A"}, {"answer": answer("A", ["A.txt"])}]]},
+        {"match": "job B.", "turns": [[{"write": "B.txt", "content": "B"}, {"answer": answer("B", status="failed")}]]},
+    ]
+    assert run(repo, fake_codex, tmp_path, "tidy", [task("A"), task("B")], rules).code == 1
+    tasks = read_state(repo, "tidy")["tasks"]
+    assert tasks["A"]["status"] == "succeeded" and tasks["B"]["status"] == "failed"
+    assert not Path(tasks["A"]["worktree"]).exists() and tasks["A"]["worktree"] not in repo.worktrees()
+    assert repo.git("show", f"{tasks['A']['branch']}:A.txt") == "A"  # its commit stays on its branch
+    assert Path(tasks["B"]["worktree"]).is_dir() and tasks["B"]["worktree"] in repo.worktrees()
+    cleaned = run_cli(repo.path, "clean", "--run-id", "tidy", "--force")
+    assert cleaned.code == 0, cleaned.err
+    assert repo.worktrees() == [str(repo.path)]
+
+
 @pytest.mark.parametrize("legacy", [True, False])
 def test_the_originals_use_single_workspace_still_chooses_the_mode(repo: Repo, legacy: bool) -> None:
     repo.configure(use_single_workspace=legacy, workspace=None)

@@ -23,6 +23,7 @@ from codex_orch.engine.scheduler import ConcurrencyRules, Scheduler
 from codex_orch.engine.secret_scan import SecretScanner
 from codex_orch.engine.services import services_running
 from codex_orch.engine.slots import AgentSlots
+from codex_orch.engine.workspaces import landing_branch_ready
 from codex_orch.git.guard import Guard
 from codex_orch.git.repo import Git, auto_maintenance, local_changes
 from codex_orch.git.workspace import Workspaces
@@ -175,8 +176,7 @@ def drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
     if forecast is not None:
         ctx.on_commit = forecast.after_commit
     workers = options.max_workers or ctx.config.limits.max_workers
-    if mode == "landing":  # as many tasks again make worktrees and land while the agents work (engine/slots.py)
-        ctx.agent_slots = AgentSlots(workers, ctx.cancel)
+    ctx.agent_slots = AgentSlots(workers, ctx.cancel) if mode == "landing" and workers > 1 else None
     scheduler = Scheduler(
         ctx.plan.tasks,
         statuses,
@@ -226,8 +226,8 @@ def _prepare_workspace(ctx: RunContext, state: dict[str, Any], mode: str) -> Non
             worktree, branch, base = Path(state["worktree"]), state["branch"], state["base_commit"]
             taken = ctx.workspaces.take_up(worktree, branch, base, f"refs/orch/{ctx.run_id}/taken-up")
             ctx.workspaces.ensure(worktree, branch, base, ready=ready or taken)
-        elif mode == "landing" and not ready:
-            ctx.workspaces.ensure_branch(state["branch"], state["base_commit"])
+        elif mode == "landing":
+            landing_branch_ready(ctx, ready)
     except BaseException:  # the run cannot start: say so in its state, then let the error speak
         ctx.store.record("run.status", status="failed")
         ctx.store.close()

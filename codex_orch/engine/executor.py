@@ -76,9 +76,20 @@ class TaskRunner:
 
     def run(self) -> str:
         try:
-            return self._run()
+            status = self._run()
         finally:
             self.slot.give_back()
+        if status == "succeeded" and self.ctx.mode == "landing":
+            self._retire()
+        return status
+
+    def _retire(self) -> None:
+        """A landed task's worktree is removed: its work is on the run branch (and its own branch)."""
+        worktree = self.ctx.store.task(self.task.id)["worktree"]
+        try:
+            self.ctx.workspaces.retire(Path(worktree))
+        except OrchError as exc:  # it stays for `clean`; the task's work is safe either way
+            self.ctx.notify("warning", self.task.id, {"message": f"{self.task.id}: its worktree stays: {exc}"})
 
     def _run(self) -> str:
         ctx, task = self.ctx, self.task

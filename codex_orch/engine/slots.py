@@ -4,7 +4,8 @@ run their code counted with them.
 A landing run admits more tasks than it has slots: a task makes its worktree before it takes a slot,
 and gives the slot back before its commit and landing, so that one task's git work overlaps the other
 tasks' agents instead of keeping an agent waiting. Each task's own steps stay in order; only the
-number of agents (and gates, and set-ups) running at any moment is limited.
+number of agents (and gates, and set-ups) running at any moment is limited. With one worker nothing
+is admitted ahead: tasks run one at a time in the plan's order, as asked.
 """
 
 from __future__ import annotations

@@ -42,3 +42,15 @@ def task_worktree(ctx: RunContext, task: Task) -> Workspace:
         ctx.workspaces.merge_into(worktree, others, task.id)
     ctx.store.record("task.workspace", task=task.id, branch=branch, worktree=str(worktree), base_commit=start)
     return ws
+
+
+def landing_branch_ready(ctx: RunContext, ready: bool) -> None:
+    """A landing run's branch, made when the run starts. When it is taken up again, the worktrees of
+    tasks that succeeded before the stop are removed: a stop may come between a task's landing and
+    its worktree's removal (TaskRunner._retire)."""
+    if not ready:
+        ctx.workspaces.ensure_branch(ctx.store.get("branch"), ctx.store.get("base_commit"))
+        return
+    for task in ctx.store.task_fields("status", "worktree").values():
+        if task["status"] == "succeeded" and task["worktree"] and Path(task["worktree"]).exists():
+            ctx.workspaces.retire(Path(task["worktree"]))

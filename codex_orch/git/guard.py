@@ -132,6 +132,14 @@ class Guard:
                 self._files.update(files)
                 self._refs.update(refs)
 
+    def unwatch(self, worktree: Path) -> None:
+        """A worktree codex-orch removes: its HEAD, `.git` file and admin dir are compared no more."""
+        with self.lock.shared(), self._mutex:
+            tree = self._trees.pop(worktree, None)
+            if tree is not None:
+                key = self._admin_key(tree.admin)
+                self._files = {k: v for k, v in self._files.items() if not k.startswith(key)}
+
     @contextmanager
     def ours(self, *refs: str) -> Iterator[None]:
         """codex-orch changes `refs` itself in this block: what they hold afterwards is what they should."""

@@ -261,6 +261,18 @@ class Workspaces:
                 git.run_full("merge", "--abort")
                 raise GitError(f"{task_id}: its dependencies conflict ({(err or out).strip().splitlines()[-1:]})")
 
+    def retire(self, worktree: Path) -> None:
+        """Remove a worktree whose work is kept elsewhere (a landed task's: on the run branch and its own
+        branch), so that a long run keeps a few worktrees, not one per task: each git command's cost
+        grows with the worktrees it has to look through, and each holds a checkout on disk."""
+        with self._lock_for(worktree), self._ours():
+            if self.guard is not None:
+                self.guard.unwatch(worktree)
+            discard_worktree(self.git, worktree)
+        with self._guard:
+            for table in (self._admins, self._branches, self._commit_locks):
+                table.pop(worktree, None)
+
     def _lock_for(self, worktree: Path) -> threading.Lock:
         with self._guard:
             return self._commit_locks.setdefault(worktree, threading.Lock())
