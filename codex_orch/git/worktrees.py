@@ -119,7 +119,7 @@ def discard_worktree(git: Git, path: Path) -> None:
     with repo_lock(git):
         if git.run_full("worktree", "remove", "--force", "--force", str(path))[0] != 0:
             shutil.rmtree(path, ignore_errors=True)
-        git.run("worktree", "prune")
+            git.run("worktree", "prune")  # its registration, when git could not remove it itself
 
 
 def remove_worktree(git: Git, path: Path, force: bool = False) -> None:
