@@ -75,7 +75,8 @@ class _ClaudeReader(EventReader):
             self.thread_id = text(event.get("session_id"), 200) or self.thread_id
             self.progress("started")
         elif kind == "assistant":
-            for item in mapping(event.get("message")).get("content") or []:
+            content = mapping(event.get("message")).get("content")
+            for item in content if isinstance(content, list) else []:
                 block = mapping(item)
                 if block.get("type") == "tool_use":
                     name = text(block.get("name"), 200)
@@ -99,7 +100,8 @@ class _ClaudeReader(EventReader):
 def outcome_of(result: dict[str, Any]) -> Outcome:
     """The final message, the failure and its message, from claude's `result` event."""
     subtype = text(result.get("subtype"), 200)
-    errors = "; ".join(text(e, 2000) for e in result.get("errors") or [] if isinstance(e, str))
+    listed = result.get("errors")
+    errors = "; ".join(text(e, 2000) for e in (listed if isinstance(listed, list) else []) if isinstance(e, str))
     said = text(result.get("result"))
     if subtype == "success" and result.get("is_error") is not True:
         structured = result.get("structured_output")

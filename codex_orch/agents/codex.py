@@ -37,7 +37,9 @@ def describe_item(item: Mapping[str, Any]) -> str:
     if kind == "command_execution":
         return f"$ {str(item.get('command', ''))[:120]}"
     if kind == "file_change":
-        paths = [str(c.get("path", "")).rsplit("/", 1)[-1] for c in item.get("changes") or []]
+        changes = item.get("changes")
+        listed = changes if isinstance(changes, list) else []
+        paths = [str(c.get("path", "")).rsplit("/", 1)[-1] for c in listed if isinstance(c, dict)]
         return f"editing {', '.join(paths)[:120]}"
     if kind == "agent_message":
         return "answering"

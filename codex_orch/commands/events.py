@@ -56,6 +56,10 @@ def _map(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _int(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
@@ -108,7 +112,7 @@ class EventReader:
                 output, code = _tail(item.get("aggregated_output")), _int(item.get("exit_code"))
                 return [self._event("command", _text(item.get("command")), output, code)]
             if what == "file_change":
-                changes = [_map(c) for c in item.get("changes") or [] if isinstance(c, dict)]
+                changes = [_map(c) for c in _list(item.get("changes")) if isinstance(c, dict)]
                 text = ", ".join(f"{_text(c.get('kind'), 20)} {_text(c.get('path'), 500)}" for c in changes)
                 return [self._event("file", _text(text))]
             if what == "agent_message":
@@ -137,7 +141,7 @@ class EventReader:
         if kind == "system" and event.get("subtype") == "init":
             out.append(self._event("turn", "session " + _text(event.get("session_id"), 80)))
         elif kind == "assistant":
-            for block in (_map(b) for b in _map(event.get("message")).get("content") or []):
+            for block in (_map(b) for b in _list(_map(event.get("message")).get("content"))):
                 if block.get("type") == "tool_use":
                     name = _text(block.get("name"), 100)
                     out.append(self._tool_call(name, _map(block.get("input")), block.get("id")))
@@ -146,7 +150,7 @@ class EventReader:
                 elif block.get("type") == "thinking":
                     out.append(self._event("reasoning", _text(block.get("thinking"))))
         elif kind == "user":
-            for block in (_map(b) for b in _map(event.get("message")).get("content") or []):
+            for block in (_map(b) for b in _list(_map(event.get("message")).get("content"))):
                 if block.get("type") == "tool_result" and block.get("is_error") is True:
                     out.append(self._tool_failed(block.get("tool_use_id"), block.get("content")))
         elif kind == "result":
