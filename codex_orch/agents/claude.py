@@ -24,7 +24,7 @@ from dataclasses import replace
 from typing import Any
 
 from codex_orch.agents.base import AttemptRequest, Progress, Usage
-from codex_orch.agents.stream_json import EventReader, Outcome, StreamJsonBackend, count, mapping, money, text
+from codex_orch.agents.stream_json import EventReader, Outcome, StreamJsonBackend, count, listing, mapping, money, text
 from codex_orch.failures import FailureKind, classify_api_status, classify_turn_failure
 
 READ_ONLY_TOOLS = "Read,Grep,Glob"
@@ -75,8 +75,7 @@ class _ClaudeReader(EventReader):
             self.thread_id = text(event.get("session_id"), 200) or self.thread_id
             self.progress("started")
         elif kind == "assistant":
-            content = mapping(event.get("message")).get("content")
-            for item in content if isinstance(content, list) else []:
+            for item in listing(mapping(event.get("message")).get("content")):
                 block = mapping(item)
                 if block.get("type") == "tool_use":
                     name = text(block.get("name"), 200)
@@ -100,8 +99,7 @@ class _ClaudeReader(EventReader):
 def outcome_of(result: dict[str, Any]) -> Outcome:
     """The final message, the failure and its message, from claude's `result` event."""
     subtype = text(result.get("subtype"), 200)
-    listed = result.get("errors")
-    errors = "; ".join(text(e, 2000) for e in (listed if isinstance(listed, list) else []) if isinstance(e, str))
+    errors = "; ".join(text(e, 2000) for e in listing(result.get("errors")) if isinstance(e, str))
     said = text(result.get("result"))
     if subtype == "success" and result.get("is_error") is not True:
         structured = result.get("structured_output")

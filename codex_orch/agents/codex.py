@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from codex_orch.agents.base import AgentResult, AttemptRequest, Progress, Usage
+from codex_orch.agents.stream_json import listing
 from codex_orch.failures import FailureKind, classify_reconnects, classify_turn_failure
 from codex_orch.proc.stream import MAX_LINE, ProcOutcome, ProcRequest, run_streaming
 from codex_orch.untrusted import JsonLimits, UntrustedValue, clean_text, json_type, parse_json, short
@@ -37,9 +38,7 @@ def describe_item(item: Mapping[str, Any]) -> str:
     if kind == "command_execution":
         return f"$ {str(item.get('command', ''))[:120]}"
     if kind == "file_change":
-        changes = item.get("changes")
-        listed = changes if isinstance(changes, list) else []
-        paths = [str(c.get("path", "")).rsplit("/", 1)[-1] for c in listed if isinstance(c, dict)]
+        paths = [str(c.get("path", "")).rsplit("/", 1)[-1] for c in listing(item.get("changes")) if isinstance(c, dict)]
         return f"editing {', '.join(paths)[:120]}"
     if kind == "agent_message":
         return "answering"

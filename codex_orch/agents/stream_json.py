@@ -31,7 +31,13 @@ def count(value: Any) -> int:
 
 
 def mapping(value: Any) -> dict[str, Any]:
+    """An object the agent sent, or {} for anything else."""
     return value if isinstance(value, dict) else {}
+
+
+def listing(value: Any) -> list[Any]:
+    """An array the agent sent, or [] for anything else (a number, a string: never iterated)."""
+    return value if isinstance(value, list) else []
 
 
 def money(value: Any) -> float | None:

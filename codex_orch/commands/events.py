@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from codex_orch.agents.stream_json import listing, mapping
 from codex_orch.untrusted import clean_text
 
 KINDS = ("command", "file", "message", "reasoning", "error", "turn", "tool")
@@ -50,14 +51,6 @@ def _text(value: object, limit: int = TEXT_CHARS) -> str:
 def _tail(value: object) -> str:
     text = value if isinstance(value, str) else ""
     return clean_text(text[-OUTPUT_CHARS:], OUTPUT_CHARS)
-
-
-def _map(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: object) -> list[Any]:
-    return value if isinstance(value, list) else []
 
 
 def _int(value: object) -> int | None:
@@ -106,13 +99,13 @@ class EventReader:
     def _codex(self, event: dict[str, Any]) -> list[Event]:
         kind = event.get("type")
         if kind == "item.completed":
-            item = _map(event.get("item"))
+            item = mapping(event.get("item"))
             what = item.get("type")
             if what == "command_execution":
                 output, code = _tail(item.get("aggregated_output")), _int(item.get("exit_code"))
                 return [self._event("command", _text(item.get("command")), output, code)]
             if what == "file_change":
-                changes = [_map(c) for c in _list(item.get("changes")) if isinstance(c, dict)]
+                changes = [mapping(c) for c in listing(item.get("changes")) if isinstance(c, dict)]
                 text = ", ".join(f"{_text(c.get('kind'), 20)} {_text(c.get('path'), 500)}" for c in changes)
                 return [self._event("file", _text(text))]
             if what == "agent_message":
@@ -125,11 +118,11 @@ class EventReader:
         if kind == "error":
             return [self._event("error", _text(event.get("message")))]
         if kind == "turn.failed":
-            return [self._event("error", "turn failed: " + _text(_map(event.get("error")).get("message")))]
+            return [self._event("error", "turn failed: " + _text(mapping(event.get("error")).get("message")))]
         if kind == "thread.started":
             return [self._event("turn", "thread " + _text(event.get("thread_id"), 80))]
         if kind == "turn.completed":
-            usage = _map(event.get("usage"))
+            usage = mapping(event.get("usage"))
             tokens = f"tokens in {_int(usage.get('input_tokens'))}, out {_int(usage.get('output_tokens'))}"
             return [self._event("turn", f"turn completed ({tokens})")]
         return []
@@ -141,16 +134,16 @@ class EventReader:
         if kind == "system" and event.get("subtype") == "init":
             out.append(self._event("turn", "session " + _text(event.get("session_id"), 80)))
         elif kind == "assistant":
-            for block in (_map(b) for b in _list(_map(event.get("message")).get("content"))):
+            for block in (mapping(b) for b in listing(mapping(event.get("message")).get("content"))):
                 if block.get("type") == "tool_use":
                     name = _text(block.get("name"), 100)
-                    out.append(self._tool_call(name, _map(block.get("input")), block.get("id")))
+                    out.append(self._tool_call(name, mapping(block.get("input")), block.get("id")))
                 elif block.get("type") == "text":
                     out.append(self._event("message", _text(block.get("text"))))
                 elif block.get("type") == "thinking":
                     out.append(self._event("reasoning", _text(block.get("thinking"))))
         elif kind == "user":
-            for block in (_map(b) for b in _list(_map(event.get("message")).get("content"))):
+            for block in (mapping(b) for b in listing(mapping(event.get("message")).get("content"))):
                 if block.get("type") == "tool_result" and block.get("is_error") is True:
                     out.append(self._tool_failed(block.get("tool_use_id"), block.get("content")))
         elif kind == "result":
@@ -172,15 +165,15 @@ class EventReader:
             out.append(self._event("turn", "session " + _text(event.get("session_id"), 80)))
         elif kind == "tool_use":
             name = _text(event.get("tool_name"), 100)
-            out.append(self._tool_call(name, _map(event.get("parameters")), event.get("tool_id")))
+            out.append(self._tool_call(name, mapping(event.get("parameters")), event.get("tool_id")))
         elif kind == "tool_result" and event.get("status") == "error":
-            detail = _map(event.get("error")).get("message") or event.get("output")
+            detail = mapping(event.get("error")).get("message") or event.get("output")
             out.append(self._tool_failed(event.get("tool_id"), detail))
         elif kind == "error":
             out.append(self._event("error", _text(event.get("message"))))
         elif kind == "result":
             if event.get("status") not in (None, "success"):
-                out.append(self._event("error", "turn failed: " + _text(_map(event.get("error")).get("message"))))
+                out.append(self._event("error", "turn failed: " + _text(mapping(event.get("error")).get("message"))))
             else:
                 out.append(self._event("turn", "turn completed"))
         return out
@@ -202,7 +195,7 @@ class EventReader:
     def _tool_failed(self, call_id: object, content: object) -> Event:
         what = self._tools.get(call_id[:200], "a tool") if isinstance(call_id, str) else "a tool"
         if isinstance(content, list):  # claude: [{"type": "text", "text": ...}]
-            content = "\n".join(_text(_map(c).get("text"), OUTPUT_CHARS) for c in content)
+            content = "\n".join(_text(mapping(c).get("text"), OUTPUT_CHARS) for c in content)
         return self._event("error", f"failed: {what}", _tail(content))
 
 
