@@ -15,10 +15,11 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from codex_orch.errors import GitError
 from codex_orch.git.environment import without_git_vars
@@ -128,16 +129,15 @@ class Git:
             "env": self._env,
             "strip_newline_in_stdout": strip,
         }
-        import tempfile
-
         deadline = time.monotonic() + INDEX_LOCK_WAIT
         waited = False
-        with tempfile.TemporaryFile() as feed:  # GitPython wants a real file for stdin
-            if stdin is not None:
-                feed.write(stdin)
-                kwargs["istream"] = feed
+        # GitPython wants a real file for stdin (without one, git reads /dev/null); only then is one made:
+        # each file made and deleted costs the filesystem a new inode (docs/benchmarks.md)
+        with _stdin_file(stdin) as feed:
+            kwargs["istream"] = feed
             while True:
-                feed.seek(0)
+                if feed is not None:
+                    feed.seek(0)
                 try:
                     code, out, err = self._cmd.execute([*self._argv, *args], **kwargs)
                 except GitCommandNotFound:
@@ -322,3 +322,16 @@ def first_line(text: str) -> str:
 def local_changes(git: Git, untracked: bool = True) -> list[Status]:
     """`git status` of a checkout, read without taking git's optional index lock (so it writes nothing)."""
     return git.with_env({"GIT_OPTIONAL_LOCKS": "0"}).status(untracked=untracked)
+
+
+@contextmanager
+def _stdin_file(data: bytes | None) -> Iterator[IO[bytes] | None]:
+    """`data` in an unnamed temporary file for a git command's stdin; None without data."""
+    if data is None:
+        yield None
+        return
+    import tempfile
+
+    with tempfile.TemporaryFile() as feed:
+        feed.write(data)
+        yield feed
