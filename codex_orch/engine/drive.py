@@ -3,7 +3,6 @@ SIGHUP, the run's final status, follow-up tasks joining while it runs."""
 
 from __future__ import annotations
 
-import json
 import signal
 import threading
 from collections.abc import Iterator, Sequence
@@ -19,6 +18,7 @@ from codex_orch.engine.context import Notify, RunContext
 from codex_orch.engine.executor import run_task
 from codex_orch.engine.forecast import Forecast
 from codex_orch.engine.quota import QuotaPauses
+from codex_orch.engine.run_guard import last_guard, start_guard
 from codex_orch.engine.scheduler import ConcurrencyRules, Scheduler
 from codex_orch.engine.secret_scan import SecretScanner
 from codex_orch.engine.services import services_running
@@ -31,7 +31,7 @@ from codex_orch.interrupts import STOP_SIGNALS, signal_name, silence_lost_termin
 from codex_orch.layout import ORCH_DIR, Layout
 from codex_orch.plan import Plan, Task, plan_answer_checks
 from codex_orch.scaffold import GITIGNORE_LINES
-from codex_orch.state import RunStore, atomic_write_json, workspace_mode
+from codex_orch.state import RunStore, workspace_mode
 from codex_orch.untrusted import short
 
 
@@ -157,7 +157,7 @@ def drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
     for tid in _continued(state):  # its thread went on in a follow-up task: it is not run again
         if statuses[tid] != "succeeded":
             statuses[tid] = "blocked"
-    _start_guard(ctx, state)
+    start_guard(ctx, state)
     mode = workspace_mode(state)
     _prepare_workspace(ctx, state, mode)
     rules = ConcurrencyRules(mode, ctx.config.concurrency_allow, ctx.config.concurrency_ignore)
@@ -207,7 +207,8 @@ def drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
         if ctx.cancel.is_set() and not stopped_by:  # --fail-fast, or an error of codex-orch
             why = "--fail-fast stopped the run" if scheduler.failed_fast else "the run stopped on an internal error"
             _end_unfinished(store, why)
-        _last_guard(ctx)
+        ctx.workspaces.drop_spares()  # before the last check: their removal is no change to find
+        last_guard(ctx)
         final = store.view()["tasks"]
         budget_left = ctx.spend is not None and ctx.spend.tripped and _budget_left_work(final)
         status = _run_status([t["status"] for t in final.values()], stopped_by, budget_left)
@@ -275,70 +276,6 @@ def _start_status(task: dict[str, Any]) -> str:
     if task["status"] == "succeeded":
         return "succeeded"
     return "blocked" if (task.get("error") or {}).get("kind") == "integration_failed" else "pending"
-
-
-def _start_guard(ctx: RunContext, state: dict[str, Any]) -> None:
-    """What the repository's refs and git files should be: as the run found them when it started
-    (saved in runs/<id>/guard.json), checked at once when the run is resumed."""
-    guard = ctx.workspaces.guard
-    if guard is None:
-        return
-    saved = ctx.run_dir / "guard.json"
-    if not state.get("resumed") or not saved.is_file():
-        guard.start()
-        atomic_write_json(saved, guard.to_json())
-        return
-    branches = {
-        f"refs/heads/{b}" for b in [state.get("branch"), *(t.get("branch") for t in state["tasks"].values())] if b
-    }
-    mine = f"refs/orch/{ctx.run_id}/"
-    guard.resume(json.loads(saved.read_text("utf-8")), lambda ref: ref in branches or ref.startswith(mine))
-    n = int(state.get("resumed", 0))
-    changes = guard.check(None, f"{mine}quarantine/resume-{n}", ctx.run_dir / f"resume-{n}")
-    if changes:
-        ctx.store.record("run.guardrail", changes=[c.describe() for c in changes])
-        ctx.notify(
-            "warning", None, {"message": "while the run was stopped: " + "; ".join(c.describe() for c in changes[:5])}
-        )
-
-
-def _last_guard(ctx: RunContext) -> None:
-    """At the end of a run: put back what anything changed since the last attempt's check, and make sure
-    every succeeded task's commit is on its branch (an agent that moved a branch must not lose an earlier
-    task's work while the run reports success)."""
-    from codex_orch.errors import OrchError
-    from codex_orch.failures import FailureKind, info
-
-    guard = ctx.workspaces.guard
-    try:
-        if guard is not None:
-            changes = guard.check(None, f"refs/orch/{ctx.run_id}/quarantine/end", ctx.run_dir / "end")
-            if changes:
-                ctx.store.record("run.guardrail", changes=[c.describe() for c in changes])
-        state = ctx.store.view()
-        on_branch: dict[str, set[str]] = {}  # the commits of each branch since the run's base: one git call each
-        for tid, task in state["tasks"].items():
-            branch = state["branch"] if ctx.mode == "landing" else task.get("branch")
-            if task["status"] != "succeeded" or not task.get("commit") or not branch:
-                continue
-            if branch not in on_branch:
-                code, out, _ = ctx.git.run_full("rev-list", f"{state['base_commit']}..refs/heads/{branch}")
-                on_branch[branch] = set(out.split()) if code == 0 else set()
-            if task["commit"] in on_branch[branch]:
-                continue
-            message = f"its commit {task['commit'][:12]} is no longer on its branch {branch}"
-            ctx.store.record(
-                "task.status",
-                task=tid,
-                status="failed",
-                error={
-                    "kind": str(FailureKind.GUARDRAIL),
-                    "message": message,
-                    "hint": info(FailureKind.GUARDRAIL).hint,
-                },
-            )
-    except OrchError as exc:  # the run's end must be recorded whatever git says
-        ctx.store.record("run.guardrail", changes=[f"the last check could not run: {exc}"])
 
 
 def _continued(state: dict[str, Any]) -> set[str]:

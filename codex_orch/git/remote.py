@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Sequence
 
 from codex_orch.errors import GitError
 from codex_orch.git.repo import Git, commit_config
@@ -62,17 +63,19 @@ def delete_remote_ref(git: Git, url: str, ref: str) -> None:
     git.run_full("push", "-q", "--no-verify", url, f":{ref}")
 
 
-def snapshot(worktree: Git, base: str, message: str, identity: tuple[str, str] | None = None) -> str | None:
-    """A commit (parent `base`) of the worktree's files as they are now, tracked and untracked but not
-    ignored, made through a private index so that neither the agent's index nor its HEAD moves. None
-    when nothing differs from `base`."""
+def snapshot(
+    worktree: Git, base: str, message: str, identity: tuple[str, str] | None = None, files: Sequence[str] = (".",)
+) -> str | None:
+    """A commit (parent `base`) of the worktree's `files` as they are now (all of them by default),
+    tracked and untracked but not ignored, made through a private index so that neither the agent's index
+    nor its HEAD moves. None when nothing differs from `base`."""
     fd, index = tempfile.mkstemp(prefix="codex-orch-snapshot-index-")
     os.close(fd)
     os.unlink(index)  # git makes it; an empty file is no index
     try:
         private = worktree.with_env({"GIT_INDEX_FILE": index})
         private.run("read-tree", base)
-        private.run("add", "-A", "--", ".")
+        private.run("add", "-A", "--", *files)
         tree = private.run("write-tree")
     finally:
         if os.path.exists(index):

@@ -10,13 +10,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from codex_orch.errors import GitError, GuardrailError, InputError
+from codex_orch.errors import GitError, GuardrailError, InputError, OrchError
 from codex_orch.git.guard import Guard
 from codex_orch.git.landing import Landed, land, replay
 from codex_orch.git.repo import FALLBACK_IDENTITY, Git, commit_config
-from codex_orch.git.worktrees import add_worktree, admin_dir, attach_worktree, discard_worktree, take_up
+from codex_orch.git.worktrees import (
+    add_worktree,
+    admin_dir,
+    attach_worktree,
+    discard_worktree,
+    recycle,
+    set_aside,
+    take_up,
+)
 from codex_orch.proc.procfs import PathUser, file_holders, path_users
-from codex_orch.safe_fs import UnsafePath, append_text, remove, truncate
+from codex_orch.safe_fs import UnsafePath, append_text, truncate
 
 DECISIONS_FILE = "docs/ai/decisions.md"
 log = logging.getLogger(__name__)
@@ -111,6 +119,7 @@ class Workspaces:
         self._admins: dict[Path, Path] = {}
         self._branches: dict[Path, str] = {}
         self._excludes: dict[Path, Path] = {}
+        self._spares: list[Path] = []  # retired worktrees, for the next new ones (retire, recycle)
         self._guard = threading.Lock()
         self._landing = threading.Lock()
 
@@ -140,10 +149,7 @@ class Workspaces:
         git = self.git_at(worktree)
         with self._lock_for(worktree), self._ours(ref):
             files = [e.path for e in git.status() if paths is None or path_matches(e.path, paths)]
-            if not files:
-                return None
-            self._preserve_and_revert(git, files, ref, message, revert)
-            return git.run("rev-parse", "--verify", ref)
+            return set_aside(git, files, ref, message, self.identity, revert) if files else None
 
     def _ours(self, *refs: str) -> Any:
         """codex-orch moves these refs itself: the guard is told, and no check runs meanwhile."""
@@ -189,9 +195,30 @@ class Workspaces:
                 self.git.run("branch", "--quiet", "-D", branch)
             if self.git.branch_exists(branch):
                 attach_worktree(self.git, worktree, branch)
-            else:
+            elif not self._recycled(worktree, branch, start):
                 add_worktree(self.git, worktree, branch, start)
         return self._opened_workspace(worktree, branch, start, admin_dir(self.git, worktree))
+
+    def _recycled(self, worktree: Path, branch: str, start: str) -> bool:
+        """Made out of a spare worktree (worktrees.recycle): not one a process still uses (what an agent
+        left running there must not see the next task's work), nor one that fails to switch, which is
+        removed like a half-made one."""
+        with self._guard:
+            spare = self._spares.pop() if self._spares else None
+        if spare is None:
+            return False
+        try:
+            if not path_users([spare])[spare]:
+                recycle(self.git, spare, worktree, branch, start)
+                return True
+        except OrchError as exc:
+            log.warning("made %s anew: its spare worktree %s could not be used: %s", worktree, spare, exc)
+        for folder in (spare, worktree):
+            if folder.exists():
+                discard_worktree(self.git, folder)
+        if self.git.branch_exists(branch):
+            self.git.run("branch", "--quiet", "-D", branch)
+        return False
 
     def take_up(self, worktree: Path, branch: str, start: str, keep_ref: str) -> bool:
         """A worktree another run left on its own branch (the job service's worktree of a job branch),
@@ -262,16 +289,29 @@ class Workspaces:
                 raise GitError(f"{task_id}: its dependencies conflict ({(err or out).strip().splitlines()[-1:]})")
 
     def retire(self, worktree: Path) -> None:
-        """Remove a worktree whose work is kept elsewhere (a landed task's: on the run branch and its own
-        branch), so that a long run keeps a few worktrees, not one per task: each git command's cost
-        grows with the worktrees it has to look through, and each holds a checkout on disk."""
+        """A worktree whose work is kept elsewhere (a landed task's: on the run branch and its own branch)
+        becomes a spare: the next new worktree is made of it (recycle), and those left at the end are
+        removed (drop_spares). A long run keeps a few worktrees, not one per task: each git command's
+        cost grows with the worktrees it has to look through, and each holds a checkout on disk."""
         with self._lock_for(worktree), self._ours():
             if self.guard is not None:
                 self.guard.unwatch(worktree)
-            discard_worktree(self.git, worktree)
         with self._guard:
-            for table in (self._admins, self._branches, self._commit_locks):
+            for table in (self._admins, self._branches, self._commit_locks, self._excludes):
                 table.pop(worktree, None)
+            self._opened.discard(worktree)
+            self._spares.append(worktree)
+
+    def drop_spares(self) -> None:
+        """Remove the spare worktrees (at the end of a run); one that cannot be removed stays for `clean`."""
+        with self._guard:
+            spares, self._spares = self._spares, []
+        for spare in spares:
+            try:
+                with self._ours():
+                    discard_worktree(self.git, spare)
+            except OrchError as exc:
+                log.warning("the spare worktree %s stays: %s", spare, exc)
 
     def _lock_for(self, worktree: Path) -> threading.Lock:
         with self._guard:
@@ -352,8 +392,8 @@ class Workspaces:
                     e.path for e in entries if not path_matches(e.path, paths) and not path_matches(e.path, running)
                 ]
                 if violations:
-                    self._preserve_and_revert(
-                        git, violations, preserve_ref, "changes outside the task's paths\n\n" + message
+                    set_aside(
+                        git, violations, preserve_ref, "changes outside the task's paths\n\n" + message, self.identity
                     )
             extra: list[str] = []
             size = 0
@@ -373,41 +413,3 @@ class Workspaces:
                     truncate(worktree, DECISIONS_FILE, size)
                 raise
             return CommitOutcome(sha, sha or git.head(), tuple(files), tuple(violations))
-
-    def _preserve_and_revert(self, git: Git, files: Sequence[str], ref: str, message: str, revert: bool = True) -> None:
-        """Save `files` as they are in a commit on `ref` (via a private index), then restore them to HEAD."""
-        import os
-        import tempfile
-
-        fd, index = tempfile.mkstemp(prefix="codex-orch-index-")
-        os.close(fd)
-        try:
-            private = git.with_env({"GIT_INDEX_FILE": index})
-            private.run("read-tree", "HEAD")
-            private.run("add", "-A", "--", *files)
-            tree = private.run("write-tree")
-        finally:
-            os.unlink(index)
-        sha = git.run(
-            *commit_config(self.identity),
-            "commit-tree",
-            tree,
-            "-p",
-            "HEAD",
-            "-m",
-            message,
-        )
-        git.run("update-ref", ref, sha)
-        if not revert:
-            return
-        in_head = set(git.run("ls-tree", "-r", "-z", "--name-only", "HEAD", "--", *files, strip=False).split("\0"))
-        tracked = [f for f in files if f in in_head]
-        if tracked:
-            git.run("checkout", "HEAD", "--", *tracked)
-        for rel in files:
-            if rel not in in_head:
-                git.run("rm", "-q", "--cached", "--ignore-unmatch", "--", rel)
-                try:
-                    remove(git.cwd, rel)  # never through a link the agent made of a folder above it
-                except UnsafePath:
-                    pass

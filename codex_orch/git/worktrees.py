@@ -1,17 +1,19 @@
-"""Registering, filling and removing git worktrees. Registration is serialized by a lock in the common
-git dir (git's own `config.lock` races otherwise); the checkout runs outside it."""
+"""Registering, filling, recycling and removing git worktrees, and setting a worktree's changes aside.
+Registration is serialized by a lock in the common git dir (git's own `config.lock` races otherwise);
+the checkout runs outside it."""
 
 from __future__ import annotations
 
 import fcntl
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 from codex_orch.errors import GitError, OrchError
 from codex_orch.git.repo import Git
+from codex_orch.safe_fs import UnsafePath, remove
 
 _process_lock = threading.Lock()
 
@@ -82,6 +84,49 @@ def attach_worktree(git: Git, path: Path, branch: str) -> None:
         git.run("worktree", "prune")
         git.run("worktree", "add", "-q", "--no-checkout", str(path), branch)
     _fill(git.worktree(path, admin_dir(git, path)))
+
+
+def recycle(git: Git, spare: Path, path: Path, branch: str, start: str) -> None:
+    """A new worktree at `path` on a new `branch` made from `start`, out of a `spare` one (a landed task's,
+    its work kept on the run branch): moved to `path`, switched to the branch, then cleared of everything
+    git does not track, ignored files included, so that it holds what a new worktree would. Only files
+    that differ between the two commits are written, where a new worktree writes every file and removing
+    the old one deletes them all: that is what grows with the repository (docs/benchmarks.md).
+    A failure leaves the steps done so far for the caller to undo: the branch, a half-switched worktree."""
+    with repo_lock(git):
+        git.run("worktree", "move", str(spare), str(path))
+    git.run("branch", "--quiet", "--no-track", branch, start)
+    worktree = git.worktree(path, admin_dir(git, path))
+    worktree.run("symbolic-ref", "HEAD", f"refs/heads/{branch}")
+    worktree.run("reset", "-q", "--hard", "--no-recurse-submodules")
+    worktree.run("clean", "-q", "-ffdx")
+
+
+def set_aside(
+    git: Git, files: Sequence[str], ref: str, message: str, identity: tuple[str, str] | None, revert: bool = True
+) -> str | None:
+    """`files` of the worktree as they are, saved in a commit on `ref` (its parent HEAD: remote.snapshot);
+    with `revert`, then put back as HEAD has them. The commit; None when they do not differ from HEAD."""
+    from codex_orch.git.remote import snapshot
+
+    sha = snapshot(git, "HEAD", message, identity, files)
+    if sha is None:
+        return None
+    git.run("update-ref", ref, sha)
+    if not revert:
+        return sha
+    in_head = set(git.run("ls-tree", "-r", "-z", "--name-only", "HEAD", "--", *files, strip=False).split("\0"))
+    tracked = [f for f in files if f in in_head]
+    if tracked:
+        git.run("checkout", "HEAD", "--", *tracked)
+    for rel in files:
+        if rel not in in_head:
+            git.run("rm", "-q", "--cached", "--ignore-unmatch", "--", rel)
+            try:
+                remove(git.cwd, rel)  # never through a link the agent made of a folder above it
+            except UnsafePath:
+                pass
+    return sha
 
 
 def take_up(git: Git, path: Path, branch: str, start: str, keep_ref: str) -> bool:

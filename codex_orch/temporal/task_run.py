@@ -111,6 +111,7 @@ class TaskRun:
         if partial is not None:
             self._put_back(ws.worktree, partial)
         status = run_task(ctx, task)
+        ctx.workspaces.drop_spares()  # one task per context: nothing here would reuse a landed worktree
         rec = ctx.store.task(task_id)
         ctx.store.close()
         commit = rec.get("task_commit") if rec.get("landed") else rec.get("commit")
