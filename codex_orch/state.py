@@ -8,16 +8,15 @@ So the cost of a transition does not grow with the plan, and the state can alway
 
 from __future__ import annotations
 
-import copy
 import json
 import os
-import tempfile
 import threading
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from codex_orch.atomic import atomic_write_json
 from codex_orch.errors import InputError
 from codex_orch.faults import fault_point
 from codex_orch.redaction import Redactor
@@ -68,32 +67,6 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Temp file in the same folder, fsync, rename over the target, fsync the folder."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def atomic_write_json(path: Path, value: Any) -> None:
-    atomic_write(path, (json.dumps(value, indent=1, sort_keys=False) + "\n").encode("utf-8"))
-
-
 def _strict_dumps(value: Any, **options: Any) -> str:
     """JSON that every reader can load back: ValueError for NaN or Infinity, and for a lone surrogate
     (escaped as `\\ud800` it is ASCII, but loads back into a string no UTF-8 writer can encode)."""
@@ -140,7 +113,7 @@ def apply(state: dict[str, Any], rec: dict[str, Any]) -> None:
 def _apply_run(state: dict[str, Any], kind: str, rec: dict[str, Any], ts: str | None) -> bool:
     """A record about the run as a whole (or one adding a task); False for a task's own record."""
     if kind == "run.created":
-        state.update(copy.deepcopy(rec["run"]))
+        state.update(copied(rec["run"]))
         state.update(schema_version=SCHEMA_VERSION, status="running", created_at=ts)
         state["tasks"] = {spec["id"]: _new_task(spec) for spec in rec["tasks"]}
         state["task_order"] = [spec["id"] for spec in rec["tasks"]]
@@ -352,20 +325,30 @@ class RunStore:
     def view(self) -> dict[str, Any]:
         """A deep copy of the current state, safe to read while workers go on."""
         with self._lock:
-            return copy.deepcopy(self._state)
+            return copied(self._state)
 
     def task(self, task_id: str) -> dict[str, Any]:
         with self._lock:
-            return copy.deepcopy(self._state["tasks"][task_id])
+            return copied(self._state["tasks"][task_id])
 
     def task_fields(self, *keys: str) -> dict[str, dict[str, Any]]:
         """These fields of every task, copied: a question about all tasks without copying their attempts."""
         with self._lock:
-            return {tid: copy.deepcopy({k: t.get(k) for k in keys}) for tid, t in self._state["tasks"].items()}
+            return {tid: {k: copied(t.get(k)) for k in keys} for tid, t in self._state["tasks"].items()}
 
     def get(self, key: str) -> Any:
         with self._lock:
-            return copy.deepcopy(self._state.get(key))
+            return copied(self._state.get(key))
+
+
+def copied(value: Any) -> Any:
+    """A deep copy of JSON data (what the state holds): copy.deepcopy's work without its memo, several
+    times faster on the state of a run of hundreds of tasks."""
+    if isinstance(value, dict):
+        return {k: copied(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [copied(v) for v in value]
+    return value
 
 
 def journal_records(run_dir: Path, offset: int = 0) -> Iterator[tuple[dict[str, Any], int]]:

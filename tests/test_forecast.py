@@ -10,7 +10,7 @@ from pathlib import Path
 from conftest import FakeCodex, Repo, answer, read_state, run_cli, start_cli, wait_for, write_plan
 from lifecycle_helpers import start_with
 
-from codex_orch.engine.forecast import touching
+from codex_orch.engine.forecast import Touching
 
 
 def _wait_for_record(journal: Path, kind: str, task: str) -> str:
@@ -153,6 +153,10 @@ def test_per_task_branches_editing_the_same_lines_are_forecast_on_both(
 
 def test_changes_meet_on_a_common_file_or_where_one_has_a_file_and_the_other_a_folder() -> None:
     """The landing forecast's first filter: only changes that meet are merged to look for a conflict."""
+
+    def touching(mine: list[str] | None, theirs: list[str] | None) -> bool:
+        return Touching(mine)(theirs)
+
     assert touching(["a.txt", "b.txt"], ["b.txt"])
     assert touching(["a"], ["a/b.txt"]) and touching(["a/b.txt"], ["a"])
     assert touching(["x/a"], ["x/a/b/c.txt"]) and touching(["x/a/b/c.txt"], ["x/a"])

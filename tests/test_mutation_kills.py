@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 
+from codex_orch.atomic import atomic_write
 from codex_orch.engine.scheduler import ConcurrencyRules, Scheduler, globs_overlap
 from codex_orch.plan import Task
 from codex_orch.redaction import Redactor
-from codex_orch.state import JOURNAL_NAME, SNAPSHOT_EVERY, STATE_NAME, RunStore, atomic_write, read_state
+from codex_orch.state import JOURNAL_NAME, SNAPSHOT_EVERY, STATE_NAME, RunStore, read_state
 
 
 # --- the scheduler --------------------------------------------------------------------------------------

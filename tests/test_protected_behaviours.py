@@ -200,7 +200,7 @@ print("the snapshot was written whole")
 
 
 def test_a_snapshot_write_that_dies_half_way_leaves_the_previous_state_readable(tmp_path: Path) -> None:
-    """Mutant: state.py's atomic_write writing the snapshot in place instead of temp file + fsync + rename.
+    """Mutant: atomic.py's atomic_write writing the snapshot in place instead of temp file + fsync + rename.
     A child codex-orch process records a transition, then dies (SIGXFSZ, its file size limit) half-way
     through writing the next snapshot: the state must still read, the transition included."""
     tasks = [{"id": f"T{i:04d}", "role": "implementer"} for i in range(1, 301)]

@@ -16,12 +16,12 @@ from pathlib import Path
 from xml.etree import ElementTree as ET
 
 from codex_orch import __version__
+from codex_orch.atomic import atomic_write
 from codex_orch.commands.report import Report, agent_time
 from codex_orch.commands.views import TaskView
 from codex_orch.errors import InputError
 from codex_orch.failures import FAILURES, FailureKind
 from codex_orch.redaction import Redactor
-from codex_orch.state import atomic_write
 
 # Everything but the characters XML 1.0 allows (its production `Char`): C0 controls other than tab,
 # newline and carriage return, lone surrogates, U+FFFE and U+FFFF.

@@ -224,7 +224,7 @@ def _guard_follows(folder: Path, git: Git, outcome: MergeOutcome) -> None:
     (guard.json): else `resume` finds them moved while it was stopped and puts them back."""
     import json
 
-    from codex_orch.state import atomic_write_json
+    from codex_orch.atomic import atomic_write_json
 
     path = folder / "guard.json"
     if not path.is_file():

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from codex_orch.atomic import atomic_write
 from codex_orch.config import load_config
 from codex_orch.engine.context import Notify, _no_notify
 from codex_orch.engine.drive import RunOptions, RunOutcome
@@ -20,7 +21,7 @@ from codex_orch.engine.run import create_and_drive
 from codex_orch.errors import InputError
 from codex_orch.layout import Layout
 from codex_orch.plan import parse_plan
-from codex_orch.state import atomic_write, read_state
+from codex_orch.state import read_state
 
 PLAN_TASK_ID = "plan"
 NAVIGATOR = "navigator"

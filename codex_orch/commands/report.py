@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from codex_orch.agents.base import Usage
+from codex_orch.atomic import atomic_write
 from codex_orch.commands.logs import FailureDigest, failure_digest
 from codex_orch.commands.runs import run_dir
 from codex_orch.commands.views import RunView, TaskView, build_view, view_to_json
 from codex_orch.engine.accounting import describe
 from codex_orch.layout import Layout
 from codex_orch.run_record import RunRecord, read_record
-from codex_orch.state import atomic_write, read_state
+from codex_orch.state import read_state
 
 REPORT_VERSION = 1
 REPORT_NAME = "report.md"

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from codex_orch.atomic import atomic_write_json
 from codex_orch.config import Config
 from codex_orch.engine.context import RunContext
 from codex_orch.engine.drive import RunOptions, RunOutcome, drive
 from codex_orch.errors import InputError
-from codex_orch.state import atomic_write_json
 
 Execute = Callable[[RunContext, RunOptions], RunOutcome]
 

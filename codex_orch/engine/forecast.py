@@ -77,12 +77,17 @@ class Forecast:
         def landed_since() -> set[str]:  # landing: what landed since this task's branch started
             return set(git.run("rev-list", f"{mine['base_commit']}..{branch}").split())
 
+        meets = Touching(mine.get("files_changed")) if self.ctx.mode == "landing" else None
         found = []
         for other_id, other in tasks.items():
-            if other_id != task_id and other.get("commit") and other["status"] in ("succeeded", "running"):
-                files = self._conflict_files(mine, other, landed_since)
-                if files:
-                    found.append({"with": other_id, "files": list(files)})
+            if other_id == task_id or not other.get("commit") or other["status"] not in ("succeeded", "running"):
+                continue
+            # landing: two changes that touch no common file cannot conflict (no git process needed)
+            if meets is not None and not meets(other.get("files_changed")):
+                continue
+            files = self._conflict_files(mine, other, landed_since)
+            if files:
+                found.append({"with": other_id, "files": list(files)})
         return found
 
     def _conflict_files(
@@ -93,9 +98,6 @@ class Forecast:
         if self.ctx.mode != "landing":
             theirs = other["commit"] if other["status"] == "running" else ref_sha(git, f"refs/heads/{other['branch']}")
             return merge_tree(git, mine["commit"], theirs).conflicts if theirs else ()
-        # two changes that touch no common file cannot conflict: no git process needed
-        if not touching(mine.get("files_changed"), other.get("files_changed")):
-            return ()
         if other["status"] == "succeeded" and other["commit"] not in landed_since():
             return ()  # landed before this task's branch started: it is in its base
         return pick_conflicts(git, mine["commit"], other["commit"])
@@ -122,16 +124,22 @@ class Forecast:
         return None
 
 
-def touching(mine: list[str] | None, theirs: list[str] | None) -> bool:
-    """Whether two changes' files meet: a file both change, or one's file where the other has a folder
-    (`a` and `a/b`). Unknown files (a run recorded before files were) always meet."""
-    if mine is None or theirs is None:
-        return True
-    ours, others = set(mine), set(theirs)
-    return any(_meets(path, others) for path in ours) or any(_meets(path, ours) for path in others)
+class Touching:
+    """Whether another change's files meet this one's: a file both change, or one's file where the other
+    has a folder (`a` and `a/b`). Unknown files (a run recorded before files were) always meet. This
+    change's files and folders are worked out once, since a run of hundreds of tasks asks about each."""
+
+    def __init__(self, files: list[str] | None) -> None:
+        self.files = None if files is None else set(files)
+        self.folders = None if files is None else {p for f in files for p in _prefixes(f)}
+
+    def __call__(self, theirs: list[str] | None) -> bool:
+        if self.files is None or self.folders is None or theirs is None:
+            return True
+        return any(path in self.folders or any(p in self.files for p in _prefixes(path)) for path in theirs)
 
 
-def _meets(path: str, files: set[str]) -> bool:
-    """`path` or one of its folders is in `files`."""
+def _prefixes(path: str) -> list[str]:
+    """`a/b/c`: `a`, `a/b`, `a/b/c`."""
     parts = path.split("/")
-    return any("/".join(parts[:i]) in files for i in range(1, len(parts) + 1))
+    return ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]

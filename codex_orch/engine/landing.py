@@ -66,7 +66,9 @@ def land_task(ctx: RunContext, task: Task, commit: str | None, message: str, ent
     rec = ctx.store.task(task.id)
     run_branch = str(ctx.store.get("branch"))
     base = rec["base_commit"]
-    landed = ctx.workspaces.find_landed(run_branch, ctx.run_id, task.id, base)
+    # only a process before this one can have landed it unrecorded (a crash between the landing and the
+    # journal): a run never resumed has had none
+    landed = ctx.workspaces.find_landed(run_branch, ctx.run_id, task.id, base) if ctx.store.get("resumed") else None
     if landed is None:
         if commit is None and entry is None:
             return None

@@ -24,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from codex_orch.atomic import atomic_write_json
 from codex_orch.config import Config, load_config
 from codex_orch.engine.agent_env import codex_home_for, home_for, redactor_for
 from codex_orch.engine.checks import (
@@ -51,7 +52,7 @@ from codex_orch.plan import Plan, Task, load_plan
 from codex_orch.proc.groups import reap_orphan
 from codex_orch.run_lock import LOCK_NAME, RunLock
 from codex_orch.scaffold import ensure_scaffold
-from codex_orch.state import RunStore, atomic_write_json, read_state
+from codex_orch.state import RunStore, read_state
 
 
 def repo_root(cwd: Path | None = None) -> Path:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from codex_orch.atomic import atomic_write_json
 from codex_orch.engine.context import RunContext
-from codex_orch.state import atomic_write_json
 
 
 def start_guard(ctx: RunContext, state: dict[str, Any]) -> None:

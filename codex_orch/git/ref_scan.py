@@ -15,7 +15,7 @@ class RefScan:
     replaces a ref file by renaming a new one over it, so its inode changes too)."""
 
     def __init__(self) -> None:
-        self._cache: dict[Path, tuple[tuple[int, int, int, int], object]] = {}
+        self._cache: dict[Path | str, tuple[tuple[int, int, int, int], object]] = {}
 
     @staticmethod
     def _sig(info: os.stat_result) -> tuple[int, int, int, int]:
@@ -38,36 +38,39 @@ class RefScan:
         return refs
 
     def loose(self, common: Path, top: str) -> dict[str, str]:
-        """The loose refs at `top`: one ref file, or a folder walked down."""
+        """The loose refs at `top`: one ref file, or a folder walked down. Paths stay strings here: a run
+        of hundreds of tasks keeps a branch each, and this runs after every attempt."""
         refs: dict[str, str] = {}
-        files: list[tuple[Path, os.stat_result]] = []
-        stack = [common / top]
+        files: list[tuple[str, os.stat_result]] = []
+        root = str(common) + os.sep
+        stack = [root + top]
         while stack:
             folder = stack.pop()
             try:
                 entries = list(os.scandir(folder))
             except NotADirectoryError:
-                files.append((folder, folder.lstat()))
+                files.append((folder, os.lstat(folder)))
                 continue
             except FileNotFoundError:
                 continue
             for entry in entries:
                 if entry.is_dir(follow_symlinks=False):
-                    stack.append(Path(entry.path))
+                    stack.append(entry.path)
                 elif not entry.name.endswith(".lock"):
-                    files.append((Path(entry.path), entry.stat(follow_symlinks=False)))
+                    files.append((entry.path, entry.stat(follow_symlinks=False)))
         for path, info in files:
             sig, cached = self._sig(info), self._cache.get(path)
             if cached and cached[0] == sig:
                 value = cached[1]
             else:
                 try:
-                    value = path.read_text("utf-8", "replace").strip()
+                    with open(path, encoding="utf-8", errors="replace") as handle:
+                        value = handle.read().strip()
                 except OSError:
                     continue
                 self._cache[path] = (sig, value)
             if isinstance(value, str) and not value.startswith("ref:"):
-                refs[str(path.relative_to(common))] = value
+                refs[path[len(root) :]] = value
         return refs
 
     def content(self, path: Path) -> bytes:

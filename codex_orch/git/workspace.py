@@ -191,9 +191,10 @@ class Workspaces:
             discard_worktree(self.git, worktree)
         worktree.parent.mkdir(parents=True, exist_ok=True)
         with self._ours(f"refs/heads/{branch}"):
-            if fresh and self.git.branch_exists(branch):
+            exists = self.git.branch_exists(branch)
+            if fresh and exists:
                 self.git.run("branch", "--quiet", "-D", branch)
-            if self.git.branch_exists(branch):
+            if exists and not fresh:
                 attach_worktree(self.git, worktree, branch)
             elif not self._recycled(worktree, branch, start):
                 add_worktree(self.git, worktree, branch, start)

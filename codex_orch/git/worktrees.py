@@ -95,10 +95,8 @@ def recycle(git: Git, spare: Path, path: Path, branch: str, start: str) -> None:
     A failure leaves the steps done so far for the caller to undo: the branch, a half-switched worktree."""
     with repo_lock(git):
         git.run("worktree", "move", str(spare), str(path))
-    git.run("branch", "--quiet", "--no-track", branch, start)
     worktree = git.worktree(path, admin_dir(git, path))
-    worktree.run("symbolic-ref", "HEAD", f"refs/heads/{branch}")
-    worktree.run("reset", "-q", "--hard", "--no-recurse-submodules")
+    worktree.run("checkout", "-q", "-f", "--no-track", "--no-recurse-submodules", "-b", branch, start)
     worktree.run("clean", "-q", "-ffdx")
 
 

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from codex_orch.atomic import atomic_write_json
 from codex_orch.config import load_config
 from codex_orch.errors import InputError, OrchError
 from codex_orch.git.repo import Git
@@ -21,7 +22,7 @@ from codex_orch.plan import parse_plan
 from codex_orch.schema_check import check
 from codex_orch.service import execute
 from codex_orch.service.store import BUSY, FINISHED, STATUSES, JobStore, db_path
-from codex_orch.state import atomic_write_json, read_state
+from codex_orch.state import read_state
 
 FEATURE_BRANCH = "feature/{feature_id}"
 
