@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -331,10 +331,13 @@ class RunStore:
         with self._lock:
             return copied(self._state["tasks"][task_id])
 
-    def task_fields(self, *keys: str) -> dict[str, dict[str, Any]]:
-        """These fields of every task, copied: a question about all tasks without copying their attempts."""
+    def task_fields(self, *keys: str, ids: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+        """These fields of every task (or of the tasks `ids`), copied: a question about many tasks without
+        copying their attempts."""
         with self._lock:
-            return {tid: {k: copied(t.get(k)) for k in keys} for tid, t in self._state["tasks"].items()}
+            tasks = self._state["tasks"]
+            chosen = tasks.items() if ids is None else ((tid, tasks[tid]) for tid in ids)
+            return {tid: {k: copied(t.get(k)) for k in keys} for tid, t in chosen}
 
     def get(self, key: str) -> Any:
         with self._lock:

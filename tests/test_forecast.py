@@ -10,7 +10,7 @@ from pathlib import Path
 from conftest import FakeCodex, Repo, answer, read_state, run_cli, start_cli, wait_for, write_plan
 from lifecycle_helpers import start_with
 
-from codex_orch.engine.forecast import Touching
+from codex_orch.engine.forecast import FileIndex
 
 
 def _wait_for_record(journal: Path, kind: str, task: str) -> str:
@@ -155,7 +155,10 @@ def test_changes_meet_on_a_common_file_or_where_one_has_a_file_and_the_other_a_f
     """The landing forecast's first filter: only changes that meet are merged to look for a conflict."""
 
     def touching(mine: list[str] | None, theirs: list[str] | None) -> bool:
-        return Touching(mine)(theirs)
+        index = FileIndex()
+        index.add("other", theirs)
+        index.add("unrelated", ["zzz/unrelated.txt"])
+        return index.meeting(mine) - {"unrelated"} == {"other"}
 
     assert touching(["a.txt", "b.txt"], ["b.txt"])
     assert touching(["a"], ["a/b.txt"]) and touching(["a/b.txt"], ["a"])
@@ -164,3 +167,8 @@ def test_changes_meet_on_a_common_file_or_where_one_has_a_file_and_the_other_a_f
     assert not touching(["ab"], ["a/b"]) and not touching(["a/b"], ["ab"])
     assert not touching([], ["x"]) and not touching(["x"], [])
     assert touching(None, ["x"]) and touching(["x"], None)  # a run recorded before files were
+
+    index = FileIndex()  # a task that commits again (a landing conflict resolved) meets by its new files only
+    index.add("T", ["a/old.txt"])
+    index.add("T", ["b.txt"])
+    assert index.meeting(["a/old.txt"]) == index.meeting(["a"]) == set() and index.meeting(["b.txt"]) == {"T"}

@@ -40,11 +40,14 @@ class Forecast:
         self._held: set[str] = set()
         # (task, other, files) for every conflict recorded so far (a resumed run's too)
         self._conflicts: list[tuple[str, str, tuple[str, ...]]] = []
+        self._index = FileIndex()  # the files of every task that committed (landing runs ask it)
         for tid, task in ctx.store.view()["tasks"].items():
             for c in task.get("forecast") or ():
                 self._conflicts.append((tid, c["with"], tuple(c["files"])))
             if task.get("held"):
                 self._held.add(tid)
+            if task.get("commit"):
+                self._index.add(tid, task.get("files_changed"))
 
     def after_commit(self, task_id: str) -> None:
         """Forecast the conflicts of the task's commit just recorded; a git failure is only a warning."""
@@ -66,8 +69,16 @@ class Forecast:
             )
 
     def _predict(self, task_id: str) -> list[dict[str, Any]]:
-        tasks = self.ctx.store.task_fields("status", "commit", "branch", "base_commit", "files_changed")
-        mine = tasks[task_id]
+        fields = ("status", "commit", "branch", "base_commit", "files_changed")
+        if self.ctx.mode == "landing":  # only changes that meet this one's files can conflict with it
+            mine = self.ctx.store.task_fields(*fields, ids=[task_id])[task_id]
+            with self._lock:
+                self._index.add(task_id, mine.get("files_changed"))
+                meeting = self._index.meeting(mine.get("files_changed"))
+            tasks = self.ctx.store.task_fields(*fields, ids=sorted(meeting | {task_id}))
+        else:
+            tasks = self.ctx.store.task_fields(*fields)
+            mine = tasks[task_id]
         if not mine.get("commit"):
             return []
         git = self.ctx.git
@@ -77,13 +88,9 @@ class Forecast:
         def landed_since() -> set[str]:  # landing: what landed since this task's branch started
             return set(git.run("rev-list", f"{mine['base_commit']}..{branch}").split())
 
-        meets = Touching(mine.get("files_changed")) if self.ctx.mode == "landing" else None
         found = []
         for other_id, other in tasks.items():
             if other_id == task_id or not other.get("commit") or other["status"] not in ("succeeded", "running"):
-                continue
-            # landing: two changes that touch no common file cannot conflict (no git process needed)
-            if meets is not None and not meets(other.get("files_changed")):
                 continue
             files = self._conflict_files(mine, other, landed_since)
             if files:
@@ -124,19 +131,44 @@ class Forecast:
         return None
 
 
-class Touching:
-    """Whether another change's files meet this one's: a file both change, or one's file where the other
-    has a folder (`a` and `a/b`). Unknown files (a run recorded before files were) always meet. This
-    change's files and folders are worked out once, since a run of hundreds of tasks asks about each."""
+class FileIndex:
+    """Which tasks' changes meet a change: a file both change, or one's file where the other has a folder
+    (`a` and `a/b`); two changes that do not meet cannot conflict, and need no git process to say so.
+    Unknown files (a run recorded before files were) meet every change. Kept commit by commit, so that
+    a run of hundreds of tasks does not compare each commit with every other task's files."""
 
-    def __init__(self, files: list[str] | None) -> None:
-        self.files = None if files is None else set(files)
-        self.folders = None if files is None else {p for f in files for p in _prefixes(f)}
+    def __init__(self) -> None:
+        self._files: dict[str, set[str]] = {}  # a file -> the tasks that changed it
+        self._folders: dict[str, set[str]] = {}  # a file or any folder above it -> the tasks that changed it
+        self._unknown: set[str] = set()
+        self._known: dict[str, list[str] | None] = {}
 
-    def __call__(self, theirs: list[str] | None) -> bool:
-        if self.files is None or self.folders is None or theirs is None:
-            return True
-        return any(path in self.folders or any(p in self.files for p in _prefixes(path)) for path in theirs)
+    def add(self, task_id: str, files: list[str] | None) -> None:
+        """The task's files (again, after a later commit of it: its earlier ones are dropped)."""
+        for file in self._known.pop(task_id, None) or ():
+            self._files.get(file, set()).discard(task_id)
+            for folder in _prefixes(file):
+                self._folders.get(folder, set()).discard(task_id)
+        self._unknown.discard(task_id)
+        self._known[task_id] = files
+        if files is None:
+            self._unknown.add(task_id)
+            return
+        for file in files:
+            self._files.setdefault(file, set()).add(task_id)
+            for folder in _prefixes(file):
+                self._folders.setdefault(folder, set()).add(task_id)
+
+    def meeting(self, files: list[str] | None) -> set[str]:
+        """The tasks whose changes meet a change of `files` (every task, when those are unknown)."""
+        if files is None:
+            return set(self._known)
+        found = set(self._unknown)
+        for file in files:
+            found |= self._folders.get(file, set())
+            for folder in _prefixes(file):
+                found |= self._files.get(folder, set())
+        return found
 
 
 def _prefixes(path: str) -> list[str]:
