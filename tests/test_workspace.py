@@ -203,3 +203,35 @@ def test_a_task_that_starts_while_another_waits_to_commit_keeps_its_files(repo: 
     assert result.files == ("a/x.txt",)
     assert (worktree / "c" / "y.txt").read_text() == "C\n"  # not set aside, not reverted
     assert Git(repo.path).run("for-each-ref", "refs/orch/x/violations/") == ""
+
+
+def test_a_branch_read_from_gits_files_is_what_git_itself_says(repo: Repo) -> None:
+    """Git.branch_commit and Git.head read refs from git's files, not from a git process: loose refs,
+    packed-refs, absent and nested branches, and a worktree's HEAD must all read as git reads them."""
+    git = Git(repo.path)
+    first = git.head()
+    repo.git("branch", "loose")
+    repo.git("branch", "nested/deep/branch")
+    repo.git("branch", "packed")
+    repo.git("pack-refs", "--all")  # 'packed' (and the others) now live in packed-refs only
+    repo.write("b.txt", "b\n")
+    repo.git("add", "-A")
+    repo.git("commit", "-q", "-m", "second")
+    second = git.head()
+    repo.git("branch", "-f", "loose", second)  # a loose ref again, newer than its packed line
+    repo.git("branch", "-D", "nested/deep/branch")
+
+    assert git.branch_commit("loose") == second == repo.git("rev-parse", "loose")
+    assert git.branch_commit("packed") == first == repo.git("rev-parse", "packed")
+    assert git.branch_commit("nested/deep/branch") is None and not git.branch_exists("nested/deep/branch")
+    assert git.branch_commit("nested") is None and git.branch_commit("missing") is None
+    workspaces = Workspaces(git, Workspaces.identity_for(git))
+    worktree = repo.path.parent / "wt"
+    ws = workspaces.ensure(worktree, "orch/t1", first)
+    wgit = workspaces.git_at(worktree)
+    assert wgit.head() == first
+    (worktree / "c.txt").write_text("c\n")
+    made = workspaces.commit(worktree, "T1: c\n", None, None)
+    assert made.commit == wgit.head() == Git(worktree).run("rev-parse", "HEAD") == git.branch_commit(ws.branch)
+    Git(worktree).run("checkout", "-q", "--detach", first)
+    assert wgit.head() == first

@@ -146,44 +146,55 @@ class LineReporter:
         self.console = console
         self._lock = threading.Lock()
         self._start = time.monotonic()
+        # to a file or a pipe, a line goes out as it is: rich's layout of it costs more than the task
+        # it reports in a long run of quick tasks, and nothing of it shows there
+        self._plain = None if console.is_terminal else console.file
 
     def __call__(self, kind: str, task_id: str | None, data: Mapping[str, Any]) -> None:
         if kind in ("progress", "plan", "started"):
             return
-        if kind == "attempt":
-            thread = data.get("thread")
-            agent = data.get("agent") or "codex"
-            on = f" on {agent}" + (f" ({data['model']})" if data.get("model") else "")
-            line = f"{task_id}: attempt {data['n']} started{on}" + (f" (continuing thread {thread})" if thread else "")
-        elif kind == "finished":
-            status = data.get("status")
-            extra = ""
-            if status == "succeeded":
-                extra = f" (commit {_short(data.get('commit'))})" if data.get("commit") else " (no changes)"
-            elif status == "failed":
-                extra = f" ({data.get('kind')}: {str(data.get('message', ''))[:160]})"
-            elif status == "blocked":
-                extra = f" (waits for {data.get('cause')})"
-            line = f"{task_id}: {status}{extra}"
-        elif kind == "service":
-            line = f"service {data['name']}: {data['status']} (pid {data.get('pid')})"
-        elif kind == "violation":
-            line = (
-                f"{task_id}: changed files outside its paths (left out of its commit): {', '.join(data['files'][:5])}"
-            )
-        elif kind == "flag":
-            line = f"{task_id}: flagged: {data['message']}"
-        elif kind == "warning":
-            line = f"warning: {data['message']}"
-        elif kind in ("gate", "setup"):
-            line = f"{task_id}: {_check_line(kind, data)}"
-        else:
-            line = f"{task_id or ''}: {kind}"
-        from rich.markup import escape
-
+        line = _progress_line(kind, task_id, data)
         with self._lock:
             elapsed = time.monotonic() - self._start
+            if self._plain is not None:
+                self._plain.write(f"{elapsed:7.1f}s {line}\n")
+                self._plain.flush()
+                return
+            from rich.markup import escape
+
             self.console.print(f"[dim]{elapsed:7.1f}s[/] {escape(line)}", markup=True, highlight=False)
+
+
+def _progress_line(kind: str, task_id: str | None, data: Mapping[str, Any]) -> str:
+    """One event of a run as a line of progress."""
+    if kind == "attempt":
+        thread = data.get("thread")
+        agent = data.get("agent") or "codex"
+        on = f" on {agent}" + (f" ({data['model']})" if data.get("model") else "")
+        line = f"{task_id}: attempt {data['n']} started{on}" + (f" (continuing thread {thread})" if thread else "")
+    elif kind == "finished":
+        status = data.get("status")
+        extra = ""
+        if status == "succeeded":
+            extra = f" (commit {_short(data.get('commit'))})" if data.get("commit") else " (no changes)"
+        elif status == "failed":
+            extra = f" ({data.get('kind')}: {str(data.get('message', ''))[:160]})"
+        elif status == "blocked":
+            extra = f" (waits for {data.get('cause')})"
+        line = f"{task_id}: {status}{extra}"
+    elif kind == "service":
+        line = f"service {data['name']}: {data['status']} (pid {data.get('pid')})"
+    elif kind == "violation":
+        line = f"{task_id}: changed files outside its paths (left out of its commit): {', '.join(data['files'][:5])}"
+    elif kind == "flag":
+        line = f"{task_id}: flagged: {data['message']}"
+    elif kind == "warning":
+        line = f"warning: {data['message']}"
+    elif kind in ("gate", "setup"):
+        line = f"{task_id}: {_check_line(kind, data)}"
+    else:
+        line = f"{task_id or ''}: {kind}"
+    return line
 
 
 class LiveTable:

@@ -12,8 +12,10 @@ Worktrees are in worktrees.py, refs and merges in refs.py, the after-attempt che
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -23,6 +25,7 @@ from typing import IO, Any
 
 from codex_orch.errors import GitError
 from codex_orch.git.environment import without_git_vars
+from codex_orch.git.ref_scan import RefScan
 
 log = logging.getLogger(__name__)
 FALLBACK_IDENTITY = ("codex-orch", "codex-orch@localhost")
@@ -69,6 +72,17 @@ class Status:
 
 
 _COMMON_DIRS: dict[tuple[Path, Path | None], Path] = {}
+_REF_FILES = RefScan()  # packed-refs, parsed again only when its stat changes
+_OBJECT_ID = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
+
+
+@functools.cache
+def _refs_as_files(common: Path) -> bool:
+    """Does the repository keep its refs as files (loose refs and packed-refs), not in a reftable?"""
+    try:
+        return "refstorage" not in (common / "config").read_text("utf-8", "replace").lower()
+    except OSError:
+        return False
 
 
 class Git:
@@ -182,10 +196,42 @@ class Git:
         return out
 
     def head(self) -> str:
+        if self.git_dir is not None:  # a worktree codex-orch made: its HEAD file is in the admin dir it named
+            try:
+                head = (self.git_dir / "HEAD").read_text("ascii").strip()
+            except (OSError, UnicodeDecodeError):
+                head = ""
+            if _OBJECT_ID.fullmatch(head):
+                return head
+            if head.startswith("ref: refs/heads/"):
+                commit = self.branch_commit(head[len("ref: refs/heads/") :])
+                if commit is not None:
+                    return commit
         return self.run("rev-parse", "HEAD")
 
+    def branch_commit(self, branch: str) -> str | None:
+        """The commit `branch` points at (None: no such branch), read from the files git keeps it in --
+        its loose ref, else packed-refs (read again only when it changed) -- as git itself would: a
+        process saved, several times per task in a long run. Anything else is left to git: a ref that is
+        not a plain file, a repository that keeps its refs another way (reftable)."""
+        ref = f"refs/heads/{branch}"
+        common = self.common_dir()
+        if _refs_as_files(common):
+            try:
+                value: str | None = (common / ref).read_text("ascii").strip()
+            except FileNotFoundError:
+                value = None
+            except (OSError, UnicodeDecodeError):
+                value = ""
+            if value is None:
+                return _REF_FILES.packed(common / "packed-refs").get(ref)
+            if _OBJECT_ID.fullmatch(value):
+                return value
+        code, out, _ = self.run_full("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+        return out if code == 0 and out else None
+
     def branch_exists(self, branch: str) -> bool:
-        return self.ok("show-ref", "--verify", "--quiet", f"refs/heads/{branch}")
+        return self.branch_commit(branch) is not None
 
     def valid_branch_name(self, branch: str) -> bool:
         return valid_branch_name(branch)
@@ -198,7 +244,10 @@ class Git:
         """`git status --porcelain=v1 -z`; with `ignored`, ignored files too (code `!!`)."""
         shown = "--untracked-files=all" if untracked else "--untracked-files=no"
         extra = ("--ignored=matching",) if ignored else ()
-        out = self.run("status", "--porcelain=v1", "-z", shown, *extra, "--", *paths, strip=False)
+        # read only: git's opportunistic rewrite of the index would be one more file made per call
+        out = self.run(
+            "--no-optional-locks", "status", "--porcelain=v1", "-z", shown, *extra, "--", *paths, strip=False
+        )
         entries: list[Status] = []
         parts = out.split("\0")
         i = 0
