@@ -18,7 +18,7 @@ from codex_orch.agents.gemini import _GeminiReader, failure_of
 from codex_orch.agents.stream_json import EventReader
 from codex_orch.errors import InputError
 from codex_orch.failures import FailureKind
-from codex_orch.git.workspace import commit_message
+from codex_orch.git.messages import commit_message
 
 CAPTURES = Path(__file__).resolve().parent / "agent_captures"
 

@@ -124,3 +124,17 @@ def test_spares_left_at_the_end_are_removed(repo: Repo) -> None:
     assert worktree_paths(repo) == [str(repo.path)]
     assert not any(worktree.exists() for worktree in made)
     assert repo.git("branch", "--list", "orch/*").split() == ["orch/t0", "orch/t1", "orch/t2"]
+
+
+def test_no_more_spares_are_kept_than_agents_run_at_once(repo: Repo) -> None:
+    """More spares than new worktrees can be asked for at once would only wait to be removed at the end."""
+    workspaces, start = setup_repo(repo)
+    workspaces.max_spares = 2
+    made = [repo.path.parent / "wt" / f"T{i}" for i in range(4)]
+    for i, worktree in enumerate(made):
+        workspaces.ensure(worktree, f"orch/t{i}", start)
+    for worktree in made:
+        workspaces.retire(worktree)
+
+    assert [worktree.exists() for worktree in made] == [True, True, False, False]
+    assert worktree_paths(repo) == [str(repo.path), *map(str, made[:2])]

@@ -177,6 +177,7 @@ def drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
         ctx.on_commit = forecast.after_commit
     workers = options.max_workers or ctx.config.limits.max_workers
     ctx.agent_slots = AgentSlots(workers, ctx.cancel) if mode == "landing" and workers > 1 else None
+    ctx.workspaces.max_spares = workers
     scheduler = Scheduler(
         ctx.plan.tasks,
         statuses,

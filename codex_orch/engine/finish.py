@@ -16,7 +16,8 @@ from codex_orch.engine.landing import (
 from codex_orch.engine.secret_scan import SecretsFound
 from codex_orch.errors import GuardrailError, OrchError
 from codex_orch.failures import FailureKind, info
-from codex_orch.git.workspace import DECISIONS_FILE, Workspace, commit_message, decisions_entry
+from codex_orch.git.messages import commit_message, decisions_entry
+from codex_orch.git.workspace import DECISIONS_FILE, Workspace
 from codex_orch.plan import Task
 from codex_orch.state import now_iso
 from codex_orch.untrusted import clean_text

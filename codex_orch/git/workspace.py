@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,35 +77,6 @@ def path_matches(path: str, globs: Sequence[str]) -> bool:
     return False
 
 
-def commit_message(
-    run_id: str, task: Mapping[str, Any], attempt: int, thread_id: str | None, summary: str, agent: str = "codex"
-) -> str:
-    """The commit's message with its provenance trailers: codex's thread as `Codex-Thread: ID`, another
-    agent's as `Agent-Thread: AGENT:ID` (docs/agents.md)."""
-    first = " ".join(summary.split())[:72] or "no summary"
-    body = summary.strip()
-    lines = [f"{task['id']} ({task['role']}): {first}", ""]
-    if body and body != first:
-        lines += [body, ""]
-    lines += [
-        f"Orch-Run: {run_id}",
-        f"Orch-Task: {task['id']}",
-        f"Orch-Role: {task['role']}",
-        f"Orch-Attempt: {attempt}",
-        f"Codex-Thread: {thread_id or 'none'}" if agent == "codex" else f"Agent-Thread: {agent}:{thread_id or 'none'}",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def decisions_entry(run_id: str, task_id: str, role: str, decisions: Sequence[Mapping[str, Any]], date: str) -> str:
-    lines = [f"## {date} · run {run_id} · {task_id} ({role})", ""]
-    for item in decisions:
-        decision = " ".join(str(item.get("decision", "")).split())
-        rationale = " ".join(str(item.get("rationale", "")).split())
-        lines.append(f"- **{decision}**" + (f" — {rationale}" if rationale else ""))
-    return "\n".join(lines) + "\n\n"
-
-
 class Workspaces:
     """Creates the run's worktrees and commits tasks' work in them. Commits in one worktree are
     serialized, so parallel tasks sharing a worktree never interleave their staging."""
@@ -120,6 +91,7 @@ class Workspaces:
         self._branches: dict[Path, str] = {}
         self._excludes: dict[Path, Path] = {}
         self._spares: list[Path] = []  # retired worktrees, for the next new ones (retire, recycle)
+        self.max_spares = 4  # more than the agents that run at once would only wait to be removed
         self._guard = threading.Lock()
         self._landing = threading.Lock()
 
@@ -301,7 +273,12 @@ class Workspaces:
             for table in (self._admins, self._branches, self._commit_locks, self._excludes):
                 table.pop(worktree, None)
             self._opened.discard(worktree)
-            self._spares.append(worktree)
+            kept = len(self._spares) < self.max_spares
+            if kept:
+                self._spares.append(worktree)
+        if not kept:
+            with self._ours():
+                discard_worktree(self.git, worktree)
 
     def drop_spares(self) -> None:
         """Remove the spare worktrees (at the end of a run); one that cannot be removed stays for `clean`."""

@@ -32,9 +32,10 @@ from codex_orch.engine.secret_scan import SecretsFound
 from codex_orch.engine.task_prompts import dependency_context
 from codex_orch.errors import InputError, OrchError
 from codex_orch.failures import FailureKind
+from codex_orch.git.messages import commit_message, decisions_entry
 from codex_orch.git.remote import fetch_ref, push_ref, remote_url
 from codex_orch.git.repo import auto_maintenance
-from codex_orch.git.workspace import DECISIONS_FILE, commit_message, decisions_entry
+from codex_orch.git.workspace import DECISIONS_FILE
 from codex_orch.state import now_iso
 from codex_orch.temporal.payloads import (
     LAND,
