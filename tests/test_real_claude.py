@@ -78,3 +78,28 @@ def test_killed_codex_orch_resumes_on_claudes_session(repo: Repo, tmp_path: Path
     assert requests[-1]["protocol"] == "anthropic" and requests[-1]["thread_id"] == session
     assert "You were interrupted" in json.dumps(requests[-1]["body"]["messages"])
     assert repo.git("show", f"{read_state(repo, 'clkill')['branch']}:notes.txt") == "partial"
+
+
+def test_claude_is_stopped_mid_attempt_when_its_task_reaches_its_token_budget(repo: Repo, tmp_path: Path) -> None:
+    """claude reports each model response's usage as it streams: the attempt whose tokens so far take the
+    task to budgets.task_tokens is stopped there (block mode), not at the end of its turn. Unstopped,
+    the answer would come after 60 s and the task would succeed."""
+    repo.configure(budgets={"task_tokens": 250, "mode": "block"})
+    steps = [
+        {"write": "a.txt", "content": "a\n"},
+        {"write": "b.txt", "content": "b\n"},
+        {"write": "c.txt", "content": "c\n"},
+        {"answer": answer("too late", ["a.txt", "b.txt", "c.txt"]), "delay": 60},
+    ]
+    task = {"role": "implementer", "prompt": "Create the files", "acceptance": "a, b and c", "agent": "claude"}
+    result, server = real.run_scripted(repo, tmp_path, {"default": steps}, [task], "clbudget")
+    state = read_state(repo, "clbudget")
+    task_state = state["tasks"]["T0001"]
+    assert result.code == 1, result.err + result.out
+    assert state["status"] == "failed"  # a task's cap fails the task; budget_exhausted is the run's cost
+    assert task_state["status"] == "failed" and task_state["error"]["kind"] == "budget"
+    (attempt,) = task_state["attempts"]
+    assert attempt["failure"] == "budget" and "by the middle of an attempt" in attempt["failure_message"]
+    assert "budgets.task_tokens is 250" in task_state["error"]["message"]
+    assert attempt["stop_steps"], attempt  # codex-orch stopped it (SIGINT first), it did not end by itself
+    assert len(server.model_requests("anthropic")) <= 4  # the fourth, at most, was asked and never answered

@@ -127,7 +127,21 @@ class Progress:
 
     thread_id: str | None
     action: str
-    usage: Usage | None = None
+    usage: Usage | None = None  # the turn's, when it ends
+    so_far: Usage | None = None  # what the turn has used so far, while it runs (claude: per model response)
+
+
+class StopEither(threading.Event):
+    """What run_streaming polls (`is_set`) to stop the agent: set to stop this one attempt (by its event
+    reader, or by a budget it crossed), or the run's own cancel event (Ctrl-C, --fail-fast), which is
+    never set from here."""
+
+    def __init__(self, outer: threading.Event | None) -> None:
+        super().__init__()
+        self.outer = outer
+
+    def is_set(self) -> bool:
+        return super().is_set() or (self.outer is not None and self.outer.is_set())
 
 
 class AgentBackend(Protocol):

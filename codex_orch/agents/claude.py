@@ -69,13 +69,21 @@ def usage_of(data: dict[str, Any]) -> Usage:
 
 
 class _ClaudeReader(EventReader):
+    def __init__(self, on_progress: Callable[[Progress], None] | None) -> None:
+        super().__init__(on_progress)
+        self.responses: dict[str, Usage] = {}  # each model response's usage, by its id, as they stream
+
     def handle(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
         if kind == "system" and event.get("subtype") == "init":
             self.thread_id = text(event.get("session_id"), 200) or self.thread_id
             self.progress("started")
         elif kind == "assistant":
-            for item in listing(mapping(event.get("message")).get("content")):
+            message = mapping(event.get("message"))
+            if "usage" in message:  # each block of one response repeats that response's usage
+                self.responses[text(message.get("id"), 200)] = usage_of(mapping(message.get("usage")))
+                self.progress("working", so_far=sum(self.responses.values(), Usage()))
+            for item in listing(message.get("content")):
                 block = mapping(item)
                 if block.get("type") == "tool_use":
                     name = text(block.get("name"), 200)

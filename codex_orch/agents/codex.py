@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from codex_orch.agents.base import AgentResult, AttemptRequest, Progress, Usage
+from codex_orch.agents.base import AgentResult, AttemptRequest, Progress, StopEither, Usage
 from codex_orch.agents.stream_json import listing
 from codex_orch.failures import FailureKind, classify_reconnects, classify_turn_failure
 from codex_orch.proc.stream import MAX_LINE, ProcOutcome, ProcRequest, run_streaming
@@ -197,18 +197,6 @@ class _EventReader:
         return False
 
 
-class _StopEither(threading.Event):
-    """What run_streaming polls (`is_set`) to stop the agent: set by the event reader to stop this one
-    attempt, or by the run's own cancel event (Ctrl-C, --fail-fast), which the reader must not set."""
-
-    def __init__(self, outer: threading.Event | None) -> None:
-        super().__init__()
-        self.outer = outer
-
-    def is_set(self) -> bool:
-        return super().is_set() or (self.outer is not None and self.outer.is_set())
-
-
 class CodexBackend:
     name = "codex"
 
@@ -233,7 +221,7 @@ class CodexBackend:
         on_start: Callable[[int], None] | None = None,
     ) -> AgentResult:
         request.attempt_dir.mkdir(parents=True, exist_ok=True)
-        stop = _StopEither(cancel)
+        stop = StopEither(cancel)
         reader = _EventReader(on_progress, request.max_reconnects, stop)
         outcome = run_streaming(
             ProcRequest(

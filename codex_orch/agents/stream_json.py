@@ -80,9 +80,9 @@ class EventReader:
     def handle(self, event: dict[str, Any]) -> None:
         raise NotImplementedError
 
-    def progress(self, action: str, usage: Usage | None = None) -> None:
+    def progress(self, action: str, usage: Usage | None = None, so_far: Usage | None = None) -> None:
         if self.on_progress is not None:
-            self.on_progress(Progress(self.thread_id, action, usage))
+            self.on_progress(Progress(self.thread_id, action, usage, so_far))
 
 
 class Facts(Protocol):

@@ -7,9 +7,11 @@ Spend is read from the state, so it survives a crash and a resume: each attempt'
   (recorded as `run.budget`, over the config's limit) goes on;
 - a task whose tokens reach `task_tokens`, or whose cost reaches `task_cost`, gets no further attempt
   and fails as `budget`.
-The agents report usage at the end of a turn (codex `turn.completed`, claude and gemini `result`), and
-codex-orch runs one turn per attempt, so an attempt is never stopped half-way: the limits act between
-attempts.
+codex and gemini report usage at the end of a turn (`turn.completed`, `result`), codex-orch runs one turn
+per attempt, and their limits act between attempts. claude reports each model response's usage as it
+streams: an attempt whose tokens so far take the task to `task_tokens` is stopped there (block mode;
+its failure is `budget`, like the attempt that would have been refused). Costs, which need the turn's
+own figures, act between attempts on every agent.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from codex_orch.agents.base import Usage
 from codex_orch.config import Budgets
 from codex_orch.state import RunStore
 
@@ -97,6 +100,17 @@ class Breaker:
                 if self._limit(f"task_cost:{task_id}", reason):
                     return reason
         return None
+
+    def within_attempt(self, task_id: str, so_far: Usage) -> str | None:
+        """Why a running attempt must stop (block mode): with what it has used so far, the task's tokens
+        reached budgets.task_tokens. In warn mode never: its warning comes when the attempt ends."""
+        limit = self.budgets.task_tokens
+        if limit is None or self.budgets.mode != "block":
+            return None
+        tokens = attempts_tokens(self.store.task(task_id)["attempts"]) + so_far.input_tokens + so_far.output_tokens
+        if tokens < limit:
+            return None
+        return f"{task_id} used {tokens} tokens by the middle of an attempt, budgets.task_tokens is {limit}"
 
     def _limit(self, key: str, reason: str) -> str | None:
         """A limit reached: in block mode the reason to stop; in warn mode a warning, once per limit."""

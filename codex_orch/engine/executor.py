@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from codex_orch.agents import AttemptRequest, Usage, get_backend
-from codex_orch.agents.base import AgentResult, Progress
+from codex_orch.agents.base import AgentResult, Progress, StopEither
 from codex_orch.engine.accounting import attempt_share, thread_after, thread_totals, totals_after
 from codex_orch.engine.agent_choice import AttemptAgent, model_for, next_fallback, task_choice, thread_agent
 from codex_orch.engine.context import RunContext
@@ -293,8 +293,14 @@ class TaskRunner:
         ctx.store.record("attempt.started", task=task.id, n=n, resume_thread=thread, **runs_on.record())
         ctx.notify("attempt", task.id, {"n": n, "thread": thread, "agent": runs_on.agent, "model": runs_on.model})
         seen_thread = [thread]
+        halt = StopEither(ctx.cancel)  # set when a budget is crossed mid-attempt (budget.within_attempt)
+        over: list[str] = []
 
         def on_progress(progress: Progress) -> None:
+            if progress.so_far is not None and ctx.spend is not None and not over:
+                over.extend(filter(None, [ctx.spend.within_attempt(task.id, progress.so_far)]))
+                if over:
+                    halt.set()
             if progress.thread_id and progress.thread_id != seen_thread[0]:
                 seen_thread[0] = progress.thread_id
                 ctx.store.record("attempt.thread", task=task.id, thread_id=progress.thread_id)
@@ -303,7 +309,7 @@ class TaskRunner:
                 task.id,
                 {
                     "action": ctx.redactor.text(progress.action),  # a command line the agent ran, shown live
-                    "usage": progress.usage.to_json() if progress.usage else None,
+                    "usage": usage.to_json() if (usage := progress.usage or progress.so_far) else None,
                 },
             )
 
@@ -334,11 +340,13 @@ class TaskRunner:
             )
             result = backend.run(
                 request,
-                cancel=ctx.cancel,
+                cancel=halt,
                 on_progress=on_progress,
                 on_start=lambda pid: ctx.store.record("attempt.pid", task=task.id, pid=pid),
             )
         self.slot.give_back()  # its agent has ended: the checks, gates, commit and landing follow without it
+        if over and result.failure is FailureKind.INTERRUPTED and not ctx.cancel.is_set():
+            result = replace(result, failure=FailureKind.BUDGET, failure_message=f"stopped: {over[0]}")
         result, changes, hidden = after_attempt(ctx, task.id, ws, n, folder, result)
         verdict = judge(result.final_message, self.schema) if result.failure is None else None
         answer_check = ctx.answer_checks.get(task.role)
