@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codex_orch.git.ref_scan import MAX_WATCHED_FILE, RefScan
-from codex_orch.git.repo import Git
+from codex_orch.git.repo import Git, refs_as_files
 from codex_orch.git.shared_lock import SharedLock
 from codex_orch.git.worktrees import dotgit_text
 from codex_orch.safe_fs import UnsafePath, write_bytes
@@ -91,8 +91,7 @@ class Guard:
         self._files: dict[str, bytes | None] = {}
         self._trees: dict[Path, _Tree] = {}
         self._scan = RefScan()
-        config = self.common / "config"
-        self._reftable = config.is_file() and "refstorage" in config.read_text("utf-8", "replace").lower()
+        self._reftable = not refs_as_files(self.common)
 
     # --- what should be -------------------------------------------------------------------------
     def start(self) -> None:

@@ -45,9 +45,7 @@ def land(
     appends to the same file, so it is added here, never in the task's own commit where it would
     conflict). A task commit with nothing to add on a tip that has not moved is fast-forwarded to."""
     ref = f"refs/heads/{branch}"
-    tip = git.branch_commit(branch)
-    if tip is None:
-        raise GitError(f"the run branch {branch} is gone", "Was it deleted while the run went on?")
+    tip = git.branch_tip(branch)
     if tip == base and appended is None and task_commit != base:
         update_ref(git, ref, task_commit, tip, f"codex-orch: land {task_commit[:12]}")
         return Landed(task_commit, tip)

@@ -77,7 +77,7 @@ _OBJECT_ID = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 
 
 @functools.cache
-def _refs_as_files(common: Path) -> bool:
+def refs_as_files(common: Path) -> bool:
     """Does the repository keep its refs as files (loose refs and packed-refs), not in a reftable?"""
     try:
         return "refstorage" not in (common / "config").read_text("utf-8", "replace").lower()
@@ -216,7 +216,7 @@ class Git:
         not a plain file, a repository that keeps its refs another way (reftable)."""
         ref = f"refs/heads/{branch}"
         common = self.common_dir()
-        if _refs_as_files(common):
+        if refs_as_files(common):
             try:
                 value: str | None = (common / ref).read_text("ascii").strip()
             except FileNotFoundError:
@@ -229,6 +229,13 @@ class Git:
                 return value
         code, out, _ = self.run_full("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
         return out if code == 0 and out else None
+
+    def branch_tip(self, branch: str) -> str:
+        """branch_commit of a branch that must exist (a run's): a GitError when it is gone."""
+        commit = self.branch_commit(branch)
+        if commit is None:
+            raise GitError(f"the branch {branch} is gone", "Was it deleted while the run went on?")
+        return commit
 
     def branch_exists(self, branch: str) -> bool:
         return self.branch_commit(branch) is not None

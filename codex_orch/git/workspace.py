@@ -304,10 +304,7 @@ class Workspaces:
                 self.git.run("branch", "--quiet", "--no-track", branch, start)
 
     def tip(self, branch: str) -> str:
-        commit = self.git.branch_commit(branch)
-        if commit is None:
-            raise GitError(f"the branch {branch} is gone", "Was it deleted while the run went on?")
-        return commit
+        return self.git.branch_tip(branch)
 
     def land(
         self, branch: str, task_commit: str, base: str, message: str, appended: tuple[str, str, str] | None
