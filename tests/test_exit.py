@@ -95,6 +95,6 @@ def test_an_unexpected_error_is_one_line_and_a_crash_log_with_versions_in_the_st
     text = log.read_text()
     assert re.fullmatch(r"crash-\d{8}T\d{6}Z-\d+\.log", log.name)
     assert f"codex-orch version: {__version__}\n" in text and "\ngit --version: git version " in text
-    assert f"\nsys.version: {sys.version.splitlines()[0]}" in text and "\nGitPython: " in text
+    assert f"\nsys.version: {sys.version.splitlines()[0]}" in text and "\nclick: " in text
     assert f"\ncommand: codex-orch run --plan-file {plan} --run-id boom --no-progress\n" in text
     assert "Traceback (most recent call last):" in text and text.rstrip().endswith("No space left on device\n```")

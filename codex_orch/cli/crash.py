@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-LIBRARIES = ("click", "GitPython", "jsonschema", "rich", "Jinja2", "PyYAML", "detect-secrets")
+LIBRARIES = ("click", "jsonschema", "rich", "Jinja2", "PyYAML", "detect-secrets")
 
 
 def state_dir() -> Path:

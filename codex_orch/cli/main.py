@@ -60,9 +60,9 @@ for _command in (
 
 def _drop_inherited_git_vars() -> None:
     """GIT_* variables inherited from the caller (GIT_DIR, GIT_INDEX_FILE: codex-orch started from a git
-    hook) leave os.environ before anything runs. GitPython starts git with os.environ under the
-    environment it is given, so a variable left there would reach codex-orch's own git whatever
-    git/repo.py's clean_env removed. Agents and validate commands get the same rule (without_git_vars)."""
+    hook) leave os.environ before anything runs, so that no child of codex-orch inherits one by accident;
+    its own git gets an environment built without them anyway (git/repo.py's clean_env). Agents and
+    validate commands get the same rule (without_git_vars)."""
     from codex_orch.git.environment import without_git_vars
 
     for key in set(os.environ) - set(without_git_vars(os.environ)):

@@ -26,12 +26,38 @@ _STYLE = {
 }
 
 
-def make_console(file: IO[str] | None = None) -> Any:
+def make_console(file: IO[str] | None = None, live: bool = False) -> Any:
+    """rich's console on a terminal (or for a `live` display); to a pipe or a file, a plain one."""
+    file = file or sys.stdout
+    if not live and not file.isatty():
+        return PlainConsole(file)
     from rich.console import Console
 
-    file = file or sys.stdout
-    width = None if file.isatty() else max(120, int(os.environ.get("COLUMNS", "0") or 0))
+    width = None if file.isatty() else _pipe_width()
     return Console(file=file, highlight=False, width=width)
+
+
+def _pipe_width() -> int:
+    return max(120, int(os.environ.get("COLUMNS", "0") or 0))
+
+
+class PlainConsole:
+    """Output to a pipe or a file: text goes out as it is, without rich. Importing rich and laying a
+    table out cost more than most commands' own work (and a run's last ~0.1 s), and no styling shows
+    there. Anything but text (the `runs` table) is still laid out by rich."""
+
+    is_terminal = False
+
+    def __init__(self, file: IO[str]) -> None:
+        self.file = file
+
+    def print(self, obj: Any, **options: Any) -> None:
+        if isinstance(obj, str):
+            self.file.write(obj + "\n")
+            return
+        from rich.console import Console
+
+        Console(file=self.file, highlight=False, width=_pipe_width()).print(obj, **options)
 
 
 def _short(sha: str | None) -> str:
@@ -102,9 +128,10 @@ def _cells(t: Any) -> list[str]:
 
 
 def print_status(console: Any, view: RunView) -> None:
-    """The status table; past RICH_TABLE_MAX_ROWS tasks, plain aligned columns (rich's layout of a
-    thousand rows takes the better part of a second)."""
-    if len(view.tasks) <= RICH_TABLE_MAX_ROWS:
+    """The status table on a terminal; to a pipe or a file, or past RICH_TABLE_MAX_ROWS tasks, plain
+    aligned columns, one line a task (rich's layout of a thousand rows takes the better part of a
+    second; a line per task is what grep and a log want)."""
+    if console.is_terminal and len(view.tasks) <= RICH_TABLE_MAX_ROWS:
         console.print(status_table(view))
         for line in spend_lines(view):
             console.print(line, markup=False, highlight=False, soft_wrap=True)

@@ -53,13 +53,16 @@ def status(run_id: str | None, as_json: bool, watch: bool) -> None:
     if as_json:
         click.echo(json.dumps(view_to_json(build_view(read_record(folder))), indent=2))
         return
-    console = stdout_console()
     if not watch:
-        print_status(console, build_view(read_record(folder)))
+        print_status(stdout_console(), build_view(read_record(folder)))
         return
     import time
 
     from rich.live import Live
+
+    from codex_orch.cli.render import make_console
+
+    console = make_console(live=True)
 
     with Live(console=console, auto_refresh=False) as live:
         while True:

@@ -1,4 +1,4 @@
-"""The one runner of git commands (GitPython's command runner) and the queries and commits built on it.
+"""The one runner of git commands (`subprocess.run` of git's own commands) and the queries and commits built on it.
 
 The environment is passed per call (parallel workers share os.environ, so it is never changed), with
 inherited GIT_* variables scrubbed so that a hook or a parent git cannot redirect us to another repo.
@@ -16,12 +16,11 @@ import functools
 import logging
 import os
 import re
+import subprocess
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
 
 from codex_orch.errors import GitError
 from codex_orch.git.environment import without_git_vars
@@ -92,12 +91,9 @@ class Git:
     def __init__(
         self, cwd: Path, env: Mapping[str, str] | None = None, git_dir: Path | None = None, config: Sequence[str] = ()
     ) -> None:
-        from git.cmd import Git as _GitCmd
-
         self.cwd = Path(cwd)
         self.git_dir = Path(git_dir) if git_dir is not None else None
         self.config = tuple(config)  # further `-c key=value` settings of every command
-        self._cmd = _GitCmd(str(self.cwd))
         self._env = clean_env(env)
         self._argv: tuple[str, ...] = ("git", "--no-pager", *_SAFE_ARGS, *(a for c in self.config for a in ("-c", c)))
         if self.git_dir is not None:
@@ -135,36 +131,19 @@ class Git:
         """Run git; a command that finds the index locked by another git process (a sibling agent's
         `git status`, an editor polling the worktree) is tried again for up to INDEX_LOCK_WAIT seconds.
         git fails such a command before it changes anything, so trying again is safe."""
-        from git.exc import GitCommandNotFound
-
-        kwargs: dict[str, Any] = {
-            "with_extended_output": True,
-            "with_exceptions": False,
-            "env": self._env,
-            "strip_newline_in_stdout": strip,
-        }
         deadline = time.monotonic() + INDEX_LOCK_WAIT
         waited = False
-        # GitPython wants a real file for stdin (without one, git reads /dev/null); only then is one made:
-        # each file made and deleted costs the filesystem a new inode (docs/benchmarks.md)
-        with _stdin_file(stdin) as feed:
-            kwargs["istream"] = feed
-            while True:
-                if feed is not None:
-                    feed.seek(0)
-                try:
-                    code, out, err = self._cmd.execute([*self._argv, *args], **kwargs)
-                except GitCommandNotFound:
-                    raise GitError("git is not installed or not on PATH.", "Install git and try again.") from None
-                if code == 0 or _INDEX_LOCK_BUSY not in err:
-                    return int(code), str(out), str(err)
-                if time.monotonic() >= deadline:
-                    log.info("git %s: the index is still locked after %g s; giving up", args[0], INDEX_LOCK_WAIT)
-                    return int(code), str(out), str(err)
-                if not waited:
-                    log.info("git %s: the index is locked by another git process; waiting", args[0])
-                    waited = True
-                time.sleep(0.05)
+        while True:
+            code, out, err = _git_process([*self._argv, *args], self.cwd, self._env, stdin, strip)
+            if code == 0 or _INDEX_LOCK_BUSY not in err:
+                return code, out, err
+            if time.monotonic() >= deadline:
+                log.info("git %s: the index is still locked after %g s; giving up", args[0], INDEX_LOCK_WAIT)
+                return code, out, err
+            if not waited:
+                log.info("git %s: the index is locked by another git process; waiting", args[0])
+                waited = True
+            time.sleep(0.05)
 
     def ok(self, *args: str) -> bool:
         return self.run_full(*args)[0] == 0
@@ -380,14 +359,23 @@ def local_changes(git: Git, untracked: bool = True) -> list[Status]:
     return git.with_env({"GIT_OPTIONAL_LOCKS": "0"}).status(untracked=untracked)
 
 
-@contextmanager
-def _stdin_file(data: bytes | None) -> Iterator[IO[bytes] | None]:
-    """`data` in an unnamed temporary file for a git command's stdin; None without data."""
-    if data is None:
-        yield None
-        return
-    import tempfile
-
-    with tempfile.TemporaryFile() as feed:
-        feed.write(data)
-        yield feed
+def _git_process(
+    argv: list[str], cwd: Path, env: Mapping[str, str], stdin: bytes | None, strip: bool
+) -> tuple[int, str, str]:
+    """One git process: its exit code, and its output decoded as git's bytes allow (undecodable bytes
+    kept as surrogates, so a path of any encoding survives the round trip back to git)."""
+    try:
+        done = subprocess.run(
+            argv,
+            cwd=cwd,
+            env=env,
+            input=stdin,
+            stdin=subprocess.DEVNULL if stdin is None else None,
+            capture_output=True,
+        )
+    except FileNotFoundError:
+        raise GitError("git is not installed or not on PATH.", "Install git and try again.") from None
+    out = done.stdout.decode("utf-8", "surrogateescape")
+    if strip and out.endswith("\n"):
+        out = out[:-1]
+    return done.returncode, out, done.stderr.decode("utf-8", "surrogateescape")
