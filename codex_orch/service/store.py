@@ -15,7 +15,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -91,10 +91,15 @@ class JobStore:
         self.db = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
         self.db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-        self.db.execute("PRAGMA journal_mode = WAL")
+        _until_unlocked(self._wal, busy_timeout_ms / 1000)
         self.db.execute("PRAGMA synchronous = NORMAL")  # WAL: a power cut may lose the last commits, never the file
         self.db.executescript(_SCHEMA)
         self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _wal(self) -> None:
+        """WAL mode, kept in the file once set: only the connection that finds it unset sets it."""
+        if str(self.db.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+            self.db.execute("PRAGMA journal_mode = WAL")
 
     def close(self) -> None:
         self.db.close()
@@ -267,3 +272,18 @@ def _job(row: sqlite3.Row) -> dict[str, Any]:
     job["result"] = json.loads(job["result"]) if job["result"] else None
     job["cancel_requested"] = bool(job["cancel_requested"])
     return job
+
+
+def _until_unlocked(step: Callable[[], None], timeout: float) -> None:
+    """`step`, tried again while SQLite answers "database is locked" without waiting: it does so to a
+    journal-mode query or change while another connection opens or checkpoints the file, whatever the
+    busy timeout (seen once in the suite: a worker's store failed to open beside the service's)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            step()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
