@@ -235,3 +235,23 @@ def test_a_branch_read_from_gits_files_is_what_git_itself_says(repo: Repo) -> No
     assert made.commit == wgit.head() == Git(worktree).run("rev-parse", "HEAD") == git.branch_commit(ws.branch)
     Git(worktree).run("checkout", "-q", "--detach", first)
     assert wgit.head() == first
+
+
+def test_a_git_planted_in_the_directory_a_command_runs_in_is_never_run(repo: Repo, tmp_path: Path) -> None:
+    """An agent can write a `git` into its worktree; with a relative entry such as `.` first on PATH,
+    a plain exec of "git" in that directory would run it. codex-orch runs the git that PATH names from
+    its own directory."""
+    import shutil
+
+    work = tmp_path / "agent-worktree"
+    work.mkdir()
+    marker = tmp_path / "planted-git-ran"
+    planted = work / "git"
+    planted.write_text(f"#!/bin/sh\ntouch {marker}\nexit 0\n")
+    planted.chmod(0o755)
+    real = Path(shutil.which("git") or "/usr/bin/git").parent
+    git = Git(work, {"PATH": f".:{real}"})  # a Git for a path outside any repository: discovery fails
+
+    code, _, err = git.run_full("--version")
+    assert code == 0 and not err
+    assert not marker.exists(), "the git planted in the command's directory ran"

@@ -105,8 +105,11 @@ class Git:
         return Git(cwd, self.git_env())
 
     def worktree(self, path: Path, admin: Path, config: Sequence[str] = ()) -> Git:
-        """git in a worktree codex-orch made, with its admin dir given: nothing is discovered."""
-        return Git(path, self.git_env(), git_dir=admin, config=config)
+        """git in a worktree codex-orch made, with its admin dir given: nothing is discovered. Its common
+        dir is this repository's (not asked of git, which would read the admin dir's `commondir`)."""
+        child = Git(path, self.git_env(), git_dir=admin, config=config)
+        _COMMON_DIRS.setdefault((child.cwd, child.git_dir), self.common_dir())
+        return child
 
     def with_env(self, extra: Mapping[str, str]) -> Git:
         return Git(self.cwd, {**self.git_env(), **extra}, self.git_dir, self.config)
@@ -359,14 +362,28 @@ def local_changes(git: Git, untracked: bool = True) -> list[Status]:
     return git.with_env({"GIT_OPTIONAL_LOCKS": "0"}).status(untracked=untracked)
 
 
+@functools.lru_cache(maxsize=8)
+def _git_program(path: str | None) -> str | None:
+    """git's full path on this PATH, found once: exec'ing plain "git" tries every PATH entry before it
+    (six failed execs per command on the project's machine). A relative PATH entry is taken from
+    codex-orch's own directory, never from the worktree a command runs in (where the agent writes)."""
+    import shutil
+
+    found = shutil.which("git", path=path)
+    return os.path.abspath(found) if found else None
+
+
 def _git_process(
     argv: list[str], cwd: Path, env: Mapping[str, str], stdin: bytes | None, strip: bool
 ) -> tuple[int, str, str]:
     """One git process: its exit code, and its output decoded as git's bytes allow (undecodable bytes
     kept as surrogates, so a path of any encoding survives the round trip back to git)."""
+    program = _git_program(env.get("PATH"))
+    if program is None:
+        raise GitError("git is not installed or not on PATH.", "Install git and try again.")
     try:
         done = subprocess.run(
-            argv,
+            [program, *argv[1:]],
             cwd=cwd,
             env=env,
             input=stdin,
