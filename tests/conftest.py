@@ -28,6 +28,13 @@ ROOT = TESTS.parent
 FAKE_CODEX = TESTS / "fake_codex" / "codex"
 CODEX_BIN = ROOT / "tools" / "codex" / "node_modules" / ".bin" / "codex"
 _HOME = pytest.StashKey[Path]()
+LONG = os.environ.get("CODEX_ORCH_LONG_TESTS") == "1"  # the long mode of docs/testing.md
+
+
+def examples(suite: int, long: int) -> int:
+    """How many examples a property test draws: `suite` in the test command (CI), `long` in the long
+    mode (CODEX_ORCH_LONG_TESTS=1), run by hand beside the slow drills."""
+    return long if LONG else suite
 
 
 def pytest_configure(config: pytest.Config) -> None:

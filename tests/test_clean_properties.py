@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import git
+from conftest import examples, git
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -71,7 +71,7 @@ def on_base(repo: Path, op: str, path: str, text: str) -> None:
         git(repo, "cherry-pick", "--abort")
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(20, 150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(OPS)
 def test_a_branch_is_called_merged_only_when_base_holds_every_change(
     tmp_path_factory: pytest.TempPathFactory, ops: list[tuple[str, str, str]]

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FakeCodex, Repo, answer, read_state, run_cli, write_plan
+from conftest import FakeCodex, Repo, answer, examples, read_state, run_cli, write_plan
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -154,7 +154,7 @@ RUN_IDS = itertools.count(1)
 
 @pytest.mark.timeout(900)
 @settings(
-    max_examples=25,  # ~35 s in CI; it found a crash at 40 (its @example below keeps that case)
+    max_examples=examples(12, 80),  # a run per example; it found a crash at 40 (its @example keeps that case)
     deadline=None,
     derandomize=False,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from conftest import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
@@ -78,7 +79,11 @@ def valid_plans(draw: st.DrawFn) -> dict[str, Any]:
     return plan
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=examples(50, 400),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(valid_plans())
 def test_every_plan_of_the_original_format_loads_extra_keys_and_all(data: dict[str, Any]) -> None:
     misspelt = [key for task in data["tasks"] for key in extra_keys(task) if did_you_mean(key, TASK_PROPERTIES)]
@@ -98,7 +103,11 @@ def test_every_plan_of_the_original_format_loads_extra_keys_and_all(data: dict[s
     assert parse_plan(plan.to_json(), CONFIG, "plan.json").to_json() == plan.to_json()
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=examples(50, 400),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(from_schema(ORIGINAL_PLAN_SCHEMA))
 def test_any_plan_of_the_original_format_loads_or_says_where_it_is_wrong(data: dict[str, Any]) -> None:
     """Unrepaired: roles, ids and dependencies as drawn. It loads, or every problem names its task."""
