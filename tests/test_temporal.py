@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import FAKE_CODEX, Repo, answer, git, read_state, run_cli, wait_for, write_plan
+from conftest import FAKE_CODEX, Repo, answer, git, read_state, release, run_cli, wait_for, wait_marked, write_plan
 
 pytest.importorskip("temporalio")
 from codex_orch.temporal.devserver import DevServer, free_port
@@ -51,8 +51,8 @@ class Cluster:
     remote: Path
     machines: list[Machine] = field(default_factory=list)
 
-    def start(self, machine: Machine) -> None:
-        argv = ["worker", "--temporal-address", self.address, "--task-queue", self.queue]
+    def start(self, machine: Machine, max_tasks: int = 1) -> None:
+        argv = ["worker", "--temporal-address", self.address, "--task-queue", self.queue, "--max-tasks", str(max_tasks)]
         argv += ["--partial-every", "1", "--identity", machine.name]
         log = open(machine.clone.parent / f"{machine.name}-worker.log", "ab")  # noqa: SIM115 (the child's)
         machine.proc = subprocess.Popen(
@@ -284,6 +284,64 @@ def test_a_killed_submitter_is_resumed_and_attaches_to_the_running_workflow(
     assert {t: len(_commits_of(repo, "k2", t)) for t in "abc"} == {"a": 1, "b": 1, "c": 1}
     # attached, not started again: each task's agent ran once
     assert {t: len(_calls_for(cluster.machines, t)) for t in "abc"} == {"a": 1, "b": 1, "c": 1}
+
+
+def _agent_overlap(machines: list[Machine], run_id: str) -> int:
+    """The most agents at work at once, from the workers' own journals (agent started → attempt ended)."""
+    edges: list[tuple[str, int]] = []
+    for machine in machines:
+        for journal in (machine.clone / ".orchestrator" / "runs" / run_id / "worker").glob("*/journal.jsonl"):
+            records = [json.loads(line) for line in journal.read_text().splitlines()]
+            edges += [(r["ts"], 1) for r in records if r["type"] == "attempt.pid"]
+            edges += [(r["ts"], -1) for r in records if r["type"] == "attempt.finished"]
+    most = now = 0
+    for _, step in sorted(edges, key=lambda e: (e[0], e[1])):
+        now += step
+        most = max(most, now)
+    return most
+
+
+def _prepared(machines: list[Machine], run_id: str) -> int:
+    """Tasks whose worktree a worker has made (their shadow run says the task runs)."""
+    count = 0
+    for machine in machines:
+        for journal in (machine.clone / ".orchestrator" / "runs" / run_id / "worker").glob("*/journal.jsonl"):
+            count += '"type":"task.workspace"' in journal.read_text()
+    return count
+
+
+def test_max_workers_counts_agents_across_workers_while_more_tasks_are_prepared(
+    tmp_path: Path, repo: Repo, cluster: Cluster
+) -> None:
+    """--max-workers 2 with two workers of --max-tasks 2: four tasks are admitted and prepared (worktree,
+    prompt), but only two agents work at once; the other two wait for a place the workflow gives."""
+    gate, marks = tmp_path / "gate", tmp_path / "started"
+    held = [{"marker": str(marks)}, {"gate": str(gate)}]
+    rules = [_writes(t, held) for t in "abcd"]
+    for machine in cluster.machines:
+        _script(machine, rules)
+        cluster.start(machine, max_tasks=2)
+    tasks = [{"id": t, "blocked_by": []} for t in "abcd"]
+    plan = _plan(tmp_path / "plan.json", tasks)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "codex_orch", "run", "--plan-file", str(plan), "--run-id", "k4", "--max-workers", "2"],
+        cwd=repo.path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_marked(marks, 2, run)
+        wait_for(lambda: _prepared(cluster.machines, "k4") == 4, "all four tasks prepared by the workers", 60)
+        assert sum(len(m.calls()) for m in cluster.machines) == 2  # two agents held, two tasks ready and waiting
+        release(gate)
+        _, err = run.communicate(timeout=120)
+    finally:
+        run.kill()
+    assert run.returncode == 0, err
+    assert {t["status"] for t in read_state(repo, "k4")["tasks"].values()} == {"succeeded"}
+    assert _agent_overlap(cluster.machines, "k4") == 2
 
 
 @pytest.mark.slow  # ~20-30 s; the same cancel path as a lost worker's, plus the signal: run with -m slow

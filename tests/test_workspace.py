@@ -255,3 +255,40 @@ def test_a_git_planted_in_the_directory_a_command_runs_in_is_never_run(repo: Rep
     code, _, err = git.run_full("--version")
     assert code == 0 and not err
     assert not marker.exists(), "the git planted in the command's directory ran"
+
+
+def test_parallel_pushes_of_a_forward_moving_ref_all_succeed_and_leave_the_latest(repo: Repo, tmp_path: Path) -> None:
+    """A Temporal submitter lands tasks side by side and pushes the run's tip after each landing. Two
+    pushes of one ref at once make one fail ("cannot lock ref"), which failed the landing; SerialPush
+    pushes in turn, each time the tip as it is then."""
+    from codex_orch.git.remote import SerialPush
+
+    remote = tmp_path / "shared.git"
+    repo.git("clone", "-q", "--bare", str(repo.path), str(remote))
+    git = Git(repo.path)
+    tips = []
+    for i in range(16):
+        (repo.path / f"f{i}.txt").write_text(f"{i}\n")
+        repo.git("add", "-A")
+        repo.git("commit", "-q", "-m", f"c{i}")
+        tips.append(repo.git("rev-parse", "HEAD"))
+    pusher = SerialPush(git, str(remote), "refs/orch/r/tip")
+    start = threading.Barrier(8)
+    errors: list[BaseException] = []
+    latest = iter(tips)
+
+    def land() -> None:
+        start.wait()
+        for _ in range(2):
+            try:
+                pusher.push(lambda: next(latest))  # each landing moves the tip forward, then pushes it
+            except GitError as exc:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=land) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert Repo(remote).git("rev-parse", "refs/orch/r/tip") == tips[-1]

@@ -11,13 +11,23 @@ is admitted ahead: tasks run one at a time in the plan's order, as asked.
 from __future__ import annotations
 
 import threading
+from typing import Protocol
 
 WAIT_STEP = 0.1  # how often a task waiting for a slot looks whether the run was stopped
 
 
+class Places(Protocol):
+    """Where slots come from: a semaphore in one process; in a Temporal run, the run's workflow
+    (temporal/places.py), which counts agents across all workers."""
+
+    def acquire(self, *, timeout: float | None = None) -> bool: ...
+
+    def release(self) -> None: ...
+
+
 class AgentSlots:
-    def __init__(self, count: int, cancel: threading.Event) -> None:
-        self._free = threading.BoundedSemaphore(max(1, count))
+    def __init__(self, count: int, cancel: threading.Event, places: Places | None = None) -> None:
+        self._free: Places = places if places is not None else threading.BoundedSemaphore(max(1, count))
         self._cancel = cancel
 
     def slot(self) -> Slot:
@@ -26,7 +36,7 @@ class AgentSlots:
 
 
 class Slot:
-    def __init__(self, free: threading.BoundedSemaphore | None, cancel: threading.Event) -> None:
+    def __init__(self, free: Places | None, cancel: threading.Event) -> None:
         self._free = free
         self._cancel = cancel
         self.held = free is None  # no slots to share: always held

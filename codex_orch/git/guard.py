@@ -77,13 +77,23 @@ class Guard:
     ref changes (`ours`, side by side: each is on refs of its own) and the checks after attempts (each
     alone) never interleave."""
 
-    def __init__(self, git: Git, run_id: str, all_refs: bool = True, run_branch_prefixes: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        git: Git,
+        run_id: str,
+        all_refs: bool = True,
+        run_branch_prefixes: tuple[str, ...] = (),
+        own: tuple[str, ...] | None = None,
+    ) -> None:
         """`run_branch_prefixes`: where every run's branches are (`orch/` for the default templates): other
-        runs' branches there, and their refs/orch/<run>/, belong to those runs — each run watches its own."""
+        runs' branches there, and their refs/orch/<run>/, belong to those runs — each run watches its own.
+        `own`: the ref prefixes of this run (default: refs/orch/<run>/); narrower for one task of a run
+        whose other tasks share the repository with their own guards (a Temporal worker's clone)."""
         self.git = git
         self.run_id = run_id
         self.all_refs = all_refs
         self.foreign = tuple(f"refs/heads/{p}" for p in run_branch_prefixes if p)
+        self.own = own if own is not None else (f"refs/orch/{run_id}/",)
         self.common = git.common_dir()
         self.lock = SharedLock()
         self._mutex = threading.Lock()  # what should be, updated by `ours` and `watch` side by side
@@ -92,6 +102,13 @@ class Guard:
         self._trees: dict[Path, _Tree] = {}
         self._scan = RefScan()
         self._reftable = not refs_as_files(self.common)
+
+    def narrowed(self, own: tuple[str, ...], foreign: tuple[str, ...]) -> Guard:
+        """A guard of one task of this run, before it starts: its `own` refs, and `foreign` branch
+        prefixes besides the other runs' (where the run's other tasks keep theirs)."""
+        guard = Guard(self.git, self.run_id, self.all_refs, own=own)
+        guard.foreign = (*self.foreign, *(f"refs/heads/{p}" for p in foreign))
+        return guard
 
     # --- what should be -------------------------------------------------------------------------
     def start(self) -> None:
@@ -295,7 +312,7 @@ class Guard:
         if ref.startswith("refs/remotes/"):
             return False  # fetches (an IDE's, the user's) move them; they only cache the remote's state
         branches = {f"refs/heads/{t.branch}" for t in self._trees.values()}
-        if ref.startswith(f"refs/orch/{self.run_id}/") or ref in branches:
+        if ref.startswith(self.own) or ref in branches:
             return True
         if ref.startswith(("refs/orch/", *self.foreign)):
             return False  # another run's: that run watches it

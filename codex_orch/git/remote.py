@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 
 from codex_orch.errors import GitError
 from codex_orch.git.repo import Git, commit_config
@@ -57,6 +58,27 @@ def push_ref(git: Git, url: str, commit: str, ref: str, force: bool = True) -> N
         return
     if code != 0:
         raise GitError(f"git push {url} {ref} failed: {err.strip()[:300]}")
+
+
+class SerialPush:
+    """Pushes of one ref that only moves forward, made by parallel threads of one process (a Temporal
+    submitter's landings): one at a time, each of the value `current()` gives then, and none when that
+    value is already pushed. Two pushes of the same ref at once make one fail ("cannot lock ref ... is
+    at X but expected Y"); in the Temporal bench that failed 20 of 64 landings, each retried a second
+    or more later."""
+
+    def __init__(self, git: Git, url: str, ref: str) -> None:
+        self.git, self.url, self.ref = git, url, ref
+        self._lock = threading.Lock()
+        self._pushed: str | None = None
+
+    def push(self, current: Callable[[], str]) -> str:
+        with self._lock:
+            value = current()
+            if value != self._pushed:
+                push_ref(self.git, self.url, value, self.ref, force=False)
+                self._pushed = value
+            return value
 
 
 def delete_remote_ref(git: Git, url: str, ref: str) -> None:

@@ -11,6 +11,8 @@ WORKFLOW_NAME = "codex-orch-run"
 RUN_TASK = "codex-orch-run-task"  # a task attempt, on a worker's queue
 TASK_STARTED = "codex-orch-task-started"  # on the submitter's queue: record it, build the worker's input
 LAND = "codex-orch-land"  # on the submitter's queue: record the outcome, land the commit
+AGENT_PLACE = "agent-place"  # update: a worker's task asks for one of the run's --max-workers agent places
+AGENT_DONE = "agent-done"  # signal: its agent has ended, the place is free
 
 
 def workflow_id(run_id: str) -> str:

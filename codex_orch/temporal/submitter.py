@@ -33,7 +33,7 @@ from codex_orch.engine.task_prompts import dependency_context
 from codex_orch.errors import InputError, OrchError
 from codex_orch.failures import FailureKind
 from codex_orch.git.messages import commit_message, decisions_entry
-from codex_orch.git.remote import fetch_ref, push_ref, remote_url
+from codex_orch.git.remote import SerialPush, fetch_ref, push_ref, remote_url
 from codex_orch.git.repo import auto_maintenance
 from codex_orch.git.workspace import DECISIONS_FILE
 from codex_orch.state import now_iso
@@ -92,6 +92,7 @@ class SubmitterActivities:
         self.ctx, self.url = ctx, url
         self.by_id = {t.id: t for t in ctx.plan.tasks}
         self._land = threading.Lock()
+        self._tip = SerialPush(ctx.git, url, tip_ref(ctx.run_id))  # parallel landings push it in turn
 
     @activity.defn(name=TASK_STARTED)
     def task_started(self, args: StartArgs) -> TaskInput:
@@ -122,9 +123,7 @@ class SubmitterActivities:
         status = self._land_locked(task, out, fetched, branch)
         if fetched:  # the task's own commit stays on the remote; here only what landed is kept
             ctx.git.run_full("update-ref", "-d", task_ref(ctx.run_id, task.id))
-        tip = ctx.workspaces.tip(branch)
-        push_ref(ctx.git, self.url, tip, tip_ref(ctx.run_id), force=False)  # refused: a later tip is there
-        return Landed(status, tip)
+        return Landed(status, self._tip.push(lambda: ctx.workspaces.tip(branch)))  # for the workers to fetch
 
     def _land_locked(self, task: Any, out: Any, fetched: str | None, branch: str) -> str:
         ctx = self.ctx

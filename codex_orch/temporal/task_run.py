@@ -25,6 +25,7 @@ from codex_orch.engine.drive import RunOptions, run_context
 from codex_orch.engine.executor import run_task
 from codex_orch.engine.landing import task_workspace
 from codex_orch.engine.run import _agent_homes
+from codex_orch.engine.slots import AgentSlots
 from codex_orch.git.landing import replay
 from codex_orch.git.remote import delete_remote_ref, fetch_refs, push_ref, ref_commit, snapshot
 from codex_orch.git.repo import Git
@@ -34,6 +35,7 @@ from codex_orch.plan import Plan, Task
 from codex_orch.scaffold import ensure_scaffold
 from codex_orch.state import RunStore, now_iso
 from codex_orch.temporal.payloads import TaskInput, TaskOutcome, partial_ref, task_ref, tip_ref
+from codex_orch.temporal.places import WorkflowPlaces
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ class TaskRun:
         self.git = Git(clone)
         self.cancel = threading.Event()
         self.worktree: Path | None = None
+        self.places: WorkflowPlaces | None = None  # the run's agent places (set by the worker's activity)
         self.pushed_partial: str | None = None
         self._closed = False
         self._lock = threading.Lock()
@@ -110,7 +113,11 @@ class TaskRun:
         self.worktree = ws.worktree
         if partial is not None:
             self._put_back(ws.worktree, partial)
-        status = run_task(ctx, task)
+        try:
+            status = run_task(ctx, task)
+        finally:
+            if self.places is not None:
+                self.places.close()
         ctx.workspaces.drop_spares()  # one task per context: nothing here would reuse a landed worktree
         rec = ctx.store.task(task_id)
         ctx.store.close()
@@ -183,6 +190,13 @@ class TaskRun:
             layout, config, plan, inp.spec, store, self.git, config.codex.command, home, notify, RunOptions()
         )
         ctx.cancel = self.cancel
+        if self.places is not None:
+            ctx.agent_slots = AgentSlots(1, ctx.cancel, self.places)
+        if ctx.workspaces.guard is not None:  # this run's other tasks share the clone, each watched by its own
+            quarantine = f"refs/orch/{inp.run_id}/quarantine/{task.id}/"
+            ctx.workspaces.guard = ctx.workspaces.guard.narrowed(
+                (quarantine, f"refs/heads/{branch}"), ("orch-worker/",)
+            )
         ctx.workspaces.ensure_branch(branch, inp.base)
         store.record("run.workspace_ready")
         if ctx.workspaces.guard is not None:

@@ -17,6 +17,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,6 +28,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from codex_orch.temporal.payloads import RUN_TASK, TaskInput, TaskOutcome
+from codex_orch.temporal.places import WorkflowPlaces
 from codex_orch.temporal.task_run import TaskRun
 from codex_orch.temporal.workflow import RunWorkflow
 
@@ -36,8 +38,18 @@ def default_identity() -> str:
 
 
 class TaskActivities:
-    def __init__(self, clone: Path, identity: str, partial_every: float, threads: ThreadPoolExecutor) -> None:
+    def __init__(
+        self,
+        clone: Path,
+        identity: str,
+        partial_every: float,
+        threads: ThreadPoolExecutor,
+        client: Client,
+        max_tasks: int,
+    ) -> None:
         self.clone, self.identity, self.partial_every, self.threads = clone, identity, partial_every, threads
+        self.client = client
+        self.agents = threading.BoundedSemaphore(max_tasks)  # this worker's agents at once (--max-tasks)
 
     @activity.defn(name=RUN_TASK)
     async def run_task(self, inp: TaskInput) -> TaskOutcome:
@@ -45,6 +57,8 @@ class TaskActivities:
         details = info.heartbeat_details[0] if info.heartbeat_details else None
         run = TaskRun(self.clone, inp, info.attempt, self.identity)
         loop = asyncio.get_running_loop()
+        handle = self.client.get_workflow_handle(str(info.workflow_id))
+        run.places = WorkflowPlaces(self.agents, handle, loop, str(inp.task["id"]), run.cancel)
         progressed = asyncio.Event()
         last: dict[str, Any] = {"worker": self.identity, "attempt": info.attempt, "action": None, "events": 0}
 
@@ -106,14 +120,15 @@ async def serve(
             loop.add_signal_handler(sig, stop.set)
     warm_up()
     client = await Client.connect(address, namespace=namespace)
-    threads = ThreadPoolExecutor(max_workers=max_tasks * 2 + 1, thread_name_prefix="task")
-    activities = TaskActivities(clone, identity, partial_every, threads)
+    # twice --max-tasks task activities, --max-tasks agents among them (temporal/places.py)
+    threads = ThreadPoolExecutor(max_workers=max_tasks * 4 + 1, thread_name_prefix="task")
+    activities = TaskActivities(clone, identity, partial_every, threads, client, max_tasks)
     worker = Worker(
         client,
         task_queue=task_queue,
         workflows=[RunWorkflow],
         activities=[activities.run_task],
-        max_concurrent_activities=max_tasks,
+        max_concurrent_activities=max_tasks * 2,
         identity=identity,
     )
     async with worker:

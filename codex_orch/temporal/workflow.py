@@ -4,6 +4,12 @@ dependencies have landed). Each task is three activities: `task_started` and `la
 submitter's own queue (the run's record and its run branch live there), the task itself on the
 workers' queue, retried on another worker when one stops heartbeating.
 
+As in a local landing run (engine/slots.py), `--max-workers` counts agents, and up to twice as many
+tasks are admitted: a worker makes a task's worktree, commits and pushes it while other agents work.
+A worker's task asks the workflow for an agent's place (the `agent-place` update) just before its
+agent starts and gives it back (the `agent-done` signal) when the agent ends; a place whose task
+ended any other way (its worker lost) is freed when the task's activity ends.
+
 Workflow code must be deterministic: no clock, no I/O, no threads here. It runs in temporalio's
 sandbox; the pure modules it uses (the concurrency rules, the Task type) are passed through.
 """
@@ -21,6 +27,8 @@ with workflow.unsafe.imports_passed_through():
     from codex_orch.engine.scheduler import ConcurrencyRules
     from codex_orch.plan import Task
     from codex_orch.temporal.payloads import (
+        AGENT_DONE,
+        AGENT_PLACE,
         LAND,
         RUN_TASK,
         TASK_STARTED,
@@ -44,14 +52,31 @@ FAILED = ("failed", "blocked", "cancelled")
 class RunWorkflow:
     def __init__(self) -> None:
         self.statuses: dict[str, str] = {}
-        # tasks whose agent works now: --max-workers counts these. A task whose worker is done holds its
-        # paths and locks until it has landed, but no longer an agent's place: the next task starts.
+        # tasks admitted whose activity runs (at most twice --max-workers). A task whose worker is done
+        # holds its paths and locks until it has landed, but no longer its place: the next task starts.
         self.working: set[str] = set()
+        self.agents: set[str] = set()  # tasks whose agent holds one of the run's --max-workers places
+        self.max_agents = 1
         self.freed = asyncio.Event()
 
     @workflow.query
     def statuses_now(self) -> dict[str, str]:
         return dict(self.statuses)
+
+    @workflow.update(name=AGENT_PLACE)
+    async def agent_place(self, task_id: str) -> bool:
+        """Granted when fewer than --max-workers agents work (at once for a task that holds one)."""
+        await workflow.wait_condition(
+            lambda: task_id not in self.working or task_id in self.agents or len(self.agents) < self.max_agents
+        )
+        if task_id not in self.working:  # its activity has ended meanwhile: nothing to hold a place for
+            return False
+        self.agents.add(task_id)
+        return True
+
+    @workflow.signal(name=AGENT_DONE)
+    def agent_done(self, task_id: str) -> None:
+        self.agents.discard(task_id)
 
     @workflow.run
     async def run(self, inp: RunInput) -> dict[str, str]:
@@ -60,11 +85,13 @@ class RunWorkflow:
         rules = ConcurrencyRules("landing", tuple(inp.allow), tuple(inp.ignore))
         self.statuses = {t.id: ("succeeded" if t.id in inp.done else "pending") for t in tasks}
         self.tip = inp.tip
+        self.max_agents = max(1, inp.max_workers)
+        admitted = self.max_agents * 2 if self.max_agents > 1 else 1  # as engine/drive.py admits
         running: dict[str, asyncio.Task[Landed]] = {}
         while True:
             self._block(tasks)
             for task in tasks:
-                if len(self.working) >= inp.max_workers:
+                if len(self.working) >= admitted:
                     break
                 if self.statuses[task.id] != "pending":
                     continue
@@ -138,6 +165,7 @@ class RunWorkflow:
             outcome = TaskOutcome("failed", error={"kind": "internal", "message": message[:2000]})
         finally:
             self.working.discard(task_id)
+            self.agents.discard(task_id)  # its worker lost, or the task ended before its agent gave it back
             self.freed.set()
         landed: Landed = await workflow.execute_activity(
             LAND,
