@@ -42,6 +42,11 @@ def pytest_configure(config: pytest.Config) -> None:
     # hundreds of times, and under PYTHONDONTWRITEBYTECODE (set on the project's machines) each start
     # would compile every module it imports from source again (~0.2 s a start)
     compileall.compile_dir(ROOT / "codex_orch", quiet=1)
+    # Started as a background job of a script (`bash scripts/test.sh &`), the suite inherits SIGINT
+    # ignored, and so would every child it starts: the tests that stop a child with SIGINT first would
+    # see it ignored. Python restores the default only when it finds SIGINT at its default.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     # One isolated HOME and git identity for the whole session: no test sees the developer's config, nor
     # any GIT_* variable of theirs (the identity comes from the session's own global config).
     for key in list(os.environ):

@@ -13,6 +13,7 @@ TASK_STARTED = "codex-orch-task-started"  # on the submitter's queue: record it,
 LAND = "codex-orch-land"  # on the submitter's queue: record the outcome, land the commit
 AGENT_PLACE = "agent-place"  # update: a worker's task asks for one of the run's --max-workers agent places
 AGENT_DONE = "agent-done"  # signal: its agent has ended, the place is free
+AGENT_MOVED = "agent-moved"  # signal: [from, to]: an ended agent's place passed to a waiting task of its worker
 
 
 def workflow_id(run_id: str) -> str:

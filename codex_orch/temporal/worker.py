@@ -28,7 +28,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from codex_orch.temporal.payloads import RUN_TASK, TaskInput, TaskOutcome
-from codex_orch.temporal.places import WorkflowPlaces
+from codex_orch.temporal.places import PlacePool, WorkflowPlaces
 from codex_orch.temporal.task_run import TaskRun
 from codex_orch.temporal.workflow import RunWorkflow
 
@@ -50,6 +50,7 @@ class TaskActivities:
         self.clone, self.identity, self.partial_every, self.threads = clone, identity, partial_every, threads
         self.client = client
         self.agents = threading.BoundedSemaphore(max_tasks)  # this worker's agents at once (--max-tasks)
+        self.pools: dict[str, PlacePool] = {}  # per run (workflow id): its tasks here waiting for a place
 
     @activity.defn(name=RUN_TASK)
     async def run_task(self, inp: TaskInput) -> TaskOutcome:
@@ -58,7 +59,8 @@ class TaskActivities:
         run = TaskRun(self.clone, inp, info.attempt, self.identity)
         loop = asyncio.get_running_loop()
         handle = self.client.get_workflow_handle(str(info.workflow_id))
-        run.places = WorkflowPlaces(self.agents, handle, loop, str(inp.task["id"]), run.cancel)
+        pool = self.pools.setdefault(str(info.workflow_id), PlacePool())
+        run.places = WorkflowPlaces(self.agents, handle, loop, str(inp.task["id"]), run.cancel, pool)
         progressed = asyncio.Event()
         last: dict[str, Any] = {"worker": self.identity, "attempt": info.attempt, "action": None, "events": 0}
 

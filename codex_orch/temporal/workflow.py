@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from codex_orch.plan import Task
     from codex_orch.temporal.payloads import (
         AGENT_DONE,
+        AGENT_MOVED,
         AGENT_PLACE,
         LAND,
         RUN_TASK,
@@ -77,6 +78,14 @@ class RunWorkflow:
     @workflow.signal(name=AGENT_DONE)
     def agent_done(self, task_id: str) -> None:
         self.agents.discard(task_id)
+
+    @workflow.signal(name=AGENT_MOVED)
+    def agent_moved(self, ids: list[str]) -> None:
+        """An ended agent's place, passed by its worker to a task of this run waiting there."""
+        old, new = ids
+        self.agents.discard(old)
+        if new in self.working:
+            self.agents.add(new)
 
     @workflow.run
     async def run(self, inp: RunInput) -> dict[str, str]:
