@@ -339,6 +339,8 @@ def test_max_workers_counts_agents_across_workers_while_more_tasks_are_prepared(
         _, err = run.communicate(timeout=120)
     finally:
         run.kill()
+        release(gate)  # a failed assertion above must not leave agents waiting at the gate
+        _kill_agents(cluster.machines)
     assert run.returncode == 0, err
     assert {t["status"] for t in read_state(repo, "k4")["tasks"].values()} == {"succeeded"}
     assert _agent_overlap(cluster.machines, "k4") == 2
