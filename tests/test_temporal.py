@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -287,15 +288,22 @@ def test_a_killed_submitter_is_resumed_and_attaches_to_the_running_workflow(
 
 
 def _agent_overlap(machines: list[Machine], run_id: str) -> int:
-    """The most agents at work at once, from the workers' own journals (agent started → attempt ended)."""
-    edges: list[tuple[str, int]] = []
+    """The most agents at work at once, from the workers' own runs: each agent from its start (the
+    journal's `attempt.pid`) to its last event (events.times), both before its place is given back."""
+    edges: list[tuple[float, int]] = []
     for machine in machines:
         for journal in (machine.clone / ".orchestrator" / "runs" / run_id / "worker").glob("*/journal.jsonl"):
             records = [json.loads(line) for line in journal.read_text().splitlines()]
-            edges += [(r["ts"], 1) for r in records if r["type"] == "attempt.pid"]
-            edges += [(r["ts"], -1) for r in records if r["type"] == "attempt.finished"]
+            started = [datetime.fromisoformat(r["ts"]).timestamp() for r in records if r["type"] == "attempt.pid"]
+            ended = [
+                float(times.read_text().split()[-1])
+                for times in sorted(journal.parent.glob("tasks/*/attempt-*/events.times"))
+                if times.read_text().split()
+            ]
+            assert len(started) == len(ended), journal
+            edges += [(t, 1) for t in started] + [(t, -1) for t in ended]
     most = now = 0
-    for _, step in sorted(edges, key=lambda e: (e[0], e[1])):
+    for _, step in sorted(edges):
         now += step
         most = max(most, now)
     return most
