@@ -33,8 +33,9 @@ sys.path.insert(0, str(ROOT))
 
 from conftest import alive, answer, git  # noqa: E402
 
+from codex_orch.fold import apply  # noqa: E402
 from codex_orch.git.environment import without_git_vars  # noqa: E402
-from codex_orch.state import STATE_SCHEMA, apply, read_state  # noqa: E402
+from codex_orch.state import STATE_SCHEMA, read_state  # noqa: E402
 
 
 def env() -> dict[str, str]:

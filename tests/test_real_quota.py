@@ -51,8 +51,8 @@ def test_a_usage_limit_pauses_the_run_which_finishes_by_itself(repo: Repo, tmp_p
     pauses = [r for r in journal if r["type"] == "run.paused"]
     assert pauses and all(p["agent"] == "codex" and "usage limit" in p["reason"] for p in pauses)
     # what `status` showed while the run was paused: the state folded up to the first pause
+    from codex_orch.fold import apply
     from codex_orch.run_record import RunRecord
-    from codex_orch.state import apply
 
     folded: dict[str, object] = {"seq": 0}
     for rec in journal[: journal.index(pauses[0]) + 1]:

@@ -92,6 +92,7 @@ class Guard:
         self.git = git
         self.run_id = run_id
         self.all_refs = all_refs
+        self.prefixes = run_branch_prefixes
         self.foreign = tuple(f"refs/heads/{p}" for p in run_branch_prefixes if p)
         self.own = own if own is not None else (f"refs/orch/{run_id}/",)
         self.common = git.common_dir()
@@ -106,9 +107,7 @@ class Guard:
     def narrowed(self, own: tuple[str, ...], foreign: tuple[str, ...]) -> Guard:
         """A guard of one task of this run, before it starts: its `own` refs, and `foreign` branch
         prefixes besides the other runs' (where the run's other tasks keep theirs)."""
-        guard = Guard(self.git, self.run_id, self.all_refs, own=own)
-        guard.foreign = (*self.foreign, *(f"refs/heads/{p}" for p in foreign))
-        return guard
+        return Guard(self.git, self.run_id, self.all_refs, (*self.prefixes, *foreign), own=own)
 
     # --- what should be -------------------------------------------------------------------------
     def start(self) -> None:

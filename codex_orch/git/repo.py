@@ -95,7 +95,7 @@ class Git:
         self.git_dir = Path(git_dir) if git_dir is not None else None
         self.config = tuple(config)  # further `-c key=value` settings of every command
         self._env = clean_env(env)
-        self._argv: tuple[str, ...] = ("git", "--no-pager", *_SAFE_ARGS, *(a for c in self.config for a in ("-c", c)))
+        self._argv: tuple[str, ...] = ("--no-pager", *_SAFE_ARGS, *(a for c in self.config for a in ("-c", c)))
         if self.git_dir is not None:
             self._argv += (f"--git-dir={self.git_dir}", f"--work-tree={self.cwd}")
 
@@ -374,16 +374,16 @@ def _git_program(path: str | None) -> str | None:
 
 
 def _git_process(
-    argv: list[str], cwd: Path, env: Mapping[str, str], stdin: bytes | None, strip: bool
+    args: list[str], cwd: Path, env: Mapping[str, str], stdin: bytes | None, strip: bool
 ) -> tuple[int, str, str]:
-    """One git process: its exit code, and its output decoded as git's bytes allow (undecodable bytes
-    kept as surrogates, so a path of any encoding survives the round trip back to git)."""
+    """One git process (`args` after git's own path): its exit code, and its output decoded as git's bytes
+    allow (undecodable bytes kept as surrogates, so a path of any encoding survives the round trip)."""
     program = _git_program(env.get("PATH"))
-    if program is None:
-        raise GitError("git is not installed or not on PATH.", "Install git and try again.")
     try:
+        if program is None:
+            raise FileNotFoundError("git")
         done = subprocess.run(
-            [program, *argv[1:]],
+            [program, *args],
             cwd=cwd,
             env=env,
             input=stdin,

@@ -4,7 +4,7 @@ and the job service's queue.
 Nothing is pushed to codex-orch by the process that drives a run: it only appends to the journal and
 the attempts' event files. So each stream watches those files with a short poll of their size (a
 `stat` every POLL seconds per stream: no inotify dependency, works on any filesystem) and, when one
-grew, reads only what was added (by offset) and folds it with `state.apply`, the same fold every
+grew, reads only what was added (by offset) and folds it with `fold.apply`, the same fold every
 reader uses. The job service's SQLite database is watched the same way (size and mtime of the file
 and of its write-ahead log, where a commit lands) and read again, read-only, when they changed. The
 browser keeps one EventSource per page; it never polls.
@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from codex_orch.commands.events import AttemptTail
-from codex_orch.state import JOURNAL_NAME, apply, journal_records, read_state
+from codex_orch.fold import apply
+from codex_orch.state import JOURNAL_NAME, journal_records, read_state
 from codex_orch.web.data import EVENTS_SHOWN, compact_task, runs_json
 from codex_orch.web.jobs import jobs_json, jobs_signature
 
