@@ -82,7 +82,9 @@ def valid_plans(draw: st.DrawFn) -> dict[str, Any]:
 @settings(
     max_examples=examples(50, 400),
     deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    # valid_plans() draws ids and keys and keeps the valid ones: filtering is its design (seen failing
+    # this check once in a clean-clone run: 9 kept, 50 filtered)
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
 )
 @given(valid_plans())
 def test_every_plan_of_the_original_format_loads_extra_keys_and_all(data: dict[str, Any]) -> None:
