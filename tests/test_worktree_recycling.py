@@ -129,7 +129,7 @@ def test_spares_left_at_the_end_are_removed(repo: Repo) -> None:
 def test_no_more_spares_are_kept_than_agents_run_at_once(repo: Repo) -> None:
     """More spares than new worktrees can be asked for at once would only wait to be removed at the end."""
     workspaces, start = setup_repo(repo)
-    workspaces.max_spares = 2
+    workspaces.spares_wanted = lambda: 2
     made = [repo.path.parent / "wt" / f"T{i}" for i in range(4)]
     for i, worktree in enumerate(made):
         workspaces.ensure(worktree, f"orch/t{i}", start)

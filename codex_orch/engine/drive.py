@@ -177,7 +177,7 @@ def drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
         ctx.on_commit = forecast.after_commit
     workers = options.max_workers or ctx.config.limits.max_workers
     ctx.agent_slots = AgentSlots(workers, ctx.cancel) if mode == "landing" and workers > 1 else None
-    ctx.workspaces.max_spares = workers
+    ctx.workspaces.spares_wanted = lambda: min(workers, list(statuses.values()).count("pending"))
     scheduler = Scheduler(
         ctx.plan.tasks,
         statuses,
@@ -199,6 +199,8 @@ def drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
         if warning:
             ctx.notify("warning", None, {"message": warning})
     stopped_by: list[str] = []
+    if ctx.secret_scanner is not None:
+        threading.Thread(target=ctx.secret_scanner.warm_up, name="warm-up", daemon=True).start()
     try:
         with _stop_on_signals(ctx.cancel, stopped_by), services_running(ctx):
             scheduler.run()

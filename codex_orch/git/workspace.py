@@ -91,7 +91,9 @@ class Workspaces:
         self._branches: dict[Path, str] = {}
         self._excludes: dict[Path, Path] = {}
         self._spares: list[Path] = []  # retired worktrees, for the next new ones (retire, recycle)
-        self.max_spares = 4  # more than the agents that run at once would only wait to be removed
+        # how many spares are worth keeping: more than the agents that run at once, or than the tasks left
+        # to start, would only wait to be removed (drop_spares)
+        self.spares_wanted: Callable[[], int] = lambda: 4
         self._guard = threading.Lock()
         self._landing = threading.Lock()
 
@@ -273,7 +275,7 @@ class Workspaces:
             for table in (self._admins, self._branches, self._commit_locks, self._excludes):
                 table.pop(worktree, None)
             self._opened.discard(worktree)
-            kept = len(self._spares) < self.max_spares
+            kept = len(self._spares) < self.spares_wanted()
             if kept:
                 self._spares.append(worktree)
         if not kept:
