@@ -45,6 +45,25 @@ class RunLock:
             os.close(fd)
         return False
 
+    def holder(self) -> int | None:
+        """The pid the holder wrote into the lock file, if that process is a codex-orch (a pid that
+        another program has taken over since, or a file someone edited, is no holder to signal)."""
+        try:
+            pid = int(self.path.read_text("ascii").strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            return None
+        return pid if b"codex_orch" in cmdline or b"codex-orch" in cmdline else None
+
+    def wait_released(self) -> None:
+        """Block until no process holds the lock (its holder released it or died); takes it for no longer
+        than that."""
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+        finally:
+            os.close(fd)
+
     def release(self) -> None:
         if self._fd >= 0:
             fcntl.flock(self._fd, fcntl.LOCK_UN)

@@ -287,6 +287,36 @@ def test_a_killed_submitter_is_resumed_and_attaches_to_the_running_workflow(
     assert {t: len(_calls_for(cluster.machines, t)) for t in "abc"} == {"a": 1, "b": 1, "c": 1}
 
 
+def test_cancel_of_a_run_whose_submitter_was_killed_cancels_its_workflow_and_resume_continues(
+    tmp_path: Path, repo: Repo, cluster: Cluster
+) -> None:
+    first, _ = cluster.machines
+    stuck = {"match": "do a.", "turns": [[{"write": "a.txt", "content": "half\n"}, {"sleep": 300}]]}
+    _script(first, [stuck])
+    cluster.start(first)
+    remote_git = Repo(cluster.remote)
+    run = _start_run(repo, _plan(tmp_path / "plan.json", [{"id": "a", "blocked_by": []}]), "k5")
+    try:
+        wait_for(lambda: remote_git.git("for-each-ref", "refs/orch/k5/partial/a"), "work in progress", timeout=60)
+        run.kill()  # kill -9 of the submitter: its workflow runs on, nobody here drives the run
+        run.communicate()
+        cancelled = run_cli(repo.path, "cancel", "--run-id", "k5")
+        again = run_cli(repo.path, "cancel", "--run-id", "k5")
+    finally:
+        run.kill()
+        _kill_agents(cluster.machines)
+    assert cancelled.code == 0, cancelled.err
+    assert cancelled.out.startswith("run k5: its Temporal workflow is cancelled and the run recorded interrupted; `")
+    assert again.out == "run k5 is not running (interrupted): nothing to cancel.\n"  # the workflow is closed
+    state = read_state(repo, "k5")
+    assert (state["status"], state["tasks"]["a"]["status"]) == ("interrupted", "interrupted")
+    _script(first, [_writes("a")])
+    resumed = run_cli(repo.path, "resume", "--run-id", "k5", "--no-progress")
+    assert resumed.code == 0, resumed.err
+    assert len(_commits_of(repo, "k5", "a")) == 1
+    assert "put in your worktree" in _calls_for([first], "a")[-1][1]["prompt"]  # the pushed work came along
+
+
 def _agent_overlap(machines: list[Machine], run_id: str) -> int:
     """The most agents at work at once, from the workers' own runs: each agent from its start (the
     journal's `attempt.pid`) to its last event (events.times), both before its place is given back."""

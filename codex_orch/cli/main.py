@@ -40,6 +40,7 @@ for _command in (
     run.task,
     plan.plan_command,
     run.resume,
+    run.cancel,
     runs.runs,
     runs.status,
     runs.report,

@@ -1,4 +1,4 @@
-"""`run`, `task` and `resume`: the commands that drive a run."""
+"""`run`, `task`, `resume` and `cancel`: the commands that drive a run, and the one that stops it."""
 
 from __future__ import annotations
 
@@ -199,3 +199,39 @@ def resume(
     with progress_for(no_progress) as notify:
         outcome = resume_run(root, run_id, spec_file, options, notify)
     finish_run(outcome)
+
+
+@click.command(
+    epilog=epilog(
+        ["codex-orch cancel --run-id 20261125-101500-ab12", "codex-orch cancel --run-id RUN --no-wait"],
+        {0: "stopped, or it was not running", 2: "no such run, or its driver cannot be found"},
+    )
+)
+@click.option("--run-id", required=True, help="The run to stop (never guessed).")
+@click.option("--no-wait", is_flag=True, help="Return once the run is told to stop, before it has stopped.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (carries json_version).")
+def cancel(run_id: str, no_wait: bool, as_json: bool) -> None:
+    """Stop a run from another shell, as Ctrl-C stops it in its own.
+
+    Its agents are stopped, what they wrote stays in their worktrees, and the run is recorded
+    interrupted: `resume` continues it. A Temporal run whose submitter is gone has its workflow
+    cancelled."""
+    import shlex
+
+    from codex_orch.cli.common import emit_json, say, self_command
+    from codex_orch.commands.cancel import cancel_run
+
+    done = cancel_run(repo(), run_id, wait=not no_wait)
+    if as_json:
+        emit_json("cancel", {"run_id": done.run_id, "how": done.how, "status": done.status, "pid": done.pid})
+        return
+    resume = f"`{self_command()} resume --run-id {shlex.quote(run_id)}` continues it"
+    if done.how == "signalled":
+        stopped = f"it stopped: {done.status}; {resume}" if not no_wait else "it is stopping"
+        say(f"run {run_id}: SIGTERM sent to its driver (pid {done.pid}); {stopped}.")
+    elif done.how == "workflow":
+        say(f"run {run_id}: its Temporal workflow is cancelled and the run recorded interrupted; {resume}.")
+    elif done.status == "running":
+        say(f"run {run_id} has no live driver (it was killed): nothing runs to cancel; {resume}.")
+    else:
+        say(f"run {run_id} is not running ({done.status}): nothing to cancel.")

@@ -24,7 +24,8 @@ from codex_orch.errors import InputError
 
 Execute = Callable[[RunContext, RunOptions], RunOutcome]
 
-# name -> module holding `check(config, settings)` and `execute(ctx, options, settings)`; None: drive.py
+# name -> module holding `check(config, settings)`, `execute(ctx, options, settings)` and `cancel(run_id,
+# settings)`; None: drive.py
 EXECUTORS: dict[str, str | None] = {"local": None, "temporal": "codex_orch.temporal.submitter"}
 EXTRAS = {"temporal": "temporal"}  # the pip extra that brings each one's dependencies
 # the workspace modes each can run (checked before its package is loaded): workers commit each task on
@@ -52,6 +53,20 @@ def choose(config: Config, options: RunOptions, run_dir: Path | None = None) -> 
     settings = dict(config.raw.get(name) or {})
     settings.update({k: v for k, v in options.executor_settings if v is not None})
     return ExecutorChoice(name, settings)
+
+
+def cancel_elsewhere(run_dir: Path, run_id: str) -> bool:
+    """Stop what an executor runs for the run with no driver of it alive here (Temporal: the run's
+    workflow, after its submitter died). True when something was running and is stopped now; always
+    False for a local run, whose work never outlives its driver."""
+    recorded = run_dir / RECORD
+    if not recorded.is_file():
+        return False
+    data = json.loads(recorded.read_text("utf-8"))
+    module_name = EXECUTORS.get(str(data["name"]))
+    if module_name is None:
+        return False
+    return bool(load_optional(str(data["name"]), module_name).cancel(run_id, dict(data.get("settings") or {})))
 
 
 def load_optional(name: str, module_name: str) -> Any:

@@ -6,7 +6,8 @@ the journal stay the record `status`, `report` and the dashboard read.
 
 Ctrl-C, SIGTERM and SIGHUP cancel the workflow: workers stop their agents and push their work in
 progress; the run is recorded interrupted. A submitter that dies leaves the workflow running:
-`resume --run-id` attaches to it again (its `land` activities were waiting on this queue).
+`resume --run-id` attaches to it again (its `land` activities were waiting on this queue), and
+`codex-orch cancel` cancels it (`cancel` here).
 """
 
 from __future__ import annotations
@@ -235,15 +236,40 @@ def execute(ctx: RunContext, options: RunOptions, settings: Mapping[str, Any]) -
     return _finish(ctx, statuses, stopped_by)
 
 
-async def _run(ctx: RunContext, options: RunOptions, settings: Mapping[str, Any], url: str) -> dict[str, str] | None:
-    """The workflow's statuses when it completed; None when it was cancelled."""
+async def _connect(settings: Mapping[str, Any]) -> Client:
     try:
-        client = await Client.connect(str(settings["address"]), namespace=str(settings["namespace"]))
+        return await Client.connect(str(settings["address"]), namespace=str(settings["namespace"]))
     except RuntimeError as exc:
         raise OrchError(
             f"cannot reach the Temporal server at {settings['address']}: {exc}",
             "Start one (`temporal server start-dev`, docs/scale-out.md) or fix --temporal-address.",
         ) from None
+
+
+def cancel(run_id: str, settings: Mapping[str, Any]) -> bool:
+    """`codex-orch cancel` of a run whose submitter is gone: cancel its workflow if it runs, and wait
+    until it has closed (its workers stopped their agents and pushed their work in progress)."""
+    return asyncio.run(_cancel(run_id, settings))
+
+
+async def _cancel(run_id: str, settings: Mapping[str, Any]) -> bool:
+    handle = (await _connect(settings)).get_workflow_handle(workflow_id(run_id))
+    try:
+        if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
+            return False
+    except RPCError:  # no such workflow (the server's history is gone)
+        return False
+    await handle.cancel()
+    try:
+        await asyncio.wait_for(handle.result(), _CANCEL_WAIT)
+    except (WorkflowFailureError, TimeoutError):  # cancelled, as asked; or still closing
+        pass
+    return True
+
+
+async def _run(ctx: RunContext, options: RunOptions, settings: Mapping[str, Any], url: str) -> dict[str, str] | None:
+    """The workflow's statuses when it completed; None when it was cancelled."""
+    client = await _connect(settings)
     queue = submit_queue_for(str(settings["task_queue"]), ctx.run_id)
     handle = await _attach_or_start(client, ctx, options, settings, queue)
     threads = ThreadPoolExecutor(max_workers=8, thread_name_prefix="submitter")

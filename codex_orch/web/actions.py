@@ -12,7 +12,6 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
-import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,6 @@ from codex_orch.errors import OrchError
 from codex_orch.layout import Layout
 from codex_orch.proc.background import Background, start_background
 from codex_orch.proc.stream import ProcRequest
-from codex_orch.run_lock import LOCK_NAME
 
 
 class Forbidden(Exception):
@@ -66,16 +64,15 @@ class Actions:
     started: list[Background] = field(default_factory=list)
 
     def cancel(self, run_id: str) -> dict[str, Any]:
-        """SIGTERM to the codex-orch process driving the run: it stops its agents, records the run
-        interrupted (resumable) and exits 130, as on Ctrl-C."""
-        folder = run_dir(Layout(self.root), run_id)
-        if not is_driven(folder):
+        """`codex-orch cancel` without waiting: SIGTERM to the process driving the run (it stops its
+        agents, records the run interrupted and exits 130, as on Ctrl-C), or the Temporal workflow of a
+        run whose submitter is gone cancelled."""
+        from codex_orch.commands.cancel import cancel_run
+
+        done = cancel_run(self.root, run_id, wait=False)
+        if done.how == "not running":
             raise Conflict(f"run {run_id} is not being driven: nothing to cancel")
-        pid = _holder(folder)
-        if pid is None:
-            raise Conflict(f"run {run_id}: its driver's pid is not recorded in {folder / LOCK_NAME}")
-        os.kill(pid, signal.SIGTERM)
-        return {"run_id": run_id, "signalled": pid}
+        return {"run_id": run_id, "how": done.how, **({"signalled": done.pid} if done.pid else {})}
 
     def resume(self, run_id: str) -> dict[str, Any]:
         """`codex-orch resume --run-id ID` as a child of this process (its output in the run folder)."""
@@ -106,13 +103,3 @@ class Actions:
         for child in self.started:
             if child.poll() is None:
                 child.stop()
-
-
-def _holder(folder: Path) -> int | None:
-    """The pid written in the run's lock file by the process that holds it, if it is a codex-orch."""
-    try:
-        pid = int((folder / LOCK_NAME).read_text("ascii").strip())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (OSError, ValueError):
-        return None
-    return pid if b"codex_orch" in cmdline or b"codex-orch" in cmdline else None
