@@ -24,6 +24,7 @@ COMMANDS = [
     "task",
     "plan",
     "resume",
+    "cancel",
     "runs",
     "status",
     "report",

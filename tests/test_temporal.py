@@ -17,7 +17,19 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import FAKE_CODEX, Repo, answer, git, read_state, release, run_cli, wait_for, wait_marked, write_plan
+from conftest import (
+    FAKE_CODEX,
+    Repo,
+    alive,
+    answer,
+    git,
+    read_state,
+    release,
+    run_cli,
+    wait_for,
+    wait_marked,
+    write_plan,
+)
 
 pytest.importorskip("temporalio")
 from codex_orch.temporal.devserver import DevServer, free_port
@@ -199,9 +211,20 @@ def test_a_plan_runs_on_two_workers_with_the_shape_of_a_local_run(tmp_path: Path
         assert machine.proc.wait(timeout=60) == 0
 
 
-def _start_run(repo: Repo, plan: Path, run_id: str) -> subprocess.Popen[str]:
+def _start_run(repo: Repo, plan: Path, run_id: str, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "codex_orch", "run", "--plan-file", str(plan), "--run-id", run_id, "--no-progress"],
+        [
+            sys.executable,
+            "-m",
+            "codex_orch",
+            "run",
+            "--plan-file",
+            str(plan),
+            "--run-id",
+            run_id,
+            "--no-progress",
+            *extra,
+        ],
         cwd=repo.path,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -315,6 +338,47 @@ def test_cancel_of_a_run_whose_submitter_was_killed_cancels_its_workflow_and_res
     assert resumed.code == 0, resumed.err
     assert len(_commits_of(repo, "k5", "a")) == 1
     assert "put in your worktree" in _calls_for([first], "a")[-1][1]["prompt"]  # the pushed work came along
+
+
+def test_fail_fast_stops_the_agents_at_work_and_starts_nothing_more(
+    tmp_path: Path, repo: Repo, cluster: Cluster
+) -> None:
+    """a fails once b's agent is at work: b's agent is stopped (b interrupted), c, waiting for b, is
+    cancelled; as in a local run with --fail-fast."""
+    marks, gate = tmp_path / "started", tmp_path / "gate"
+    gives_up = [{"marker": str(marks)}, {"gate": str(gate)}, {"answer": answer("cannot", status="failed")}]
+    at_work = [{"marker": str(marks)}, {"write": "b.txt", "content": "half\n"}, {"sleep": 300}]
+    rules = [{"match": "do a.", "turns": [gives_up]}, {"match": "do b.", "turns": [at_work]}, _writes("c")]
+    first, _ = cluster.machines
+    _script(first, rules)
+    cluster.start(first, max_tasks=2)
+    tasks = [{"id": "a", "blocked_by": []}, {"id": "b", "blocked_by": []}, {"id": "c", "blocked_by": ["b"]}]
+    run = _start_run(repo, _plan(tmp_path / "plan.json", tasks), "k6", "--fail-fast", "--max-workers", "2")
+    try:
+        agents = wait_marked(marks, 2, run)
+        release(gate)
+        _, err = run.communicate(timeout=120)
+    finally:
+        run.kill()
+        release(gate)
+        _kill_agents(cluster.machines)
+    assert run.returncode == 1, err
+    state = read_state(repo, "k6")
+    assert {tid: t["status"] for tid, t in state["tasks"].items()} == {
+        "a": "failed",
+        "b": "interrupted",
+        "c": "cancelled",
+    }
+    assert state["tasks"]["b"]["error"]["message"] == "--fail-fast stopped the run"
+    assert state["tasks"]["c"]["error"] == {"kind": "cancelled", "message": "not started: --fail-fast stopped the run"}
+    assert state["status"] == "failed"
+    records = [
+        json.loads(line) for line in (repo.path / ".orchestrator/runs/k6/journal.jsonl").read_text().splitlines()
+    ]
+    a_statuses = [r["status"] for r in records if r["type"] == "task.status" and r["task"] == "a"]
+    assert a_statuses == ["running", "failed"]  # its agent reported failure: never recorded succeeded first
+    assert not any(alive(pid) for pid in agents)  # b's agent was stopped by its worker, not left at work
+    assert _calls_for(cluster.machines, "c") == []
 
 
 def _agent_overlap(machines: list[Machine], run_id: str) -> int:

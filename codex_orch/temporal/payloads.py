@@ -54,6 +54,7 @@ class RunInput:
     heartbeat_timeout: float = 60.0
     task_timeout: float = 3600.0  # one activity attempt, from start to close
     max_attempts: int = 3  # activity attempts (a lost worker costs one)
+    fail_fast: bool = False  # --fail-fast: the first failure stops the agents at work and starts nothing more
 
 
 @dataclass

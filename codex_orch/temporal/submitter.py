@@ -47,6 +47,7 @@ from codex_orch.temporal.payloads import (
     RunInput,
     StartArgs,
     TaskInput,
+    TaskOutcome,
     task_ref,
     tip_ref,
     workflow_id,
@@ -144,10 +145,8 @@ class SubmitterActivities:
                 return record_failure(
                     ctx, task.id, FailureKind.WORKSPACE, f"commit {out.commit[:12]} is not on {self.url}"
                 )
-            status = self._land_answer(task, out.result, out.commit, out.files_changed, out.attempts, rec)
-            if status == "succeeded" and out.status != "succeeded":
-                status = record_failure(ctx, task.id, FailureKind.AGENT_REPORTED, str(error.get("message", "")))
-            return status
+            reported = None if out.status == "succeeded" else str(error.get("message", ""))
+            return self._land_answer(task, out, rec, reported)
 
     def _record_attempts(self, task_id: str, before: int, worker: str, attempts: list[dict[str, Any]]) -> None:
         store = self.ctx.store
@@ -166,10 +165,11 @@ class SubmitterActivities:
             finished = {k: v for k, v in attempt.items() if k not in _STARTED_KEYS and k not in started}
             store.record("attempt.finished", task=task_id, worker=worker, **finished)
 
-    def _land_answer(
-        self, task: Any, value: Any, commit: str | None, files: list[str], attempts: list[dict[str, Any]], rec: Any
-    ) -> str:
+    def _land_answer(self, task: Any, out: TaskOutcome, rec: Any, reported: str | None) -> str:
+        """Land the task's commit; `reported`: the agent said it failed (its work lands all the same, and
+        the task is recorded failed, never succeeded first)."""
         ctx = self.ctx
+        value, commit, files, attempts = out.result, out.commit, out.files_changed, out.attempts
         ctx.store.record("task.result", task=task.id, result=value)
         base = rec["base_commit"]
         if commit:
@@ -203,6 +203,8 @@ class SubmitterActivities:
             return record_failure(ctx, task.id, FailureKind.CONFLICT, message)
         except OrchError as exc:
             return record_failure(ctx, task.id, FailureKind.WORKSPACE, f"landing failed: {exc}")
+        if reported is not None:
+            return record_failure(ctx, task.id, FailureKind.AGENT_REPORTED, reported)
         ctx.store.record("task.status", task=task.id, status="succeeded")
         ctx.notify("finished", task.id, {"status": "succeeded", "commit": landed})
         return "succeeded"
@@ -332,20 +334,20 @@ async def _attach_or_start(
         task_timeout=float(ctx.config.limits.timeout)
         * (ctx.config.limits.retries + ctx.config.limits.transient_retries + 2),
         max_attempts=int(settings["max_attempts"]),
+        fail_fast=options.fail_fast,
     )
     return await client.start_workflow(WORKFLOW_NAME, inp, id=wid, task_queue=str(settings["task_queue"]))
 
 
 def _finish(ctx: RunContext, statuses: dict[str, str] | None, stopped_by: list[str]) -> RunOutcome:
     store = ctx.store
+    why = "--fail-fast stopped the run" if statuses is not None else "the run was cancelled"
     for tid, task in store.view()["tasks"].items():
-        if task["status"] == "running":  # cancelled with the workflow: its worker stopped it
-            store.record(
-                "task.status",
-                task=tid,
-                status="interrupted",
-                error={"kind": "interrupted", "message": "the run was cancelled"},
-            )
+        if task["status"] == "running":  # cancelled with the workflow (or by --fail-fast): its worker stopped it
+            store.record("task.status", task=tid, status="interrupted", error={"kind": "interrupted", "message": why})
+        elif statuses and statuses.get(tid) == "cancelled" and task["status"] != "cancelled":
+            error = {"kind": "cancelled", "message": f"not started: {why}"}
+            store.record("task.status", task=tid, status="cancelled", error=error)
         elif statuses and statuses.get(tid) == "blocked" and task["status"] != "blocked":
             cause = next((d for d in ctx.plan.tasks if d.id == tid), None)
             dep = next((d for d in (cause.blocked_by if cause else ()) if statuses.get(d) != "succeeded"), "?")

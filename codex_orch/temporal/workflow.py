@@ -102,15 +102,10 @@ class RunWorkflow:
             for task in tasks:
                 if len(self.working) >= admitted:
                     break
-                if self.statuses[task.id] != "pending":
-                    continue
-                if any(self.statuses[d] != "succeeded" for d in task.blocked_by):
-                    continue
-                if rules.conflict(task, [by_id[r] for r in running]) is not None:
-                    continue
-                self.statuses[task.id] = "running"
-                self.working.add(task.id)
-                running[task.id] = asyncio.create_task(self._one(inp, task.id, self.tip))
+                if self._ready(task, rules, [by_id[r] for r in running]):
+                    self.statuses[task.id] = "running"
+                    self.working.add(task.id)
+                    running[task.id] = asyncio.create_task(self._one(inp, task.id, self.tip))
             if not running:
                 break
             self.freed.clear()
@@ -130,7 +125,28 @@ class RunWorkflow:
                     landed = job.result()
                     self.statuses[task_id] = landed.status
                     self.tip = landed.tip
+            if inp.fail_fast and "failed" in self.statuses.values():
+                await self._stop(running)
+                break
         return dict(self.statuses)
+
+    async def _stop(self, running: dict[str, asyncio.Task[Landed]]) -> None:
+        """--fail-fast after a failure, as a local run does: the agents at work are stopped (their tasks
+        stay running here; the submitter records them interrupted) and tasks not started are cancelled."""
+        for job in running.values():
+            job.cancel()
+        await asyncio.gather(*running.values(), return_exceptions=True)
+        for task_id, status in self.statuses.items():
+            if status == "pending":
+                self.statuses[task_id] = "cancelled"
+
+    def _ready(self, task: Task, rules: ConcurrencyRules, running: list[Task]) -> bool:
+        """Pending, its dependencies landed, and no running task's paths or locks in its way."""
+        return (
+            self.statuses[task.id] == "pending"
+            and all(self.statuses[d] == "succeeded" for d in task.blocked_by)
+            and rules.conflict(task, running) is None
+        )
 
     def _block(self, tasks: list[Task]) -> None:
         """A pending task whose dependency failed (or is blocked) is blocked; the submitter records why."""
