@@ -1,9 +1,10 @@
-"""A run's state as the commands that only read it see it: typed, frozen records.
+"""A run's state as the commands see it once the engine has recorded it: typed, frozen records.
 
-The engine folds the journal into a plain dict (state.py `apply`: the only place state changes). What
+The engine folds the journal into a plain dict (fold.py `apply`: the only place state changes). What
 reads a run afterwards — the status table and report (commands/views.py, commands/report.py), the list
-of runs and the tasks' branches (commands/runs.py) — reads these records instead: every key of the dict
-is read once, here, so a renamed or mistyped field is an error mypy reports, not a None at run time.
+of runs and the tasks' branches (commands/runs.py), merge, validate, clean and prune — reads these
+records instead: every key of the dict is read once, here, so a renamed or mistyped field is an error
+mypy reports, not a None at run time. (What those commands record still goes through RunStore.)
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from codex_orch.layout import Layout
 from codex_orch.state import read_state, workspace_mode
 
 
@@ -78,6 +80,7 @@ class TaskRecord:
     forecast: tuple[Mapping[str, Any], ...] = ()  # conflicts predicted with other tasks (engine/forecast.py)
     held: Mapping[str, Any] | None = None  # not started while a predicted conflict on its paths was open
     integration: Mapping[str, Any] | None = None  # what the merge queue did with its work
+    landed: bool = False  # a landing run: its work is on the run branch
 
     @classmethod
     def from_state(cls, tid: str, t: Mapping[str, Any], setups: Mapping[str, Any] | None = None) -> TaskRecord:
@@ -106,6 +109,7 @@ class TaskRecord:
             forecast=tuple(t.get("forecast") or ()),
             held=t.get("held"),
             integration=t.get("integration"),
+            landed=bool(t.get("landed")),
         )
 
 
@@ -127,9 +131,17 @@ class RunRecord:
     integration: Mapping[str, Any] | None = None  # the merge queue's last outcome (commands/integration.py)
     paused: Mapping[str, Any] = field(default_factory=dict)  # agent: {until, reason} (engine/quota.py)
     budgets: Mapping[str, Any] = field(default_factory=dict)  # the run's own limits (resume --budget-run-cost)
+    repo_root: str | None = None  # the repository it was started in (every run records it)
+    date: str = ""  # the day it was started, as its branches name it
+    worktree: str | None = None  # the run's worktree (shared runs)
+    setups: Mapping[str, Any] = field(default_factory=dict)  # worktree path: its setup (engine/setup.py)
+    integration_branch: str | None = None  # the integration branch the last `merge` moved, if any
+    validations: int = 0  # the last `validate`'s number (its logs: validate/<n>/); 0 before any
+    integrations: int = 0  # the merge queue's last run's number (its logs: integration/<n>/); 0 before any
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> RunRecord:
+        setups = dict(state.get("setups") or {})
         return cls(
             run_id=state["run_id"],
             status=state["status"],
@@ -140,20 +152,30 @@ class RunRecord:
             base_branch=state.get("base_branch"),
             branch=state.get("branch"),
             workspace_mode=workspace_mode(state),
-            tasks=tuple(
-                TaskRecord.from_state(tid, state["tasks"][tid], state.get("setups")) for tid in state["task_order"]
-            ),
+            tasks=tuple(TaskRecord.from_state(tid, state["tasks"][tid], setups) for tid in state["task_order"]),
             merge=state.get("merge"),
             validation=state.get("validation"),
             cleaned=state.get("cleaned"),
             integration=state.get("integration"),
             paused=dict(state.get("paused") or {}),
             budgets=dict(state.get("budgets") or {}),
+            repo_root=state.get("repo_root"),
+            date=state.get("date", ""),
+            worktree=state.get("worktree"),
+            setups=setups,
+            integration_branch=(state.get("merge") or {}).get("integration_branch"),
+            validations=int((state.get("validation") or {}).get("n", 0)),
+            integrations=int((state.get("integration") or {}).get("n", 0)),
         )
 
     @property
     def single_workspace(self) -> bool:
         return self.workspace_mode == "shared"
+
+    def own_worktree(self, name: str, root: Path) -> Path:
+        """A worktree of the run's own beside its tasks' (the merge queue's, validate's), in the repository
+        it was started in (`root`, the command's, for a state that recorded none)."""
+        return Layout(Path(self.repo_root or root)).run_worktree(self.run_id) / name
 
 
 def read_record(run_dir: Path) -> RunRecord:

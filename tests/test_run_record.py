@@ -70,3 +70,35 @@ def test_a_run_recorded_before_landing_and_agents_reads_with_their_defaults() ->
         "codex",
         "",
     )
+    assert (record.repo_root, record.date, record.worktree, record.setups, record.integration_branch) == (
+        None,
+        "",
+        None,
+        {},
+        None,
+    )
+    assert (record.validations, record.integrations, task.landed) == (0, 0, False)
+    assert record.own_worktree("validate", Path("/repo")) == Path("/repo/.orchestrator/worktrees/old/validate")
+
+
+def test_what_merge_validate_and_clean_read_of_a_run(tmp_path: Path) -> None:
+    run: dict[str, Any] = {"run_id": "r2", "workspace_mode": "landing", "branch": "orch/r2", "date": "2026-11-30"}
+    run |= {"repo_root": str(tmp_path), "worktree": None}
+    with RunStore.create(tmp_path, run, TASKS) as store:
+        store.record("worktree.setup", worktree="/w/A", ok=True, exclude_file="/x/exclude")
+        store.record("task.workspace", task="A", branch="orch/r2/A", worktree="/w/A", base_commit="b0")
+        store.record("task.committed", task="A", commit="c1", head="c1", files_changed=["a.py"])
+        store.record("task.landed", task="A", commit="c2")
+        store.record("run.validated", n=2, ok=True, results=[])
+        store.record("run.integration", n=3, into="main", old="o", new="n")
+        store.record("run.merged", into="main", old="o", new="n", integration_branch="orch/r2/integration")
+    record = read_record(tmp_path)
+    assert (record.repo_root, record.date, record.worktree) == (str(tmp_path), "2026-11-30", None)
+    assert (record.integration_branch, record.validations, record.integrations) == ("orch/r2/integration", 2, 3)
+    assert record.setups["/w/A"]["exclude_file"] == "/x/exclude"
+    a, b = record.tasks
+    assert (a.landed, a.commit, a.setup, b.landed) == (True, "c2", record.setups["/w/A"], False)
+    assert (
+        record.own_worktree("validate", Path("/elsewhere"))
+        == tmp_path / ".orchestrator" / "worktrees" / "r2" / "validate"
+    )

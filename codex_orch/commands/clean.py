@@ -26,8 +26,7 @@ from codex_orch.git.repo import Git, local_changes
 from codex_orch.git.worktrees import admin_dir, remove_worktree, repo_lock, worktree_list
 from codex_orch.layout import Layout
 from codex_orch.proc.procfs import PathUser, path_users
-from codex_orch.run_record import RunRecord
-from codex_orch.state import read_state
+from codex_orch.run_record import RunRecord, read_record
 
 REMOVE, KEEP = "remove", "keep"
 
@@ -73,11 +72,11 @@ def _names(changes: list[Any]) -> str:
     return shown + (f" and {len(changes) - 3} more" if len(changes) > 3 else "")
 
 
-def _worktrees(git: Git, layout: Layout, state: dict[str, Any]) -> list[Path]:
+def _worktrees(git: Git, layout: Layout, run: RunRecord) -> list[Path]:
     """The run's worktrees: recorded in its state, or registered with git under its folder."""
-    paths = [state.get("worktree")] + [t.get("worktree") for t in state["tasks"].values()]
+    paths = [run.worktree] + [t.worktree for t in run.tasks]
     found = [Path(p) for p in paths if p]
-    folder = layout.run_worktree(state["run_id"]).resolve()
+    folder = layout.run_worktree(run.run_id).resolve()
     for entry in worktree_list(git):
         path = Path(entry["worktree"])
         if path.resolve() == folder or folder in path.resolve().parents:
@@ -88,31 +87,30 @@ def _worktrees(git: Git, layout: Layout, state: dict[str, Any]) -> list[Path]:
     return list(unique.values())
 
 
-def _branches(state: dict[str, Any]) -> list[str]:
-    names = [state.get("branch")] + [t.get("branch") for t in state["tasks"].values()]
-    names.append((state.get("merge") or {}).get("integration_branch"))
+def _branches(run: RunRecord) -> list[str]:
+    names = [run.branch] + [t.branch for t in run.tasks] + [run.integration_branch]
     return list(dict.fromkeys(n for n in names if n))
 
 
 def plan_clean(
-    root: Path, state: dict[str, Any], keep_branches: bool = False, force: bool = False, into: str | None = None
+    root: Path, run: RunRecord, keep_branches: bool = False, force: bool = False, into: str | None = None
 ) -> CleanPlan:
     """What clean would do to this run, decided by reading only."""
     git = Git(root)
-    base = into or state.get("base_branch")
-    items = _worktree_items(git, Layout(root), state, force)
-    items += _branch_items(git, state, base, items, keep_branches, force)
-    for ref, sha in refs_under(git, f"refs/orch/{state['run_id']}/").items():
+    base = into or run.base_branch
+    items = _worktree_items(git, Layout(root), run, force)
+    items += _branch_items(git, run, base, items, keep_branches, force)
+    for ref, sha in refs_under(git, f"refs/orch/{run.run_id}/").items():
         if force and not keep_branches:
             items.append(Item("ref", ref, REMOVE, "set-aside changes deleted (--force)", sha))
         else:
             items.append(Item("ref", ref, KEEP, "changes set aside from a task (outside its paths)", sha))
-    return CleanPlan(state["run_id"], base, tuple(items))
+    return CleanPlan(run.run_id, base, tuple(items))
 
 
-def _worktree_items(git: Git, layout: Layout, state: dict[str, Any], force: bool) -> list[Item]:
+def _worktree_items(git: Git, layout: Layout, run: RunRecord, force: bool) -> list[Item]:
     registered = {Path(entry["worktree"]).resolve() for entry in worktree_list(git)}
-    worktrees = _worktrees(git, layout, state)
+    worktrees = _worktrees(git, layout, run)
     in_use = path_users([p for p in worktrees if p.exists()])
     items = []
     for path in worktrees:
@@ -123,7 +121,7 @@ def _worktree_items(git: Git, layout: Layout, state: dict[str, Any], force: bool
             items.append(Item("worktree", str(path), KEEP, _in_use(in_use[path])))
         else:
             # what the worktree's setup left is not a change (engine/setup.py)
-            excludes = ((state.get("setups") or {}).get(str(path)) or {}).get("exclude_file")
+            excludes = (run.setups.get(str(path)) or {}).get("exclude_file")
             items.append(_worktree_item(git, path, force, excludes))
     return items
 
@@ -147,15 +145,15 @@ def _worktree_item(git: Git, path: Path, force: bool, excludes: str | None) -> I
 
 
 def _branch_items(
-    git: Git, state: dict[str, Any], base: str | None, worktrees: list[Item], keep_branches: bool, force: bool
+    git: Git, run: RunRecord, base: str | None, worktrees: list[Item], keep_branches: bool, force: bool
 ) -> list[Item]:
     """Each branch of the run: removed only when its work is in `base` (or --force), never while checked
     out in a worktree that stays or that is not the run's."""
     base_sha = ref_sha(git, f"refs/heads/{base}") if base else None
     kept = {Path(i.name).resolve() for i in worktrees if i.action == KEEP}
-    landed = {t["branch"] for t in state["tasks"].values() if t.get("landed") and t.get("branch")}
+    landed = {t.branch for t in run.tasks if t.landed and t.branch}
     items = []
-    for branch in _branches(state):
+    for branch in _branches(run):
         sha = ref_sha(git, f"refs/heads/{branch}")
         if sha is None:
             continue
@@ -165,9 +163,7 @@ def _branch_items(
         elif checkout is not None and (checkout.resolve() in kept or not _is_run_worktree(worktrees, checkout)):
             items.append(Item("branch", branch, KEEP, f"checked out in {checkout}", sha))
         elif branch in landed:
-            items.append(
-                Item("branch", branch, REMOVE, f"its task's work landed on the run branch {state['branch']}", sha)
-            )
+            items.append(Item("branch", branch, REMOVE, f"its task's work landed on the run branch {run.branch}", sha))
         elif base_sha is not None and patch_is_in(git, base_sha, sha):
             items.append(Item("branch", branch, REMOVE, f"its work is in {base}", sha))
         elif force:
@@ -263,9 +259,9 @@ def clean_run(
     """Clean the run; with `dry_run`, only the plan of what would be done (nothing is changed or written)."""
     folder = run_dir(Layout(root), run_id)
     if dry_run:
-        return plan_clean(root, read_state(folder), keep_branches, force, into)
+        return plan_clean(root, read_record(folder), keep_branches, force, into)
     with changing(folder) as store:
-        plan = plan_clean(root, store.view(), keep_branches, force, into)
+        plan = plan_clean(root, RunRecord.from_state(store.view()), keep_branches, force, into)
         result = apply_clean(root, plan, force)
         store.record(
             "run.cleaned",
@@ -309,20 +305,18 @@ def plan_prune(root: Path, run_ids: tuple[str, ...] = (), older_than_days: float
     cutoff = datetime.now(UTC) - timedelta(days=older_than_days) if older_than_days is not None else None
     entries = []
     for run_id in chosen:
-        state = load_run(layout, run_id)
-        when = last_activity(RunRecord.from_state(state))
+        run = RunRecord.from_state(load_run(layout, run_id))
+        when = last_activity(run)
         if cutoff is not None and when > cutoff:
             continue
-        unfinished = tuple(f"{tid} ({t['status']})" for tid, t in state["tasks"].items() if t["status"] in UNFINISHED)
+        unfinished = tuple(f"{t.id} ({t.status})" for t in run.tasks if t.status in UNFINISHED)
         if is_driven(run_dir(layout, run_id)):
-            entries.append(
-                PruneEntry(run_id, state["status"], when, unfinished, None, "a codex-orch process drives it")
-            )
+            entries.append(PruneEntry(run_id, run.status, when, unfinished, None, "a codex-orch process drives it"))
             continue
-        plan = plan_clean(root, state)
+        plan = plan_clean(root, run)
         if not plan.items and not unfinished:
             continue  # nothing left of it
-        entries.append(PruneEntry(run_id, state["status"], when, unfinished, plan))
+        entries.append(PruneEntry(run_id, run.status, when, unfinished, plan))
     return entries
 
 

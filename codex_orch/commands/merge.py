@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from codex_orch.commands.runs import changing, heads, run_dir, task_tips
 from codex_orch.config import Config, load_config
@@ -22,7 +22,7 @@ from codex_orch.git.workspace import Workspaces
 from codex_orch.git.worktrees import checkout_git, detached_worktree
 from codex_orch.layout import Layout
 from codex_orch.run_record import RunRecord
-from codex_orch.state import RunStore, workspace_mode
+from codex_orch.state import RunStore
 
 if TYPE_CHECKING:
     from codex_orch.commands.integration import Queue
@@ -70,15 +70,15 @@ def merge_run(root: Path, run_id: str, allow_automerge: bool = False, into: str 
     git = Git(root)
     config = load_config(layout)
     with changing(folder) as store:
-        state = store.view()
-        target, old, checkout = _target(git, state, run_id, into)
+        run = RunRecord.from_state(store.view())
+        target, old, checkout = _target(git, run, into)
         if config.integration.doctor is not None:
-            return _through_queue(git, config, store, target, old, checkout)
-        sources, left_out = _sources(git, state)
+            return _through_queue(git, config, store, run, target, old, checkout, root)
+        sources, left_out = _sources(git, run)
         steps, new = _plan(git, run_id, target, old, sources, allow_automerge)
         integration = None
-        if workspace_mode(state) == "per-task" and sources:
-            integration = INTEGRATION_BRANCH.format(date=state.get("date", ""), run_id=run_id)
+        if run.workspace_mode == "per-task" and sources:
+            integration = INTEGRATION_BRANCH.format(date=run.date, run_id=run_id)
         outcome = MergeOutcome(run_id, target, old, new, tuple(steps), integration, checkout, tuple(left_out))
         if new != old or integration:
             _apply(git, outcome)
@@ -87,12 +87,12 @@ def merge_run(root: Path, run_id: str, allow_automerge: bool = False, into: str 
     return outcome
 
 
-def _target(git: Git, state: dict[str, Any], run_id: str, into: str | None) -> tuple[str, str, Path | None]:
+def _target(git: Git, run: RunRecord, into: str | None) -> tuple[str, str, Path | None]:
     """The branch to move, its tip, and the worktree that has it checked out (refused when dirty)."""
-    target = into or state.get("base_branch")
+    target = into or run.base_branch
     if not target:
         raise InputError(
-            f"run {run_id} recorded no base branch (it started from a detached HEAD or a commit)",
+            f"run {run.run_id} recorded no base branch (it started from a detached HEAD or a commit)",
             "Pass --into BRANCH.",
         )
     old = ref_sha(git, f"refs/heads/{target}")
@@ -123,19 +123,25 @@ def _record(store: RunStore, outcome: MergeOutcome) -> None:
 
 
 def _through_queue(
-    git: Git, config: Config, store: RunStore, target: str, old: str, checkout: Path | None
+    git: Git,
+    config: Config,
+    store: RunStore,
+    run: RunRecord,
+    target: str,
+    old: str,
+    checkout: Path | None,
+    root: Path,
 ) -> MergeOutcome:
     """The integration queue's green tip becomes the target's (commands/integration.py)."""
     from codex_orch.commands.integration import Doctor, record_queue, run_queue, untrusted
 
-    state = store.view()
-    run_id = state["run_id"]
-    n = int((state.get("integration") or {}).get("n", 0)) + 1
+    run_id = run.run_id
+    n = run.integrations + 1
     logs = store.run_dir / "integration" / str(n)
     logs.mkdir(parents=True, exist_ok=True)
-    scratch = Path(state["repo_root"]) / ".orchestrator" / "worktrees" / run_id / "integration"
+    scratch = run.own_worktree("integration", root)
     doctor = Doctor(git, config, scratch, logs)
-    queue = run_queue(git, state, old, doctor, config.integration.canary, Workspaces.identity_for(git))
+    queue = run_queue(git, store.view(), old, doctor, config.integration.canary, Workspaces.identity_for(git))
     if scratch.is_dir():  # left at the tip merge chose, without what the doctor wrote (clean keeps no stray files)
         detached_worktree(git, scratch, queue.tip, clean=True)
     if queue.canary is not None and queue.canary.ok:
@@ -145,8 +151,8 @@ def _through_queue(
         raise untrusted(config)
     steps = tuple(MergeStep(s.task, s.branch, s.commit, s.how) for s in queue.landed)
     left = [f"{tid} ({why})" for tid, why in {**queue.failed, **queue.left_out}.items()]
-    left += [f"{tid} ({t['status']})" for tid, t in state["tasks"].items() if t["status"] != "succeeded"]
-    branch = INTEGRATION_BRANCH.format(date=state.get("date", ""), run_id=run_id) if queue.landed else None
+    left += [f"{t.id} ({t.status})" for t in run.tasks if t.status != "succeeded"]
+    branch = INTEGRATION_BRANCH.format(date=run.date, run_id=run_id) if queue.landed else None
     outcome = MergeOutcome(
         run_id, target, old, queue.tip, steps, branch, checkout, tuple(left), failed=tuple(queue.failed), queue=queue
     )
@@ -158,24 +164,23 @@ def _through_queue(
     return outcome
 
 
-def _sources(git: Git, state: dict[str, Any]) -> tuple[list[tuple[str, str, str]], list[str]]:
+def _sources(git: Git, run: RunRecord) -> tuple[list[tuple[str, str, str]], list[str]]:
     """What to merge, in order: the run's branch (shared and landing runs), or the heads of the
     succeeded tasks' branches (per-task runs)."""
-    tasks = state["tasks"]
-    if workspace_mode(state) in ("shared", "landing"):
-        sha = ref_sha(git, f"refs/heads/{state['branch']}")
-        if sha is None:
-            raise InputError(f"the run's branch {state['branch']!r} no longer exists", "Was the run cleaned?")
+    if run.workspace_mode in ("shared", "landing"):
+        branch = run.branch
+        sha = ref_sha(git, f"refs/heads/{branch}") if branch else None
+        if branch is None or sha is None:
+            raise InputError(f"the run's branch {branch!r} no longer exists", "Was the run cleaned?")
         on_branch = ", its commit is on the branch"
-        shared = workspace_mode(state) == "shared"
         unfinished = [
-            f"{tid} ({t['status']}{on_branch if t.get('commit') and shared else ''})"
-            for tid, t in tasks.items()
-            if t["status"] != "succeeded"
+            f"{t.id} ({t.status}{on_branch if t.commit and run.single_workspace else ''})"
+            for t in run.tasks
+            if t.status != "succeeded"
         ]
-        return [("run", state["branch"], sha)], unfinished
-    left_out = [f"{tid} ({t['status']})" for tid, t in tasks.items() if t["status"] != "succeeded"]
-    return heads(git, task_tips(git, RunRecord.from_state(state))), left_out
+        return [("run", branch, sha)], unfinished
+    left_out = [f"{t.id} ({t.status})" for t in run.tasks if t.status != "succeeded"]
+    return heads(git, task_tips(git, run)), left_out
 
 
 def _plan(

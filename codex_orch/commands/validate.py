@@ -23,7 +23,6 @@ from codex_orch.git.repo import Git
 from codex_orch.layout import Layout
 from codex_orch.proc.stream import ProcRequest, run_streaming
 from codex_orch.run_record import RunRecord
-from codex_orch.state import workspace_mode
 
 TAIL_LINES = 20
 
@@ -80,39 +79,40 @@ def command_env() -> dict[str, str]:
     return without_git_vars(os.environ)
 
 
-def targets(git: Git, state: dict[str, Any]) -> list[tuple[str, Path]]:
+def targets(git: Git, run: RunRecord, root: Path) -> list[tuple[str, Path]]:
     """Where the run's work is: (label, worktree) pairs. A landing run's work is its branch, which no
     worktree has checked out: a worktree of its tip is made (or moved to it) for validation."""
-    mode = workspace_mode(state)
-    if mode == "shared":
-        found = [("run", Path(state["worktree"]))]
-    elif mode == "landing":
-        found = [("run", _tip_worktree(git, state))]
+    found: list[tuple[str, str | None]]
+    if run.workspace_mode == "shared":
+        found = [("run", run.worktree)]
+    elif run.workspace_mode == "landing":
+        found = [("run", str(_tip_worktree(git, run, root)))]
     else:
-        tips = heads(git, task_tips(git, RunRecord.from_state(state)))
+        tips = heads(git, task_tips(git, run))
         if not tips:
-            raise InputError(f"run {state['run_id']} has no succeeded task: there is no work to validate")
-        found = [(tid, Path(state["tasks"][tid]["worktree"])) for tid, _, _ in tips]
-    for label, path in found:
-        if not (path / ".git").exists():
+            raise InputError(f"run {run.run_id} has no succeeded task: there is no work to validate")
+        worktrees = {t.id: t.worktree for t in run.tasks}
+        found = [(tid, worktrees[tid]) for tid, _, _ in tips]
+    where = []
+    for label, worktree in found:
+        if not worktree or not (Path(worktree) / ".git").exists():
             raise InputError(
-                f"the worktree of {'the run' if label == 'run' else label} is gone ({path})",
+                f"the worktree of {'the run' if label == 'run' else label} is gone ({worktree})",
                 "Was the run cleaned? Validate before `clean`, or check the branch out yourself.",
             )
-    return found
+        where.append((label, Path(worktree)))
+    return where
 
 
-def _tip_worktree(git: Git, state: dict[str, Any]) -> Path:
+def _tip_worktree(git: Git, run: RunRecord, root: Path) -> Path:
     """A worktree at the landing run branch's tip, detached (the branch itself moves as tasks land)."""
     from codex_orch.git.worktrees import detached_worktree
 
-    branch = state["branch"]
+    branch = run.branch
     tip = ref_sha(git, f"refs/heads/{branch}")
     if tip is None:
         raise InputError(f"the run's branch {branch!r} no longer exists", "Was the run cleaned?")
-    return detached_worktree(
-        git, Path(state["repo_root"]) / ".orchestrator" / "worktrees" / state["run_id"] / "validate", tip
-    )
+    return detached_worktree(git, run.own_worktree("validate", root), tip)
 
 
 def _tail(*paths: Path) -> str:
@@ -182,9 +182,9 @@ def validate_run(
         )
     git = Git(root)
     with changing(folder) as store:
-        state = store.view()
-        where = targets(git, state)
-        logs = folder / "validate" / str(int((state.get("validation") or {}).get("n", 0)) + 1)
+        run = RunRecord.from_state(store.view())
+        where = targets(git, run, root)
+        logs = folder / "validate" / str(run.validations + 1)
         logs.mkdir(parents=True, exist_ok=True)
         results = []
         for label, worktree in where:
