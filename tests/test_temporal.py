@@ -381,6 +381,40 @@ def test_fail_fast_stops_the_agents_at_work_and_starts_nothing_more(
     assert _calls_for(cluster.machines, "c") == []
 
 
+def test_run_cost_stops_dispatch_across_workers_and_resume_with_a_higher_budget_finishes(
+    tmp_path: Path, repo: Repo, cluster: Cluster
+) -> None:
+    """budgets.run_cost as in a local run (test_budget.py): each attempt costs exactly $1 at this price
+    (the workers price their agents' usage), the run's $2 is spent after two tasks, no task starts after
+    that, the run ends budget_exhausted; resume with a higher budget runs the rest, none twice."""
+    price = {"gpt-5.5": {"input": 1, "cached_input": 0, "output": 0, "per": 90}}
+    repo.configure(budgets={"run_cost": 2})
+    rules = [_writes(t) for t in "abcd"]
+    for machine in cluster.machines:
+        config = machine.clone / ".orchestrator" / "orchestrator.yaml"
+        config.write_text(yaml.safe_dump({**yaml.safe_load(config.read_text()), "prices": price}))
+        _script(machine, rules)
+        cluster.start(machine)
+    plan = _plan(tmp_path / "plan.json", [{"id": t, "blocked_by": []} for t in "abcd"])
+    args = ("--plan-file", str(plan), "--run-id", "k7", "--no-progress", "--max-workers", "1")
+
+    first = run_cli(repo.path, "run", *args)
+
+    assert first.code == 1, first.err
+    state = read_state(repo, "k7")
+    assert state["status"] == "budget_exhausted"
+    assert [state["tasks"][t]["status"] for t in "abcd"] == ["succeeded", "succeeded", "pending", "pending"]
+    assert sum(len(m.calls()) for m in cluster.machines) == 2
+
+    second = run_cli(repo.path, "resume", "--run-id", "k7", "--budget-run-cost", "10", "--no-progress")
+
+    assert second.code == 0, second.err
+    state = read_state(repo, "k7")
+    assert state["status"] == "succeeded"
+    assert {t: len(_calls_for(cluster.machines, t)) for t in "abcd"} == {"a": 1, "b": 1, "c": 1, "d": 1}
+    assert sum(a["cost_usd"] for t in state["tasks"].values() for a in t["attempts"]) == 4.0
+
+
 def _agent_overlap(machines: list[Machine], run_id: str) -> int:
     """The most agents at work at once, from the workers' own runs: each agent from its start (the
     journal's `attempt.pid`) to its last event (events.times), both before its place is given back."""

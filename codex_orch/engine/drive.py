@@ -213,8 +213,8 @@ def drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
         ctx.workspaces.drop_spares()  # before the last check: their removal is no change to find
         last_guard(ctx)
         final = store.view()["tasks"]
-        budget_left = ctx.spend is not None and ctx.spend.tripped and _budget_left_work(final)
-        status = _run_status([t["status"] for t in final.values()], stopped_by, budget_left)
+        budget_left = ctx.spend is not None and ctx.spend.tripped and budget_left_work(final)
+        status = run_status([t["status"] for t in final.values()], stopped_by, budget_left)
         store.record("run.status", status=status, **({"signal": stopped_by[0]} if stopped_by else {}))
         store.close()
     if status != "interrupted" and any(t.get("commit") for t in final.values()):
@@ -254,7 +254,7 @@ def _end_unfinished(store: RunStore, why: str) -> None:
             store.record("task.status", task=tid, status="interrupted", error={"kind": "internal", "message": why})
 
 
-def _run_status(statuses: list[str], stopped_by: list[str], budget_left: bool) -> str:
+def run_status(statuses: list[str], stopped_by: list[str], budget_left: bool) -> str:
     if stopped_by:
         return "interrupted"
     if all(v == "succeeded" for v in statuses):
@@ -264,7 +264,7 @@ def _run_status(statuses: list[str], stopped_by: list[str], budget_left: bool) -
     return "partial" if any(v == "succeeded" for v in statuses) else "failed"
 
 
-def _budget_left_work(tasks: dict[str, Any]) -> bool:
+def budget_left_work(tasks: dict[str, Any]) -> bool:
     """Did the budget leave work undone: a task not started, or one it stopped (kind `budget`)?"""
     return any(
         t["status"] == "pending" or (t["status"] == "failed" and (t.get("error") or {}).get("kind") == "budget")

@@ -55,6 +55,8 @@ class RunInput:
     task_timeout: float = 3600.0  # one activity attempt, from start to close
     max_attempts: int = 3  # activity attempts (a lost worker costs one)
     fail_fast: bool = False  # --fail-fast: the first failure stops the agents at work and starts nothing more
+    spent: str | None = None  # the run's budget was spent before it started (a resume without a higher one)
+    budgeted: bool = False  # budgets.run_cost in block mode: a task starts only once every spend is known
 
 
 @dataclass
@@ -100,3 +102,4 @@ class LandArgs:
 class Landed:
     status: str
     tip: str
+    spent: str | None = None  # the run's budget is spent (budgets.run_cost, block mode): why no task starts now

@@ -26,7 +26,7 @@ from temporalio.worker import Worker
 
 from codex_orch.config import Config
 from codex_orch.engine.context import RunContext
-from codex_orch.engine.drive import RunOptions, RunOutcome, _stop_on_signals
+from codex_orch.engine.drive import RunOptions, RunOutcome, _stop_on_signals, budget_left_work, run_status
 from codex_orch.engine.finish import record_failure
 from codex_orch.engine.landing import LandingConflict, land_task
 from codex_orch.engine.secret_scan import SecretsFound
@@ -125,7 +125,8 @@ class SubmitterActivities:
         status = self._land_locked(task, out, fetched, branch)
         if fetched:  # the task's own commit stays on the remote; here only what landed is kept
             ctx.git.run_full("update-ref", "-d", task_ref(ctx.run_id, task.id))
-        return Landed(status, self._tip.push(lambda: ctx.workspaces.tip(branch)))  # for the workers to fetch
+        spent = ctx.spend.run_stop() if ctx.spend is not None else None
+        return Landed(status, self._tip.push(lambda: ctx.workspaces.tip(branch)), spent)  # the tip: for the workers
 
     def _land_locked(self, task: Any, out: Any, fetched: str | None, branch: str) -> str:
         ctx = self.ctx
@@ -335,6 +336,8 @@ async def _attach_or_start(
         * (ctx.config.limits.retries + ctx.config.limits.transient_retries + 2),
         max_attempts=int(settings["max_attempts"]),
         fail_fast=options.fail_fast,
+        spent=ctx.spend.run_stop() if ctx.spend is not None else None,
+        budgeted=ctx.spend is not None and ctx.spend.run_cost is not None and ctx.config.budgets.mode == "block",
     )
     return await client.start_workflow(WORKFLOW_NAME, inp, id=wid, task_queue=str(settings["task_queue"]))
 
@@ -359,15 +362,9 @@ def _finish(ctx: RunContext, statuses: dict[str, str] | None, stopped_by: list[s
             )
             ctx.notify("finished", tid, {"status": "blocked", "cause": dep})
     final = store.view()["tasks"]
+    budget_left = ctx.spend is not None and ctx.spend.tripped and budget_left_work(final)
     values = [t["status"] for t in final.values()]
-    if statuses is None or stopped_by:
-        status = "interrupted"
-    elif all(v == "succeeded" for v in values):
-        status = "succeeded"
-    elif "succeeded" in values:
-        status = "partial"
-    else:
-        status = "failed"
+    status = "interrupted" if statuses is None else run_status(values, stopped_by, budget_left)
     store.record("run.status", status=status, **({"signal": stopped_by[0]} if stopped_by else {}))
     store.close()
     if status != "interrupted" and any(t.get("commit") for t in final.values()):

@@ -57,6 +57,7 @@ class RunWorkflow:
         # holds its paths and locks until it has landed, but no longer its place: the next task starts.
         self.working: set[str] = set()
         self.agents: set[str] = set()  # tasks whose agent holds one of the run's --max-workers places
+        self.landing: set[str] = set()  # tasks whose worker is done and whose outcome is not landed yet
         self.max_agents = 1
         self.freed = asyncio.Event()
 
@@ -94,14 +95,15 @@ class RunWorkflow:
         rules = ConcurrencyRules("landing", tuple(inp.allow), tuple(inp.ignore))
         self.statuses = {t.id: ("succeeded" if t.id in inp.done else "pending") for t in tasks}
         self.tip = inp.tip
+        self.spent = inp.spent  # the run's budget is spent: no task starts; those at work finish
         self.max_agents = max(1, inp.max_workers)
         admitted = self.max_agents * 2 if self.max_agents > 1 else 1  # as engine/drive.py admits
         running: dict[str, asyncio.Task[Landed]] = {}
         while True:
             self._block(tasks)
             for task in tasks:
-                if len(self.working) >= admitted:
-                    break
+                if len(self.working) >= admitted or self.spent or (inp.budgeted and self.landing):
+                    break  # (a budgeted run: what a task that has not landed yet spent is not known yet)
                 if self._ready(task, rules, [by_id[r] for r in running]):
                     self.statuses[task.id] = "running"
                     self.working.add(task.id)
@@ -125,6 +127,7 @@ class RunWorkflow:
                     landed = job.result()
                     self.statuses[task_id] = landed.status
                     self.tip = landed.tip
+                    self.spent = self.spent or landed.spent
             if inp.fail_fast and "failed" in self.statuses.values():
                 await self._stop(running)
                 break
@@ -192,12 +195,16 @@ class RunWorkflow:
             self.working.discard(task_id)
             self.agents.discard(task_id)  # its worker lost, or the task ended before its agent gave it back
             self.freed.set()
-        landed: Landed = await workflow.execute_activity(
-            LAND,
-            LandArgs(task_id, outcome),
-            task_queue=inp.submit_queue,
-            result_type=Landed,
-            start_to_close_timeout=SUBMITTER_TIMEOUT,
-            retry_policy=SUBMITTER_RETRY,
-        )
+        self.landing.add(task_id)
+        try:
+            landed: Landed = await workflow.execute_activity(
+                LAND,
+                LandArgs(task_id, outcome),
+                task_queue=inp.submit_queue,
+                result_type=Landed,
+                start_to_close_timeout=SUBMITTER_TIMEOUT,
+                retry_policy=SUBMITTER_RETRY,
+            )
+        finally:
+            self.landing.discard(task_id)
         return landed
