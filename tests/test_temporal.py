@@ -203,6 +203,10 @@ def test_a_plan_runs_on_two_workers_with_the_shape_of_a_local_run(tmp_path: Path
     assert workers <= {"machine-a", "machine-b"}
     assert repo.git("for-each-ref", "refs/orch/t1/") == ""  # the tasks' own commits stay on the remote only
     assert len(Repo(cluster.remote).git("for-each-ref", "refs/orch/t1/tasks/").splitlines()) == 6
+    cleaned = run_cli(repo.path, "clean", "--run-id", "t1")  # and go with the run's branches
+    assert cleaned.code == 0, cleaned.err
+    assert cleaned.out.count("removed remote ref refs/orch/t1/") == 7  # six tasks' commits and the tip
+    assert Repo(cluster.remote).git("for-each-ref", "refs/orch/t1/") == ""
     for machine in cluster.machines:  # a worker keeps no worktree of a task that landed
         assert Repo(machine.clone).worktrees() == [str(machine.clone)]
     for machine in cluster.machines:  # SIGTERM (systemd's stop) ends a worker, as its help says: exit 0
@@ -333,6 +337,8 @@ def test_cancel_of_a_run_whose_submitter_was_killed_cancels_its_workflow_and_res
     assert again.out == "run k5 is not running (interrupted): nothing to cancel.\n"  # the workflow is closed
     state = read_state(repo, "k5")
     assert (state["status"], state["tasks"]["a"]["status"]) == ("interrupted", "interrupted")
+    planned = run_cli(repo.path, "clean", "--run-id", "k5", "--dry-run").out.splitlines()
+    assert "would keep remote ref refs/orch/k5/partial/a: work in progress of a, which did not finish" in planned
     _script(first, [_writes("a")])
     resumed = run_cli(repo.path, "resume", "--run-id", "k5", "--no-progress")
     assert resumed.code == 0, resumed.err

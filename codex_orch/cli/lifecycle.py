@@ -122,7 +122,7 @@ def prune(
     as_json: bool,
 ) -> None:
     """Clean old runs (a dry run unless --apply)."""
-    from codex_orch.commands.clean import apply_prune, plan_prune, prune_candidates_text
+    from codex_orch.commands.prune import apply_prune, plan_prune, prune_candidates_text
 
     if spec_file is not None:
         from codex_orch.engine.prompts import read_spec

@@ -1,12 +1,12 @@
-"""`codex-orch clean` and `prune`: remove a run's worktrees and branches, never losing work.
+"""`codex-orch clean`: remove a run's worktrees and branches, never losing work.
 
 A plan is made first, by reading only (git status without its optional index lock, merge checks
 whose objects go to a scratch folder): each worktree and branch is to be removed or kept, with why.
 A worktree with uncommitted changes is kept; a branch is kept unless its work is in the base branch
 (its tip is an ancestor, or merging it would give the base's own tree: a squash or rebase merge);
 --force removes them anyway. Applying the plan deletes each branch only if it still points where it
-did when it was judged. `prune` makes such plans for many runs: a dry run unless --apply, which first
-resumes unfinished runs so that interrupted work ends up committed rather than deleted.
+did when it was judged. A Temporal run's refs on its shared repository go too (an unfinished task's
+work in progress only with --force). `prune` (prune.py) makes such plans for many runs.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from codex_orch.commands.runs import UNFINISHED, all_runs, changing, is_driven, last_activity, load_run, run_dir
-from codex_orch.engine.context import Notify, _no_notify
-from codex_orch.errors import OrchError
+from codex_orch.commands.runs import changing, run_dir
+from codex_orch.engine.executors import ExecutorChoice, recorded_choice
+from codex_orch.errors import GitError, OrchError
 from codex_orch.git.refs import branch_worktree, delete_ref, patch_is_in, ref_sha, refs_under
+from codex_orch.git.remote import delete_remote_ref_at, remote_refs, remote_url
 from codex_orch.git.repo import Git, local_changes
 from codex_orch.git.worktrees import admin_dir, remove_worktree, repo_lock, worktree_list
 from codex_orch.layout import Layout
@@ -40,6 +40,7 @@ class Item:
     sha: str | None = None  # what a branch or ref pointed at when it was judged
     done: bool = False  # applied (removed)
     excludes: str | None = None  # a worktree's setup exclude list: what its setup left is no change
+    remote: str | None = None  # a "remote ref": the shared repository of a Temporal run it is on
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class CleanPlan:
             "base": self.base,
             "items": [
                 {"kind": i.kind, "name": i.name, "action": i.action, "reason": i.reason, "sha": i.sha, "done": i.done}
+                | ({"remote": i.remote} if i.remote else {})
                 for i in self.items
             ],
         }
@@ -105,7 +107,39 @@ def plan_clean(
             items.append(Item("ref", ref, REMOVE, "set-aside changes deleted (--force)", sha))
         else:
             items.append(Item("ref", ref, KEEP, "changes set aside from a task (outside its paths)", sha))
+    items += remote_items(git, run, recorded_choice(Layout(root).run_dir(run.run_id)), keep_branches, force)
     return CleanPlan(run.run_id, base, tuple(items))
+
+
+def remote_items(
+    git: Git, run: RunRecord, choice: ExecutorChoice | None, keep_branches: bool, force: bool
+) -> list[Item]:
+    """A Temporal run's refs on its shared repository (docs/scale-out.md): its last tip and each task's
+    commit go with the run's branches; an unfinished task's work in progress stays unless --force."""
+    if choice is None or not choice.settings.get("remote"):
+        return []
+    url = remote_url(git, str(choice.settings["remote"]))
+    try:
+        found = remote_refs(git, url, f"refs/orch/{run.run_id}/")
+    except GitError as exc:
+        return [
+            Item(
+                "remote ref", f"refs/orch/{run.run_id}/*", KEEP, f"could not list them: {exc.message}", None, remote=url
+            )
+        ]
+    unfinished = {t.id for t in run.tasks if t.status != "succeeded"}
+    items = []
+    for ref, sha in sorted(found.items()):
+        task = ref.rsplit("/", 1)[-1]
+        if keep_branches:
+            items.append(Item("remote ref", ref, KEEP, "--keep-branches", sha, remote=url))
+        elif "/partial/" in ref and task in unfinished and not force:
+            items.append(
+                Item("remote ref", ref, KEEP, f"work in progress of {task}, which did not finish", sha, remote=url)
+            )
+        else:
+            items.append(Item("remote ref", ref, REMOVE, f"the run's own, on {url}", sha, remote=url))
+    return items
 
 
 def _worktree_items(git: Git, layout: Layout, run: RunRecord, force: bool) -> list[Item]:
@@ -214,21 +248,9 @@ def apply_clean(root: Path, plan: CleanPlan, force: bool = False) -> CleanPlan:
             continue
         try:
             if item.kind == "worktree":
-                if in_use.get(Path(item.name)):
-                    raise OrchError(_in_use(in_use[Path(item.name)]))
-                if Path(item.name).exists():
-                    before = _count_files(Path(item.name))
-                    try:
-                        remover = Git(root, config=_excluding(item.excludes)) if item.excludes else git
-                        remove_worktree(remover, Path(item.name), force=force)
-                    except OrchError as exc:
-                        left = _count_files(Path(item.name))
-                        if left < before:  # git removed part of it before it failed: say so, never "kept"
-                            raise OrchError(
-                                f"{exc.message} -- git removed {before - left} of its {before} files before it "
-                                f"stopped; the {left} left stay"
-                            ) from None
-                        raise
+                _remove_worktree(root, item, in_use, force)
+            elif item.kind == "remote ref":
+                delete_remote_ref_at(git, item.remote or "", item.name, item.sha or "")
             elif item.kind == "branch":
                 checkout = branch_worktree(git, item.name)
                 if checkout is not None:  # its worktree could not be removed
@@ -246,6 +268,25 @@ def apply_clean(root: Path, plan: CleanPlan, force: bool = False) -> CleanPlan:
     if folder.is_dir() and not any(folder.iterdir()):
         shutil.rmtree(folder, ignore_errors=True)
     return replace(plan, items=tuple(done))
+
+
+def _remove_worktree(root: Path, item: Item, in_use: dict[Path, list[PathUser]], force: bool) -> None:
+    if in_use.get(Path(item.name)):
+        raise OrchError(_in_use(in_use[Path(item.name)]))
+    if not Path(item.name).exists():
+        return
+    before = _count_files(Path(item.name))
+    try:
+        remover = Git(root, config=_excluding(item.excludes)) if item.excludes else Git(root)
+        remove_worktree(remover, Path(item.name), force=force)
+    except OrchError as exc:
+        left = _count_files(Path(item.name))
+        if left < before:  # git removed part of it before it failed: say so, never "kept"
+            raise OrchError(
+                f"{exc.message} -- git removed {before - left} of its {before} files before it "
+                f"stopped; the {left} left stay"
+            ) from None
+        raise
 
 
 def clean_run(
@@ -269,113 +310,6 @@ def clean_run(
             kept=[f"{i.kind} {i.name}: {i.reason}" for i in result.keeps],
         )
     return result
-
-
-# --- prune ------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class PruneEntry:
-    run_id: str
-    status: str
-    last_activity: datetime
-    unfinished: tuple[str, ...]  # "T0002 (interrupted)", resumed first unless --no-resume
-    plan: CleanPlan | None  # None: skipped
-    skipped: str | None = None
-    resumed: str | None = None  # the run's status after the resume (--apply)
-    error: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "status": self.status,
-            "last_activity": self.last_activity.isoformat(),
-            "unfinished": list(self.unfinished),
-            "plan": self.plan.to_json() if self.plan else None,
-            "skipped": self.skipped,
-            "resumed": self.resumed,
-            "error": self.error,
-        }
-
-
-def plan_prune(root: Path, run_ids: tuple[str, ...] = (), older_than_days: float | None = None) -> list[PruneEntry]:
-    """The runs prune would act on and what it would do to each, by reading only."""
-    layout = Layout(root)
-    if older_than_days is None and not run_ids:
-        older_than_days = 7
-    chosen = list(dict.fromkeys(run_ids)) if run_ids else all_runs(layout)
-    cutoff = datetime.now(UTC) - timedelta(days=older_than_days) if older_than_days is not None else None
-    entries = []
-    for run_id in chosen:
-        run = RunRecord.from_state(load_run(layout, run_id))
-        when = last_activity(run)
-        if cutoff is not None and when > cutoff:
-            continue
-        unfinished = tuple(f"{t.id} ({t.status})" for t in run.tasks if t.status in UNFINISHED)
-        if is_driven(run_dir(layout, run_id)):
-            entries.append(PruneEntry(run_id, run.status, when, unfinished, None, "a codex-orch process drives it"))
-            continue
-        plan = plan_clean(root, run)
-        if not plan.items and not unfinished:
-            continue  # nothing left of it
-        entries.append(PruneEntry(run_id, run.status, when, unfinished, plan))
-    return entries
-
-
-def apply_prune(
-    root: Path,
-    entries: list[PruneEntry],
-    resume: bool = True,
-    keep_branches: bool = False,
-    spec_file: Path | None = None,
-    notify: Notify = _no_notify,
-) -> list[PruneEntry]:
-    """Resume (unless told not to) and clean each run; one run's trouble does not stop the others."""
-    from codex_orch.engine.drive import RunOptions
-    from codex_orch.engine.run import resume_run
-
-    results = []
-    for entry in entries:
-        if entry.plan is None:
-            results.append(entry)
-            continue
-        resumed = None
-        try:
-            if resume and entry.unfinished:
-                resumed = resume_run(root, entry.run_id, spec_file, RunOptions(), notify).status
-            plan = clean_run(root, entry.run_id, keep_branches=keep_branches)
-        except OrchError as exc:
-            results.append(replace(entry, resumed=resumed, error=str(exc)))
-            continue
-        results.append(replace(entry, plan=plan, resumed=resumed))
-    return results
-
-
-def prune_candidates_text(entry: PruneEntry, resume: bool, applied: bool) -> list[str]:
-    """Lines describing one run of a prune, as a plan (dry run) or as what was done."""
-    lines = [f"run {entry.run_id} ({entry.status}, last active {_ago(entry.last_activity)})"]
-    if entry.skipped:
-        return [*lines, f"  skipped: {entry.skipped}"]
-    if entry.unfinished:
-        tasks = ", ".join(entry.unfinished)
-        if not resume:
-            lines.append(f"  not resumed (--no-resume): {tasks}")
-        elif applied:
-            lines.append(f"  resumed: {tasks} -> run {entry.resumed or 'not resumed'}")
-        else:
-            lines.append(f"  would resume: {tasks} (the clean below is then decided again)")
-    if entry.error:
-        return [*lines, f"  error: {entry.error}"]
-    if entry.plan is not None:
-        lines += ["  " + line for line in clean_text(entry.plan, applied)]
-    return lines
-
-
-def _ago(when: datetime) -> str:
-    seconds = max(0.0, (datetime.now(UTC) - when).total_seconds())
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size:
-            n = int(seconds // size)
-            return f"{n} {unit}{'s' if n > 1 else ''} ago"
-    return "just now"
 
 
 def clean_text(plan: CleanPlan, applied: bool) -> list[str]:

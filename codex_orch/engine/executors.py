@@ -43,10 +43,9 @@ class ExecutorChoice:
 def choose(config: Config, options: RunOptions, run_dir: Path | None = None) -> ExecutorChoice:
     """The run's executor: the one it started with (resume), else `--executor`, else `executor:`; its
     settings are the config's section of that name with the command line's values over it."""
-    recorded = run_dir / RECORD if run_dir is not None else None
-    if recorded is not None and recorded.is_file():
-        data = json.loads(recorded.read_text("utf-8"))
-        return ExecutorChoice(str(data["name"]), dict(data.get("settings") or {}))
+    recorded = recorded_choice(run_dir) if run_dir is not None else None
+    if recorded is not None:
+        return recorded
     name = options.executor or str(config.raw.get("executor") or "local")
     if name not in EXECUTORS:
         raise InputError(f"--executor: unknown executor {name!r}", f"Use one of: {', '.join(EXECUTORS)}.")
@@ -55,18 +54,24 @@ def choose(config: Config, options: RunOptions, run_dir: Path | None = None) -> 
     return ExecutorChoice(name, settings)
 
 
+def recorded_choice(run_dir: Path) -> ExecutorChoice | None:
+    """The executor a run started with and its settings (runs/<id>/executor.json), if it recorded one."""
+    recorded = run_dir / RECORD
+    if not recorded.is_file():
+        return None
+    data = json.loads(recorded.read_text("utf-8"))
+    return ExecutorChoice(str(data["name"]), dict(data.get("settings") or {}))
+
+
 def cancel_elsewhere(run_dir: Path, run_id: str) -> bool:
     """Stop what an executor runs for the run with no driver of it alive here (Temporal: the run's
     workflow, after its submitter died). True when something was running and is stopped now; always
     False for a local run, whose work never outlives its driver."""
-    recorded = run_dir / RECORD
-    if not recorded.is_file():
+    choice = recorded_choice(run_dir)
+    module_name = EXECUTORS.get(choice.name) if choice is not None else None
+    if choice is None or module_name is None:
         return False
-    data = json.loads(recorded.read_text("utf-8"))
-    module_name = EXECUTORS.get(str(data["name"]))
-    if module_name is None:
-        return False
-    return bool(load_optional(str(data["name"]), module_name).cancel(run_id, dict(data.get("settings") or {})))
+    return bool(load_optional(choice.name, module_name).cancel(run_id, choice.settings))
 
 
 def load_optional(name: str, module_name: str) -> Any:

@@ -43,6 +43,22 @@ def fetch_refs(git: Git, url: str, *patterns: str) -> None:
         raise GitError(f"git fetch {url} failed: {err.strip()[:300]}")
 
 
+def remote_refs(git: Git, url: str, prefix: str) -> dict[str, str]:
+    """The remote's refs below `prefix` (e.g. refs/orch/<run>/) -> their objects."""
+    code, out, err = git.run_full("ls-remote", "--refs", url, f"{prefix}*")
+    if code != 0:
+        raise GitError(f"git ls-remote {url} failed: {err.strip()[:300]}")
+    return {ref: sha for sha, _, ref in (line.partition("\t") for line in out.splitlines()) if ref.startswith(prefix)}
+
+
+def delete_remote_ref_at(git: Git, url: str, ref: str, sha: str) -> None:
+    """Delete `ref` on the remote, only if it still points at `sha` (a lease: a worker that pushed to it
+    since it was judged keeps what it pushed)."""
+    code, _, err = git.run_full("push", "-q", "--no-verify", f"--force-with-lease={ref}:{sha}", url, f":{ref}")
+    if code != 0:
+        raise GitError(f"git push {url} --delete {ref} failed: {err.strip()[:300]}")
+
+
 def ref_commit(git: Git, ref: str) -> str | None:
     code, out, _ = git.run_full("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
     return out if code == 0 and out else None
@@ -82,6 +98,7 @@ class SerialPush:
 
 
 def delete_remote_ref(git: Git, url: str, ref: str) -> None:
+    """Delete `ref` on the remote if it is there (best effort: a ref left is only clutter)."""
     git.run_full("push", "-q", "--no-verify", url, f":{ref}")
 
 
