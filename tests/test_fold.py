@@ -247,8 +247,8 @@ def test_retries_a_fallback_agent_and_a_refused_commit_each_leave_their_attempt_
 
 
 def test_an_interrupted_task_is_taken_up_in_its_thread_after_each_resume() -> None:
-    stopped = {"kind": "interrupted", "message": "stopped while its agent ran"}
     orphaned = {"kind": "interrupted", "message": "found running with no live codex-orch process"}
+    stopped = {"kind": "interrupted", "message": "stopped while its agent ran"}
     cut = finished("T0001", "th-1", "interrupted", "stopped: SIGINT")
     cut["stop_steps"] = ["SIGINT: exited"]
     done = finished("T0001", "th-1")
@@ -258,16 +258,16 @@ def test_an_interrupted_task_is_taken_up_in_its_thread_after_each_resume() -> No
         r("task.status", task="T0001", status="running"),
         start("T0001", 1),
         r("attempt.pid", task="T0001", pid=100),  # 5
-        r("attempt.thread", task="T0001", thread_id="th-1"),
+        r("attempt.thread", task="T0001", thread_id="th-1"),  # then codex-orch is killed: the attempt stays open
+        r("task.status", task="T0001", status="interrupted", error=orphaned),  # found so by resume
+        r("run.resumed"),
+        r("run.budget", budgets={"run_cost": 20.0}),
+        r("task.status", task="T0001", status="running"),  # 10
+        start("T0001", 2, "th-1", agent_source="thread"),
+        r("attempt.pid", task="T0001", pid=200),
         cut,
         r("task.status", task="T0001", status="interrupted", error=stopped),
-        r("run.status", status="interrupted", signal="SIGINT"),
-        r("run.resumed"),  # 10
-        r("run.budget", budgets={"run_cost": 20.0}),
-        r("task.status", task="T0001", status="running"),
-        start("T0001", 2, "th-1", agent_source="thread"),
-        r("attempt.pid", task="T0001", pid=200),  # then codex-orch is killed: the attempt stays open
-        r("task.status", task="T0001", status="interrupted", error=orphaned),  # 15: found by resume
+        r("run.status", status="interrupted", signal="SIGINT"),  # 15
         r("run.resumed"),
         r("run.budget", budgets={"run_cost": 30.0}),
         r("task.status", task="T0001", status="running"),
@@ -281,8 +281,8 @@ def test_an_interrupted_task_is_taken_up_in_its_thread_after_each_resume() -> No
     t1 |= {"branch": "orch/r1/T0001", "worktree": "/w/T0001", "base_commit": BASE}
     t1 |= {"commit": C1, "head": C1, "files_changed": ["a.txt"], "violations": ["x.txt"]}
     t1["attempts"] = [
-        closed(opened(1, 4), 7, cut),
-        opened(2, 13, "th-1", agent_source="thread") | {"pid": 200},
+        opened(1, 4) | {"pid": 100, "thread_id": "th-1"},
+        closed(opened(2, 11, "th-1", agent_source="thread"), 13, cut),
         closed(opened(3, 19, "th-1", agent_source="thread"), 20, done),
     ]
     expected = run_state(23, {"T0001": t1}, status="succeeded", ended_at=at(23), resumed=2)
@@ -300,14 +300,16 @@ def test_a_budget_that_runs_out_fails_the_attempt_it_stopped_and_the_task_it_kep
         start("T0001", 1),
         stopped,
         r("task.status", task="T0001", status="failed", error={"kind": "budget", "message": over, "hint": hint}),
-        r("task.status", task="T0002", status="running"),  # 6
+        r("task.workspace", task="T0002", branch="orch/r1/T0002", worktree="/w/T0002", base_commit=BASE),  # 6
+        r("task.status", task="T0002", status="running"),
         r("task.status", task="T0002", status="failed", error=no_start),
         r("run.status", status="budget_exhausted"),
     )
     t1 = pending("T0001") | {"status": "failed", "started_at": at(2), "ended_at": at(5), "thread_id": "th-1"}
     t1 |= {"error": {"kind": "budget", "message": over, "hint": hint}, "attempts": [closed(opened(1, 3), 4, stopped)]}
-    t2 = pending("T0002") | {"status": "failed", "started_at": at(6), "ended_at": at(7), "error": no_start}
-    assert state == run_state(8, {"T0001": t1, "T0002": t2}, status="budget_exhausted", ended_at=at(8))
+    t2 = pending("T0002") | {"status": "failed", "started_at": at(7), "ended_at": at(8), "error": no_start}
+    t2 |= {"branch": "orch/r1/T0002", "worktree": "/w/T0002", "base_commit": BASE, "head": BASE}  # no commit
+    assert state == run_state(9, {"T0001": t1, "T0002": t2}, status="budget_exhausted", ended_at=at(9))
 
 
 def test_quota_pauses_and_budget_warnings_are_the_run_s_own() -> None:
@@ -332,11 +334,18 @@ def test_services_guardrail_and_the_commands_after_a_run_each_keep_what_they_rec
     stopped = {"pid": 5029, "exit_code": None, "stop_steps": ["SIGTERM: exited"], "message": ""}
     validated = {"n": 1, "ok": True, "results": [{"name": "ok", "argv": ["true"], "ok": True, "returncode": 0}]}
     queue: dict[str, Any] = {"n": 1, "into": "main", "old": BASE, "new": TIP, "tip": TIP, "landed": [{"task": "T0001"}]}
-    queue |= {"failed": {"T0003": "red"}, "left_out": {}, "already_in": ["T0002"], "doctor_runs": [], "canary": None}
+    why = "the doctor was still red without T0003; not bisected further: `merge` again to find the next"
+    queue |= {
+        "failed": {"T0003": "red"},
+        "left_out": {"T0002": why},
+        "already_in": [],
+        "doctor_runs": [],
+        "canary": None,
+    }
     guilty = {"kind": "integration_failed", "message": "red", "hint": "fix it on its branch and merge again"}
     steps = [{"source": "T0001", "branch": "orch/r1/T0001", "commit": C1, "how": "merge"}]
     merged: dict[str, Any] = {"into": "main", "old": BASE, "new": TIP, "integration_branch": "orch/r1/integration"}
-    merged |= {"steps": steps, "left_out": ["T0003 (integration_failed)"]}
+    merged |= {"steps": steps, "left_out": ["T0003 (red)", f"T0002 ({why})"]}
     cleaned = {"removed": ["worktree /w/T0001"], "kept": ["branch orch/r1/T0001: 1 commit(s) not in main"]}
     state = fold(
         created(("T0001", "implementer", []), ("T0002", "implementer", []), ("T0003", "implementer", [])),
@@ -353,7 +362,7 @@ def test_services_guardrail_and_the_commands_after_a_run_each_keep_what_they_rec
         r("run.validated", **validated),
         r("run.integration", **queue),
         r("task.integration", task="T0001", result="landed", commit=C1, how="merge"),
-        r("task.integration", task="T0002", result="already in"),  # 15
+        r("task.integration", task="T0002", result="left out", message=why),  # 15: a message, and no error
         r("task.integration", task="T0003", result="integration_failed", message="red", error=guilty),
         r("run.merged", **merged),
         r("run.cleaned", **cleaned),
@@ -362,7 +371,11 @@ def test_services_guardrail_and_the_commands_after_a_run_each_keep_what_they_rec
     web = {"name": "web", "status": "failed", "pid": None, "message": "exited with 1 before it was ready"}
     ends = {"status": "succeeded", "ended_at": at(5)}
     t1 = pending("T0001") | ends | {"integration": {"ts": at(14), "result": "landed", "commit": C1, "how": "merge"}}
-    t2 = pending("T0002") | ends | {"ended_at": at(6), "integration": {"ts": at(15), "result": "already in"}}
+    t2 = (
+        pending("T0002")
+        | ends
+        | {"ended_at": at(6), "integration": {"ts": at(15), "result": "left out", "message": why}}
+    )
     t3 = pending("T0003") | {"status": "failed", "ended_at": at(7), "error": guilty}
     t3["integration"] = {"ts": at(16), "result": "integration_failed", "message": "red", "error": guilty}
     expected = run_state(18, {"T0001": t1, "T0002": t2, "T0003": t3}, status="succeeded", ended_at=at(11))
@@ -433,10 +446,10 @@ ERR = {"kind": "agent_reported", "message": "the agent reported status 'blocked'
             [("running", None), ("interrupted", ERR)],
             {"status": "interrupted", "started_at": at(2), "ended_at": at(3), "error": ERR},
         ),
-        # taken up again: its first start stays, its error goes, its end is the last one
+        # taken up again: its first start stays, its error and its end of before go
         (
-            [("running", None), ("interrupted", ERR), ("running", None), ("succeeded", None)],
-            {"status": "succeeded", "started_at": at(2), "ended_at": at(5)},
+            [("running", None), ("interrupted", ERR), ("running", None)],
+            {"status": "running", "started_at": at(2)},
         ),
         # the last check found its commit gone from its branch
         (
@@ -445,7 +458,7 @@ ERR = {"kind": "agent_reported", "message": "the agent reported status 'blocked'
         ),
         # running, pending and succeeded clear the error a task had
         ([("failed", ERR), ("succeeded", None)], {"status": "succeeded", "ended_at": at(3)}),
-        ([("failed", ERR), ("pending", None)], {"status": "pending", "ended_at": at(2)}),
+        ([("failed", ERR), ("pending", None)], {"status": "pending"}),
     ],
     ids=lambda v: "-".join(s for s, _ in v) if isinstance(v, list) else None,
 )
@@ -466,8 +479,7 @@ def test_a_run_status_other_than_running_ends_the_run(status: str) -> None:
 
 def test_a_resumed_run_is_running_again_and_counts_its_resumes() -> None:
     state = fold(created(("T0001", "implementer", [])), r("run.status", status="interrupted"), r("run.resumed"))
-    # its end before stays until it ends again
-    assert state == run_state(3, {"T0001": pending("T0001")}, ended_at=at(2), resumed=1)
+    assert state == run_state(3, {"T0001": pending("T0001")}, resumed=1)  # no end while it runs again
 
 
 def test_an_attempt_recorded_before_agents_could_be_chosen_ran_on_codex() -> None:
