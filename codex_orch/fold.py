@@ -83,6 +83,7 @@ def _apply_run(state: dict[str, Any], kind: str, rec: dict[str, Any], ts: str | 
         _apply_spend(state, kind, rec)
     elif kind == "run.resumed":
         state["status"] = "running"
+        state.pop("ended_at", None)  # it runs again: its end of before is no end now
         state["resumed"] = state.get("resumed", 0) + 1
     elif kind == "worktree.setup":  # a worktree set up (or not) before its first agent, once
         state.setdefault("setups", {})[rec["worktree"]] = {k: v for k, v in rec.items() if k not in ("type", "seq")}
@@ -189,6 +190,8 @@ def _task_status(task: dict[str, Any], rec: dict[str, Any], ts: str | None) -> N
         task["started_at"] = ts
     if rec["status"] in TERMINAL or rec["status"] == "interrupted":
         task["ended_at"] = ts
+    elif rec["status"] in ("running", "pending"):  # taken up again: its end of before is no end now
+        task["ended_at"] = None
     if "error" in rec:
         task["error"] = rec["error"]
     elif rec["status"] in ("running", "pending", "succeeded"):
