@@ -81,6 +81,29 @@ def test_clean_after_merge_removes_everything_and_rejects_unknown_runs(
     )
 
 
+def test_clean_removes_the_integration_branch_of_an_earlier_merge(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    """The integration branch is named after the run: a later merge with nothing to do (recorded with no
+    integration branch) does not make clean forget the one the first merge made."""
+    repo.configure(workspace="per-task", integration={"doctor": ["true"], "canary": False})
+    state = run_plan(
+        repo, fake_codex, tmp_path, "ib", [job("A"), job("B")], [writer("A", "a.txt"), writer("B", "b.txt")]
+    )
+    assert run_cli(repo.path, "merge", "--run-id", "ib", "--allow-automerge").code == 0
+    integration = f"orch/{state['date']}/run-ib/integration"
+    assert integration in repo.branches()
+    again = run_cli(repo.path, "merge", "--run-id", "ib", "--allow-automerge")
+    assert again.code == 0, again.err
+    assert read_state(repo, "ib")["merge"]["integration_branch"] is None  # all clean read before
+
+    result = run_cli(repo.path, "clean", "--run-id", "ib")
+
+    assert result.code == 0, result.err
+    assert f"removed branch {integration}" in result.out
+    assert repo.branches() == ["main"]
+
+
 def interrupted_run(repo: Repo, fake: FakeCodex, tmp_path: Path, run_id: str) -> tuple[Path, Path]:
     """A run stopped by Ctrl-C while its second task's agent works (half its file written).
 

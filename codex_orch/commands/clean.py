@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from codex_orch.commands.merge import INTEGRATION_BRANCH
 from codex_orch.commands.runs import changing, run_dir
 from codex_orch.engine.executors import ExecutorChoice, recorded_choice
 from codex_orch.errors import GitError, OrchError
@@ -90,7 +91,10 @@ def _worktrees(git: Git, layout: Layout, run: RunRecord) -> list[Path]:
 
 
 def _branches(run: RunRecord) -> list[str]:
-    names = [run.branch] + [t.branch for t in run.tasks] + [run.integration_branch]
+    """The run's branches, its integration branch too: named after the run, so found even when the last
+    merge recorded none (a merge with nothing to land after one that made it)."""
+    integration = INTEGRATION_BRANCH.format(date=run.date, run_id=run.run_id) if run.date else None
+    names = [run.branch] + [t.branch for t in run.tasks] + [run.integration_branch, integration]
     return list(dict.fromkeys(n for n in names if n))
 
 
