@@ -314,17 +314,28 @@ def test_a_killed_submitter_is_resumed_and_attaches_to_the_running_workflow(
     assert {t: len(_calls_for(cluster.machines, t)) for t in "abc"} == {"a": 1, "b": 1, "c": 1}
 
 
+def _stuck_on_a(tmp_path: Path, repo: Repo, cluster: Cluster, run_id: str) -> subprocess.Popen[str]:
+    """A run of one task, a, whose agent on the first machine writes half its file and then sleeps: returned
+    once that work in progress is on the shared remote."""
+    first, _ = cluster.machines
+    _script(first, [{"match": "do a.", "turns": [[{"write": "a.txt", "content": "half\n"}, {"sleep": 300}]]}])
+    cluster.start(first)
+    run = _start_run(repo, _plan(tmp_path / "plan.json", [{"id": "a", "blocked_by": []}]), run_id)
+    partial = f"refs/orch/{run_id}/partial/a"
+    try:
+        wait_for(lambda: Repo(cluster.remote).git("for-each-ref", partial), "work in progress", timeout=60)
+    except BaseException:
+        run.kill()
+        raise
+    return run
+
+
 def test_cancel_of_a_run_whose_submitter_was_killed_cancels_its_workflow_and_resume_continues(
     tmp_path: Path, repo: Repo, cluster: Cluster
 ) -> None:
     first, _ = cluster.machines
-    stuck = {"match": "do a.", "turns": [[{"write": "a.txt", "content": "half\n"}, {"sleep": 300}]]}
-    _script(first, [stuck])
-    cluster.start(first)
-    remote_git = Repo(cluster.remote)
-    run = _start_run(repo, _plan(tmp_path / "plan.json", [{"id": "a", "blocked_by": []}]), "k5")
+    run = _stuck_on_a(tmp_path, repo, cluster, "k5")
     try:
-        wait_for(lambda: remote_git.git("for-each-ref", "refs/orch/k5/partial/a"), "work in progress", timeout=60)
         run.kill()  # kill -9 of the submitter: its workflow runs on, nobody here drives the run
         run.communicate()
         cancelled = run_cli(repo.path, "cancel", "--run-id", "k5")
@@ -493,14 +504,8 @@ def test_ctrl_c_cancels_the_workflow_and_resume_continues_from_the_pushed_work(
     tmp_path: Path, repo: Repo, cluster: Cluster
 ) -> None:
     first, _ = cluster.machines
-    stuck = {"match": "do a.", "turns": [[{"write": "a.txt", "content": "half\n"}, {"sleep": 300}]]}
-    _script(first, [stuck])
-    cluster.start(first)
-    remote_git = Repo(cluster.remote)
-    run = _start_run(repo, _plan(tmp_path / "plan.json", [{"id": "a", "blocked_by": []}]), "k3")
+    run = _stuck_on_a(tmp_path, repo, cluster, "k3")
     try:
-        wait_for(lambda: _calls_for([first], "a"), "the agent to start", timeout=60)
-        wait_for(lambda: remote_git.git("for-each-ref", "refs/orch/k3/partial/a"), "work in progress", timeout=60)
         run.send_signal(signal.SIGINT)
         _, err = run.communicate(timeout=120)
     finally:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -47,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
 SUBMITTER_TIMEOUT = timedelta(seconds=30)
 SUBMITTER_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10))
 FAILED = ("failed", "blocked", "cancelled")
+T = TypeVar("T")
 
 
 @workflow.defn(name=WORKFLOW_NAME)
@@ -162,14 +164,7 @@ class RunWorkflow:
                     changed = True
 
     async def _one(self, inp: RunInput, task_id: str, base: str) -> Landed:
-        task_input = await workflow.execute_activity(
-            TASK_STARTED,
-            StartArgs(task_id, base),
-            task_queue=inp.submit_queue,
-            result_type=TaskInput,
-            start_to_close_timeout=SUBMITTER_TIMEOUT,
-            retry_policy=SUBMITTER_RETRY,
-        )
+        task_input = await _on_submitter(inp, TASK_STARTED, StartArgs(task_id, base), TaskInput)
         try:
             outcome: TaskOutcome = await workflow.execute_activity(
                 RUN_TASK,
@@ -197,14 +192,18 @@ class RunWorkflow:
             self.freed.set()
         self.landing.add(task_id)
         try:
-            landed: Landed = await workflow.execute_activity(
-                LAND,
-                LandArgs(task_id, outcome),
-                task_queue=inp.submit_queue,
-                result_type=Landed,
-                start_to_close_timeout=SUBMITTER_TIMEOUT,
-                retry_policy=SUBMITTER_RETRY,
-            )
+            return await _on_submitter(inp, LAND, LandArgs(task_id, outcome), Landed)
         finally:
             self.landing.discard(task_id)
-        return landed
+
+
+async def _on_submitter(inp: RunInput, name: str, arg: Any, result_type: type[T]) -> T:
+    """One of the submitter's quick activities (`task_started`, `land`), on its own queue."""
+    return await workflow.execute_activity(
+        name,
+        arg,
+        task_queue=inp.submit_queue,
+        result_type=result_type,
+        start_to_close_timeout=SUBMITTER_TIMEOUT,
+        retry_policy=SUBMITTER_RETRY,
+    )
