@@ -9,7 +9,8 @@ from codex_orch.config import build_config, default_raw
 from codex_orch.engine.prompts import PromptRenderer
 from codex_orch.errors import InputError, InputProblems
 from codex_orch.layout import Layout
-from codex_orch.plan import Plan, Task, find_cycle, load_plan, parse_plan, topological_order
+from codex_orch.plan import Plan, Task, find_cycle, topological_order
+from codex_orch.plan_file import load_plan, parse_plan
 
 CONFIG = build_config(default_raw(), "(defaults)")
 

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from codex_orch.config import build_config, default_raw
 from codex_orch.errors import InputError
-from codex_orch.plan import find_cycle, parse_plan, topological_order
+from codex_orch.plan import find_cycle, topological_order
+from codex_orch.plan_file import parse_plan
 
 CONFIG = build_config(default_raw(), "(defaults)")
 ROLES = ["implementer", "tester", "reviewer", "navigator", "developer", "qa"]

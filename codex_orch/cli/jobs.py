@@ -71,7 +71,7 @@ def add(
 ) -> None:
     """Queue a job: PROMPT (one task) or --plan-file."""
     from codex_orch.errors import InputError
-    from codex_orch.plan import read_json_file
+    from codex_orch.plan_file import read_json_file
 
     if (prompt is None) == (plan_file is None):
         raise InputError("jobs add: give PROMPT or --plan-file (one of them)")

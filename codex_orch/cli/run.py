@@ -133,7 +133,7 @@ def task(
     from codex_orch.engine.prompts import read_spec
     from codex_orch.engine.run import create_and_drive
     from codex_orch.layout import Layout
-    from codex_orch.plan import parse_plan
+    from codex_orch.plan_file import parse_plan
 
     root = repo()
     layout = Layout(root)

@@ -178,7 +178,7 @@ def check_max_cost(root: Path, plan_file: Path, spec_file: Path | None, max_cost
     when the cost of some task cannot be estimated."""
     from codex_orch.config import load_config
     from codex_orch.engine.prompts import read_spec
-    from codex_orch.plan import load_plan
+    from codex_orch.plan_file import load_plan
 
     layout = Layout(root)
     config = load_config(layout)

@@ -20,7 +20,7 @@ from codex_orch.engine.prompts import read_spec
 from codex_orch.engine.run import create_and_drive
 from codex_orch.errors import InputError
 from codex_orch.layout import Layout
-from codex_orch.plan import parse_plan
+from codex_orch.plan_file import parse_plan
 from codex_orch.state import read_state
 
 PLAN_TASK_ID = "plan"

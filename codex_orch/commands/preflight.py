@@ -21,7 +21,8 @@ from codex_orch.engine.context import load_schema
 from codex_orch.engine.prompts import PromptRenderer, read_spec
 from codex_orch.errors import EXIT_OK, EXIT_USAGE, InputError
 from codex_orch.layout import Layout
-from codex_orch.plan import Plan, load_plan
+from codex_orch.plan import Plan
+from codex_orch.plan_file import load_plan
 from codex_orch.schema_check import strict_problems
 
 # A rendered prompt above this many characters (~25k tokens at ~4 characters a token) is a warning:

@@ -29,7 +29,8 @@ from codex_orch.git.repo import Git, auto_maintenance, local_changes
 from codex_orch.git.workspace import Workspaces
 from codex_orch.interrupts import STOP_SIGNALS, signal_name, silence_lost_terminal
 from codex_orch.layout import ORCH_DIR, Layout
-from codex_orch.plan import Plan, Task, plan_answer_checks
+from codex_orch.plan import Plan, Task
+from codex_orch.plan_file import plan_answer_checks
 from codex_orch.scaffold import GITIGNORE_LINES
 from codex_orch.state import RunStore, workspace_mode
 from codex_orch.untrusted import short

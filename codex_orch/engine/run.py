@@ -48,7 +48,8 @@ from codex_orch.faults import fault_point
 from codex_orch.git.repo import Git
 from codex_orch.layout import Layout, id_problem
 from codex_orch.logs import run_log
-from codex_orch.plan import Plan, Task, load_plan
+from codex_orch.plan import Plan, Task
+from codex_orch.plan_file import load_plan
 from codex_orch.proc.groups import reap_orphan
 from codex_orch.run_lock import LOCK_NAME, RunLock
 from codex_orch.scaffold import ensure_scaffold

@@ -18,7 +18,7 @@ from codex_orch.config import load_config
 from codex_orch.errors import InputError, OrchError
 from codex_orch.git.repo import Git
 from codex_orch.layout import Layout
-from codex_orch.plan import parse_plan
+from codex_orch.plan_file import parse_plan
 from codex_orch.schema_check import check
 from codex_orch.service import execute
 from codex_orch.service.store import BUSY, FINISHED, STATUSES, JobStore, db_path
