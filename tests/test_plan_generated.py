@@ -20,7 +20,8 @@ from hypothesis_jsonschema import from_schema
 
 from codex_orch.config import build_config, default_raw
 from codex_orch.errors import InputError
-from codex_orch.plan import TASK_PROPERTIES, parse_plan
+from codex_orch.plan import TASK_PROPERTIES
+from codex_orch.plan_file import parse_plan
 from codex_orch.schema_check import did_you_mean
 
 CONFIG = build_config(default_raw(), "(defaults)")
@@ -108,7 +109,8 @@ def test_every_plan_of_the_original_format_loads_extra_keys_and_all(data: dict[s
 @settings(
     max_examples=examples(50, 400),
     deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    # hypothesis-jsonschema filters what it draws to fit the schema: how much depends on the draw
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
 )
 @given(from_schema(ORIGINAL_PLAN_SCHEMA))
 def test_any_plan_of_the_original_format_loads_or_says_where_it_is_wrong(data: dict[str, Any]) -> None:
