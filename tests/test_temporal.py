@@ -432,6 +432,27 @@ def test_run_cost_stops_dispatch_across_workers_and_resume_with_a_higher_budget_
     assert sum(a["cost_usd"] for t in state["tasks"].values() for a in t["attempts"]) == 4.0
 
 
+def test_follow_up_tasks_join_the_workflow_and_run_on_a_worker(tmp_path: Path, repo: Repo, cluster: Cluster) -> None:
+    """--follow-next-tasks: the task an agent proposes is added on the submitter when its proposer
+    lands, joins the workflow's plan and runs on a worker like any other, after its proposer."""
+    proposal = {"role": "implementer", "prompt": "do z.", "acceptance": "z.txt exists"}
+    said = answer("a done", ["a.txt"], next_tasks=[proposal])
+    proposer = {"match": "do a.", "turns": [[{"write": "a.txt", "content": "a\n"}, {"answer": said}]]}
+    for machine in cluster.machines:
+        _script(machine, [proposer, _writes("z")])
+        cluster.start(machine)
+    plan = _plan(tmp_path / "plan.json", [{"id": "a", "blocked_by": []}])
+    result = run_cli(
+        repo.path, "run", "--plan-file", str(plan), "--run-id", "k8", "--no-progress", "--follow-next-tasks"
+    )
+    assert result.code == 0, result.err
+    state = read_state(repo, "k8")
+    assert {tid: t["status"] for tid, t in state["tasks"].items()} == {"a": "succeeded", "a.1": "succeeded"}
+    assert state["tasks"]["a.1"]["proposed_by"] == "a" and state["tasks"]["a.1"]["blocked_by"] == ["a"]
+    assert [task for task, _, _ in _shape(repo, "k8")] == ["a", "a.1"]
+    assert len(_calls_for(cluster.machines, "z")) == 1
+
+
 def _agent_overlap(machines: list[Machine], run_id: str) -> int:
     """The most agents at work at once, from the workers' own runs: each agent from its start (the
     journal's `attempt.pid`) to its last event (events.times), both before its place is given back."""

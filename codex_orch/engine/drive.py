@@ -188,7 +188,7 @@ def drive(ctx: RunContext, options: RunOptions) -> RunOutcome:
         workers * 2 if ctx.agent_slots else workers,
         ctx.cancel,
         options.fail_fast,
-        (lambda task: _follow_ups(ctx, task)) if follow else None,
+        (lambda task: follow_ups(ctx, task)) if follow else None,
         hold=lambda task: dispatch_hold(ctx, task),
         forecast=forecast.hold if forecast is not None else None,
     )
@@ -287,7 +287,7 @@ def _continued(state: dict[str, Any]) -> set[str]:
     return {t["spec"]["continues"] for t in state["tasks"].values() if (t.get("spec") or {}).get("continues")}
 
 
-def _follow_ups(ctx: RunContext, task: Task) -> list[Task]:
+def follow_ups(ctx: RunContext, task: Task) -> list[Task]:
     """The next_tasks a succeeded task proposed, as new tasks that wait for it, up to limits.max_tasks."""
     store = ctx.store
     result = store.task(task.id).get("result")

@@ -103,3 +103,4 @@ class Landed:
     status: str
     tip: str
     spent: str | None = None  # the run's budget is spent (budgets.run_cost, block mode): why no task starts now
+    added: list[dict[str, Any]] = field(default_factory=list)  # Task.to_json() of its follow-up tasks (next_tasks)

@@ -26,7 +26,14 @@ from temporalio.worker import Worker
 
 from codex_orch.config import Config
 from codex_orch.engine.context import RunContext
-from codex_orch.engine.drive import RunOptions, RunOutcome, _stop_on_signals, budget_left_work, run_status
+from codex_orch.engine.drive import (
+    RunOptions,
+    RunOutcome,
+    _stop_on_signals,
+    budget_left_work,
+    follow_ups,
+    run_status,
+)
 from codex_orch.engine.finish import record_failure
 from codex_orch.engine.landing import LandingConflict, land_task
 from codex_orch.engine.secret_scan import SecretsFound
@@ -37,6 +44,7 @@ from codex_orch.git.messages import commit_message, decisions_entry
 from codex_orch.git.remote import SerialPush, fetch_ref, push_ref, remote_url
 from codex_orch.git.repo import auto_maintenance
 from codex_orch.git.workspace import DECISIONS_FILE
+from codex_orch.plan import Task
 from codex_orch.state import now_iso
 from codex_orch.temporal.payloads import (
     LAND,
@@ -90,8 +98,8 @@ def _reachable(address: str) -> None:
 class SubmitterActivities:
     """The two activities only the submitter can run: it holds the run's record and its run branch."""
 
-    def __init__(self, ctx: RunContext, url: str) -> None:
-        self.ctx, self.url = ctx, url
+    def __init__(self, ctx: RunContext, url: str, follow: bool) -> None:
+        self.ctx, self.url, self.follow = ctx, url, follow
         self.by_id = {t.id: t for t in ctx.plan.tasks}
         self._land = threading.Lock()
         self._tip = SerialPush(ctx.git, url, tip_ref(ctx.run_id))  # parallel landings push it in turn
@@ -126,7 +134,18 @@ class SubmitterActivities:
         if fetched:  # the task's own commit stays on the remote; here only what landed is kept
             ctx.git.run_full("update-ref", "-d", task_ref(ctx.run_id, task.id))
         spent = ctx.spend.run_stop() if ctx.spend is not None else None
-        return Landed(status, self._tip.push(lambda: ctx.workspaces.tip(branch)), spent)  # the tip: for the workers
+        tip = self._tip.push(lambda: ctx.workspaces.tip(branch))  # for the workers to fetch
+        return Landed(status, tip, spent, self._follow_ups(task) if status == "succeeded" and self.follow else [])
+
+    def _follow_ups(self, task: Task) -> list[dict[str, Any]]:
+        """The tasks this one's agent proposed (next_tasks), added to the run as in a local run: all of
+        them, also those added by a landing of it cut short before (the workflow takes each once)."""
+        with self._land:  # one landing's follow-ups at a time: limits.max_tasks counts them all
+            follow_ups(self.ctx, task)
+            notes = self.ctx.store.task(task.id).get("follow_ups") or []
+            added = [Task.from_json(self.ctx.store.task(n["id"])["spec"]) for n in notes if "added" in n]
+        self.by_id.update({t.id: t for t in added})
+        return [t.to_json() for t in added]
 
     def _land_locked(self, task: Any, out: Any, fetched: str | None, branch: str) -> str:
         ctx = self.ctx
@@ -276,7 +295,8 @@ async def _run(ctx: RunContext, options: RunOptions, settings: Mapping[str, Any]
     queue = submit_queue_for(str(settings["task_queue"]), ctx.run_id)
     handle = await _attach_or_start(client, ctx, options, settings, queue)
     threads = ThreadPoolExecutor(max_workers=8, thread_name_prefix="submitter")
-    activities = SubmitterActivities(ctx, url)
+    follow = ctx.config.follow_next_tasks if options.follow_next_tasks is None else options.follow_next_tasks
+    activities = SubmitterActivities(ctx, url, follow)
     worker = Worker(
         client,
         task_queue=queue,

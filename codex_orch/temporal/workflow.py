@@ -54,6 +54,8 @@ T = TypeVar("T")
 @workflow.defn(name=WORKFLOW_NAME)
 class RunWorkflow:
     def __init__(self) -> None:
+        self.tasks: list[Task] = []  # the plan's, then the follow-up tasks that join it
+        self.by_id: dict[str, Task] = {}
         self.statuses: dict[str, str] = {}
         # tasks admitted whose activity runs (at most twice --max-workers). A task whose worker is done
         # holds its paths and locks until it has landed, but no longer its place: the next task starts.
@@ -92,8 +94,8 @@ class RunWorkflow:
 
     @workflow.run
     async def run(self, inp: RunInput) -> dict[str, str]:
-        tasks = [Task.from_json(t) for t in inp.tasks]
-        by_id = {t.id: t for t in tasks}
+        self.tasks = tasks = [Task.from_json(t) for t in inp.tasks]  # grows with follow-up tasks
+        self.by_id = by_id = {t.id: t for t in tasks}
         rules = ConcurrencyRules("landing", tuple(inp.allow), tuple(inp.ignore))
         self.statuses = {t.id: ("succeeded" if t.id in inp.done else "pending") for t in tasks}
         self.tip = inp.tip
@@ -126,14 +128,23 @@ class RunWorkflow:
             for task_id, job in list(running.items()):
                 if job.done():
                     del running[task_id]
-                    landed = job.result()
-                    self.statuses[task_id] = landed.status
-                    self.tip = landed.tip
-                    self.spent = self.spent or landed.spent
+                    self._landed(task_id, job.result())
             if inp.fail_fast and "failed" in self.statuses.values():
                 await self._stop(running)
                 break
         return dict(self.statuses)
+
+    def _landed(self, task_id: str, landed: Landed) -> None:
+        """A task's outcome landed on the submitter: its status, the run branch's tip, the run's spend, and
+        the follow-up tasks its agent proposed (each taken once: a landing retried lists them again)."""
+        self.statuses[task_id] = landed.status
+        self.tip = landed.tip
+        self.spent = self.spent or landed.spent
+        for added in map(Task.from_json, landed.added):
+            if added.id not in self.by_id:
+                self.tasks.append(added)
+                self.by_id[added.id] = added
+                self.statuses[added.id] = "pending"
 
     async def _stop(self, running: dict[str, asyncio.Task[Landed]]) -> None:
         """--fail-fast after a failure, as a local run does: the agents at work are stopped (their tasks
