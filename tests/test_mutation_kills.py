@@ -3,8 +3,11 @@ checks of the core's contracts, so that mutation testing can map each function t
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
+import tempfile
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -13,11 +16,21 @@ from typing import Any
 
 import pytest
 
-from codex_orch.atomic import atomic_write
+from codex_orch import faults
+from codex_orch.atomic import atomic_write, atomic_write_json
 from codex_orch.engine.scheduler import ConcurrencyRules, Scheduler, globs_overlap
+from codex_orch.errors import InputError, InputProblems
 from codex_orch.plan import Task
 from codex_orch.redaction import Redactor
-from codex_orch.state import JOURNAL_NAME, SNAPSHOT_EVERY, STATE_NAME, RunStore, read_state
+from codex_orch.state import (
+    JOURNAL_NAME,
+    SNAPSHOT_EVERY,
+    STATE_NAME,
+    RunStore,
+    journal_records,
+    read_state,
+    workspace_mode,
+)
 
 
 # --- the scheduler --------------------------------------------------------------------------------------
@@ -404,14 +417,26 @@ def test_a_new_task_starts_pending_with_nothing_recorded(tmp_path: Path) -> None
         assert store.task("T0001")["status"] == "pending" and store.get("nothing") is None
 
 
-def test_a_snapshot_is_taken_every_256_records(tmp_path: Path) -> None:
-    with RunStore.create(tmp_path, {"run_id": "e"}, TWO) as store:
+@pytest.mark.parametrize(
+    ("tasks", "reopened", "every"),
+    [(2, False, SNAPSHOT_EVERY), (2, True, SNAPSHOT_EVERY), (40, False, 8 * 40)],
+    ids=["new", "reopened", "40-tasks"],
+)
+def test_a_snapshot_is_taken_every_256_records_or_8_per_task(
+    tmp_path: Path, tasks: int, reopened: bool, every: int
+) -> None:
+    specs = [{"id": f"T{i:04d}", "role": "implementer"} for i in range(1, tasks + 1)]
+    store = RunStore.create(tmp_path, {"run_id": "e"}, specs)
+    if reopened:  # the count starts again with the store, from the snapshot its close took
+        store.close()
+        store = RunStore.open(tmp_path)
+    with store:
         first = (tmp_path / STATE_NAME).read_text()
-        for _ in range(SNAPSHOT_EVERY - 1):
+        for _ in range(every - 1):
             store.record("task.status", task="T0001", status="running")
         assert (tmp_path / STATE_NAME).read_text() == first
         store.record("task.status", task="T0001", status="running")
-        assert json.loads((tmp_path / STATE_NAME).read_text())["seq"] == SNAPSHOT_EVERY + 1
+        assert json.loads((tmp_path / STATE_NAME).read_text())["seq"] == every + 1
 
 
 def test_the_journal_is_a_plain_file_and_closing_twice_is_harmless(tmp_path: Path) -> None:
@@ -453,3 +478,231 @@ def test_a_record_that_could_not_be_read_back_is_refused_before_it_is_written(tm
         with pytest.raises(ValueError):
             store.record("task.result", task="T0001", result={"value": bad})
     assert (tmp_path / JOURNAL_NAME).stat().st_size == size
+
+
+def test_reading_a_run_catches_the_snapshot_up_from_the_journal(tmp_path: Path) -> None:
+    """The state is the snapshot plus the journal after its offset; without the snapshot (removed, or
+    never written) it is the whole journal folded; reopening after a crash goes on after the last record."""
+    with RunStore.create(tmp_path, {"run_id": "r"}, TWO) as store:
+        at_creation = (tmp_path / STATE_NAME).read_bytes()
+        store.record("task.status", task="T0001", status="running")
+        store.record("run.guardrail", changes=["a"])
+        expected = store.view()
+    size = (tmp_path / JOURNAL_NAME).stat().st_size
+    assert read_state(tmp_path, with_offset=True) == (expected, size)
+    (tmp_path / STATE_NAME).write_bytes(at_creation)  # a crash after the records, before their snapshot
+    assert read_state(tmp_path, with_offset=True) == (expected, size)
+    (tmp_path / STATE_NAME).unlink()
+    assert read_state(tmp_path, with_offset=True) == (expected, size)
+    with RunStore.open(tmp_path) as store:
+        store.record("task.status", task="T0001", status="succeeded")
+        expected = store.view()
+    assert [rec["seq"] for rec, _ in journal_records(tmp_path)] == [1, 2, 3, 4]
+    assert read_state(tmp_path) == expected
+
+
+def test_a_snapshot_without_its_journal_offset_skips_the_records_it_holds(tmp_path: Path) -> None:
+    """A state.json that does not say where the journal was is caught up from the journal's start: the
+    records it holds already (seq up to its own) are not folded twice."""
+
+    def without_offset() -> bytes:
+        snapshot = json.loads((tmp_path / STATE_NAME).read_text())
+        del snapshot["journal_offset"]
+        return json.dumps(snapshot).encode()
+
+    with RunStore.create(tmp_path, {"run_id": "w"}, TWO) as store:
+        store.record("run.guardrail", changes=["a"])  # folded twice, it would read ["a", "a", "b"]
+        store.snapshot()
+        behind = without_offset()
+        store.record("run.guardrail", changes=["b"])
+        store.record("task.status", task="T0002", status="blocked")
+        expected = store.view()
+    size = (tmp_path / JOURNAL_NAME).stat().st_size
+    for snapshot in (without_offset(), behind):
+        (tmp_path / STATE_NAME).write_bytes(snapshot)
+        assert read_state(tmp_path, with_offset=True) == (expected, size)
+    assert expected["guardrail"] == ["a", "b"]
+
+
+def test_the_journal_s_records_come_with_the_offset_past_each(tmp_path: Path) -> None:
+    assert list(journal_records(tmp_path)) == []
+    with RunStore.create(tmp_path, {"run_id": "o"}, TWO) as store:
+        store.record("task.status", task="T0001", status="running")
+        store.record("task.status", task="T0002", status="blocked")
+    lines = (tmp_path / JOURNAL_NAME).read_bytes().splitlines(keepends=True)
+    ends = [sum(len(line) for line in lines[: i + 1]) for i in range(len(lines))]
+    with open(tmp_path / JOURNAL_NAME, "ab") as fh:
+        fh.write(b'{"seq":4}')  # a torn last line is not a record
+    assert [(rec["seq"], end) for rec, end in journal_records(tmp_path)] == [(1, ends[0]), (2, ends[1]), (3, ends[2])]
+    assert [(rec["seq"], end) for rec, end in journal_records(tmp_path, ends[1])] == [(3, ends[2])]
+
+
+NEWER = "It was written by a newer codex-orch: upgrade codex-orch to read it."
+REBUILD = "; it can be rebuilt from the journal by removing it"
+
+
+@pytest.mark.parametrize(
+    ("state", "message", "hint"),
+    [
+        (
+            b"{",
+            "{state}: unreadable state (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))",
+            None,
+        ),
+        (
+            b"\xff",
+            "{state}: unreadable state ('utf-8' codec can't decode byte 0xff in position 0: invalid start byte)",
+            None,
+        ),
+        (b'{"seq": 0}', "{state}: schema_version None is not supported (this codex-orch reads 1)", None),
+        (b'{"schema_version": true}', "{state}: schema_version True is not supported (this codex-orch reads 1)", None),
+        (b'{"schema_version": "1"}', "{state}: schema_version '1' is not supported (this codex-orch reads 1)", None),
+        (b'{"schema_version": 0}', "{state}: schema_version 0 is not supported (this codex-orch reads 1)", None),
+        (b'{"schema_version": 2}', "{state}: schema_version 2 is not supported (this codex-orch reads 1)", NEWER),
+        (None, "{run}: no such run (no state.json nor journal.jsonl)", None),
+        (b"", "{run}: the journal holds no run", None),
+    ],
+    ids=["not-json", "not-utf8", "no-version", "true", "string", "older", "newer", "no-run", "empty-journal"],
+)
+def test_a_state_that_cannot_be_read_says_why(
+    tmp_path: Path, state: bytes | None, message: str, hint: str | None
+) -> None:
+    if state == b"":
+        (tmp_path / JOURNAL_NAME).write_bytes(b"")
+    elif state is not None:
+        (tmp_path / STATE_NAME).write_bytes(state)
+    with pytest.raises(InputError) as caught:
+        read_state(tmp_path)
+    expected = message.format(state=tmp_path / STATE_NAME, run=tmp_path) + (REBUILD if "unreadable" in message else "")
+    assert (caught.value.message, caught.value.hint) == (expected, hint)
+
+
+def test_a_state_that_breaks_its_schema_is_refused_naming_state_json(tmp_path: Path) -> None:
+    store = RunStore.create(tmp_path, {"run_id": "x"}, TWO)
+    store.record("run.status", status="bogus")
+    with pytest.raises(InputProblems) as caught:
+        store.snapshot()
+    assert caught.value.message.startswith(f"{tmp_path / STATE_NAME}: status: ")
+    assert json.loads((tmp_path / STATE_NAME).read_text())["status"] == "running"
+    store.record("run.status", status="failed")
+    store.close()
+
+
+def test_task_fields_copies_the_fields_asked_of_the_tasks_asked(tmp_path: Path) -> None:
+    with RunStore.create(tmp_path, {"run_id": "f"}, TWO) as store:
+        store.record("task.status", task="T0002", status="blocked")
+        assert store.task_fields("status", "blocked_by", "nothing") == {
+            "T0001": {"status": "pending", "blocked_by": [], "nothing": None},
+            "T0002": {"status": "blocked", "blocked_by": ["T0001"], "nothing": None},
+        }
+        chosen = store.task_fields("blocked_by", ids=["T0002"])
+        assert chosen == {"T0002": {"blocked_by": ["T0001"]}}
+        chosen["T0002"]["blocked_by"].append("T0009")  # a copy: the store is not changed through it
+        assert store.task("T0002")["blocked_by"] == ["T0001"]
+
+
+@pytest.mark.parametrize(
+    ("state", "mode"),
+    [
+        ({"workspace_mode": "landing", "single_workspace": False}, "landing"),
+        ({"workspace_mode": "per-task", "single_workspace": True}, "per-task"),
+        ({"single_workspace": True}, "shared"),
+        ({"workspace_mode": None, "single_workspace": True}, "shared"),
+        ({"single_workspace": False}, "per-task"),
+        ({}, "per-task"),
+    ],
+)
+def test_the_workspace_mode_of_runs_old_and_new(state: dict[str, Any], mode: str) -> None:
+    assert workspace_mode(state) == mode
+
+
+@pytest.mark.parametrize("how", ["create", "open"])
+def test_a_reopened_store_redacts_what_it_records_too(tmp_path: Path, how: str) -> None:
+    redactor = Redactor({"API_TOKEN": "sekrit-0123456789"})
+    store = RunStore.create(tmp_path, {"run_id": "s"}, TWO, redactor if how == "create" else None)
+    if how == "open":
+        store.close()
+        store = RunStore.open(tmp_path, redactor)
+    with store:
+        store.record("task.result", task="T0001", result={"summary": "used sekrit-0123456789"})
+    journal = (tmp_path / JOURNAL_NAME).read_text()
+    assert "sekrit" not in journal and '"summary":"used [REDACTED:API_TOKEN]"' in journal
+
+
+@pytest.mark.parametrize(
+    ("point", "kinds"), [("before", ["run.created"]), ("after", ["run.created", "run.workspace_ready"])]
+)
+def test_a_fault_at_a_journal_point_fails_the_record_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, point: str, kinds: list[str]
+) -> None:
+    """CODEX_ORCH_FAULT_AT=journal:before:KIND:error fails a record as a full disk would, before its line is
+    written; journal:after:KIND:error after it (the drills crash codex-orch at these points)."""
+    monkeypatch.setattr(faults, "_seen", {})
+    with RunStore.create(tmp_path, {"run_id": "p"}, TWO) as store:
+        monkeypatch.setenv(faults.FAULT_ENV, f"journal:{point}:run.workspace_ready:error")
+        with pytest.raises(OSError) as caught:
+            store.record("run.workspace_ready")
+        monkeypatch.delenv(faults.FAULT_ENV)
+    assert caught.value.errno == errno.ENOSPC
+    assert [rec["type"] for rec, _ in journal_records(tmp_path)] == kinds
+
+
+def test_a_journal_write_cut_short_is_completed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """os.write may write less than it was given (a signal, a quota): the rest of the line follows, once."""
+    store = RunStore.create(tmp_path, {"run_id": "w"}, TWO)
+    journal = os.stat(tmp_path / JOURNAL_NAME)
+    real_write, calls = os.write, []
+
+    def write_at_most_16_bytes(fd: int, data: bytes) -> int:
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) != (journal.st_dev, journal.st_ino):
+            return real_write(fd, data)
+        calls.append(len(data))
+        assert len(calls) < 100, "the record is written over and over"
+        return real_write(fd, bytes(data[:16]))
+
+    monkeypatch.setattr(os, "write", write_at_most_16_bytes)
+    with store:
+        store.record("task.result", task="T0001", result={"summary": "a line longer than sixteen bytes"})
+        expected = store.view()
+    monkeypatch.undo()
+    assert len(calls) > 2 and [rec["seq"] for rec, _ in journal_records(tmp_path)] == [1, 2]
+    assert read_state(tmp_path) == expected
+
+
+def test_a_journal_opened_as_descriptor_0_is_closed_with_a_last_snapshot(tmp_path: Path) -> None:
+    """codex-orch started with its stdin closed opens the journal as file descriptor 0."""
+    stdin = os.dup(0)
+    try:
+        os.close(0)
+        store = RunStore.create(tmp_path, {"run_id": "z"}, TWO)
+        store.record("task.status", task="T0001", status="running")
+        store.close()
+        with pytest.raises(OSError):
+            os.fstat(0)
+    finally:
+        os.dup2(stdin, 0)
+        os.close(stdin)
+    assert json.loads((tmp_path / STATE_NAME).read_text())["seq"] == 2
+
+
+def test_an_atomic_write_makes_its_temporary_file_hidden_beside_the_target(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beside the target, so the rename stays on one file system whatever TMPDIR says (here: nowhere);
+    hidden and named after it, so a file a crash leaves is never taken for a state."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-folder"))
+    real_replace, renamed = os.replace, []
+
+    def replace(src: str, dst: Path) -> None:
+        renamed.append(Path(src))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    atomic_write_json(tmp_path / STATE_NAME, {"b": 1, "a": [2]})
+    monkeypatch.undo()
+    assert [(p.parent, re.fullmatch(r"\.state\.json\.\w+\.tmp", p.name) is not None) for p in renamed] == [
+        (tmp_path, True)
+    ]
+    assert (tmp_path / STATE_NAME).read_text() == '{\n "b": 1,\n "a": [\n  2\n ]\n}\n'
+    assert [p.name for p in tmp_path.iterdir()] == [STATE_NAME]
