@@ -330,6 +330,7 @@ def _stuck_on_a(tmp_path: Path, repo: Repo, cluster: Cluster, run_id: str) -> su
     return run
 
 
+@pytest.mark.slow  # ~17 s; cancel's local path is in test_cancel.py: the long mode runs it (docs/testing.md)
 def test_cancel_of_a_run_whose_submitter_was_killed_cancels_its_workflow_and_resume_continues(
     tmp_path: Path, repo: Repo, cluster: Cluster
 ) -> None:
@@ -398,6 +399,7 @@ def test_fail_fast_stops_the_agents_at_work_and_starts_nothing_more(
     assert _calls_for(cluster.machines, "c") == []
 
 
+@pytest.mark.slow  # ~9 s; run_cost's local path is in test_budget.py: the long mode runs it (docs/testing.md)
 def test_run_cost_stops_dispatch_across_workers_and_resume_with_a_higher_budget_finishes(
     tmp_path: Path, repo: Repo, cluster: Cluster
 ) -> None:
@@ -484,6 +486,7 @@ def _prepared(machines: list[Machine], run_id: str) -> int:
     return count
 
 
+@pytest.mark.slow  # ~9 s; the two-worker shape test runs in CI: the long mode runs it (docs/testing.md)
 def test_max_workers_counts_agents_across_workers_while_more_tasks_are_prepared(
     tmp_path: Path, repo: Repo, cluster: Cluster
 ) -> None:
