@@ -126,10 +126,14 @@ class RunStore:
             text = _strict_dumps(rec, separators=(",", ":"))  # a record that cannot be read back is refused
             line = (text + "\n").encode("utf-8")
             apply(self._state, rec)  # first, so that a bad record never reaches the journal
-            fault_point(f"journal:before:{kind}")
-            written = os.write(self._fd, line)
-            while written < len(line):
-                written += os.write(self._fd, line[written:])
+            try:
+                fault_point(f"journal:before:{kind}")
+                written = os.write(self._fd, line)
+                while written < len(line):
+                    written += os.write(self._fd, line[written:])
+            except BaseException:
+                self._forget()
+                raise
             fault_point(f"journal:after:{kind}")
             self._offset += len(line)
             self._since_snapshot += 1
@@ -137,6 +141,12 @@ class RunStore:
             # the cost per record flat whatever the plan's size.
             if self._since_snapshot >= max(SNAPSHOT_EVERY, 8 * len(self._state.get("tasks", ()))):
                 self.snapshot()
+
+    def _forget(self) -> None:
+        """After a record failed to reach the journal (a full disk): the journal cut back to its last whole
+        record, and the state back to what the journal says, so that no snapshot holds the record."""
+        os.ftruncate(self._fd, self._offset)
+        self._state = read_state(self.run_dir) if self._offset else {"seq": 0}
 
     def snapshot(self) -> None:
         with self._lock:

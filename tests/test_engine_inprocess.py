@@ -1,0 +1,1188 @@
+"""Whole runs driven in-process: `start_run` and `resume_run` with the fake codex.
+
+Mutation testing only sees code that tests call in-process (docs/testing.md, "What mutmut sees"); the CLI
+tests reach the engine through `codex-orch` child processes, which import the unmutated package. These
+tests drive the same runs from the test's own process, so that the executor, the attempt and the driver
+(engine/executor.py, attempt.py, drive.py) are reached, and assert each run's whole outcome: the
+RunOutcome, the state (each task's status, attempts, threads, failure kinds, commits), the journal's
+records in order, the run branch's commits and files, and what each agent was told.
+
+The agents are real processes (the fake codex); a test that needs one held uses a marker and a gate, never
+the clock. `drive` installs its signal handlers in this process: the autouse fixture below checks that a
+run leaves no handler, thread, child process, log handler or working directory behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import (
+    FakeCodex,
+    Repo,
+    alive,
+    answer,
+    job,
+    journal,
+    kill_all,
+    marked,
+    read_state,
+    start_cli,
+    wait_for,
+    wait_marked,
+    wait_recorded,
+    write_plan,
+    writer,
+)
+
+from codex_orch import faults
+from codex_orch.engine.drive import RunOptions, RunOutcome
+from codex_orch.engine.follow_up import add_follow_up
+from codex_orch.engine.run import resume_run, start_run
+from codex_orch.errors import GitError
+from codex_orch.failures import FailureKind, info
+from codex_orch.interrupts import STOP_SIGNALS
+
+RUN = "r1"
+NEVER = "never-released"  # a gate no test opens: the agent waits there until codex-orch stops it
+
+# The journal records of one task, in order (`task.status` with its status):
+FIRST = [
+    "task.workspace",
+    "task.status:running",
+    "attempt.started",
+    "attempt.pid",
+    "attempt.thread",
+    "attempt.finished",
+]
+AGAIN = ["attempt.started", "attempt.pid", "attempt.finished"]  # an attempt on a thread already known
+COMMITTED = ["task.result", "task.committed", "task.status:succeeded"]
+LANDED = ["task.result", "task.committed", "task.landed", "task.status:succeeded"]
+TRANSIENT = (
+    "Your previous turn did not finish (crashed: {message}). Continue the task from where you left off, then "
+    "answer with the JSON object the output schema asks for."
+)
+# 90 uncached input tokens at $1 per 90: each fake attempt (100 input tokens, 10 cached) costs exactly $1
+PRICE = {"gpt-5.5": {"input": 1, "cached_input": 0, "output": 0, "per": 90}}
+AWS_KEY = "AKIA" + "IOSFODNN7EXAMPLE"  # AWS's documented example key; detect-secrets flags it
+
+
+# --- what a run leaves behind ------------------------------------------------------------------------
+def _children() -> set[int]:
+    pids: set[int] = set()
+    for path in Path(f"/proc/{os.getpid()}/task").glob("*/children"):
+        try:
+            pids.update(int(pid) for pid in path.read_text().split())
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
+def _described(before: set[int]) -> str:
+    """The children born since `before`, as /proc shows them."""
+    out = []
+    for pid in sorted(_children() - before):
+        try:
+            out.append(Path(f"/proc/{pid}/stat").read_text() + " " + Path(f"/proc/{pid}/cmdline").read_text())
+        except OSError:
+            out.append(str(pid))
+    return "; ".join(out)
+
+
+@pytest.fixture(autouse=True)
+def leaves_nothing_behind() -> Iterator[None]:
+    """A run driven in this process restores the signal handlers it installed, ends its threads and
+    child processes, removes its log handlers and never changes the working directory."""
+    handlers = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    cwd = os.getcwd()
+    threads = set(threading.enumerate())
+    children = _children()
+    logger = logging.getLogger("codex_orch")
+    log_handlers, log_level = list(logger.handlers), logger.level
+    yield
+    assert {sig: signal.getsignal(sig) for sig in STOP_SIGNALS} == handlers
+    assert os.getcwd() == cwd
+    assert (logger.handlers, logger.level) == (log_handlers, log_level)
+    wait_for(lambda: not [t for t in threading.enumerate() if t not in threads], "the run's threads to end")
+    try:
+        wait_for(lambda: _children() <= children, "the run's child processes to end", timeout=30)
+    except AssertionError:
+        raise AssertionError(f"the run left child processes: {_described(children)}") from None
+
+
+# --- helpers ------------------------------------------------------------------------------------------
+class Heard:
+    """The run's notify callback: every event, in order (from any thread)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str | None, dict[str, Any]]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, kind: str, task: str | None, data: Mapping[str, Any]) -> None:
+        with self._lock:
+            self.events.append((kind, task, dict(data)))
+
+    def of(self, task: str) -> list[str]:
+        """The kinds of one task's events, its live progress left out."""
+        return [kind for kind, tid, _ in self.events if tid == task and kind != "progress"]
+
+    def data(self, kind: str) -> list[tuple[str | None, dict[str, Any]]]:
+        return [(tid, data) for k, tid, data in self.events if k == kind]
+
+
+def run(
+    repo: Repo, tmp_path: Path, tasks: list[dict[str, Any]], heard: Heard | None = None, **options: Any
+) -> RunOutcome:
+    plan = write_plan(tmp_path / "plan.json", tasks)
+    return start_run(repo.path, plan, None, RunOptions(run_id=RUN, inputs=(plan,), **options), heard or Heard())
+
+
+def resume(repo: Repo, heard: Heard | None = None, **options: Any) -> RunOutcome:
+    return resume_run(repo.path, RUN, None, RunOptions(**options), heard or Heard())
+
+
+def outcome(repo: Repo, status: str, **tasks: str) -> RunOutcome:
+    return RunOutcome(RUN, status, repo.path / ".orchestrator" / "runs" / RUN, tasks)
+
+
+def _step(record: dict[str, Any]) -> str:
+    kind = record["type"]
+    return f"{kind}:{record['status']}" if kind in ("task.status", "run.status") else kind
+
+
+def steps(repo: Repo, task: str) -> list[str]:
+    """One task's journal records, in order."""
+    return [_step(r) for r in journal(repo, RUN) if r.get("task") == task]
+
+
+def run_steps(repo: Repo) -> list[str]:
+    """The journal's records of the run itself, in order."""
+    return [_step(r) for r in journal(repo, RUN) if "task" not in r]
+
+
+def recorded(repo: Repo, kind: str, task: str | None = None) -> list[dict[str, Any]]:
+    """The journal's records of a kind (of one task), without their sequence number and time."""
+    return [
+        {k: v for k, v in r.items() if k not in ("seq", "ts")}
+        for r in journal(repo, RUN)
+        if r["type"] == kind and (task is None or r.get("task") == task)
+    ]
+
+
+def landed(repo: Repo, branch: str) -> list[tuple[str, str]]:
+    """(commit, Orch-Task trailer) of the branch's commits since main, oldest first."""
+    out = repo.git("log", "--reverse", "--format=%H %(trailers:key=Orch-Task,valueonly,separator=)", f"main..{branch}")
+    return [(line.split()[0], line.split()[1]) for line in out.splitlines()]
+
+
+def trailer(repo: Repo, sha: str, key: str) -> str:
+    return repo.git("log", "-1", f"--format=%(trailers:key={key},valueonly,separator=)", sha)
+
+
+def files_of(repo: Repo, ref: str) -> list[str]:
+    return repo.git("ls-tree", "-r", "--name-only", ref).split()
+
+
+def attempt_file(repo: Repo, task: str, n: int, name: str) -> str:
+    return (repo.path / ".orchestrator" / "runs" / RUN / "tasks" / task / f"attempt-{n}" / name).read_text()
+
+
+def failed(kind: FailureKind, message: str) -> dict[str, str]:
+    """A task's recorded error for a failure of this kind."""
+    return {"kind": str(kind), "message": message, "hint": info(kind).hint}
+
+
+def blocked(cause: str) -> dict[str, str]:
+    return {"kind": "blocked", "message": f"waits for {cause}, which did not succeed"}
+
+
+def prompts_with(fake: FakeCodex, text: str) -> int:
+    return sum(text in call["prompt"] for call in fake.calls())
+
+
+# --- workspace modes ----------------------------------------------------------------------------------
+def test_a_landing_run_lands_each_task_on_the_run_branch_in_dependency_order(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    repo.configure(workspace="landing")
+    decided = answer("A", ["a.txt"], decisions=[{"decision": "use a.txt", "rationale": "the plan says so"}])
+    fake_codex.script(
+        {
+            "rules": [
+                {"match": "job A.", "turns": [[{"write": "a.txt", "content": "A\n"}, {"answer": decided}]]},
+                {"match": "job B.", "turns": [[{"shell": "cat a.txt > b.txt"}, {"answer": answer("B", ["b.txt"])}]]},
+                writer("C", "c.txt"),
+            ]
+        }
+    )
+    heard = Heard()
+
+    result = run(repo, tmp_path, [job("A"), job("B", ["A"]), job("C", ["B"])], heard)
+
+    assert result == outcome(repo, "succeeded", A="succeeded", B="succeeded", C="succeeded")
+    assert result.exit_code == 0
+    state = read_state(repo, RUN)
+    assert (state["status"], state["workspace_mode"], state["worktree"]) == ("succeeded", "landing", None)
+    branch = state["branch"]
+    assert branch == f"orch/{state['date']}/run-{RUN}/workspace-shared"
+    commits = landed(repo, branch)
+    assert [tid for _, tid in commits] == ["A", "B", "C"]
+    calls = fake_codex.calls()
+    assert [call["resume"] for call in calls] == [False, False, False]
+    for (sha, tid), call in zip(commits, calls, strict=True):
+        task = state["tasks"][tid]
+        assert (task["status"], task["commit"], task["error"], task["thread_id"]) == (
+            "succeeded",
+            sha,
+            None,
+            call["thread_id"],
+        )
+        assert task["branch"] == f"orch/{state['date']}/run-{RUN}/{tid}-implementer"
+        assert not Path(task["worktree"]).exists()  # landed: its worktree is retired
+        assert [(a["n"], a["failure"], a["resumed_thread"]) for a in task["attempts"]] == [(1, None, None)]
+        assert trailer(repo, sha, "Codex-Thread") == call["thread_id"] and trailer(repo, sha, "Orch-Attempt") == "1"
+        assert f"job {tid}." in call["prompt"]
+        assert attempt_file(repo, tid, 1, "prompt.md") == call["prompt"]
+        assert attempt_file(repo, tid, 1, "validation.txt") == "valid\n"
+        assert steps(repo, tid) == FIRST + LANDED
+    assert run_steps(repo) == ["run.created", "run.workspace_ready", "run.status:succeeded"]
+    assert repo.git("show", f"{branch}:b.txt") == "A"  # B started from the tip that held A's work
+    assert files_of(repo, branch) == ["README.md", "a.txt", "b.txt", "c.txt", "docs/ai/decisions.md"]
+    assert "**use a.txt** — the plan says so" in repo.git("show", f"{branch}:docs/ai/decisions.md")
+    assert "### A (implementer): succeeded" in calls[1]["prompt"] and "### B (implementer)" in calls[2]["prompt"]
+    first = state["tasks"]["A"]["attempts"][0]
+    assert {k: first[k] for k in ("exit_code", "events", "garbage_lines", "items", "stop_steps", "guardrail")} == {
+        "exit_code": 0,
+        "events": 6,
+        "garbage_lines": 0,
+        "items": {"file_change": 1, "agent_message": 1},
+        "stop_steps": [],
+        "guardrail": [],
+    }
+    assert first["thread_usage"] == first["usage"] and first["usage"]["input_tokens"] == 100
+    # what a display hears: the plan, then each task's start, attempt and end
+    assert heard.events[0] == (
+        "plan",
+        None,
+        {"tasks": {t: {"role": "implementer", "status": "pending"} for t in "ABC"}},
+    )
+    for tid in "ABC":
+        assert heard.of(tid) == ["started", "attempt", "finished"]
+    assert not heard.data("warning")
+    # the user's checkout is untouched
+    assert repo.git("rev-parse", "HEAD") == repo.git("rev-parse", "main") and not (repo.path / "a.txt").exists()
+
+
+def test_a_shared_run_commits_each_task_in_its_one_worktree(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
+    """The fake_codex fixture's mode. The plan file inside the checkout is the user's input, not warned
+    about; another uncommitted file is."""
+    fake_codex.script(
+        {
+            "rules": [
+                writer("A", "a.txt", "A\n"),
+                {
+                    "match": "job B.",
+                    "turns": [
+                        [
+                            {"append": "a.txt", "content": "B\n"},
+                            {"write": "b.txt", "content": "B\n"},
+                            {"answer": answer("B")},
+                        ]
+                    ],
+                },
+            ]
+        }
+    )
+    repo.write("notes.txt", "mine\n")
+    plan = write_plan(repo.path / "plan.json", [job("A"), job("B", ["A"])])
+    heard = Heard()
+
+    result = start_run(repo.path, plan, None, RunOptions(run_id=RUN, inputs=(plan,)), heard)
+
+    assert result == outcome(repo, "succeeded", A="succeeded", B="succeeded")
+    state = read_state(repo, RUN)
+    worktree = repo.path / ".orchestrator" / "worktrees" / RUN
+    assert (state["workspace_mode"], state["worktree"]) == ("shared", str(worktree))
+    branch = state["branch"]
+    commits = landed(repo, branch)
+    assert [tid for _, tid in commits] == ["A", "B"]
+    a, b = state["tasks"]["A"], state["tasks"]["B"]
+    assert (a["commit"], b["commit"]) == (commits[0][0], commits[1][0])
+    assert a["worktree"] == b["worktree"] == str(worktree) and a["branch"] == b["branch"] == branch
+    assert b["base_commit"] == a["commit"]  # B started where A left the worktree
+    assert (a["files_changed"], b["files_changed"]) == (["a.txt"], ["a.txt", "b.txt"])
+    assert (worktree / "a.txt").read_text() == "A\nB\n" and repo.git("show", f"{branch}:b.txt") == "B"
+    assert [r["violations"] for r in recorded(repo, "task.committed")] == [[], []]
+    assert steps(repo, "A") == steps(repo, "B") == FIRST + COMMITTED
+    assert run_steps(repo) == ["run.created", "run.workspace_ready", "run.status:succeeded"]
+    [(_, warning)] = heard.data("warning")
+    assert warning["message"].startswith(f"1 uncommitted change(s) in {repo.path} (notes.txt) are not part of this run")
+
+
+def test_a_per_task_run_branches_each_task_from_its_dependencies(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    repo.configure(workspace="per-task")
+    fake_codex.script({"rules": [writer("A", "a.txt"), writer("B", "b.txt"), writer("C", "c.txt")]})
+
+    result = run(repo, tmp_path, [job("A"), job("B", ["A"]), job("C")])
+
+    assert result == outcome(repo, "succeeded", A="succeeded", B="succeeded", C="succeeded")
+    state = read_state(repo, RUN)
+    assert (state["workspace_mode"], state["branch"], state["worktree"]) == ("per-task", None, None)
+    tasks = state["tasks"]
+    for tid in "ABC":
+        assert tasks[tid]["branch"] == f"orch/{state['date']}/run-{RUN}/{tid}-implementer"
+        assert Path(tasks[tid]["worktree"]) == repo.path / ".orchestrator" / "worktrees" / RUN / tid
+        assert landed(repo, tasks[tid]["branch"])[-1] == (tasks[tid]["commit"], tid)
+        assert steps(repo, tid) == FIRST + COMMITTED
+    assert files_of(repo, tasks["B"]["branch"]) == ["README.md", "a.txt", "b.txt"]  # on top of A's commit
+    assert files_of(repo, tasks["C"]["branch"]) == ["README.md", "c.txt"]
+    assert tasks["B"]["base_commit"] == tasks["A"]["commit"]
+    assert tasks["C"]["base_commit"] == tasks["A"]["base_commit"] == state["base_commit"]
+    assert run_steps(repo) == ["run.created", "run.status:succeeded"]
+
+
+def test_a_run_whose_workspace_cannot_be_made_is_recorded_failed(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    in_the_way = repo.write(f".orchestrator/worktrees/{RUN}", "not a worktree\n")
+
+    with pytest.raises(GitError, match="already exists"):
+        run(repo, tmp_path, [job("A")])
+
+    assert read_state(repo, RUN)["status"] == "failed"
+    assert run_steps(repo) == ["run.created", "run.status:failed"]
+    assert in_the_way.read_text() == "not a worktree\n" and fake_codex.calls() == []
+
+
+def test_a_failing_worktree_setup_fails_the_task_before_any_agent_runs(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    repo.configure(workspace="landing", worktree={"setup": [["sh", "-c", "echo no compiler here; exit 3"]]})
+
+    result = run(repo, tmp_path, [job("A"), job("B", ["A"])])
+
+    assert result == outcome(repo, "failed", A="failed", B="blocked")
+    assert fake_codex.calls() == []  # no agent was spent
+    state = read_state(repo, RUN)
+    a, b = state["tasks"]["A"], state["tasks"]["B"]
+    log = repo.path / ".orchestrator" / "runs" / RUN / "setup" / "A" / "setup.log"
+    command = "sh -c echo no compiler here; exit 3"
+    assert a["error"] == failed(FailureKind.SETUP_FAILED, f"worktree setup failed: `{command}`: exit 3 (output: {log})")
+    assert (a["attempts"], a["commit"], b["error"]) == ([], None, blocked("A"))
+    assert "no compiler here" in log.read_text()
+    [setup] = recorded(repo, "worktree.setup")
+    assert (setup["ok"], setup["failed"]) == (False, {"command": command, "exit_code": 3, "why": "exit 3"})
+    assert steps(repo, "A") == ["task.workspace", "worktree.setup", "task.status:failed"]
+    assert run_steps(repo) == ["run.created", "run.workspace_ready", "run.status:failed"]
+
+
+# --- answers, crashes, garbage, hangs -----------------------------------------------------------------
+def _plan_answer(*blocked_by: str) -> dict[str, Any]:
+    """A navigator's answer: a plan of one task."""
+    task = {"id": "T1", "role": "implementer", "prompt": "p", "acceptance": "a", "blocked_by": list(blocked_by)}
+    return {"goal": "g", "assumptions": [], "tasks": [{**task, "paths": None, "gates": None}]}
+
+
+def test_an_invalid_answer_is_retried_on_the_same_thread(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
+    """A's answer does not fit its schema; N's (a navigator's plan) fits it but does not load: each agent
+    is told what was wrong on its own thread, and answers again."""
+    fake_codex.script(
+        {
+            "rules": [
+                {
+                    "match": "job A.",
+                    "turns": [
+                        [{"write": "x.txt", "content": "x"}, {"answer": {"status": "done", "summary": 42}}],
+                        [{"answer": answer("fixed", ["x.txt"])}],
+                    ],
+                },
+                {"match": "job N.", "turns": [[{"answer": _plan_answer("T9")}], [{"answer": _plan_answer()}]]},
+            ]
+        }
+    )
+
+    result = run(repo, tmp_path, [job("A"), job("N", role="navigator")], max_workers=1)
+
+    assert result == outcome(repo, "succeeded", A="succeeded", N="succeeded")
+    first, second, plan_first, plan_second = fake_codex.calls()
+    thread = first["thread_id"]
+    assert (second["resume"], second["resume_id"], second["thread_id"]) == (True, thread, thread)
+    assert second["prompt"].startswith("Your final message could not be accepted")
+    assert "- summary: 42 is not of type 'string'" in second["prompt"]
+    assert "(task_result.schema.json)" in second["prompt"]
+    tasks = read_state(repo, RUN)["tasks"]
+    task = tasks["A"]
+    assert [(a["n"], a["failure"], a["resumed_thread"], a["thread_id"]) for a in task["attempts"]] == [
+        (1, "schema_invalid", None, thread),
+        (2, None, thread, thread),
+    ]
+    assert task["thread_id"] == thread and task["result"]["summary"] == "fixed"
+    assert attempt_file(repo, "A", 1, "validation.txt").startswith("schema_invalid\n")
+    assert attempt_file(repo, "A", 2, "prompt.md") == second["prompt"]
+    assert attempt_file(repo, "A", 1, "prompt.md") == first["prompt"]
+    assert trailer(repo, task["commit"], "Orch-Attempt") == "2"
+    assert trailer(repo, task["commit"], "Codex-Thread") == thread
+    assert steps(repo, "A") == FIRST + AGAIN + COMMITTED
+    # codex reports usage cumulated over the thread: each attempt's own share is recorded
+    one, two = task["attempts"]
+    assert one["usage"]["input_tokens"] == two["usage"]["input_tokens"] == 100
+    assert two["thread_usage"]["input_tokens"] == 200
+    # the navigator's plan, checked by loading it
+    navigator = tasks["N"]
+    assert [(a["failure"], a["resumed_thread"]) for a in navigator["attempts"]] == [
+        ("answer_invalid", None),
+        (None, plan_first["thread_id"]),
+    ]
+    assert (plan_first["sandbox"], plan_second["thread_id"]) == ("read-only", plan_first["thread_id"])
+    assert plan_second["prompt"].startswith(
+        "Your final message conforms to the output schema (plan.schema.json) but could not be accepted."
+    )
+    assert "T9" in navigator["attempts"][0]["failure_message"] and "T9" in plan_second["prompt"]
+    assert attempt_file(repo, "N", 1, "validation.txt").startswith("answer_invalid\n")
+    assert (navigator["result"], navigator["commit"]) == (_plan_answer(), None)
+    assert steps(repo, "N") == FIRST + AGAIN + COMMITTED
+
+
+def test_answers_still_invalid_after_the_retries_fail_the_task_and_block_its_dependents(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    fake_codex.script({"default": [[{"answer": "not json at all"}], [{"answer": {"status": "done"}}]]})
+    repo.configure(limits={"retries": 1})
+    heard = Heard()
+
+    result = run(repo, tmp_path, [job("A"), job("B", ["A"])], heard)
+
+    assert result == outcome(repo, "failed", A="failed", B="blocked")
+    assert result.exit_code == 1
+    state = read_state(repo, RUN)
+    a, b = state["tasks"]["A"], state["tasks"]["B"]
+    assert a["error"]["kind"] == "schema_invalid" and a["error"]["hint"] == info(FailureKind.SCHEMA_INVALID).hint
+    assert "files_changed: a required property is missing" in a["error"]["message"]
+    assert [x["failure"] for x in a["attempts"]] == ["not_json", "schema_invalid"]
+    assert a["attempts"][1]["resumed_thread"] == a["thread_id"] == fake_codex.calls()[0]["thread_id"]
+    assert (a["commit"], a["result"]) == (None, None)
+    assert (b["status"], b["error"], b["attempts"]) == ("blocked", blocked("A"), [])
+    assert steps(repo, "A") == [*FIRST, *AGAIN, "task.status:failed"]
+    assert steps(repo, "B") == ["task.status:blocked"]
+    assert len(fake_codex.calls()) == 2
+    assert ("B", {"status": "blocked", "cause": "A"}) in heard.data("finished")
+    assert landed(repo, state["branch"]) == []
+
+
+def test_crashing_agents_and_agents_that_print_garbage(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
+    """A crash is retried on the agent's thread while limits.transient_retries lasts; lines that are not
+    events are counted, not fatal; an agent that exits without completing its turn crashed."""
+    repo.configure(limits={"transient_retries": 1})
+    fake_codex.script(
+        {
+            "rules": [
+                {
+                    "match": "job A.",
+                    "turns": [[{"exit": 3}], [{"write": "a.txt", "content": "A"}, {"answer": answer()}]],
+                },
+                {"match": "job B.", "turns": [[{"raw": "not an event"}, {"raw_b64": "//79"}, {"exit": 0}]]},
+                {"match": "job C.", "turns": [[{"raw": "{not json"}, {"raw": "[]"}, {"answer": answer("C")}]]},
+            ]
+        }
+    )
+
+    result = run(repo, tmp_path, [job("A"), job("B"), job("C")], max_workers=1)
+
+    assert result == outcome(repo, "partial", A="succeeded", B="failed", C="succeeded")
+    tasks = read_state(repo, RUN)["tasks"]
+    a, b, c = tasks["A"], tasks["B"], tasks["C"]
+    thread_a = a["thread_id"]
+    assert [(x["exit_code"], x["failure"], x["resumed_thread"]) for x in a["attempts"]] == [
+        (3, "crashed", None),
+        (0, None, thread_a),
+    ]
+    assert a["attempts"][0]["failure_message"] == "codex exited with code 3"
+    calls = fake_codex.calls()
+    retry = next(call for call in calls if call["resume"] and call["thread_id"] == thread_a)
+    assert retry["prompt"] == TRANSIENT.format(message="codex exited with code 3")
+    assert a["files_changed"] == ["a.txt"] and steps(repo, "A") == FIRST + AGAIN + COMMITTED
+    exited = "codex exited 0 without completing its turn"
+    assert b["error"] == failed(FailureKind.CRASHED, exited)
+    assert [(x["exit_code"], x["failure"], x["garbage_lines"]) for x in b["attempts"]] == [
+        (0, "crashed", 2),
+        (0, "crashed", 2),
+    ]
+    assert b["attempts"][1]["resumed_thread"] == b["thread_id"]
+    assert steps(repo, "B") == [*FIRST, *AGAIN, "task.status:failed"]
+    assert [(x["failure"], x["garbage_lines"]) for x in c["attempts"]] == [(None, 2)]
+    assert steps(repo, "C") == FIRST + COMMITTED
+    assert len(calls) == 5
+
+
+def test_an_agent_that_hangs_is_stopped_at_the_idle_limit(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
+    children = tmp_path / "children.txt"
+    repo.configure(
+        codex=fake_codex.config(FAKE_CODEX_CHILD_PIDS=str(children)), limits={"idle_timeout": 1, "stop_grace": 0.5}
+    )
+    fake_codex.script(
+        {"default": [[{"spawn_child": True}, {"reasoning": "thinking"}, {"gate": str(tmp_path / NEVER)}]]}
+    )
+
+    result = run(repo, tmp_path, [job("A"), job("B", ["A"])])
+
+    assert result == outcome(repo, "failed", A="failed", B="blocked")
+    a = read_state(repo, RUN)["tasks"]["A"]
+    assert a["error"] == failed(FailureKind.IDLE, "no progress for 1 s")
+    [call] = fake_codex.calls()
+    [attempt] = a["attempts"]
+    assert recorded(repo, "attempt.pid", "A") == [{"type": "attempt.pid", "task": "A", "pid": call["pid"]}]
+    assert attempt["failure"] == "idle"
+    assert attempt["stop_steps"][0] == f"sent SIGINT to process group {call['pid']}"
+    assert not [pid for pid in [call["pid"], *marked(children)] if alive(pid)]  # the agent and what it started
+    # (on a starved machine the limit may come before the agent said which thread it is on)
+    assert [s for s in steps(repo, "A") if s != "attempt.thread"] == [
+        "task.workspace",
+        "task.status:running",
+        "attempt.started",
+        "attempt.pid",
+        "attempt.finished",
+        "task.status:failed",
+    ]
+    assert steps(repo, "B") == ["task.status:blocked"]
+
+
+# --- what fails, what waits, what stops ---------------------------------------------------------------
+def test_a_failed_dependency_blocks_what_waits_for_it_and_the_rest_goes_on(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    reported = answer("could not finish", ["half.txt"], status="blocked")
+    fake_codex.script(
+        {
+            "rules": [
+                {"match": "job A.", "turns": [[{"write": "half.txt", "content": "half"}, {"answer": reported}]]},
+                writer("D", "d.txt"),
+            ]
+        }
+    )
+    heard = Heard()
+
+    result = run(repo, tmp_path, [job("A"), job("B", ["A"]), job("C", ["B"]), job("D")], heard, max_workers=1)
+
+    assert result == outcome(repo, "partial", A="failed", B="blocked", C="blocked", D="succeeded")
+    state = read_state(repo, RUN)
+    tasks = state["tasks"]
+    assert tasks["A"]["error"] == failed(
+        FailureKind.AGENT_REPORTED, "the agent reported status 'blocked': could not finish"
+    )
+    assert tasks["A"]["files_changed"] == ["half.txt"]  # its work is still committed
+    assert landed(repo, state["branch"]) == [(tasks["A"]["commit"], "A"), (tasks["D"]["commit"], "D")]
+    assert (tasks["B"]["error"], tasks["C"]["error"]) == (blocked("A"), blocked("B"))
+    assert steps(repo, "A") == [*FIRST, "task.result", "task.committed", "task.status:failed"]
+    assert steps(repo, "B") == steps(repo, "C") == ["task.status:blocked"]
+    assert steps(repo, "D") == FIRST + COMMITTED
+    assert [(tid, data) for tid, data in heard.data("finished") if data["status"] == "blocked"] == [
+        ("B", {"status": "blocked", "cause": "A"}),
+        ("C", {"status": "blocked", "cause": "B"}),
+    ]
+    assert prompts_with(fake_codex, "job B.") == prompts_with(fake_codex, "job C.") == 0
+
+
+def test_fail_fast_cancels_the_tasks_not_started(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
+    fake_codex.script({"rules": [{"match": "job A.", "turns": [[{"exit": 3}]]}], "default": [[{"answer": answer()}]]})
+
+    result = run(repo, tmp_path, [job("A"), job("B", ["A"]), job("C"), job("D")], max_workers=1, fail_fast=True)
+
+    assert result == outcome(repo, "failed", A="failed", B="blocked", C="cancelled", D="cancelled")
+    tasks = read_state(repo, RUN)["tasks"]
+    assert tasks["A"]["error"] == failed(FailureKind.CRASHED, "codex exited with code 3")
+    assert tasks["B"]["error"] == blocked("A")
+    cancelled = {"kind": "cancelled", "message": "not started: --fail-fast stopped the run"}
+    assert tasks["C"]["error"] == tasks["D"]["error"] == cancelled
+    assert steps(repo, "C") == steps(repo, "D") == ["task.status:cancelled"]
+    assert len(fake_codex.calls()) == 1
+    assert recorded(repo, "run.status") == [{"type": "run.status", "status": "failed"}]  # no signal stopped it
+
+
+def test_a_signal_stops_the_run_and_resume_goes_on_on_the_same_thread(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    """The agent of B sends SIGINT to this process (as Ctrl-C would), then waits: the run stops it, records
+    B interrupted and C not started; resume continues B on its thread and runs C, never A again."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("drive handles signals only in the main thread")
+    stop = f"kill -INT {os.getpid()}"
+    fake_codex.script(
+        {
+            "rules": [
+                writer("A", "a.txt"),
+                {
+                    "match": "job B.",
+                    "turns": [
+                        [{"write": "b.txt", "content": "half\n"}, {"shell": stop}, {"gate": str(tmp_path / NEVER)}],
+                        [{"write": "b.txt", "content": "B\n"}, {"answer": answer("B", ["b.txt"])}],
+                    ],
+                },
+                writer("C", "c.txt"),
+            ]
+        }
+    )
+
+    first = run(repo, tmp_path, [job("A"), job("B", ["A"]), job("C", ["B"])])
+
+    assert first == outcome(repo, "interrupted", A="succeeded", B="interrupted", C="pending")
+    assert first.exit_code == 130
+    assert recorded(repo, "run.status") == [{"type": "run.status", "status": "interrupted", "signal": "SIGINT"}]
+    b = read_state(repo, RUN)["tasks"]["B"]
+    thread = b["thread_id"]
+    assert b["error"] == {"kind": "interrupted", "message": "stopped by codex-orch (interrupted)"}
+    [agent] = [r["pid"] for r in recorded(repo, "attempt.pid", "B")]
+    assert b["attempts"][0]["stop_steps"][0] == f"sent SIGINT to process group {agent}"
+    assert not alive(agent)
+
+    second = resume(repo)
+
+    assert second == outcome(repo, "succeeded", A="succeeded", B="succeeded", C="succeeded")
+    state = read_state(repo, RUN)
+    a, b = state["tasks"]["A"], state["tasks"]["B"]
+    assert len(a["attempts"]) == 1 and prompts_with(fake_codex, "job A.") == 1  # never run again
+    assert [(x["n"], x["failure"], x["resumed_thread"], x["agent_source"]) for x in b["attempts"]] == [
+        (1, "interrupted", None, "default"),
+        (2, None, thread, "thread"),
+    ]
+    told = fake_codex.calls()[2]
+    assert (told["resume"], told["thread_id"]) == (True, thread)
+    assert told["prompt"].startswith("You were interrupted before you finished this task")
+    assert "  ?? b.txt\n" in told["prompt"]
+    assert [tid for _, tid in landed(repo, state["branch"])] == ["A", "B", "C"]
+    assert repo.git("show", f"{state['branch']}:b.txt") == "B"
+    assert steps(repo, "B") == [
+        *FIRST,
+        "task.status:interrupted",
+        "task.status:running",
+        *AGAIN,
+        *COMMITTED,
+    ]
+    assert steps(repo, "C") == FIRST + COMMITTED
+    assert run_steps(repo) == [
+        "run.created",
+        "run.workspace_ready",
+        "run.status:interrupted",
+        "run.resumed",
+        "run.status:succeeded",
+    ]
+
+
+def test_resume_takes_over_a_task_that_a_killed_codex_orch_left_running(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    """codex-orch (a child process here) is killed while B's agent works; resume, in this process, stops
+    the orphaned agent, records B interrupted and continues it on its thread in its own worktree."""
+    repo.configure(workspace="landing")
+    started = tmp_path / "started"
+    fake_codex.script(
+        {
+            "rules": [
+                writer("A", "a.txt"),
+                {
+                    "match": "job B.",
+                    "turns": [
+                        [
+                            {"write": "b.txt", "content": "half\n"},
+                            {"marker": str(started)},
+                            {"gate": str(tmp_path / NEVER)},
+                        ],
+                        [{"write": "b.txt", "content": "B\n"}, {"answer": answer("B", ["b.txt"])}],
+                    ],
+                },
+            ]
+        }
+    )
+    plan = write_plan(tmp_path / "plan.json", [job("A"), job("B", ["A"])])
+    proc = start_cli(repo.path, "run", "--plan-file", str(plan), "--run-id", RUN, "--no-progress")
+    try:
+        try:
+            wait_marked(started, proc=proc)
+            wait_recorded(repo, RUN, "attempt.thread", "B", proc=proc)
+        finally:
+            proc.kill()
+            proc.wait()
+        agents = marked(started)
+        assert alive(agents[0])  # orphaned, still at its gate
+        assert read_state(repo, RUN)["tasks"]["B"]["status"] == "running"
+
+        result = resume(repo)
+        orphan_stopped = not alive(agents[0])
+    finally:
+        agents = marked(started)
+        kill_all(agents)
+        for pid in agents:  # this process is a subreaper (proc/reaper.py) once a run was driven in it: the
+            try:  # agent the killed codex-orch left may have come to it, and is collected here
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+
+    assert result == outcome(repo, "succeeded", A="succeeded", B="succeeded")
+    assert orphan_stopped  # by resume, before it took the task up
+    state = read_state(repo, RUN)
+    a, b = state["tasks"]["A"], state["tasks"]["B"]
+    thread = b["thread_id"]
+    assert [(x["n"], x["resumed_thread"], x["agent_source"]) for x in b["attempts"]] == [
+        (1, None, "default"),
+        (2, thread, "thread"),
+    ]
+    assert b["attempts"][1]["failure"] is None
+    assert recorded(repo, "task.status", "B")[1] == {
+        "type": "task.status",
+        "task": "B",
+        "status": "interrupted",
+        "error": {"kind": "interrupted", "message": "found running with no live codex-orch process"},
+    }
+    assert steps(repo, "B") == [
+        "task.workspace",
+        "task.status:running",
+        "attempt.started",
+        "attempt.pid",
+        "attempt.thread",
+        "task.status:interrupted",
+        "task.status:running",
+        *AGAIN,
+        *LANDED,
+    ]
+    assert len(a["attempts"]) == 1 and prompts_with(fake_codex, "job A.") == 1
+    told = fake_codex.calls()[-1]
+    assert (told["resume"], told["thread_id"]) == (True, thread)
+    assert told["prompt"].startswith("You were interrupted") and "?? b.txt" in told["prompt"]
+    assert [tid for _, tid in landed(repo, state["branch"])] == ["A", "B"]
+    assert repo.git("show", f"{state['branch']}:b.txt") == "B"
+    assert run_steps(repo) == ["run.created", "run.workspace_ready", "run.resumed", "run.status:succeeded"]
+
+
+def test_an_error_of_codex_orch_inside_a_task_fails_only_that_task_and_resume_commits_its_answer(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The journal fails (a full disk) right after A's commit was made: A fails as `internal`, B goes on.
+    Resume finds the commit by its trailers and records it, without asking A's agent again."""
+    monkeypatch.setenv(faults.FAULT_ENV, "journal:before:task.committed:error")
+    monkeypatch.setattr(faults, "_seen", {})
+    fake_codex.script({"rules": [writer("A", "a.txt"), writer("B", "b.txt")]})
+
+    first = run(repo, tmp_path, [job("A"), job("B")], max_workers=1)
+
+    assert first == outcome(repo, "partial", A="failed", B="succeeded")
+    state = read_state(repo, RUN)
+    a = state["tasks"]["A"]
+    assert a["error"] == failed(FailureKind.INTERNAL, "OSError: [Errno 28] No space left on device")
+    log = (repo.path / ".orchestrator" / "runs" / RUN / "tasks" / "A" / "internal-error.log").read_text()
+    assert "Traceback" in log and "OSError: [Errno 28]" in log
+    assert a["result"]["summary"] == "A"
+    made = landed(repo, state["branch"])
+    assert [tid for _, tid in made] == ["A", "B"]  # A's commit was made, not recorded
+    assert steps(repo, "A") == [*FIRST, "task.result", "task.status:failed"]
+
+    monkeypatch.delenv(faults.FAULT_ENV)
+    second = resume(repo)
+
+    assert second == outcome(repo, "succeeded", A="succeeded", B="succeeded")
+    a = read_state(repo, RUN)["tasks"]["A"]
+    assert (a["commit"], a["files_changed"], len(a["attempts"])) == (made[0][0], ["a.txt"], 1)
+    assert landed(repo, state["branch"]) == made  # no second commit
+    assert len(fake_codex.calls()) == 2
+    assert steps(repo, "A")[-3:] == ["task.status:running", "task.committed", "task.status:succeeded"]
+
+
+def test_a_record_the_journal_could_not_write_is_not_in_the_state(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug this file found: the record was applied to the state and stayed there when its write failed
+    (a full disk), so the next snapshot held a commit the journal never got."""
+    monkeypatch.setenv(faults.FAULT_ENV, "journal:before:task.committed:error")
+    monkeypatch.setattr(faults, "_seen", {})
+    fake_codex.script({"default": [[{"write": "a.txt", "content": "a"}, {"answer": answer()}]]})
+    assert run(repo, tmp_path, [job("A")]) == outcome(repo, "failed", A="failed")
+    assert "task.committed" not in steps(repo, "A")
+    snapshot = read_state(repo, RUN)
+    (repo.path / ".orchestrator" / "runs" / RUN / "state.json").unlink()  # the state, rebuilt from the journal
+
+    assert snapshot["tasks"]["A"]["commit"] == read_state(repo, RUN)["tasks"]["A"]["commit"]
+
+
+# --- budgets --------------------------------------------------------------------------------------------
+def test_the_run_cost_budget_stops_dispatch_and_a_higher_one_finishes_the_run(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    fake_codex.script({"default": [[{"answer": answer()}]]})
+    repo.configure(prices=PRICE, budgets={"run_cost": 2})
+
+    first = run(repo, tmp_path, [job("A"), job("B"), job("C", ["A"])], max_workers=1)
+
+    assert first == outcome(repo, "budget_exhausted", A="succeeded", B="succeeded", C="pending")
+    assert first.exit_code == 1
+    state = read_state(repo, RUN)
+    assert [a["cost_usd"] for t in state["tasks"].values() for a in t["attempts"]] == [1.0, 1.0]
+    assert steps(repo, "C") == []
+
+    second = resume(repo, budget_run_cost=10.0)
+
+    assert second == outcome(repo, "succeeded", A="succeeded", B="succeeded", C="succeeded")
+    state = read_state(repo, RUN)
+    assert state["budgets"] == {"run_cost": 10.0}
+    assert [len(t["attempts"]) for t in state["tasks"].values()] == [1, 1, 1]
+    assert [prompts_with(fake_codex, f"job {tid}.") for tid in "ABC"] == [1, 1, 1]
+    assert run_steps(repo) == [
+        "run.created",
+        "run.workspace_ready",
+        "run.status:budget_exhausted",
+        "run.resumed",
+        "run.budget",
+        "run.status:succeeded",
+    ]
+
+
+def test_a_task_token_budget_refuses_the_tasks_next_attempt(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
+    fake_codex.script({"default": [[{"answer": "not json"}]]})
+    repo.configure(budgets={"task_tokens": 200}, limits={"retries": 5})
+
+    result = run(repo, tmp_path, [job("A")])
+
+    assert result == outcome(repo, "failed", A="failed")  # not budget_exhausted: the run's budget was not spent
+    a = read_state(repo, RUN)["tasks"]["A"]
+    assert a["error"] == failed(FailureKind.BUDGET, "A used 240 tokens, budgets.task_tokens is 200")
+    assert [x["failure"] for x in a["attempts"]] == ["not_json", "not_json"]  # a third was never started
+    assert steps(repo, "A") == [*FIRST, *AGAIN, "task.status:failed"]
+    assert len(fake_codex.calls()) == 2
+
+
+# --- what the agent may not do --------------------------------------------------------------------------
+def test_files_outside_a_tasks_paths_are_kept_out_of_its_commit(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    repo.configure(concurrency={"on_violation": "fail"})
+    fake_codex.script(
+        {
+            "default": [
+                [
+                    {"write": "src/a.txt", "content": "a"},
+                    {"write": "other.txt", "content": "o"},
+                    {"answer": answer("a", ["src/a.txt"])},
+                ]
+            ]
+        }
+    )
+    heard = Heard()
+
+    result = run(repo, tmp_path, [job("A", paths=["src/**"])], heard)
+
+    assert result == outcome(repo, "failed", A="failed")
+    state = read_state(repo, RUN)
+    a = state["tasks"]["A"]
+    assert a["error"] == failed(FailureKind.PATHS_VIOLATION, "changed files outside its paths: other.txt")
+    assert (a["files_changed"], a["violations"]) == (["src/a.txt"], ["other.txt"])
+    assert landed(repo, state["branch"]) == [(a["commit"], "A")]
+    assert repo.git("show", "--name-only", "--format=", a["commit"]) == "src/a.txt"
+    assert repo.git("show", f"refs/orch/{RUN}/violations/A:other.txt") == "o"  # set aside, not lost
+    assert not (Path(state["worktree"]) / "other.txt").exists()
+    assert recorded(repo, "task.committed")[0]["violations"] == ["other.txt"]
+    assert steps(repo, "A") == [*FIRST, "task.result", "task.committed", "task.status:failed"]
+    assert heard.data("violation") == [("A", {"files": ["other.txt"]})]
+
+
+def test_a_guardrail_violation_is_put_back_and_the_agent_told_on_its_thread(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    fake_codex.script(
+        {
+            "default": [
+                [{"shell": "git tag sneaky"}, {"answer": answer()}],
+                [{"write": "a.txt", "content": "a"}, {"answer": answer("a", ["a.txt"])}],
+            ]
+        }
+    )
+
+    result = run(repo, tmp_path, [job("A")])
+
+    assert result == outcome(repo, "succeeded", A="succeeded")
+    a = read_state(repo, RUN)["tasks"]["A"]
+    quarantine = f"refs/orch/{RUN}/quarantine/A/1/tags/sneaky"
+    change = (
+        f"created refs/tags/sneaky at {repo.git('rev-parse', 'main')[:12]}; put back, its version kept at {quarantine}"
+    )
+    assert [(x["failure"], x["guardrail"]) for x in a["attempts"]] == [("guardrail", [change]), (None, [])]
+    assert a["attempts"][0]["failure_message"] == f"changed what only codex-orch may change: {change}"
+    assert repo.git("tag") == "" and repo.git("rev-parse", quarantine) == repo.git("rev-parse", "main")
+    first, second = fake_codex.calls()
+    assert (second["resume"], second["thread_id"]) == (True, first["thread_id"])
+    assert second["prompt"].startswith(
+        f"codex-orch found that your previous turn {change}.\n\nThose changes were undone."
+    )
+    assert steps(repo, "A") == FIRST + AGAIN + COMMITTED
+
+
+def test_a_secret_in_the_work_is_not_committed_and_the_agent_asked_to_remove_it(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    fake_codex.script(
+        {
+            "default": [
+                [{"write": "env.sh", "content": f"export AWS_ACCESS_KEY_ID={AWS_KEY}\n"}, {"answer": answer("a")}],
+                [{"write": "env.sh", "content": "export AWS_ACCESS_KEY_ID=$KEY\n"}, {"answer": answer("b")}],
+            ]
+        }
+    )
+
+    result = run(repo, tmp_path, [job("A")])
+
+    assert result == outcome(repo, "succeeded", A="succeeded")
+    a = read_state(repo, RUN)["tasks"]["A"]
+    assert (a["result"]["summary"], a["files_changed"]) == ("b", ["env.sh"])
+    assert recorded(repo, "task.commit_refused") == [
+        {
+            "type": "task.commit_refused",
+            "task": "A",
+            "failure": "secret",
+            "message": "secrets in the changes to commit: env.sh:1: AWS Access Key. Remove them from the files, "
+            "or let them through with secrets.allow in orchestrator.yaml.",
+        }
+    ]
+    first, second = fake_codex.calls()
+    assert (second["resume"], second["thread_id"]) == (True, first["thread_id"])
+    assert second["prompt"].startswith("codex-orch did not commit your work: it holds secrets")
+    assert "- env.sh:1: AWS Access Key\n" in second["prompt"] and AWS_KEY not in second["prompt"]
+    assert AWS_KEY not in repo.git("log", "--all", "-p")
+    assert steps(repo, "A") == [*FIRST, "task.result", "task.commit_refused", *AGAIN, *COMMITTED]
+
+
+# --- gates and landing conflicts: back to the same agent ------------------------------------------------
+@pytest.mark.parametrize("fix_rounds", [1, 0])
+def test_a_failing_gate_goes_back_to_the_agent_within_the_fix_rounds(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path, fix_rounds: int
+) -> None:
+    repo.configure(
+        gates=[{"name": "fixed", "run": "test -f fixed.txt", "sandbox": "none"}], limits={"fix_rounds": fix_rounds}
+    )
+    fake_codex.script(
+        {
+            "default": [
+                [{"write": "a.txt", "content": "a"}, {"answer": answer("a", ["a.txt"])}],
+                [{"write": "fixed.txt", "content": "f"}, {"answer": answer("f", ["fixed.txt"])}],
+            ]
+        }
+    )
+
+    result = run(repo, tmp_path, [job("A")])
+
+    state = read_state(repo, RUN)
+    a = state["tasks"]["A"]
+    gates = recorded(repo, "task.gates", "A")
+    if fix_rounds:
+        assert result == outcome(repo, "succeeded", A="succeeded")
+        assert [(g["n"], [r["ok"] for r in g["runs"]]) for g in gates] == [(1, [False]), (2, [True])]
+        assert recorded(repo, "task.fix_round") == [
+            {"type": "task.fix_round", "task": "A", "round": 1, "gate": "fixed", "n": 2}
+        ]
+        first, second = fake_codex.calls()
+        assert (second["resume"], second["thread_id"]) == (True, first["thread_id"])
+        assert second["prompt"].startswith("codex-orch ran the gate `fixed` (`test -f fixed.txt`) on your work")
+        assert a["files_changed"] == ["a.txt", "fixed.txt"]
+        assert landed(repo, state["branch"]) == [(a["commit"], "A")]
+        assert steps(repo, "A") == [
+            *FIRST,
+            "task.gates",
+            "task.fix_round",
+            *AGAIN,
+            "task.gates",
+            *COMMITTED,
+        ]
+    else:
+        assert result == outcome(repo, "failed", A="failed")
+        stuck = f"gate 'fixed' still failed (exit 1) after 0 fix rounds; its work is on refs/orch/{RUN}/failed/A"
+        assert (a["error"], a["commit"], len(fake_codex.calls())) == (failed(FailureKind.GATE_FAILED, stuck), None, 1)
+        assert landed(repo, state["branch"]) == []
+        assert "a.txt" in files_of(repo, f"refs/orch/{RUN}/failed/A")  # the work is kept aside
+        assert steps(repo, "A") == [*FIRST, "task.gates", "task.status:failed"]
+
+
+@pytest.mark.parametrize("conflict_rounds", [2, 0])
+def test_a_landing_conflict_goes_back_to_the_agent_that_made_it(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path, conflict_rounds: int
+) -> None:
+    """A and B both append to one file, each from the same tip (each waits at a gate until the other has
+    started): the second to land conflicts, and its agent resolves the conflict on its own thread, while
+    limits.conflict_rounds allows; else it fails as `conflict`, nothing of it landed."""
+    repo.configure(workspace="landing", limits={"conflict_rounds": conflict_rounds})
+    repo.write("shared.txt", "top\n")
+    repo.git("add", "shared.txt")
+    repo.git("commit", "-qm", "a shared file")
+    resolve = "sed -i '/^<<<<<<< \\|^=======$\\|^>>>>>>> /d' shared.txt"  # keep both sides
+    rules = [
+        {
+            "match": f"job {me}.",
+            "turns": [
+                [
+                    {"append": "shared.txt", "content": f"line {me}\n"},
+                    {"marker": str(tmp_path / f"started-{me}")},
+                    {"gate": str(tmp_path / f"started-{other}")},
+                    {"answer": answer(me, ["shared.txt"])},
+                ],
+                [{"shell": resolve}, {"answer": answer(f"{me} resolved", ["shared.txt"])}],
+            ],
+        }
+        for me, other in (("A", "B"), ("B", "A"))
+    ]
+    fake_codex.script({"rules": rules})
+
+    result = run(repo, tmp_path, [job("A"), job("B")], max_workers=2)
+
+    state = read_state(repo, RUN)
+    tasks = state["tasks"]
+    [loser] = [tid for tid in "AB" if tasks[tid]["status"] != "succeeded" or len(tasks[tid]["attempts"]) == 2]
+    winner = "B" if loser == "A" else "A"
+    assert [s for s in steps(repo, winner) if s != "task.forecast"] == FIRST + LANDED
+    shared = repo.git("show", f"{state['branch']}:shared.txt")
+    if not conflict_rounds:
+        assert result == outcome(repo, "partial", **{winner: "succeeded", loser: "failed"})
+        conflict = "its change conflicts with the run branch in shared.txt"
+        assert tasks[loser]["error"] == failed(FailureKind.CONFLICT, conflict)
+        assert [s for s in steps(repo, loser) if s != "task.forecast"] == [
+            *FIRST,
+            "task.result",
+            "task.committed",
+            "task.status:failed",
+        ]
+        assert shared.splitlines() == ["top", f"line {winner}"]
+        assert landed(repo, state["branch"]) == [(tasks[winner]["commit"], winner)]
+        own = tasks[loser]["branch"]  # its commit stays on its own branch
+        assert landed(repo, own) == [(tasks[loser]["commit"], loser)]
+        assert repo.git("show", f"{own}:shared.txt").splitlines() == ["top", f"line {loser}"]
+        assert [c["resume"] for c in fake_codex.calls()] == [False, False]
+        return
+    assert result == outcome(repo, "succeeded", A="succeeded", B="succeeded")
+    thread = tasks[loser]["thread_id"]
+    assert tasks[loser]["attempts"][1]["resumed_thread"] == thread
+    assert sorted(shared.splitlines()) == ["line A", "line B", "top"]
+    assert landed(repo, state["branch"]) == [(tasks[winner]["commit"], winner), (tasks[loser]["commit"], loser)]
+    told = attempt_file(repo, loser, 2, "prompt.md")
+    assert "shared.txt" in told and "conflict markers" in told
+    assert [c["prompt"] for c in fake_codex.calls() if c["resume"]] == [told]
+    assert recorded(repo, "task.rebased") == [
+        {"type": "task.rebased", "task": loser, "base_commit": tasks[winner]["commit"], "conflicts": ["shared.txt"]}
+    ]
+    no_forecast = [s for s in steps(repo, loser) if s != "task.forecast"]
+    assert no_forecast == [*FIRST, "task.result", "task.committed", "task.rebased", *AGAIN, *LANDED]
+
+
+# --- tasks that join the run ----------------------------------------------------------------------------
+def test_tasks_proposed_by_an_agent_join_the_run_up_to_max_tasks(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    repo.configure(limits={"max_tasks": 3})
+    proposals = [
+        {"role": "tester", "prompt": "follow-up: test it", "acceptance": "tests pass"},
+        {"role": "wizard", "prompt": "follow-up: magic", "acceptance": "x"},
+        {"role": "dev", "prompt": "follow-up: document it", "acceptance": "docs exist"},
+        {"role": "implementer", "prompt": "follow-up: one too many", "acceptance": "x"},
+    ]
+    tested = answer("tested", tests=[{"command": "pytest", "passed": True, "summary": "ok"}])
+    fake_codex.script(
+        {
+            "rules": [
+                {"match": "job A.", "turns": [[{"answer": answer("A", next_tasks=proposals)}]]},
+                {"match": "follow-up: test it", "turns": [[{"answer": tested}]]},
+            ],
+            "default": [[{"answer": answer("documented")}]],
+        }
+    )
+    heard = Heard()
+
+    result = run(repo, tmp_path, [job("A")], heard, follow_next_tasks=True)
+
+    assert result == outcome(repo, "succeeded", A="succeeded", **{"A.1": "succeeded", "A.3": "succeeded"})
+    state = read_state(repo, RUN)
+    assert state["task_order"] == ["A", "A.1", "A.3"]
+    assert state["tasks"]["A"]["follow_ups"] == [
+        {"id": "A.1", "added": "tester"},
+        {"id": "A.2", "skipped": "unknown role 'wizard'"},
+        {"id": "A.3", "added": "implementer"},  # `dev` is an alias
+        {"id": "A.4", "skipped": "limits.max_tasks (3) reached"},
+    ]
+    for tid, role in (("A.1", "tester"), ("A.3", "implementer")):
+        task = state["tasks"][tid]
+        assert (task["role"], task["blocked_by"], task["proposed_by"]) == (role, ["A"], "A")
+        assert steps(repo, tid) == FIRST + COMMITTED
+    assert [r["task"]["id"] for r in recorded(repo, "task.added")] == ["A.1", "A.3"]
+    assert steps(repo, "A") == [*FIRST, *COMMITTED, "task.follow_ups"]
+    prompts = [c["prompt"] for c in fake_codex.calls()]
+    assert len(prompts) == 3 and "follow-up: test it" in prompts[1] and "### A (implementer): succeeded" in prompts[1]
+    added = [data["tasks"] for _, data in heard.data("plan")[1:]]
+    assert added == [
+        {"A.1": {"role": "tester", "status": "pending"}},
+        {"A.3": {"role": "implementer", "status": "pending"}},
+    ]
+
+
+def test_a_follow_up_prompt_goes_on_on_the_thread_of_the_task_it_continues(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    """The job service's `continue`: the agent asked a question (its task ended blocked); the follow-up
+    answers it on the same thread, and the task it continues is not run again."""
+    fake_codex.script(
+        {
+            "default": [
+                [{"answer": answer("which colour?", status="blocked")}],
+                [{"write": "colour.txt", "content": "blue\n"}, {"answer": answer("blue", ["colour.txt"])}],
+            ]
+        }
+    )
+    assert run(repo, tmp_path, [job("A")]) == outcome(repo, "failed", A="failed")
+    thread = read_state(repo, RUN)["tasks"]["A"]["thread_id"]
+
+    follow_up = add_follow_up(repo.path, RUN, "Blue, please.")
+    result = resume(repo)
+
+    assert follow_up == "followup-1"
+    assert result == outcome(repo, "partial", A="failed", **{"followup-1": "succeeded"})
+    state = read_state(repo, RUN)
+    task = state["tasks"]["followup-1"]
+    assert [(x["n"], x["resumed_thread"], x["agent_source"]) for x in task["attempts"]] == [(1, thread, "thread")]
+    assert task["thread_id"] == thread and task["files_changed"] == ["colour.txt"]
+    told = fake_codex.calls()[-1]
+    assert (told["resume"], told["thread_id"], len(fake_codex.calls())) == (True, thread, 2)
+    assert told["prompt"] == (
+        "Blue, please.\n\nWhen you are done, answer with the JSON object the output schema asks for, as before."
+    )
+    assert len(state["tasks"]["A"]["attempts"]) == 1  # not run again: not even taken up
+    assert steps(repo, "A") == [*FIRST, "task.result", "task.committed", "task.status:failed"]
+    assert steps(repo, "followup-1") == [
+        "task.workspace",
+        "task.status:running",
+        "attempt.started",
+        "attempt.pid",
+        "attempt.finished",
+        *COMMITTED,
+    ]
+    assert landed(repo, state["branch"]) == [(task["commit"], "followup-1")]
+
+
+# --- bugs found while writing these tests ------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["agent_reported", "paths_violation"])
+def test_resume_asks_the_agent_again_for_a_task_that_failed_after_its_answer(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path, kind: str
+) -> None:
+    """A bug this file found: resume took any recorded answer for one a crash left before its commit, so
+    a task failed as `agent_reported` failed again from its old answer, and one failed on `paths` had its
+    commit adopted and was turned succeeded, its agent never asked again."""
+    repo.configure(concurrency={"on_violation": "fail"})
+    outside = {"write": "other.txt", "content": "o"}
+    status = "blocked" if kind == "agent_reported" else "done"
+    turn = [{"write": "src/a.txt", "content": "a"}, outside, {"answer": answer("a", ["src/a.txt"], status=status)}]
+    if kind == "agent_reported":
+        turn.remove(outside)
+    fake_codex.script({"default": [turn]})
+    assert run(repo, tmp_path, [job("A", paths=["src/**"])]) == outcome(repo, "failed", A="failed")
+    assert read_state(repo, RUN)["tasks"]["A"]["error"]["kind"] == kind
+
+    result = resume(repo)
+
+    assert len(fake_codex.calls()) == 2, f"resume ended A {result.tasks['A']} without running it"
