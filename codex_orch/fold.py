@@ -164,6 +164,7 @@ def _apply_gates(task: dict[str, Any], kind: str, rec: dict[str, Any]) -> None:
 def _apply_attempt(task: dict[str, Any], kind: str, rec: dict[str, Any], ts: str | None) -> None:
     if kind == "attempt.started":
         thread = rec.get("resume_thread")
+        task["result"] = None  # a new attempt: the last answer is superseded, never finished later
         task["attempts"].append(
             {"n": rec["n"], "started_at": ts, "ended_at": None, "resumed_thread": thread}
             | {"kind": rec.get("kind", "task"), "thread_id": thread, "pid": None}

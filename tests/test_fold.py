@@ -477,6 +477,28 @@ def test_a_run_status_other_than_running_ends_the_run(status: str) -> None:
     assert state == run_state(2, {"T0001": pending("T0001")}, status=status, **ended)
 
 
+def test_a_task_that_failed_on_its_answer_starts_anew_with_no_answer_left_to_finish() -> None:
+    """Resume finishes a recorded answer a crash left (engine/executor.py); once a new attempt starts, the
+    old answer is superseded, so a crash during that attempt must not bring it back."""
+    error = {"kind": "agent_reported", "message": "the agent reported blocked"}
+    blocked = {**ANSWER, "status": "blocked"}
+    state = fold(
+        created(("T0001", "implementer", [])),
+        r("task.status", task="T0001", status="running"),
+        start("T0001", 1),
+        finished("T0001", "th-1"),
+        r("task.result", task="T0001", result=blocked),  # 5
+        r("task.status", task="T0001", status="failed", error=error),
+        r("run.status", status="partial"),
+        r("run.resumed"),
+        r("task.status", task="T0001", status="running"),
+        start("T0001", 2),  # 10
+    )
+    t1 = pending("T0001") | {"status": "running", "started_at": at(2), "thread_id": "th-1"}
+    t1["attempts"] = [closed(opened(1, 3), 4, finished("T0001", "th-1")), opened(2, 10)]
+    assert state == run_state(10, {"T0001": t1}, resumed=1)
+
+
 def test_a_resumed_run_is_running_again_and_counts_its_resumes() -> None:
     state = fold(created(("T0001", "implementer", [])), r("run.status", status="interrupted"), r("run.resumed"))
     assert state == run_state(3, {"T0001": pending("T0001")}, resumed=1)  # no end while it runs again

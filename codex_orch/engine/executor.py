@@ -239,7 +239,7 @@ class TaskRunner:
         task's end, when the answer a crash left is committed now."""
         ctx, task = self.ctx, self.task
         pending: str | None = None  # the prompt of a landing conflict found while taking the task up again
-        if rec["result"] is not None:  # a crash came after a valid answer and before the commit
+        if _answer_left_unfinished(rec):
             recovered = self._recover(ws, rec)
             if recovered.ended is not None:
                 return recovered.ended
@@ -280,6 +280,21 @@ class TaskRunner:
 
     def _fail(self, kind: FailureKind, message: str) -> str:
         return record_failure(self.ctx, self.task.id, kind, message)
+
+
+# failures of codex-orch's own after a valid answer: the answer was not judged, so resume finishes it
+_OUR_FAILURES = (FailureKind.INTERNAL, FailureKind.WORKSPACE)
+
+
+def _answer_left_unfinished(rec: dict[str, Any]) -> bool:
+    """A valid answer whose commit and landing were cut short: by a crash or a stop (the task running or
+    interrupted), or by a failure of ours. An answer judged and failed (the agent's own report, paths, a
+    gate, a conflict) is not finished again: resume runs such a task anew."""
+    if rec["result"] is None:
+        return False
+    if rec["status"] in ("running", "interrupted"):
+        return True
+    return rec["status"] == "failed" and (rec.get("error") or {}).get("kind") in _OUR_FAILURES
 
 
 def run_task(ctx: RunContext, task: Task) -> str:
