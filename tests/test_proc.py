@@ -16,7 +16,7 @@ import pytest
 from conftest import alive, wait_for
 
 from codex_orch.proc.groups import group_members
-from codex_orch.proc.stream import MAX_LINE, ProcOutcome, ProcRequest, StreamTee, pump, run_streaming
+from codex_orch.proc.stream import MAX_LINE, STDERR_TAIL, ProcOutcome, ProcRequest, StreamTee, pump, run_streaming
 from codex_orch.redaction import Redactor
 
 
@@ -349,3 +349,14 @@ def test_pump_reads_every_pipe_that_has_data_and_lets_go_of_a_closed_one() -> No
         assert list(selector.get_map()) == [r2]
     for fd in (r1, r2, w2):
         os.close(fd)
+
+
+def test_a_chatty_stderr_holds_at_most_twice_its_tail_in_memory() -> None:
+    """stderr is kept only for its last 16 KiB; what is held is cut back whenever it passes twice that."""
+    tee = StreamTee(0, io.BytesIO(), None, None)
+    held = []
+    for i in range(40):
+        tee.feed(bytes([65 + i % 26]) * 3000)
+        held.append(len(tee.tail))
+    assert max(held) <= 2 * STDERR_TAIL and held[-1] >= STDERR_TAIL
+    assert bytes(tee.tail[-STDERR_TAIL:]) == b"".join(bytes([65 + i % 26]) * 3000 for i in range(40))[-STDERR_TAIL:]
