@@ -7,6 +7,7 @@ gate (`{"gate": path}`) until the test, having checked what it wanted to see, re
 from __future__ import annotations
 
 import compileall
+import ctypes
 import json
 import os
 import shutil
@@ -78,6 +79,28 @@ def environ_stable() -> Iterator[None]:
     after = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
     changed = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
     assert not changed, f"test changed os.environ: {sorted(changed)}"
+
+
+@pytest.fixture(autouse=True)
+def no_subreaper_left() -> Iterator[None]:
+    """A test that starts a contained child in this process (run_streaming, a run driven in-process) makes
+    the process a child subreaper (proc/reaper.py), for good: orphans of any later test would be re-parented
+    to it, and a process that embeds the tests and waits for its own children (mutmut's runner) would meet
+    one it never started. Undone after each test, and the zombies adopted meanwhile collected."""
+    yield
+    from codex_orch.proc import reaper
+
+    if reaper._reaper is None:
+        return
+    reaper._reaper = None
+    ctypes.CDLL(None, use_errno=True).prctl(36, 0, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER off
+    for path in Path(f"/proc/{os.getpid()}/task").glob("*/children"):
+        for pid in path.read_text().split():
+            try:
+                if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                    os.waitpid(int(pid), os.WNOHANG)
+            except (OSError, IndexError):
+                continue
 
 
 # --- waiting for events ---------------------------------------------------------------------------
