@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -134,11 +135,37 @@ def write_bytes(root: Path, rel: str, data: bytes, mode: int = 0o644) -> None:
         except OSError as exc:
             raise UnsafePath(rel, _why(exc)) from None
         try:
+            os.fchmod(fd, mode)  # a file that was there keeps its own mode through O_TRUNC
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
         finally:
             os.close(fd)
+
+
+def clear(root: Path, rel: str) -> bool:
+    """Remove whatever is at root/rel: a file, a link (never what it points at), or a folder with all it
+    holds, reached without following links; False when nothing was there."""
+    parts = _parts(rel)
+    try:
+        with _parent(root, parts, rel, create=False) as parent:
+            if stat.S_ISDIR(os.stat(parts[-1], dir_fd=parent, follow_symlinks=False).st_mode):
+                shutil.rmtree(parts[-1], dir_fd=parent)
+            else:
+                os.unlink(parts[-1], dir_fd=parent)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def symlink(root: Path, rel: str, target: str) -> None:
+    """Make root/rel a link to `target`, its folder reached without following links."""
+    parts = _parts(rel)
+    with _parent(root, parts, rel, create=True) as parent:
+        try:
+            os.symlink(target, parts[-1], dir_fd=parent)
+        except OSError as exc:
+            raise UnsafePath(rel, _why(exc)) from None
 
 
 def remove(root: Path, rel: str) -> bool:

@@ -25,7 +25,7 @@ from codex_orch.git.ref_scan import MAX_WATCHED_FILE, RefScan
 from codex_orch.git.repo import Git, refs_as_files
 from codex_orch.git.shared_lock import SharedLock
 from codex_orch.git.worktrees import dotgit_text
-from codex_orch.safe_fs import UnsafePath, write_bytes
+from codex_orch.safe_fs import UnsafePath, clear, read_bytes, symlink, write_bytes
 
 COMMON_FILES = ("config", "hooks", "info", "objects/info/alternates")
 ADMIN_FILES = ("config.worktree", "info", "commondir", "gitdir")
@@ -208,11 +208,12 @@ class Guard:
             target.parent.mkdir(parents=True, exist_ok=True)
             if stat.S_ISDIR(info.st_mode):
                 shutil.move(str(dotgit), str(target))
+                kept = str(target)
             else:
                 if stat.S_ISREG(info.st_mode):
                     target.write_bytes(dotgit.read_bytes()[:MAX_WATCHED_FILE])
-                dotgit.unlink()
-            kept = str(target)
+                    kept = str(target)
+                dotgit.unlink()  # a link: its target is the change's `after`
         write_bytes(path, ".git", expected)
         return [Change("dotgit", str(path), "gitdir", found, kept)]
 
@@ -220,14 +221,16 @@ class Guard:
         """A worktree HEAD that left its branch: the change, and the commit the worktree's files are at."""
         expected = f"ref: refs/heads/{tree.branch}"
         try:
-            now = (tree.admin / "HEAD").read_text("utf-8", "replace").strip()
-        except OSError:
+            now = (read_bytes(tree.admin, "HEAD") or b"").decode("utf-8", "replace").strip()
+        except (OSError, UnsafePath):  # a folder, a link, a FIFO in its place
             now = ""
         if now == expected:
             return None
         at = (self._read_refs(now[5:]).get(now[5:]) or "") if now.startswith("ref: ") else now
-        git = self.git.worktree(path, tree.admin)
-        git.run("symbolic-ref", "HEAD", f"refs/heads/{tree.branch}")
+        # written as git writes it, not through `git symbolic-ref`: with HEAD gone, a folder or junk, git
+        # no longer takes the admin folder for a repository
+        clear(tree.admin, "HEAD")
+        write_bytes(tree.admin, "HEAD", f"{expected}\n".encode())
         return Change("head", str(path), tree.branch, now.removeprefix("ref: ") or "nothing"), at
 
     def _check_refs(self, worktree: Path | None, quarantine: str, heads: dict[Path, str]) -> list[Change]:
@@ -290,7 +293,7 @@ class Guard:
                 kept = str(target)
             try:
                 if before is None:
-                    _remove(root, inner)
+                    clear(root, inner)
                 else:
                     _restore(root, inner, before)
             except (OSError, UnsafePath):
@@ -353,17 +356,10 @@ def _under(rel: str, key: str, names: tuple[str, ...]) -> bool:
 
 
 def _restore(root: Path, inner: str, before: bytes) -> None:
-    """Put a watched file back as `RefScan.content` recorded it."""
+    """Put a watched file back as `RefScan.content` recorded it, in place of whatever is there now (a
+    folder too), never reaching through a link (docs/security.md)."""
+    clear(root, inner)
     if before.startswith(b"link:"):
-        _remove(root, inner)
-        os.symlink(before[5:].decode(), root / inner)
+        symlink(root, inner, before[5:].decode())
     elif before[:1] in (b"x", b"-"):
         write_bytes(root, inner, before[1:], 0o755 if before[:1] == b"x" else 0o644)
-
-
-def _remove(root: Path, inner: str) -> None:
-    path = root / inner
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    else:
-        path.unlink(missing_ok=True)
