@@ -93,8 +93,12 @@ class RunStore:
         cls, run_dir: Path, run: dict[str, Any], tasks: list[dict[str, Any]], redactor: Redactor | None = None
     ) -> RunStore:
         store = cls(run_dir, {"seq": 0}, 0, redactor)
-        store.record("run.created", run=run, tasks=tasks)
-        store.snapshot()
+        try:
+            store.record("run.created", run=run, tasks=tasks)
+            store.snapshot()
+        except BaseException:
+            os.close(store._fd)  # no run to snapshot: only the journal's descriptor to let go
+            raise
         return store
 
     @classmethod

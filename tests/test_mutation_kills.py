@@ -706,3 +706,28 @@ def test_an_atomic_write_makes_its_temporary_file_hidden_beside_the_target(
     ]
     assert (tmp_path / STATE_NAME).read_text() == '{\n "b": 1,\n "a": [\n  2\n ]\n}\n'
     assert [p.name for p in tmp_path.iterdir()] == [STATE_NAME]
+
+
+def test_a_record_that_cannot_be_written_is_in_neither_the_journal_nor_the_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk at the first record (the run's creation) and at a later one: the error is the disk's,
+    and the journal and the state are what they were before the record."""
+    monkeypatch.setattr(faults, "_seen", {})
+    monkeypatch.setenv(faults.FAULT_ENV, "journal:before:run.created:error")
+    fds = sorted(os.listdir("/proc/self/fd"))
+    with pytest.raises(OSError) as first:
+        RunStore.create(tmp_path, {"run_id": "f"}, TWO)
+    assert first.value.errno == errno.ENOSPC
+    assert (tmp_path / "journal.jsonl").read_bytes() == b"" and not (tmp_path / "state.json").exists()
+    assert sorted(os.listdir("/proc/self/fd")) == fds  # the journal's descriptor is not left open
+
+    monkeypatch.setenv(faults.FAULT_ENV, "journal:before:task.status:error")
+    (tmp_path / "later").mkdir()
+    with RunStore.create(tmp_path / "later", {"run_id": "l"}, TWO) as later:
+        before, journal = later.view(), (tmp_path / "later" / "journal.jsonl").read_bytes()
+        with pytest.raises(OSError):
+            later.record("task.status", task="T0001", status="running")
+        assert later.view() == before and (tmp_path / "later" / "journal.jsonl").read_bytes() == journal
+        later.record("task.status", task="T0001", status="running")  # the disk has room again
+        assert later.task("T0001")["status"] == "running"
