@@ -920,6 +920,30 @@ def test_a_guardrail_violation_is_put_back_and_the_agent_told_on_its_thread(
     assert steps(repo, "A") == FIRST + AGAIN + COMMITTED
 
 
+def test_a_worktree_the_agent_made_a_link_commits_nothing_of_the_links_target(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    """Its folder replaced by a link to a folder outside the repository: each attempt fails as `guardrail`,
+    and nothing of what the link points at reaches a commit (session 8: it was committed)."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "secret.txt").write_text("not the repository's\n")
+    worktree = repo.path / ".orchestrator" / "worktrees" / RUN  # the fixture's shared worktree
+    swap = f'cd / && if [ ! -L "{worktree}" ]; then rm -rf "{worktree}" && ln -s "{victim}" "{worktree}"; fi'
+    fake_codex.script({"default": [[{"shell": swap}, {"answer": answer("a", ["secret.txt"])}]]})
+    repo.configure(limits={"retries": 1})
+
+    result = run(repo, tmp_path, [job("A")])
+
+    assert result == outcome(repo, "failed", A="failed")
+    a = read_state(repo, RUN)["tasks"]["A"]
+    # the retry then meets the link where the worktree's .git is written, and is refused there (`internal`)
+    assert a["commit"] is None and a["attempts"][0]["failure"] == "guardrail"
+    assert "a link to" in a["attempts"][0]["failure_message"]
+    assert "secret.txt" not in repo.git("log", "--all", "--name-only", "--format=")
+    assert sorted(os.listdir(victim)) == ["secret.txt"]
+
+
 def test_a_secret_in_the_work_is_not_committed_and_the_agent_asked_to_remove_it(
     repo: Repo, fake_codex: FakeCodex, tmp_path: Path
 ) -> None:

@@ -171,19 +171,28 @@ def test_a_worktrees_dotgit_changed_is_put_back_and_the_agents_version_kept(w: W
 
 @pytest.mark.parametrize("how", ["removed", "replaced by a link to a folder"])
 def test_a_worktree_that_is_gone_has_nothing_put_back(w: World, tmp_path: Path, how: str) -> None:
+    """A worktree removed is nothing to put back; one made a link is a change (a commit there would take
+    the link target's files: session 8), and nothing is written through the link."""
     shutil.rmtree(w.tree)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     if how != "removed":
         w.tree.symlink_to(elsewhere)
 
-    assert w.check() == []
+    linked = [Change("worktree", str(w.tree), "its folder", f"a link to {elsewhere}")]
+    changes = w.check()
+    assert changes == ([] if how == "removed" else linked)
+    if changes:
+        assert changes[0].describe() == (
+            f"replaced the worktree {w.tree} by a link to {elsewhere}: nothing is committed through it, and the "
+            "worktree is made again when the task is taken up"
+        )
 
     assert os.listdir(elsewhere) == []  # no .git written through the link
     assert w.tree.is_symlink() == (how != "removed") and os.path.lexists(w.tree) == (how != "removed")
     assert w.head() == f"ref: {REF}\n" and w.rev(REF) == w.tip
     assert not w.folder.exists()
-    assert w.check() == []
+    assert w.check() == ([] if how == "removed" else linked)  # reported at every check while it is a link
 
 
 def test_only_the_checked_worktrees_dotgit_is_compared(w: World, tmp_path: Path) -> None:

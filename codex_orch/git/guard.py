@@ -35,7 +35,7 @@ ADMIN_FILES = ("config.worktree", "info", "commondir", "gitdir")
 class Change:
     """One thing an attempt changed that it may not change."""
 
-    kind: str  # "ref", "head", "dotgit", "file"
+    kind: str  # "ref", "head", "dotgit", "worktree", "file"
     name: str  # a ref name, a worktree, or a path inside the git dir
     before: str | None
     after: str | None
@@ -57,6 +57,11 @@ class Change:
             what = f"pointed the worktree's HEAD at {self.after} (it must stay on {self.before})"
         elif self.kind == "dotgit":
             what = f"changed the worktree's .git ({self.after}); codex-orch never reads it"
+        elif self.kind == "worktree":
+            return (
+                f"replaced the worktree {self.name} by {self.after}: nothing is committed through it, and the "
+                "worktree is made again when the task is taken up"
+            )
         else:
             what = f"{'added' if self.before is None else 'removed' if self.after is None else 'changed'} {self.name}"
         return what + (f"; put back, its version kept at {self.kept}" if self.kept else "; put back")
@@ -197,7 +202,9 @@ class Guard:
             info = None
         if info is not None and stat.S_ISREG(info.st_mode) and dotgit.read_bytes() == expected:
             return []
-        if not path.is_dir() or path.is_symlink():
+        if path.is_symlink():  # its folder made a link: committing there would take the target's files
+            return [Change("worktree", str(path), "its folder", f"a link to {os.readlink(path)}")]
+        if not path.is_dir():
             return []  # the worktree itself is gone (removed by clean, or by hand): nothing to put back
         found = "deleted" if info is None else "a folder" if stat.S_ISDIR(info.st_mode) else "rewritten"
         if info is not None and stat.S_ISLNK(info.st_mode):

@@ -149,11 +149,16 @@ class Workspaces:
             first_open = worktree not in self._opened
             self._opened.add(worktree)
         registered = self._registered(worktree)
-        if registered is not None and ready and worktree.is_dir():
+        linked = worktree.is_symlink()  # an agent's link in its place: never worked through, made again
+        if registered is not None and ready and worktree.is_dir() and not linked:
             if first_open:
                 self._clear_stale_locks(registered, worktree, branch)
             return self._opened_workspace(worktree, branch, start, registered)
-        if worktree.exists():
+        if registered is None and not linked and worktree.exists() and not worktree.is_dir():
+            raise GitError(
+                f"{worktree} already exists and is not a worktree codex-orch made", "Move it away, then run again."
+            )
+        if worktree.exists() and not linked:
             users = path_users([worktree])[worktree]
             if users:
                 raise GitError(
@@ -161,7 +166,7 @@ class Workspaces:
                     f"uses it: {_listing(users)}",
                     "Stop that process, then resume the run.",
                 )
-        if worktree.exists() or registered is not None:
+        if linked or worktree.exists() or registered is not None:
             discard_worktree(self.git, worktree)
         worktree.parent.mkdir(parents=True, exist_ok=True)
         with self._ours(f"refs/heads/{branch}"):
@@ -199,7 +204,7 @@ class Workspaces:
         """A worktree another run left on its own branch (the job service's worktree of a job branch),
         switched to `branch`, what it held uncommitted saved on `keep_ref` (worktrees.take_up). Whether
         it was: False when there is none, or it is on `branch` already."""
-        if self._registered(worktree) is None or not worktree.is_dir():
+        if self._registered(worktree) is None or not worktree.is_dir() or worktree.is_symlink():
             return False
         with self._ours(f"refs/heads/{branch}", keep_ref):
             return take_up(self.git, worktree, branch, start, keep_ref)

@@ -160,7 +160,10 @@ def discard_worktree(git: Git, path: Path) -> None:
     import shutil
 
     with repo_lock(git):
-        if git.run_full("worktree", "remove", "--force", "--force", str(path))[0] != 0:
+        if path.is_symlink() or (path.exists() and not path.is_dir()):
+            path.unlink()  # a link or a file in its place: never followed, never handed to git
+            git.run("worktree", "prune")
+        elif git.run_full("worktree", "remove", "--force", "--force", str(path))[0] != 0:
             shutil.rmtree(path, ignore_errors=True)
             git.run("worktree", "prune")  # its registration, when git could not remove it itself
 

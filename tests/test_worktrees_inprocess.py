@@ -1,0 +1,791 @@
+"""The run's worktrees (git/workspace.py, git/worktrees.py) driven in-process, as the engine drives them: a
+`Workspaces(git, Workspaces.identity_for(git))` (engine/drive.py) whose `ensure`, `retire`, `take_up`,
+`merge_into`, `commit`, `land` and `drop_spares` the engine calls, and the functions of worktrees.py that
+the commands call (merge, clean, validate). Real repositories, real worktrees, real processes holding them.
+
+Each test asserts the whole outcome: what was returned, the branch and its commits, the worktree's files
+and status, and what git keeps in its admin folders (`.git/worktrees/<name>`). The CLI tests check the
+same through child processes, which mutation testing cannot see (docs/testing.md, "What mutmut sees")."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import Repo, wait_for
+
+from codex_orch.errors import GitError, GuardrailError, InputError, OrchError
+from codex_orch.git.repo import Git
+from codex_orch.git.workspace import (
+    DECISIONS_FILE,
+    DECISIONS_HEADER,
+    CommitOutcome,
+    Workspace,
+    Workspaces,
+    branch_name,
+    path_matches,
+)
+from codex_orch.git.worktrees import (
+    admin_dir,
+    checkout_git,
+    detached_worktree,
+    dotgit_text,
+    remove_worktree,
+    set_aside,
+    take_up,
+    worktree_list,
+)
+
+
+def open_ws(repo: Repo) -> tuple[Git, Workspaces, str]:
+    git = Git(repo.path)
+    return git, Workspaces(git, Workspaces.identity_for(git)), git.head()
+
+
+def admins(repo: Repo) -> list[str]:
+    """The admin folders git keeps for the linked worktrees."""
+    folder = repo.path / ".git" / "worktrees"
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+def files(tree: Path) -> dict[str, str]:
+    """The worktree's files (not .git) and what they hold."""
+    return {
+        str(p.relative_to(tree)): p.read_text()
+        for p in sorted(tree.rglob("*"))
+        if p.is_file() and p.relative_to(tree).parts[0] != ".git"
+    }
+
+
+def branch_of(tree: Path) -> str:
+    return Git(tree).run("rev-parse", "--abbrev-ref", "HEAD")
+
+
+def commit_file(repo: Repo, rel: str, text: str, message: str) -> str:
+    repo.write(rel, text)
+    repo.git("add", rel)
+    repo.git("commit", "-q", "-m", message)
+    return repo.git("rev-parse", "HEAD")
+
+
+@pytest.fixture
+def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Processes a test starts (one working in a worktree); killed at the end."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for proc in started:
+        proc.kill()
+        proc.wait()
+
+
+def sleeper(
+    procs: list[subprocess.Popen[bytes]], cwd: Path, name: str = "sleep", holding: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """A process working in `cwd` (holding the file `holding` open), its command line starting with `name`;
+    returned once /proc shows it so."""
+    hold = f'exec 3<"{holding}"; ' if holding is not None else ""
+    proc = subprocess.Popen(["bash", "-c", f"{hold}exec -a {name} sleep 60"], cwd=cwd)
+    procs.append(proc)
+    cmdline = Path(f"/proc/{proc.pid}/cmdline")
+    wait_for(lambda: cmdline.read_bytes().startswith(name.encode() + b"\0"), f"{name} to start", timeout=20)
+    return proc
+
+
+# --- made, found, listed --------------------------------------------------------------------------
+def test_a_new_worktree_is_registered_checked_out_and_found_from_gits_side(repo: Repo) -> None:
+    git, workspaces, start = open_ws(repo)
+    worktree = repo.path.parent / "wt" / "T1"
+
+    ws = workspaces.ensure(worktree, "orch/r/T1", start)
+
+    admin = repo.path / ".git" / "worktrees" / "T1"
+    assert ws == Workspace(worktree, "orch/r/T1", start, admin)
+    assert admins(repo) == ["T1"]
+    assert (admin / "gitdir").read_text() == f"{worktree}/.git\n"
+    assert (worktree / ".git").read_text() == dotgit_text(admin) == f"gitdir: {admin}\n"
+    assert files(worktree) == {"README.md": "# test repo\n"}
+    assert Git(worktree).status() == [] and branch_of(worktree) == "orch/r/T1"
+    assert git.branch_commit("orch/r/T1") == start
+    assert workspaces.tip("orch/r/T1") == start
+    # another process (resume) finds it from the common dir, not from the agent's .git file
+    (worktree / ".git").write_text("gitdir: /nowhere\n")
+    other = Workspaces(git, None).git_at(worktree)
+    assert (other.cwd, other.git_dir) == (worktree, admin)
+    assert other.head() == start and other.status() == []
+    assert checkout_git(git, worktree).git_dir == admin
+    assert checkout_git(git, repo.path).git_dir is None  # the user's checkout: found by discovery
+    listed = worktree_list(git)
+    assert [(w["worktree"], w.get("branch")) for w in listed] == [
+        (str(repo.path), "refs/heads/main"),
+        (str(worktree), "refs/heads/orch/r/T1"),
+    ]
+    assert listed[1]["HEAD"] == start
+
+
+def test_an_admin_folder_a_crash_left_without_its_gitdir_file_is_passed_over(repo: Repo) -> None:
+    git, workspaces, start = open_ws(repo)
+    workspaces.ensure(repo.path.parent / "wt" / "T1", "orch/T1", start)
+    workspaces.retire(repo.path.parent / "wt" / "T1")
+    worktree = repo.path.parent / "wt" / "T2"
+    ws = workspaces.ensure(worktree, "orch/T2", start)  # made of the spare: its admin folder is still T1
+    (repo.path / ".git" / "worktrees" / "A-half").mkdir()  # sorts first; holds no gitdir file
+
+    assert admin_dir(git, worktree) == ws.admin == repo.path / ".git" / "worktrees" / "T1"
+    (ws.admin / "gitdir").unlink()
+    with pytest.raises(GitError) as caught:
+        admin_dir(git, worktree)
+    assert caught.value.message == f"{worktree} is not a worktree registered in {repo.path / '.git' / 'worktrees'}"
+    assert caught.value.hint == "Was it removed? `git worktree list` shows them."
+    assert checkout_git(git, worktree).git_dir is None
+
+
+def test_an_invalid_branch_name_or_template_is_refused_before_anything_is_made(repo: Repo) -> None:
+    _git, workspaces, start = open_ws(repo)
+    worktree = repo.path.parent / "wt" / "T1"
+
+    with pytest.raises(InputError) as caught:
+        workspaces.ensure(worktree, "orch/bad..name", start)
+    assert caught.value.message == "branch name 'orch/bad..name' is not valid for git (check git.branch_template)"
+    with pytest.raises(InputError) as caught:
+        workspaces.ensure_branch("run branch", start)
+    assert caught.value.message == ("branch name 'run branch' is not valid for git (check git.shared_branch_template)")
+    assert not worktree.exists() and admins(repo) == [] and repo.branches() == ["main"]
+    assert branch_name("orch/{run_id}/{task_id}", "config", run_id="r", task_id="T1") == "orch/r/T1"
+    with pytest.raises(InputError) as caught:
+        branch_name("orch/{run}", "orch.yaml", run_id="r")
+    assert caught.value.message == "orch.yaml: git branch template 'orch/{run}': unknown or bad placeholder 'run'"
+
+
+def test_paths_match_folders_globs_and_a_literal_bracket_folder() -> None:
+    assert path_matches("a[b]/x.txt", ["a[b]/**"])  # `[b]` is a class for fnmatch: only the prefix rule
+    assert not path_matches("a[b]/x.txt", ["a[b]/*"])
+    assert not path_matches("ab2/x.txt", ["ab/**"]) and not path_matches("abx", ["ab/"])
+    assert path_matches("src/a/b.py", ["src/"]) and path_matches("src/a.py", ["*.py"])
+    assert not path_matches("a.py", [])
+
+
+# --- broken states left behind --------------------------------------------------------------------
+def test_a_leftover_branch_is_made_again_from_start_when_fresh(repo: Repo) -> None:
+    git, workspaces, start = open_ws(repo)
+    repo.git("branch", "orch/T1", start)
+    repo.git("checkout", "-q", "orch/T1")
+    stale = commit_file(repo, "stale.txt", "old\n", "a cut-short creation's commit")
+    repo.git("checkout", "-q", "main")
+    worktree = repo.path.parent / "wt" / "T1"
+
+    ws = workspaces.ensure(worktree, "orch/T1", start, fresh=True)
+
+    assert ws.branch == "orch/T1" and ws.base_commit == start
+    assert git.branch_commit("orch/T1") == start != stale
+    assert files(worktree) == {"README.md": "# test repo\n"} and Git(worktree).status() == []
+    assert branch_of(worktree) == "orch/T1" and admins(repo) == ["T1"]
+
+
+def test_a_worktree_never_recorded_complete_is_discarded_and_made_again(repo: Repo) -> None:
+    git, workspaces, start = open_ws(repo)
+    worktree = repo.path.parent / "wt" / "T1"
+    workspaces.ensure(worktree, "orch/T1", start)
+    (worktree / "README.md").write_text("half written\n")
+    (worktree / "junk.txt").write_text("junk\n")
+
+    ws = Workspaces(git, None).ensure(worktree, "orch/T1", start)  # resume: not `ready`
+
+    assert ws.admin == repo.path / ".git" / "worktrees" / "T1" and admins(repo) == ["T1"]
+    assert files(worktree) == {"README.md": "# test repo\n"} and Git(worktree).status() == []
+    assert branch_of(worktree) == "orch/T1" and git.branch_commit("orch/T1") == start
+
+
+def test_a_half_made_folder_git_never_registered_is_removed_and_made_again(repo: Repo) -> None:
+    git, workspaces, start = open_ws(repo)
+    worktree = repo.path.parent / "wt" / "T1"
+    (worktree / "sub").mkdir(parents=True)
+    (worktree / "sub" / "junk.txt").write_text("junk\n")
+
+    ws = workspaces.ensure(worktree, "orch/T1", start)
+
+    assert ws == Workspace(worktree, "orch/T1", start, repo.path / ".git" / "worktrees" / "T1")
+    assert files(worktree) == {"README.md": "# test repo\n"} and Git(worktree).status() == []
+    assert git.branch_commit("orch/T1") == start and admins(repo) == ["T1"]
+
+
+def test_a_registered_worktree_whose_folder_was_removed_is_checked_out_again_keeping_its_commits(
+    repo: Repo,
+) -> None:
+    git, workspaces, start = open_ws(repo)
+    worktree = repo.path.parent / "wt" / "T1"
+    workspaces.ensure(worktree, "orch/T1", start)
+    (worktree / "a.txt").write_text("a\n")
+    made = workspaces.commit(worktree, "T1: a\n", None, None)
+    shutil.rmtree(worktree)  # the agent removed its own worktree
+
+    ws = Workspaces(git, None).ensure(worktree, "orch/T1", start, ready=True)
+
+    assert ws.admin == repo.path / ".git" / "worktrees" / "T1" and admins(repo) == ["T1"]
+    assert git.branch_commit("orch/T1") == made.commit
+    assert files(worktree) == {"README.md": "# test repo\n", "a.txt": "a\n"} and Git(worktree).status() == []
+    assert branch_of(worktree) == "orch/T1"
+
+
+# a bug this file found (session 8, fixed in git/workspace.py and worktrees.py): a worktree folder replaced by a file was never made again (discard_worktree's rmtree passed over a file)
+def test_a_worktree_folder_replaced_by_a_file_is_made_again(repo: Repo) -> None:
+    git, workspaces, start = open_ws(repo)
+    worktree = repo.path.parent / "wt" / "T1"
+    workspaces.ensure(worktree, "orch/T1", start)
+    shutil.rmtree(worktree)
+    worktree.write_text("not a folder\n")
+
+    ws = Workspaces(git, None).ensure(worktree, "orch/T1", start, ready=True)
+
+    assert ws.worktree == worktree and files(worktree) == {"README.md": "# test repo\n"}
+
+
+def test_a_worktree_folder_replaced_by_a_link_never_has_the_links_target_removed(repo: Repo, tmp_path: Path) -> None:
+    git, workspaces, start = open_ws(repo)
+    worktree = repo.path.parent / "wt" / "T1"
+    workspaces.ensure(worktree, "orch/T1", start)
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "precious.txt").write_text("keep\n")
+    shutil.rmtree(worktree)
+    worktree.symlink_to(victim)
+
+    ws = Workspaces(git, None).ensure(worktree, "orch/T1", start)  # the link removed, the worktree made again
+
+    assert files(victim) == {"precious.txt": "keep\n"}
+    assert ws.worktree == worktree and not worktree.is_symlink() and files(worktree) == {"README.md": "# test repo\n"}
+    assert git.branch_commit("orch/T1") == start
+
+
+# a bug this file found (session 8, fixed in git/workspace.py and worktrees.py): a worktree recorded complete and replaced by a link was reopened through it, and the task's commit took the link target's files
+def test_a_complete_worktree_replaced_by_a_link_never_commits_the_links_target(repo: Repo, tmp_path: Path) -> None:
+    git, workspaces, start = open_ws(repo)
+    worktree = repo.path.parent / "wt" / "T1"
+    workspaces.ensure(worktree, "orch/T1", start)
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "secret.txt").write_text("not the repository's\n")
+    shutil.rmtree(worktree)
+    worktree.symlink_to(victim)
+
+    again = Workspaces(git, None)  # resume
+    try:
+        again.ensure(worktree, "orch/T1", start, ready=True)
+        again.commit(worktree, "T1\n", None, None)
+    except OrchError:
+        pass  # refusing is a fine outcome too
+
+    assert repo.git("ls-tree", "-r", "--name-only", "orch/T1").splitlines() == ["README.md"]
+    assert files(victim) == {"secret.txt": "not the repository's\n"}
+
+
+def test_a_half_made_worktree_a_process_works_in_is_kept_and_the_processes_named(
+    repo: Repo, procs: list[subprocess.Popen[bytes]]
+) -> None:
+    git, workspaces, start = open_ws(repo)
+    worktree = repo.path.parent / "wt" / "T1"
+    workspaces.ensure(worktree, "orch/T1", start)
+    (worktree / "mine.txt").write_text("in use\n")
+    users = [sleeper(procs, worktree) for _ in range(4)]
+
+    with pytest.raises(GitError) as caught:
+        Workspaces(git, None).ensure(worktree, "orch/T1", start)
+
+    shown = "; ".join(f"pid {p.pid} (sleep 60) works in it" for p in sorted(users, key=lambda p: p.pid)[:3])
+    assert caught.value.message == (
+        f"{worktree} was left half-made by a crash, and it cannot be made again while a process uses it: "
+        f"{shown} and 1 more"
+    )
+    assert caught.value.hint == "Stop that process, then resume the run."
+    assert files(worktree) == {"README.md": "# test repo\n", "mine.txt": "in use\n"} and admins(repo) == ["T1"]
+
+
+# --- stale locks ----------------------------------------------------------------------------------
+def lock_files(repo: Repo, branch: str) -> list[Path]:
+    admin = repo.path / ".git" / "worktrees" / "T1"
+    return [admin / "index.lock", admin / "HEAD.lock", repo.path / ".git" / "refs" / "heads" / f"{branch}.lock"]
+
+
+def test_stale_locks_stay_while_a_git_process_works_in_the_worktree(
+    repo: Repo, procs: list[subprocess.Popen[bytes]]
+) -> None:
+    git, workspaces, start = open_ws(repo)
+    worktree = repo.path.parent / "wt" / "T1"
+    workspaces.ensure(worktree, "orch/T1", start)
+    locks = lock_files(repo, "orch/T1")
+    for lock in locks:
+        lock.write_text("")
+    sleeper(procs, worktree, "/usr/lib/git-core/git-upload-pack")  # a git between two writes
+
+    Workspaces(git, None).ensure(worktree, "orch/T1", start, ready=True)
+
+    assert [lock.exists() for lock in locks] == [True, True, True]
+
+
+def test_a_stale_lock_a_process_holds_open_stays_and_the_others_go(
+    repo: Repo, procs: list[subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    git, workspaces, start = open_ws(repo)
+    worktree = repo.path.parent / "wt" / "T1"
+    workspaces.ensure(worktree, "orch/T1", start)
+    locks = lock_files(repo, "orch/T1")
+    for lock in locks:
+        lock.write_text("")
+    sleeper(procs, tmp_path, "holder", holding=locks[1])  # works elsewhere, has HEAD.lock open
+
+    Workspaces(git, None).ensure(worktree, "orch/T1", start, ready=True)
+
+    assert [lock.exists() for lock in locks] == [False, True, False]
+
+
+def test_stale_locks_go_when_only_other_programs_work_in_the_worktree(
+    repo: Repo, procs: list[subprocess.Popen[bytes]]
+) -> None:
+    git, workspaces, start = open_ws(repo)
+    worktree = repo.path.parent / "wt" / "T1"
+    workspaces.ensure(worktree, "orch/T1", start)
+    locks = lock_files(repo, "orch/T1")
+    for lock in locks:
+        lock.write_text("")
+    sleeper(procs, worktree, "legit-editor")  # "git" inside the name, not its start
+
+    again = Workspaces(git, None)
+    ws = again.ensure(worktree, "orch/T1", start, ready=True)
+
+    assert [lock.exists() for lock in locks] == [False, False, False]
+    assert ws == Workspace(worktree, "orch/T1", start, repo.path / ".git" / "worktrees" / "T1")
+    for lock in locks:  # only the first time this process opens it: a sibling's commit may hold them later
+        lock.write_text("")
+    again.ensure(worktree, "orch/T1", start, ready=True)
+    assert [lock.exists() for lock in locks] == [True, True, True]
+
+
+# --- spares: retire, recycle, drop ----------------------------------------------------------------
+def test_a_retired_worktree_becomes_the_next_one_switched_and_cleared(repo: Repo) -> None:
+    git, workspaces, start = open_ws(repo)
+    second = commit_file(repo, "b.txt", "b\n", "second")
+    repo.write(".gitignore", "*.log\n")
+    old = repo.path.parent / "wt" / "T1"
+    workspaces.ensure(old, "orch/T1", second)
+    (old / "untracked.txt").write_text("u\n")
+    (old / "build.log").write_text("ignored\n")
+    (old / ".gitignore").write_text("*.log\n")
+
+    workspaces.retire(old)
+    assert old.is_dir() and admins(repo) == ["T1"]  # kept, as a spare
+    new = repo.path.parent / "wt" / "T2"
+    ws = workspaces.ensure(new, "orch/T2", start)
+
+    assert ws == Workspace(new, "orch/T2", start, repo.path / ".git" / "worktrees" / "T1")  # git's folder moved
+    assert not old.exists() and (ws.admin / "gitdir").read_text() == f"{new}/.git\n"
+    assert files(new) == {"README.md": "# test repo\n"} and Git(new).status() == []
+    assert branch_of(new) == "orch/T2" and git.branch_commit("orch/T2") == start
+    assert git.branch_commit("orch/T1") == second  # the retired task's branch keeps its work
+    assert [w["worktree"] for w in worktree_list(git)] == [str(repo.path), str(new)]
+
+
+def test_spares_beyond_those_wanted_are_removed_and_the_rest_dropped_at_the_end(repo: Repo) -> None:
+    _git, workspaces, start = open_ws(repo)
+    trees = [repo.path.parent / "wt" / f"T{i}" for i in range(3)]
+    for i, tree in enumerate(trees):
+        workspaces.ensure(tree, f"orch/T{i}", start)
+    workspaces.spares_wanted = lambda: 1
+
+    workspaces.retire(trees[0])
+    workspaces.retire(trees[1])  # one spare is enough: removed at once
+
+    assert [t.exists() for t in trees] == [True, False, True] and admins(repo) == ["T0", "T2"]
+    workspaces.drop_spares()
+    assert [t.exists() for t in trees] == [False, False, True] and admins(repo) == ["T2"]
+    assert repo.branches() == ["main", "orch/T0", "orch/T1", "orch/T2"]  # branches hold the work: kept
+    workspaces.drop_spares()  # none left: nothing more happens
+    assert admins(repo) == ["T2"]
+    made = workspaces.ensure(repo.path.parent / "wt" / "T3", "orch/T3", start)  # no spare: made anew
+    assert made.admin.name == "T3" and admins(repo) == ["T2", "T3"]
+
+
+def test_a_spare_a_process_still_works_in_is_removed_not_recycled(
+    repo: Repo, procs: list[subprocess.Popen[bytes]]
+) -> None:
+    git, workspaces, start = open_ws(repo)
+    old = repo.path.parent / "wt" / "T1"
+    workspaces.ensure(old, "orch/T1", start)
+    (old / "left.txt").write_text("by the agent\n")
+    workspaces.retire(old)
+    sleeper(procs, old)  # what the agent left running there
+
+    new = repo.path.parent / "wt" / "T2"
+    ws = workspaces.ensure(new, "orch/T2", start)
+
+    assert ws.admin == repo.path / ".git" / "worktrees" / "T2" and admins(repo) == ["T2"]
+    assert not old.exists()
+    assert files(new) == {"README.md": "# test repo\n"} and Git(new).status() == []
+    assert git.branch_commit("orch/T2") == start and branch_of(new) == "orch/T2"
+
+
+def test_a_spare_that_cannot_be_moved_is_removed_and_the_worktree_made_anew(repo: Repo) -> None:
+    git, workspaces, start = open_ws(repo)
+    old = repo.path.parent / "wt" / "T1"
+    workspaces.ensure(old, "orch/T1", start)
+    workspaces.retire(old)
+    repo.git("worktree", "lock", "--reason", "an agent's", str(old))  # `worktree move` refuses it
+
+    new = repo.path.parent / "wt" / "T2"
+    ws = workspaces.ensure(new, "orch/T2", start)
+
+    assert ws.admin == repo.path / ".git" / "worktrees" / "T2" and admins(repo) == ["T2"]
+    assert not old.exists()
+    assert files(new) == {"README.md": "# test repo\n"} and Git(new).status() == []
+    assert git.branch_commit("orch/T2") == start and branch_of(new) == "orch/T2"
+
+
+# --- take up, merge, land -------------------------------------------------------------------------
+def test_a_worktree_left_on_another_branch_is_taken_up_its_changes_kept_on_a_ref(repo: Repo) -> None:
+    git, workspaces, start = open_ws(repo)
+    repo.write(".gitignore", "*.log\n")
+    worktree = repo.path.parent / "wt" / "job"
+    workspaces.ensure(worktree, "job/1", start)
+    (worktree / "README.md").write_text("edited\n")
+    (worktree / "new.txt").write_text("new\n")
+    (worktree / ".gitignore").write_text("*.log\n")
+    (worktree / "out.log").write_text("build output\n")
+
+    assert Workspaces(git, None).take_up(repo.path.parent / "wt" / "none", "orch/T1", start, "refs/orch/k") is False
+    taken = workspaces.take_up(worktree, "orch/T1", start, "refs/orch/k")
+
+    assert taken is True
+    kept = repo.git("rev-parse", "refs/orch/k")
+    assert repo.git("rev-parse", f"{kept}^") == start
+    assert repo.git("show", f"{kept}:README.md") == "edited"
+    assert repo.git("show", f"{kept}:new.txt") == "new"
+    assert repo.git("ls-tree", "--name-only", kept).splitlines() == [".gitignore", "README.md", "new.txt"]
+    assert branch_of(worktree) == "orch/T1" and git.branch_commit("orch/T1") == start
+    assert files(worktree) == {"README.md": "# test repo\n", "out.log": "build output\n"}  # ignored: kept
+    assert git.branch_commit("job/1") == start
+    assert workspaces.take_up(worktree, "orch/T1", start, "refs/orch/k2") is False  # on it already
+    assert repo.git("rev-parse", "--verify", "--quiet", "refs/orch/k2", check=False) == ""
+
+
+def test_taking_up_a_clean_worktree_onto_an_existing_branch_keeps_that_branch(repo: Repo) -> None:
+    git, workspaces, start = open_ws(repo)
+    second = commit_file(repo, "b.txt", "b\n", "second")
+    repo.git("branch", "orch/T1", second)
+    worktree = repo.path.parent / "wt" / "job"
+    ws = workspaces.ensure(worktree, "job/1", start)
+
+    assert take_up(git, worktree, "orch/T1", start, "refs/orch/k") is True
+
+    assert repo.git("rev-parse", "--verify", "--quiet", "refs/orch/k", check=False) == ""  # nothing to keep
+    assert git.branch_commit("orch/T1") == second and branch_of(worktree) == "orch/T1"
+    assert files(worktree) == {"README.md": "# test repo\n", "b.txt": "b\n"} and ws.admin.name == "job"
+
+
+def test_dependencies_are_merged_into_a_task_worktree_and_a_conflict_is_aborted(repo: Repo) -> None:
+    git, workspaces, start = open_ws(repo)
+    deps = []
+    for name, text in (("d1", "one\n"), ("d2", "two\n")):
+        repo.git("checkout", "-q", "-b", name, start)
+        deps.append(commit_file(repo, f"{name}.txt", text, name))
+    repo.git("checkout", "-q", "-b", "clash", start)
+    clash = commit_file(repo, "README.md", "clash\n", "clash")
+    repo.git("checkout", "-q", "main")
+    worktree = repo.path.parent / "wt" / "T3"
+    workspaces.ensure(worktree, "orch/T3", start)
+
+    workspaces.merge_into(worktree, deps, "T3")
+
+    assert files(worktree) == {"README.md": "# test repo\n", "d1.txt": "one\n", "d2.txt": "two\n"}
+    assert repo.git("log", "--first-parent", "--format=%s", "orch/T3").splitlines() == [
+        f"T3: merge dependency {deps[1][:12]}",
+        "d1",  # the first came as a fast-forward
+        "initial commit",
+    ]
+    assert repo.git("log", "-1", "--format=%P", "orch/T3").split() == deps
+    tip = git.branch_commit("orch/T3")
+    (worktree / "README.md").write_text("mine\n")
+    Workspaces(git, None).commit(worktree, "T3: readme\n", None, None)  # another process: branch from HEAD
+    mine = git.branch_commit("orch/T3")
+    assert repo.git("rev-parse", f"{mine}^") == tip
+
+    with pytest.raises(GitError) as caught:
+        workspaces.merge_into(worktree, [clash], "T3")
+
+    assert (
+        caught.value.message
+        == "T3: its dependencies conflict (['Automatic merge failed; fix conflicts and then commit the result.'])"
+    )
+    assert git.branch_commit("orch/T3") == mine and Git(worktree).status() == []  # the merge aborted
+    assert not (repo.path / ".git" / "worktrees" / "T3" / "MERGE_HEAD").exists()
+
+
+def test_a_task_lands_on_the_run_branch_and_is_found_there_by_its_trailers(repo: Repo) -> None:
+    git, workspaces, start = open_ws(repo)
+    workspaces.ensure_branch("orch/run", start)
+    moved = commit_file(repo, "main.txt", "m\n", "main moves on")
+    workspaces.ensure_branch("orch/run", moved)  # there already: never moved
+    assert git.branch_commit("orch/run") == start
+    worktree = repo.path.parent / "wt" / "T1"
+    workspaces.ensure(worktree, "orch/T1", start)
+    (worktree / "a.txt").write_text("a\n")
+    trailers = "\n\nOrch-Run: r1\nOrch-Task: T1\n"
+    task = workspaces.commit(worktree, "T1: a" + trailers, None, None)
+    assert task.commit is not None
+    assert workspaces.find_commit(worktree, "r1", "T1", start) == task.commit
+    assert workspaces.find_commit(worktree, "r2", "T1", start) is None
+    assert workspaces.find_landed("orch/run", "r1", "T1", start) is None
+
+    landed = workspaces.land("orch/run", task.commit, start, "T1: a" + trailers, None)
+
+    assert (landed.commit, landed.tip, landed.conflicts) == (task.commit, start, ())  # fast-forwarded
+    assert workspaces.tip("orch/run") == task.commit
+    assert workspaces.find_landed("orch/run", "r1", "T1", start) == task.commit
+    assert workspaces.find_landed("orch/run", "r1", "T2", start) is None
+
+
+def test_a_task_is_replayed_on_the_moved_run_branch_in_its_worktree(repo: Repo) -> None:
+    git, workspaces, start = open_ws(repo)
+    workspaces.ensure_branch("orch/run", start)
+    worktree = repo.path.parent / "wt" / "T1"
+    workspaces.ensure(worktree, "orch/T1", start)
+    (worktree / "README.md").write_text("T1\n")
+    task = workspaces.commit(worktree, "T1\n", None, None)
+    repo.git("checkout", "-q", "orch/run")
+    tip = commit_file(repo, "README.md", "run\n", "other task")
+    repo.git("checkout", "-q", "main")
+    assert task.commit is not None
+
+    conflicts = Workspaces(git, None).replay(worktree, tip, start, task.commit)
+
+    assert conflicts == ("README.md",)
+    assert git.branch_commit("orch/T1") == tip
+    assert "<<<<<<<" in (worktree / "README.md").read_text()
+
+
+# --- commits: paths, violations, decisions --------------------------------------------------------
+def test_changes_outside_a_tasks_paths_are_set_aside_and_reverted(repo: Repo) -> None:
+    git, workspaces, start = open_ws(repo)
+    worktree = repo.path.parent / "wt" / "shared"
+    workspaces.ensure(worktree, "orch/shared", start)
+    (worktree / "a").mkdir()
+    (worktree / "a" / "x.txt").write_text("mine\n")
+    (worktree / "b").mkdir()
+    (worktree / "b" / "y.txt").write_text("a sibling's\n")
+    (worktree / "README.md").write_text("outside\n")
+    (worktree / "stray.txt").write_text("outside\n")
+
+    outcome = workspaces.commit(
+        worktree, "T1: x\n", ["a/**"], None, others=lambda: ["b/**"], preserve_ref="refs/orch/v/T1"
+    )
+
+    assert outcome == CommitOutcome(outcome.commit, outcome.commit or "", ("a/x.txt",), ("README.md", "stray.txt"))
+    assert outcome.commit == git.branch_commit("orch/shared")
+    kept = repo.git("rev-parse", "refs/orch/v/T1")
+    assert repo.git("rev-parse", f"{kept}^") == start
+    assert repo.git("ls-tree", "--name-only", kept).splitlines() == ["README.md", "stray.txt"]
+    assert repo.git("log", "-1", "--format=%B", kept).startswith("changes outside the task's paths\n\nT1: x")
+    assert files(worktree) == {"README.md": "# test repo\n", "a/x.txt": "mine\n", "b/y.txt": "a sibling's\n"}
+    assert [(s.code, s.path) for s in Git(worktree).status()] == [("??", "b/y.txt")]
+
+
+def test_a_worktrees_changes_are_set_aside_under_paths_and_kept_or_reverted(repo: Repo) -> None:
+    git, workspaces, start = open_ws(repo)
+    worktree = repo.path.parent / "wt" / "T1"
+    workspaces.ensure(worktree, "orch/T1", start)
+    assert workspaces.set_aside(worktree, "refs/orch/k0", "nothing", None, revert=True) is None
+    (worktree / "README.md").write_text("changed\n")
+    (worktree / "new.txt").write_text("new\n")
+
+    kept = workspaces.set_aside(worktree, "refs/orch/k1", "kept\n", ["new.txt"], revert=False)
+
+    assert kept == repo.git("rev-parse", "refs/orch/k1")
+    assert repo.git("ls-tree", "--name-only", kept).splitlines() == ["README.md", "new.txt"]
+    assert repo.git("show", f"{kept}:README.md") == "# test repo"  # only the paths: README as HEAD has it
+    assert files(worktree) == {"README.md": "changed\n", "new.txt": "new\n"}
+
+    both = workspaces.set_aside(worktree, "refs/orch/k2", "both\n", None, revert=True)
+
+    assert both == repo.git("rev-parse", "refs/orch/k2") and repo.git("show", f"{both}:README.md") == "changed"
+    assert files(worktree) == {"README.md": "# test repo\n"} and Git(worktree).status() == []
+    assert git.branch_commit("orch/T1") == start
+    assert set_aside(workspaces.git_at(worktree), ["README.md"], "refs/orch/k3", "m", None) is None
+
+
+def test_decisions_are_committed_with_the_work_and_taken_back_when_the_commit_fails(repo: Repo) -> None:
+    git, workspaces, start = open_ws(repo)
+    worktree = repo.path.parent / "wt" / "T1"
+    workspaces.ensure(worktree, "orch/T1", start)
+    (worktree / "a.txt").write_text("a\n")
+
+    def refuse(diff: str) -> None:
+        raise GuardrailError("refused", "no")
+
+    with pytest.raises(GuardrailError):
+        workspaces.commit(worktree, "T1: a\n", None, "- chose a\n", check_staged=refuse)
+    assert not (worktree / DECISIONS_FILE).exists() and git.branch_commit("orch/T1") == start
+
+    outcome = workspaces.commit(worktree, "T1: a\n", None, "- chose a\n")
+
+    assert outcome.files == ("a.txt", DECISIONS_FILE) and outcome.head == outcome.commit
+    assert (worktree / DECISIONS_FILE).read_text() == DECISIONS_HEADER + "- chose a\n"
+    assert Git(worktree).status() == [] and git.branch_commit("orch/T1") == outcome.commit
+    (worktree / "b.txt").write_text("b\n")
+    with pytest.raises(GuardrailError):  # an entry appended to an existing file is cut back out
+        workspaces.commit(worktree, "T1: b\n", None, "- chose b\n", check_staged=refuse)
+    assert (worktree / DECISIONS_FILE).read_text() == DECISIONS_HEADER + "- chose a\n"
+
+
+def test_decisions_are_never_written_through_a_link_the_agent_made(repo: Repo, tmp_path: Path) -> None:
+    git, workspaces, start = open_ws(repo)
+    worktree = repo.path.parent / "wt" / "T1"
+    workspaces.ensure(worktree, "orch/T1", start)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (worktree / "docs").mkdir()
+    (worktree / "docs" / "ai").symlink_to(outside)
+
+    with pytest.raises(GuardrailError) as caught:
+        workspaces.commit(worktree, "T1\n", None, "- a\n")
+
+    assert caught.value.message.startswith("codex-orch did not write the decisions: ")
+    assert caught.value.hint == (f"Leave {DECISIONS_FILE} and its folders plain files and folders inside the worktree.")
+    assert list(outside.iterdir()) == [] and git.branch_commit("orch/T1") == start
+
+
+# --- the commands' worktrees ----------------------------------------------------------------------
+def test_a_detached_worktree_is_made_then_moved_and_cleaned(repo: Repo) -> None:
+    git = Git(repo.path)
+    first = git.head()
+    second = commit_file(repo, "b.txt", "b\n", "second")
+    folder = repo.path.parent / "checks" / "main"
+
+    assert detached_worktree(git, folder, first) == folder
+    assert files(folder) == {"README.md": "# test repo\n"} and Git(folder).head() == first
+    assert Git(folder).run("rev-parse", "--abbrev-ref", "HEAD") == "HEAD"  # detached
+    (folder / "README.md").write_text("dirty\n")
+    (folder / "left.txt").write_text("left\n")
+    detached_worktree(git, folder, second)
+    assert files(folder) == {"README.md": "# test repo\n", "b.txt": "b\n", "left.txt": "left\n"}
+    detached_worktree(git, folder, second, clean=True)
+    assert files(folder) == {"README.md": "# test repo\n", "b.txt": "b\n"} and Git(folder).head() == second
+    assert admins(repo) == ["main"] and repo.branches() == ["main"]
+
+
+def test_removing_a_worktree_with_changes_needs_force(repo: Repo) -> None:
+    git, workspaces, start = open_ws(repo)
+    worktree = repo.path.parent / "wt" / "T1"
+    workspaces.ensure(worktree, "orch/T1", start)
+    (worktree / "dirty.txt").write_text("d\n")
+
+    with pytest.raises(GitError) as caught:
+        remove_worktree(git, worktree)
+    assert caught.value.message.startswith("git worktree remove ")
+    assert worktree.is_dir() and admins(repo) == ["T1"]
+
+    remove_worktree(git, worktree, force=True)
+    assert not worktree.exists() and admins(repo) == [] and repo.branches() == ["main", "orch/T1"]
+
+
+# --- reopened as recorded; the guard told; a worktree's own excludes --------------------------------
+def test_a_worktree_recorded_complete_is_reopened_as_it_is_uncommitted_work_included(repo: Repo) -> None:
+    git, workspaces, start = open_ws(repo)
+    worktree = repo.path.parent / "wt" / "T1"
+    first = workspaces.ensure(worktree, "orch/T1", start)
+    (worktree / "README.md").write_text("the agent's, uncommitted\n")
+    (worktree / "new.txt").write_text("new\n")
+    moved = commit_file(repo, "main.txt", "m\n", "main moves on")
+
+    again = Workspaces(git, None).ensure(worktree, "orch/T1", moved, ready=True)  # resume, a new process
+
+    assert again == Workspace(worktree, "orch/T1", moved, first.admin) and admins(repo) == ["T1"]
+    assert files(worktree) == {"README.md": "the agent's, uncommitted\n", "new.txt": "new\n"}
+    assert git.branch_commit("orch/T1") == start and branch_of(worktree) == "orch/T1"
+
+
+def test_the_guard_watches_an_opened_worktree_until_it_is_retired(repo: Repo, tmp_path: Path) -> None:
+    from codex_orch.engine.guardrails import quarantine_ref
+    from codex_orch.git.guard import Guard
+
+    git = Git(repo.path)
+    start = git.head()
+    guard = Guard(git, "r1", all_refs=True, run_branch_prefixes=("orch/",))  # as engine/drive.py makes it
+    guard.start()
+    workspaces = Workspaces(git, Workspaces.identity_for(git), guard)
+    worktree = repo.path.parent / "wt" / "T1"
+    ws = workspaces.ensure(worktree, "orch/r1/T1", start)
+    (worktree / "a.txt").write_text("a\n")
+    made = workspaces.commit(worktree, "T1: a\n", None, None)
+    q = quarantine_ref("r1", "T1", 1)
+    assert guard.check(worktree, q, tmp_path / "attempt") == []  # codex-orch's own commit: no change
+    (worktree / ".git").write_text("gitdir: /elsewhere\n")
+
+    changes = guard.check(worktree, q, tmp_path / "attempt")
+
+    folder = tmp_path / "attempt" / "guardrail" / "dotgit"
+    assert [(c.kind, c.name, c.before, c.after, c.kept) for c in changes] == [
+        ("dotgit", str(worktree), "gitdir", "rewritten", str(folder))
+    ]
+    assert folder.read_text() == "gitdir: /elsewhere\n"  # the agent's version, kept
+    assert (worktree / ".git").read_text() == dotgit_text(ws.admin)  # put back
+    workspaces.spares_wanted = lambda: 0
+    workspaces.retire(worktree)
+    assert not worktree.exists() and admins(repo) == []
+    assert guard.check(worktree, q, tmp_path / "attempt") == []  # its removal is no change
+    assert git.branch_commit("orch/r1/T1") == made.commit
+
+
+def test_files_a_worktrees_own_exclude_list_names_are_never_committed(repo: Repo, tmp_path: Path) -> None:
+    _git, workspaces, start = open_ws(repo)
+    worktree = repo.path.parent / "wt" / "T1"
+    workspaces.ensure(worktree, "orch/T1", start)
+    (worktree / "setup.out").write_text("made by setup\n")
+    (worktree / "a.txt").write_text("a\n")
+    excludes = tmp_path / "exclude"
+    excludes.write_text("setup.out\n")
+
+    workspaces.exclude(worktree, excludes)
+    outcome = workspaces.commit(worktree, "T1: a\n", None, None)
+
+    assert outcome.files == ("a.txt",)
+    assert repo.git("ls-tree", "--name-only", "orch/T1").splitlines() == ["README.md", "a.txt"]
+    assert workspaces.git_at(worktree).status() == []
+    assert [(s.code, s.path) for s in Git(worktree).status()] == [("??", "setup.out")]  # git alone sees it
+
+
+def test_reverting_set_aside_changes_never_deletes_an_agents_nested_repository(repo: Repo) -> None:
+    git, workspaces, start = open_ws(repo)
+    worktree = repo.path.parent / "wt" / "T1"
+    workspaces.ensure(worktree, "orch/T1", start)
+    nested = worktree / "sub"
+    nested.mkdir()
+    Repo(nested).git("init", "-q", "-b", "main")
+    (nested / "n.txt").write_text("n\n")
+    Repo(nested).git("add", "n.txt")
+    Repo(nested).git("commit", "-q", "-m", "nested")
+    (worktree / "x.txt").write_text("x\n")
+
+    kept = workspaces.set_aside(worktree, "refs/orch/k", "aside\n", None, revert=True)
+
+    assert kept == repo.git("rev-parse", "refs/orch/k")
+    assert repo.git("ls-tree", "--name-only", kept).splitlines() == ["README.md", "sub", "x.txt"]
+    assert (nested / "n.txt").read_text() == "n\n" and not (worktree / "x.txt").exists()
+    assert git.branch_commit("orch/T1") == start
+
+
+def test_a_spare_that_cannot_be_removed_stays_for_clean(repo: Repo) -> None:
+    _git, workspaces, start = open_ws(repo)
+    old = repo.path.parent / "wt" / "T1"
+    workspaces.ensure(old, "orch/T1", start)
+    workspaces.retire(old)
+    shutil.rmtree(old)  # `worktree remove` fails: nothing there
+    config = repo.path / ".git" / "config"
+    good = config.read_text()
+    config.write_text(good + "[core]\n\tbare = neither\n")  # and so does the prune after it
+
+    workspaces.drop_spares()
+
+    config.write_text(good)
+    assert admins(repo) == ["T1"] and repo.branches() == ["main", "orch/T1"]
+    made = workspaces.ensure(repo.path.parent / "wt" / "T2", "orch/T2", start)  # dropped: not recycled
+    assert made.admin.name == "T2" and admins(repo) == ["T1", "T2"]
