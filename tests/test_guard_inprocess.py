@@ -276,16 +276,20 @@ def test_head_pointed_at_a_branch_that_does_not_exist_is_put_back_the_files_left
 
 # a bug this file found (session 8, fixed in git/guard.py and safe_fs.py): a HEAD deleted or made a folder made the
 # check raise (git no longer took the admin folder for a repository)
-@pytest.mark.parametrize("how", ["deleted", "a folder"])
+@pytest.mark.parametrize("how", ["deleted", "a folder", "bytes that are not UTF-8"])
 def test_head_deleted_is_put_back(w: World, how: str) -> None:
     head = w.admin / "HEAD"
     head.unlink()
     if how == "a folder":
         head.mkdir()
+    elif how.startswith("bytes"):
+        head.write_bytes(b"\xff\xfe junk")
 
     changes = w.check()
 
-    assert changes == [Change("head", str(w.tree), BRANCH, "nothing")]
+    assert changes == [
+        Change("head", str(w.tree), BRANCH, "\ufffd\ufffd junk" if how.startswith("bytes") else "nothing")
+    ]
     assert w.head() == f"ref: {REF}\n"
     assert w.check() == []
 
@@ -772,4 +776,9 @@ def test_a_watched_file_made_a_folder_is_put_back(w: World) -> None:
     ]
     assert kept.read_text() == "evil\n"
     assert exclude.read_bytes() == text  # fails: an empty folder is left there
+    assert w.check() == []
+
+
+def test_a_worktree_never_watched_is_unwatched_without_complaint(w: World, tmp_path: Path) -> None:
+    w.guard.unwatch(tmp_path / "never-watched")
     assert w.check() == []
