@@ -597,6 +597,19 @@ def test_a_hook_added_is_removed_and_kept(w: World) -> None:
     assert w.check() == []
 
 
+def test_two_hooks_added_in_one_attempt_are_both_kept(w: World) -> None:
+    hooks = [w.common / "hooks" / name for name in ("post-checkout", "pre-push")]
+    for hook in hooks:
+        hook.write_text(f"#!/bin/sh\n{hook.name}\n")
+
+    changes = w.check()
+
+    kept = [w.folder / "guardrail" / "git" / "hooks" / hook.name for hook in hooks]
+    assert changes == [Change("file", str(h), None, "", str(k)) for h, k in zip(hooks, kept, strict=True)]
+    assert [k.read_text() for k in kept] == [f"#!/bin/sh\n{h.name}\n" for h in hooks]
+    assert not any(os.path.lexists(h) for h in hooks)
+
+
 def test_a_hook_removed_is_put_back_with_its_mode(w: World) -> None:
     hook = w.common / "hooks" / HOOK
     text, mode = hook.read_bytes(), _mode(hook)
