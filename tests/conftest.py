@@ -7,6 +7,7 @@ gate (`{"gate": path}`) until the test, having checked what it wanted to see, re
 from __future__ import annotations
 
 import compileall
+import contextlib
 import ctypes
 import json
 import os
@@ -88,19 +89,16 @@ def no_subreaper_left() -> Iterator[None]:
     to it, and a process that embeds the tests and waits for its own children (mutmut's runner) would meet
     one it never started. Undone after each test, and the zombies adopted meanwhile collected."""
     yield
-    from codex_orch.proc import reaper
+    from codex_orch.proc import procfs, reaper
 
     if reaper._reaper is None:
         return
     reaper._reaper = None
-    ctypes.CDLL(None, use_errno=True).prctl(36, 0, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER off
-    for path in Path(f"/proc/{os.getpid()}/task").glob("*/children"):
-        for pid in path.read_text().split():
-            try:
-                if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-                    os.waitpid(int(pid), os.WNOHANG)
-            except (OSError, IndexError):
-                continue
+    ctypes.CDLL(None, use_errno=True).prctl(reaper._PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+    for info in procfs.table().values():
+        if info.ppid == os.getpid() and info.zombie:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(info.pid, os.WNOHANG)
 
 
 # --- waiting for events ---------------------------------------------------------------------------

@@ -939,7 +939,10 @@ def test_a_worktree_the_agent_made_a_link_commits_nothing_of_the_links_target(
     a = read_state(repo, RUN)["tasks"]["A"]
     # the retry then meets the link where the worktree's .git is written, and is refused there (`internal`)
     assert a["commit"] is None and a["attempts"][0]["failure"] == "guardrail"
-    assert "a link to" in a["attempts"][0]["failure_message"]
+    assert a["attempts"][0]["failure_message"] == (
+        f"changed what only codex-orch may change: replaced the worktree {worktree} by a link to {victim}: "
+        "nothing is committed through it, and the worktree is made again when the task is taken up"
+    )
     assert "secret.txt" not in repo.git("log", "--all", "--name-only", "--format=")
     assert sorted(os.listdir(victim)) == ["secret.txt"]
 
