@@ -920,31 +920,51 @@ def test_a_guardrail_violation_is_put_back_and_the_agent_told_on_its_thread(
     assert steps(repo, "A") == FIRST + AGAIN + COMMITTED
 
 
-def test_a_worktree_the_agent_made_a_link_commits_nothing_of_the_links_target(
-    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+@pytest.mark.parametrize("mode", ["shared", "landing"])
+def test_a_worktree_the_agent_made_a_link_is_made_again_before_its_retry(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path, mode: str
 ) -> None:
-    """Its folder replaced by a link to a folder outside the repository: each attempt fails as `guardrail`,
-    and nothing of what the link points at reaches a commit (session 8: it was committed)."""
+    """Its folder replaced by a link to a folder outside the repository: the attempt fails as `guardrail`,
+    the link is removed (never followed) and the worktree made again from its branch, so the retry works
+    in the repository and nothing of what the link pointed at reaches a commit (session 8: it was
+    committed; then the retry ran in the link and ended `internal`)."""
     victim = tmp_path / "victim"
     victim.mkdir()
     (victim / "secret.txt").write_text("not the repository's\n")
-    worktree = repo.path / ".orchestrator" / "worktrees" / RUN  # the fixture's shared worktree
-    swap = f'cd / && if [ ! -L "{worktree}" ]; then rm -rf "{worktree}" && ln -s "{victim}" "{worktree}"; fi'
-    fake_codex.script({"default": [[{"shell": swap}, {"answer": answer("a", ["secret.txt"])}]]})
-    repo.configure(limits={"retries": 1})
+    repo.configure(workspace=mode)
+    worktree = repo.path / ".orchestrator" / "worktrees" / RUN  # the shared worktree, or the task's own:
+    if mode == "landing":
+        worktree = worktree / "A"
+    swap = f'cd / && rm -rf "{worktree}" && ln -s "{victim}" "{worktree}"'
+    fake_codex.script(
+        {
+            "default": [
+                [{"shell": swap}, {"answer": answer("a", ["secret.txt"])}],
+                [{"write": "a.txt", "content": "a"}, {"answer": answer("a", ["a.txt"])}],
+            ]
+        }
+    )
 
     result = run(repo, tmp_path, [job("A")])
 
-    assert result == outcome(repo, "failed", A="failed")
+    assert result == outcome(repo, "succeeded", A="succeeded")
     a = read_state(repo, RUN)["tasks"]["A"]
-    # the retry then meets the link where the worktree's .git is written, and is refused there (`internal`)
-    assert a["commit"] is None and a["attempts"][0]["failure"] == "guardrail"
-    assert a["attempts"][0]["failure_message"] == (
-        f"changed what only codex-orch may change: replaced the worktree {worktree} by a link to {victim}: "
-        "nothing is committed through it, and the worktree is made again when the task is taken up"
+    change = (
+        f"replaced the worktree {worktree} by a link to {victim}: the link was removed and the worktree made "
+        "again from its branch (what it held uncommitted is gone)"
     )
+    assert [(x["failure"], x["guardrail"]) for x in a["attempts"]] == [("guardrail", [change]), (None, [])]
+    first, second = fake_codex.calls()
+    assert (second["resume"], second["thread_id"]) == (True, first["thread_id"])
+    assert second["prompt"].startswith(
+        f"codex-orch found that your previous turn {change}.\n\nThose changes were undone."
+    )
+    assert not worktree.is_symlink()  # a landing task's worktree is retired once it landed
+    assert mode == "landing" or (worktree / "a.txt").read_text() == "a"
+    assert repo.git("show", "--name-only", "--format=", a["commit"]) == "a.txt"
     assert "secret.txt" not in repo.git("log", "--all", "--name-only", "--format=")
     assert sorted(os.listdir(victim)) == ["secret.txt"]
+    assert steps(repo, "A") == FIRST + AGAIN + (LANDED if mode == "landing" else COMMITTED)
 
 
 def test_a_secret_in_the_work_is_not_committed_and_the_agent_asked_to_remove_it(

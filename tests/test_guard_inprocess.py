@@ -184,8 +184,8 @@ def test_a_worktree_that_is_gone_has_nothing_put_back(w: World, tmp_path: Path, 
     assert changes == ([] if how == "removed" else linked)
     if changes:
         assert changes[0].describe() == (
-            f"replaced the worktree {w.tree} by a link to {elsewhere}: nothing is committed through it, and the "
-            "worktree is made again when the task is taken up"
+            f"replaced the worktree {w.tree} by a link to {elsewhere}: the link was removed and the worktree made "
+            "again from its branch (what it held uncommitted is gone)"
         )
 
     assert os.listdir(elsewhere) == []  # no .git written through the link

@@ -120,6 +120,8 @@ def after_attempt(
     flagged."""
     guard = ctx.workspaces.guard
     changes = guard.check(ws.worktree, quarantine_ref(ctx.run_id, task_id, n), folder) if guard else []
+    if any(c.kind == "worktree" for c in changes):  # its folder made a link: removed, the worktree made again
+        ctx.workspaces.ensure(ws.worktree, ws.branch, ws.base_commit, ready=True)
     violations = [c for c in changes if not c.folded]
     if violations and result.failure != FailureKind.INTERRUPTED:
         result = replace(result, failure=FailureKind.GUARDRAIL, failure_message=violation_message(violations))

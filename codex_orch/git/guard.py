@@ -59,8 +59,8 @@ class Change:
             what = f"changed the worktree's .git ({self.after}); codex-orch never reads it"
         elif self.kind == "worktree":
             return (
-                f"replaced the worktree {self.name} by {self.after}: nothing is committed through it, and the "
-                "worktree is made again when the task is taken up"
+                f"replaced the worktree {self.name} by {self.after}: the link was removed and the worktree made "
+                "again from its branch (what it held uncommitted is gone)"
             )
         else:
             what = f"{'added' if self.before is None else 'removed' if self.after is None else 'changed'} {self.name}"
