@@ -597,6 +597,50 @@ def test_a_hook_added_is_removed_and_kept(w: World) -> None:
     assert w.check() == []
 
 
+def test_a_large_hook_changed_is_put_back_whole(repo: Repo, tmp_path: Path) -> None:
+    """A user's hook of several MiB (a compiled one): changed by the agent, it is put back byte for byte
+    (session 9: over 1 MiB it was compared by size and mtime only, and the check deleted it)."""
+    hook = repo.path / ".git" / "hooks" / HOOK  # the one hook make_world leaves
+    original = b"\x7fELF" + bytes(range(256)) * (5 << 12)  # 5 MiB and 4 bytes
+    hook.write_bytes(original)
+    hook.chmod(0o755)
+    w = make_world(repo, tmp_path)
+    hook.write_bytes(b"#!/bin/sh\ncurl evil\n")
+
+    changes = w.check()
+
+    kept = w.folder / "guardrail" / "git" / "hooks" / HOOK
+    assert changes == [Change("file", str(hook), "", "", str(kept))]
+    assert hook.read_bytes() == original and _mode(hook) == 0o755
+    assert kept.read_bytes() == b"#!/bin/sh\ncurl evil\n"
+    assert w.check() == []
+
+
+def test_a_hook_larger_than_the_guard_keeps_is_never_deleted(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over the size the guard keeps whole, a changed hook cannot be put back: it is reported at every
+    check (each attempt fails as `guardrail`), never deleted, and the agent's version is kept."""
+    monkeypatch.setattr("codex_orch.git.ref_scan.MAX_WATCHED_FILE", 1000)
+    hook = repo.path / ".git" / "hooks" / HOOK
+    hook.write_bytes(b"#" * 2000)
+    hook.chmod(0o755)
+    w = make_world(repo, tmp_path)
+    hook.write_bytes(b"#!/bin/sh\ncurl evil\n" * 100)
+
+    changes = w.check()
+
+    kept = w.folder / "guardrail" / "git" / "hooks" / HOOK
+    assert changes == [Change("file", str(hook), "", "", str(kept), left=True)]
+    assert changes[0].describe() == (
+        f"changed {hook}; not put back: codex-orch keeps no copy of a file over 1000 bytes, so look at it by "
+        f"hand (its version is kept at {kept})"
+    )
+    assert hook.read_bytes() == b"#!/bin/sh\ncurl evil\n" * 100
+    assert kept.read_bytes() == b"#!/bin/sh\ncurl evil\n" * 100
+    assert w.check() == changes
+
+
 def test_two_hooks_added_in_one_attempt_are_both_kept(w: World) -> None:
     hooks = [w.common / "hooks" / name for name in ("post-checkout", "pre-push")]
     for hook in hooks:

@@ -21,7 +21,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from codex_orch.git.ref_scan import MAX_WATCHED_FILE, RefScan
+from codex_orch.git import ref_scan
+from codex_orch.git.ref_scan import RefScan
 from codex_orch.git.repo import Git, refs_as_files
 from codex_orch.git.shared_lock import SharedLock
 from codex_orch.git.worktrees import dotgit_text
@@ -41,6 +42,7 @@ class Change:
     after: str | None
     kept: str | None = None  # where the agent's version is kept
     folded: bool = False  # the agent's own commits on its own branch, folded into the worktree (allowed)
+    left: bool = False  # a file too large for the guard to keep a copy of: reported, not put back
 
     def describe(self) -> str:
         if self.folded:
@@ -64,6 +66,11 @@ class Change:
             )
         else:
             what = f"{'added' if self.before is None else 'removed' if self.after is None else 'changed'} {self.name}"
+        if self.left:
+            return (
+                f"{what}; not put back: codex-orch keeps no copy of a file over {ref_scan.MAX_WATCHED_FILE} bytes, "
+                f"so look at it by hand (its version is kept at {self.kept})"
+            )
         return what + (f"; put back, its version kept at {self.kept}" if self.kept else "; put back")
 
 
@@ -218,7 +225,7 @@ class Guard:
                 kept = str(target)
             else:
                 if stat.S_ISREG(info.st_mode):
-                    target.write_bytes(dotgit.read_bytes()[:MAX_WATCHED_FILE])
+                    target.write_bytes(dotgit.read_bytes()[: ref_scan.MAX_WATCHED_FILE])
                     kept = str(target)
                 dotgit.unlink()  # a link: its target is the change's `after`
         write_bytes(path, ".git", expected)
@@ -296,12 +303,13 @@ class Guard:
             if after is not None:
                 target = folder / "guardrail" / "git" / rel.lstrip("/")
                 target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(after[1:] if after[:1] in (b"x", b"-") else after)
+                target.write_bytes(_kept_version(root, inner, after))
                 kept = str(target)
+            left = before is not None and before.startswith(b"large:")  # no copy to put back: never removed
             try:
                 if before is None:
                     clear(root, inner)
-                else:
+                elif not left:
                     _restore(root, inner, before)
             except (OSError, UnsafePath):
                 pass  # reported all the same; the next check finds it again
@@ -312,6 +320,7 @@ class Guard:
                     None if before is None else "",
                     kept=kept,
                     after=None if after is None else "",
+                    left=left,
                 )
             )
         return changes
@@ -360,6 +369,16 @@ class Guard:
 def _under(rel: str, key: str, names: tuple[str, ...]) -> bool:
     inner = rel[len(key) :]
     return any(inner == n or inner.startswith(n + "/") for n in names)
+
+
+def _kept_version(root: Path, inner: str, now: bytes) -> bytes:
+    """The agent's version of a watched file, as `RefScan.content` read it (a large one read again)."""
+    if now.startswith(b"large:"):
+        try:
+            return read_bytes(root, inner, limit=int(now.split(b":")[1])) or b""
+        except (OSError, UnsafePath):
+            return now
+    return now[1:] if now[:1] in (b"x", b"-") else now
 
 
 def _restore(root: Path, inner: str, before: bytes) -> None:

@@ -7,7 +7,9 @@ import os
 import stat
 from pathlib import Path
 
-MAX_WATCHED_FILE = 1 << 20  # a larger hook or config file is compared by size and mtime only
+# A watched file (a hook, git's config) is kept whole up to this size, so that it can be put back; a
+# larger one is compared by size and mtime only, and a change to it is reported but never undone.
+MAX_WATCHED_FILE = 16 << 20
 
 
 class RefScan:
