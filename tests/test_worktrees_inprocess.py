@@ -185,9 +185,13 @@ def test_an_invalid_branch_name_or_template_is_refused_before_anything_is_made(r
 
 
 def test_paths_match_folders_globs_and_a_literal_bracket_folder() -> None:
-    assert path_matches("a[b]/x.txt", ["a[b]/**"])  # `[b]` is a class for fnmatch: only the prefix rule
-    assert not path_matches("a[b]/x.txt", ["a[b]/*"])
+    # `[b]` is a class for fnmatch; a path named literally is covered all the same, in every form
+    for glob in ("a[b]/**", "a[b]/*", "a[b]/", "a[b]"):
+        assert path_matches("a[b]/x.txt", [glob]) and path_matches("ab/x.txt", [glob]), glob
+    assert path_matches("a[b]", ["a[b]"]) and not path_matches("a[b]", ["a[b]/*"])
+    assert not path_matches("a[b]2/x.txt", ["a[b]/*"]) and not path_matches("ab2/x.txt", ["a[b]/**"])
     assert not path_matches("ab2/x.txt", ["ab/**"]) and not path_matches("abx", ["ab/"])
+    assert path_matches("src/a/b/c.py", ["src/*"]) and not path_matches("src", ["src/**"])
     assert path_matches("src/a/b.py", ["src/"]) and path_matches("src/a.py", ["*.py"])
     assert not path_matches("a.py", [])
 

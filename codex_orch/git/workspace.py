@@ -67,12 +67,15 @@ def branch_name(template: str, source: str, **values: str) -> str:
 
 
 def path_matches(path: str, globs: Sequence[str]) -> bool:
-    """Does a repository path fall under any of the globs? `dir/` and `dir/**` cover a whole folder."""
+    """Does a repository path fall under any of the globs? `dir`, `dir/`, `dir/*` and `dir/**` cover a
+    whole folder (`*` crosses `/`, as in fnmatch). A glob also matches the path it names literally: `a[b]/*`
+    covers the folder `a[b]` as well as `ab` (fnmatch reads `[b]` as a class)."""
     for glob in globs:
         g = glob.rstrip("/")
-        if fnmatch.fnmatchcase(path, g) or path.startswith(g + "/") or fnmatch.fnmatchcase(path, g + "/*"):
+        folder = g.removesuffix("/**") if g.endswith("/**") else g.removesuffix("/*")
+        if path == g or path.startswith(folder + "/"):
             return True
-        if g.endswith("/**") and path.startswith(g[:-3] + "/"):
+        if fnmatch.fnmatchcase(path, g) or fnmatch.fnmatchcase(path, g + "/*"):
             return True
     return False
 
