@@ -124,13 +124,17 @@ def wait_for(condition: Callable[[], object], what: str, timeout: float = 100) -
         time.sleep(0.02)
 
 
+def whole_lines(text: str) -> list[str]:
+    """The lines of a file another process may be appending to, whole ones only: a reader can see a write
+    in progress (a page of it at a time), so a line not yet ended is left out, never read half."""
+    return text[: text.rfind("\n") + 1].splitlines()
+
+
 def marked(path: Path) -> list[int]:
-    """The pids in a marker file (the fake's `marker` step, `FAKE_CODEX_CHILD_PIDS`, a shell's `echo $$`):
-    whole lines only, so a line being written is not read half."""
+    """The pids in a marker file (the fake's `marker` step, `FAKE_CODEX_CHILD_PIDS`, a shell's `echo $$`)."""
     if not path.exists():
         return []
-    text = path.read_text()
-    return [int(line) for line in text[: text.rfind("\n") + 1].split()]
+    return [int(line) for line in whole_lines(path.read_text()) if line.strip()]
 
 
 def wait_marked(path: Path, count: int = 1, proc: subprocess.Popen[Any] | None = None) -> list[int]:
@@ -249,7 +253,7 @@ class FakeCodex:
     def calls(self) -> list[dict[str, Any]]:
         if not self.log_path.exists():
             return []
-        return [json.loads(line) for line in self.log_path.read_text().splitlines() if line.strip()]
+        return [json.loads(line) for line in whole_lines(self.log_path.read_text()) if line.strip()]
 
     def config(self, **extra_env: str) -> dict[str, Any]:
         return {
@@ -386,8 +390,9 @@ def start_cli(
     text: bool = False,
     env: dict[str, str] | None = None,
 ) -> subprocess.Popen[Any]:
-    """codex-orch as a real child process left running (to be signalled or killed), stdin closed."""
-    return subprocess.Popen(
+    """codex-orch as a real child process left running (to be signalled or killed), stdin closed; one
+    still running when its test ends is stopped then (`no_cli_left`)."""
+    proc = subprocess.Popen(
         [sys.executable, "-m", "codex_orch", *args],
         cwd=cwd,
         stdin=subprocess.DEVNULL,
@@ -396,6 +401,31 @@ def start_cli(
         text=text,
         env={**os.environ, **(env or {})},
     )
+    _STARTED.append(proc)
+    return proc
+
+
+_STARTED: list[subprocess.Popen[Any]] = []
+
+
+@pytest.fixture(autouse=True)
+def no_cli_left() -> Iterator[None]:
+    """A test that fails while a codex-orch it started runs leaves that process to no one: it is stopped
+    here (as Ctrl-C would, then killed) and reaped, its pipes closed, so that its agents end with it and
+    no later test of this worker meets its ResourceWarning."""
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+        proc.wait()
 
 
 def run_plan(
@@ -424,7 +454,7 @@ def read_state(repo: Repo, run_id: str) -> dict[str, Any]:
 def journal(repo: Repo, run_id: str) -> list[dict[str, Any]]:
     """The run's journal records, in order (a torn last line left out)."""
     text = (repo.path / ".orchestrator" / "runs" / run_id / "journal.jsonl").read_text()
-    return [json.loads(line) for line in text.splitlines() if line.endswith("}")]
+    return [json.loads(line) for line in whole_lines(text) if line.strip()]
 
 
 def wait_recorded(

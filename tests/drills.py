@@ -31,7 +31,7 @@ ROOT = TESTS.parent
 FAKE = TESTS / "fake_codex" / "codex"
 sys.path.insert(0, str(ROOT))
 
-from conftest import alive, answer, git  # noqa: E402
+from conftest import alive, answer, git, marked, whole_lines  # noqa: E402
 
 from codex_orch.fold import apply  # noqa: E402
 from codex_orch.git.environment import without_git_vars  # noqa: E402
@@ -113,9 +113,8 @@ class Sandbox:
         )
 
     def agent_pids(self) -> list[int]:
-        pids = [json.loads(line)["pid"] for line in self.log.read_text().splitlines()] if self.log.exists() else []
-        children = self.base / "children.txt"
-        return pids + ([int(p) for p in children.read_text().split()] if children.exists() else [])
+        pids = [json.loads(line)["pid"] for line in whole_lines(self.log.read_text())] if self.log.exists() else []
+        return pids + marked(self.base / "children.txt")
 
 
 def wait_gone(pids: list[int], seconds: float = 5.0) -> list[int]:
