@@ -10,7 +10,10 @@ and its run phase alone (from the run's creation to its end, as recorded in stat
 run --repeat times, alternating; the median and the worst are printed:
 - `no paths`: the default configuration (landing mode), tasks that declare no `paths`;
 - `shared`: one shared worktree (`workspace: shared`), each task declaring disjoint `paths`;
-- `per-task`: a worktree per task, branches left apart (`workspace: per-task`).
+- `per-task`: a worktree per task, branches left apart (`workspace: per-task`);
+- `floor`: not codex-orch: bench/agents/floor_runner.py imports the libraries codex-orch needs before its
+  first agent and runs the same agents with a thread pool (no checks, git or state), to show how much of
+  the ideal this stack and this agent leave (its "run phase" is its first agent to its last one's end).
 Each run is checked: every task succeeded, one commit per task on the run branch (landing) or its own.
 
 Then the same-file case: --same-file tasks (default 8) all append a line to one file
@@ -26,6 +29,7 @@ import json
 import math
 import statistics
 import subprocess
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -33,7 +37,8 @@ from typing import Any
 
 from _common import ROOT, codex_orch_argv, configure_instant, env, git, scratch_repo
 
-CASES = {"no paths": None, "shared": "shared", "per-task": "per-task"}
+CASES = {"no paths": None, "shared": "shared", "per-task": "per-task", "floor": "floor"}
+FLOOR = ROOT / "bench" / "agents" / "floor_runner.py"
 
 
 def write_plan(repo: Path, tasks: int, paths: bool) -> Path:
@@ -66,7 +71,28 @@ def run_plan(repo: Path, plan: Path, workers: int) -> tuple[float, dict[str, Any
     return elapsed, state
 
 
+def floor(tasks: int, seconds: float, workers: int) -> tuple[float, float]:
+    """The floor case: bench/agents/floor_runner.py, the same agents with nothing around them."""
+    folder = scratch_repo()
+    start = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, str(FLOOR), str(tasks), str(workers)],
+        cwd=folder,
+        env={**env(), "BENCH_AGENT_SLEEP": f"{seconds:g}"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    elapsed = time.perf_counter() - start
+    made = len(list((folder / "out").glob("*/result.txt")))
+    if made != tasks:
+        raise SystemExit(f"floor: {made} agents' files for {tasks} tasks")
+    return elapsed, float(out.stdout)
+
+
 def run(case: str, tasks: int, seconds: float, workers: int) -> tuple[float, float]:
+    if case == "floor":
+        return floor(tasks, seconds, workers)
     repo = scratch_repo()
     workspace = CASES[case]
     if workspace is None:
