@@ -18,7 +18,7 @@ import pytest
 from conftest import Repo, wait_for
 
 from codex_orch.errors import GitError, GuardrailError, InputError
-from codex_orch.git.repo import Git
+from codex_orch.git.repo import FALLBACK_IDENTITY, Git
 from codex_orch.git.workspace import (
     DECISIONS_FILE,
     DECISIONS_HEADER,
@@ -32,7 +32,9 @@ from codex_orch.git.worktrees import (
     admin_dir,
     checkout_git,
     detached_worktree,
+    discard_worktree,
     dotgit_text,
+    recycle,
     remove_worktree,
     set_aside,
     take_up,
@@ -776,3 +778,315 @@ def test_a_spare_that_cannot_be_removed_stays_for_clean(repo: Repo) -> None:
     assert admins(repo) == ["T1"] and repo.branches() == ["main", "orch/T1"]
     made = workspaces.ensure(repo.path.parent / "wt" / "T2", "orch/T2", start)  # dropped: not recycled
     assert made.admin.name == "T2" and admins(repo) == ["T1", "T2"]
+
+
+# --- behaviours the mutation run found unpinned (docs/testing.md, "The survivors, explained") -------
+def test_a_branch_whose_old_worktree_elsewhere_is_gone_is_checked_out_at_the_new_path(repo: Repo) -> None:
+    """attach_worktree prunes first: git refuses a branch it still counts as checked out in a registered
+    worktree whose folder is gone (a crash, a run whose worktrees moved to another folder)."""
+    git, workspaces, start, old = made_t1(repo)
+    (old / "a.txt").write_text("a\n")
+    made = workspaces.commit(old, "T1: a\n", None, None)
+    shutil.rmtree(old)
+    new = repo.path.parent / "wt2" / "T1"
+
+    ws = Workspaces(git, None).ensure(new, "orch/T1", start, ready=True)
+
+    assert ws == Workspace(new, "orch/T1", start, repo.path / ".git" / "worktrees" / "T1") and admins(repo) == ["T1"]
+    assert files(new) == {"README.md": "# test repo\n", "a.txt": "a\n"} and Git(new).status() == []
+    assert branch_of(new) == "orch/T1" and git.branch_commit("orch/T1") == made.commit
+    assert [w["worktree"] for w in worktree_list(git)] == [str(repo.path), str(new)]
+
+
+def test_a_spares_uncommitted_edit_of_a_tracked_file_never_reaches_the_next_worktree(repo: Repo) -> None:
+    """recycle's checkout is forced: an edit the last task left in a file that both commits hold the same
+    would be carried into the next task's worktree (git clean leaves tracked files alone)."""
+    _git, workspaces, start = open_ws(repo)
+    old = repo.path.parent / "wt" / "T1"
+    workspaces.ensure(old, "orch/T1", start)
+    (old / "README.md").write_text("the last task's, uncommitted\n")
+    workspaces.retire(old)
+
+    ws = workspaces.ensure(repo.path.parent / "wt" / "T2", "orch/T2", start)
+
+    assert_made_anew(repo, ws, "orch/T2", start, admin="T1")  # recycled, and holding the start's files only
+
+
+def test_a_spare_is_never_recycled_onto_a_branch_that_exists(repo: Repo) -> None:
+    """recycle makes a new branch: one that exists holds a task's work and is never moved. The switch
+    fails, and the worktree is left moved, on the spare's branch, for the caller to undo."""
+    git, workspaces, start = open_ws(repo)
+    second = commit_file(repo, "b.txt", "b\n", "second")
+    repo.git("branch", "orch/T2", second)
+    old = repo.path.parent / "wt" / "T1"
+    workspaces.ensure(old, "orch/T1", start)
+    workspaces.retire(old)
+    new = repo.path.parent / "wt" / "T2"
+
+    with pytest.raises(GitError) as caught:
+        recycle(git, old, new, "orch/T2", start)
+
+    assert caught.value.message == "git checkout -q -f failed: fatal: a branch named 'orch/T2' already exists"
+    assert git.branch_commit("orch/T2") == second and git.branch_commit("orch/T1") == start
+    assert not old.exists() and branch_of(new) == "orch/T1" and admins(repo) == ["T1"]
+
+
+def test_changes_are_set_aside_as_codex_orch_in_a_repository_without_an_identity(repo: Repo) -> None:
+    """git refuses a commit without an identity: the fallback one (Workspaces.identity_for) makes the commit
+    that keeps the changes, and the worktree is reverted."""
+    repo.git("config", "user.name", "")  # empties the session's identity for this repository
+    repo.git("config", "user.email", "")
+    git, workspaces, start, worktree = made_t1(repo)
+    assert workspaces.identity == FALLBACK_IDENTITY
+    (worktree / "README.md").write_text("changed\n")
+
+    kept = workspaces.set_aside(worktree, "refs/orch/k", "kept\n", None, revert=True)
+
+    assert kept == repo.git("rev-parse", "refs/orch/k")
+    assert repo.git("log", "-1", "--format=%an <%ae>|%cn <%ce>|%P|%B", kept) == (
+        f"codex-orch <codex-orch@localhost>|codex-orch <codex-orch@localhost>|{start}|kept"
+    )
+    assert repo.git("show", f"{kept}:README.md") == "changed"
+    assert files(worktree) == {"README.md": "# test repo\n"} and Git(worktree).status() == []
+    assert git.branch_commit("orch/T1") == start
+
+
+def test_changes_the_agent_staged_are_set_aside_and_reverted_from_head_index_included(repo: Repo) -> None:
+    """The revert takes a file back to HEAD's version, not to the one the agent staged, and takes a new
+    file the agent staged out of the index (a `git rm` that is not `--cached` refuses a staged file)."""
+    git, workspaces, start, worktree = made_t1(repo)
+    (worktree / "README.md").write_text("staged\n")
+    (worktree / "new.txt").write_text("new\n")
+    Repo(worktree).git("add", "README.md", "new.txt")
+
+    kept = workspaces.set_aside(worktree, "refs/orch/k", "kept\n", None, revert=True)
+
+    assert kept == repo.git("rev-parse", "refs/orch/k") and repo.git("rev-parse", f"{kept}^") == start
+    assert repo.git("ls-tree", "--name-only", kept).splitlines() == ["README.md", "new.txt"]
+    assert repo.git("show", f"{kept}:README.md") == "staged" and repo.git("show", f"{kept}:new.txt") == "new"
+    assert files(worktree) == {"README.md": "# test repo\n"} and Git(worktree).status() == []
+    assert git.branch_commit("orch/T1") == start
+
+
+def test_files_named_like_options_are_set_aside_and_reverted(repo: Repo) -> None:
+    """An agent's files named `-t.txt` (tracked, edited) and `-n.txt` (new) are paths to every git command
+    of the revert (`ls-tree`, `checkout`, `rm` after `--`), never options."""
+    repo.write("-t.txt", "tracked\n")
+    repo.git("add", "--", "-t.txt")
+    repo.git("commit", "-q", "-m", "a file named like an option")
+    git, workspaces, start, worktree = made_t1(repo)
+    (worktree / "-t.txt").write_text("edited\n")
+    (worktree / "-n.txt").write_text("new\n")
+
+    kept = workspaces.set_aside(worktree, "refs/orch/k", "kept\n", None, revert=True)
+
+    assert kept == repo.git("rev-parse", "refs/orch/k") and repo.git("rev-parse", f"{kept}^") == start
+    assert repo.git("ls-tree", "--name-only", kept).splitlines() == ["-n.txt", "-t.txt", "README.md"]
+    assert repo.git("show", f"{kept}:-t.txt") == "edited" and repo.git("show", f"{kept}:-n.txt") == "new"
+    assert files(worktree) == {"-t.txt": "tracked\n", "README.md": "# test repo\n"} and Git(worktree).status() == []
+    assert git.branch_commit("orch/T1") == start
+
+
+def test_a_worktree_whose_dotgit_was_rewritten_is_taken_up_through_its_admin_dir_at_start(repo: Repo) -> None:
+    """take_up never finds git through the worktree's `.git` file (the last agent's to rewrite), and the new
+    branch starts at `start`, not at the main checkout's HEAD."""
+    git, workspaces, start = open_ws(repo)
+    worktree = repo.path.parent / "wt" / "job"
+    ws = workspaces.ensure(worktree, "job/1", start)
+    (worktree / "left.txt").write_text("left\n")
+    moved = commit_file(repo, "main.txt", "m\n", "main moves on")
+    (worktree / ".git").write_text("gitdir: /nowhere\n")
+
+    assert take_up(git, worktree, "orch/T1", start, "refs/orch/k") is True
+
+    kept = repo.git("rev-parse", "refs/orch/k")
+    assert repo.git("rev-parse", f"{kept}^") == start
+    assert repo.git("ls-tree", "--name-only", kept).splitlines() == ["README.md", "left.txt"]
+    assert git.branch_commit("orch/T1") == start != moved and git.branch_commit("job/1") == start
+    wgit = checkout_git(git, worktree)
+    assert wgit.git_dir == ws.admin and wgit.run("symbolic-ref", "HEAD") == "refs/heads/orch/T1"
+    assert files(worktree) == {"README.md": "# test repo\n"} and wgit.status() == []
+    assert (worktree / ".git").read_text() == "gitdir: /nowhere\n"  # the guard puts it back, not take_up
+
+
+def test_a_discarded_worktree_leaves_no_registration_whatever_the_agent_made_of_it(repo: Repo, tmp_path: Path) -> None:
+    """discard_worktree removes git's registration too where git cannot remove the worktree itself: its
+    `.git` file rewritten (git's validation refuses it), a file or a link in the folder's place (never
+    followed). A registration left would keep the branch checked out, and the path taken, for git."""
+    git, workspaces, start = open_ws(repo)
+    trees = [repo.path.parent / "wt" / f"T{i}" for i in (1, 2, 3)]
+    for i, tree in enumerate(trees, 1):
+        workspaces.ensure(tree, f"orch/T{i}", start)
+
+    (trees[0] / ".git").write_text("gitdir: /nowhere\n")
+    discard_worktree(git, trees[0])
+    assert not trees[0].exists() and admins(repo) == ["T2", "T3"]
+
+    shutil.rmtree(trees[1])
+    trees[1].write_text("not a folder\n")
+    discard_worktree(git, trees[1])
+    assert not trees[1].exists() and admins(repo) == ["T3"]
+
+    linked_elsewhere(trees[2], tmp_path / "victim", "precious.txt", "keep\n")
+    discard_worktree(git, trees[2])
+    assert not trees[2].is_symlink() and not trees[2].exists() and admins(repo) == []
+
+    assert files(tmp_path / "victim") == {"precious.txt": "keep\n"}
+    assert [w["worktree"] for w in worktree_list(git)] == [str(repo.path)]
+    assert repo.branches() == ["main", "orch/T1", "orch/T2", "orch/T3"]  # the branches hold the work: kept
+
+
+def test_worktrees_whose_paths_and_lock_reasons_hold_spaces_are_listed_whole(repo: Repo) -> None:
+    """`git worktree list --porcelain -z` fields are split at their first space only (clean and the refs
+    code match these paths against the run's)."""
+    git, workspaces, start = open_ws(repo)
+    worktree = repo.path.parent / "work trees" / "T 1"
+    workspaces.ensure(worktree, "orch/T1", start)
+    repo.git("worktree", "lock", "--reason", "held by a test", str(worktree))
+
+    assert worktree_list(git) == [
+        {"worktree": str(repo.path), "HEAD": start, "branch": "refs/heads/main"},
+        {"worktree": str(worktree), "HEAD": start, "branch": "refs/heads/orch/T1", "locked": "held by a test"},
+    ]
+
+
+def test_a_detached_worktree_is_moved_through_its_admin_dir_over_what_a_command_left(repo: Repo) -> None:
+    """The commands' worktrees (validate, merge, the integration doctor) run the user's commands, which may
+    rewrite the `.git` file or leave an untracked file: moving one to another commit never finds git
+    through that file, and overwrites an untracked file the commit tracks. One made beside it, or under
+    folders that do not exist yet, is made all the same."""
+    git = Git(repo.path)
+    first = git.head()
+    second = commit_file(repo, "b.txt", "b\n", "second")
+    folder = repo.path.parent / "checks" / "main"
+    detached_worktree(git, folder, first)
+    admin = admin_dir(git, folder)
+    (folder / ".git").write_text("gitdir: /nowhere\n")
+    (folder / "b.txt").write_text("a command's\n")  # untracked at `first`; `second` tracks it
+
+    assert detached_worktree(git, folder, second) == folder
+
+    wgit = checkout_git(git, folder)
+    assert wgit.git_dir == admin and wgit.head() == second
+    assert wgit.run("rev-parse", "--abbrev-ref", "HEAD") == "HEAD"  # detached
+    assert files(folder) == {"README.md": "# test repo\n", "b.txt": "b\n"} and wgit.status() == []
+    beside = repo.path.parent / "checks" / "other"  # its parent folder exists
+    deeper = repo.path.parent / "runs" / "r1" / "checks" / "main"  # its parent folders do not
+    assert detached_worktree(git, beside, first) == beside and detached_worktree(git, deeper, second) == deeper
+    assert files(beside) == {"README.md": "# test repo\n"} and Git(beside).head() == first
+    assert files(deeper) == {"README.md": "# test repo\n", "b.txt": "b\n"} and Git(deeper).head() == second
+    assert admins(repo) == ["main", "main1", "other"] and repo.branches() == ["main"]
+
+
+def test_a_worktree_is_found_registered_through_a_linked_folder_and_when_replaced_by_a_link(
+    repo: Repo, tmp_path: Path
+) -> None:
+    """admin_dir matches git's `gitdir` file (the real path git wrote) against the path both as given and
+    resolved: a worktree named through a linked parent folder is found, and so is one the agent replaced by
+    a link (where the resolved path is the link's target)."""
+    git, _workspaces, _start, worktree = made_t1(repo)
+    admin = repo.path / ".git" / "worktrees" / "T1"
+    alias = repo.path.parent / "alias"
+    alias.symlink_to(worktree.parent)
+
+    assert admin_dir(git, alias / "T1") == admin
+    linked_elsewhere(worktree, tmp_path / "victim", "precious.txt", "keep\n")
+    assert admin_dir(git, worktree) == admin
+    assert files(tmp_path / "victim") == {"precious.txt": "keep\n"}
+
+
+def test_a_folder_in_the_tasks_paths_replaced_by_a_file_outside_them_is_set_aside_its_files_deletion_kept(
+    repo: Repo,
+) -> None:
+    """The revert asks HEAD for files (`ls-tree -r`): `d`, a file now, is a folder in HEAD. The file is set
+    aside and taken out; the deletion of `d/f`, inside the task's paths, is the task's commit. (Until
+    session 9 `git rm --cached -- d` refused the folder the index still held, and the commit failed.)"""
+    repo.write("d/f", "f\n")
+    repo.git("add", "d/f")
+    repo.git("commit", "-q", "-m", "a folder")
+    git, workspaces, start, worktree = made_t1(repo)
+    shutil.rmtree(worktree / "d")
+    (worktree / "d").write_text("a file now\n")
+
+    outcome = workspaces.commit(worktree, "T1: d\n", ["d/**"], None, others=list, preserve_ref="refs/orch/v/T1")
+
+    assert outcome == CommitOutcome(outcome.commit, outcome.commit or "", ("d/f",), ("d",))
+    assert outcome.commit == git.branch_commit("orch/T1") and repo.git("rev-parse", f"{outcome.commit}^") == start
+    assert repo.git("ls-tree", "-r", "--name-only", outcome.commit).splitlines() == ["README.md"]
+    kept = repo.git("rev-parse", "refs/orch/v/T1")
+    assert repo.git("ls-tree", "-r", "--name-only", kept).splitlines() == ["README.md", "d"]
+    assert repo.git("show", f"{kept}:d") == "a file now"
+    assert files(worktree) == {"README.md": "# test repo\n"} and Git(worktree).status() == []
+
+
+def test_a_branch_a_command_checked_out_in_a_detached_worktree_is_never_moved(repo: Repo) -> None:
+    """The commands' worktrees run the user's commands; one may leave its folder on a branch. Moving the
+    folder to another commit detaches it there, and leaves that branch (a task's work) where it was (until
+    session 9 the `reset --hard` ran before the detach, and moved the branch)."""
+    git = Git(repo.path)
+    first = git.head()
+    repo.git("branch", "orch/r/T1", first)
+    second = commit_file(repo, "b.txt", "b\n", "second")
+    folder = repo.path.parent / "checks" / "main"
+    detached_worktree(git, folder, first)
+    Repo(folder).git("checkout", "-q", "orch/r/T1")  # a command's
+
+    assert detached_worktree(git, folder, second) == folder
+
+    assert Git(folder).run("rev-parse", "--abbrev-ref", "HEAD") == "HEAD" and Git(folder).head() == second
+    assert files(folder) == {"README.md": "# test repo\n", "b.txt": "b\n"}
+    assert git.branch_commit("orch/r/T1") == first
+
+
+@pytest.mark.parametrize("how", ["git rm", "git add of a file where the folder was"])
+def test_a_deletion_the_agent_staged_itself_is_committed_with_the_tasks_paths(repo: Repo, how: str) -> None:
+    """An agent that stages a deletion (`git rm`) leaves a path in neither the index nor the worktree:
+    `git add` of it alone matches nothing (until session 9 the commit failed on it). The deletion is the
+    task's commit, like any change under its paths."""
+    commit_file(repo, "d/f", "f\n", "a folder")
+    git, workspaces, start, worktree = made_t1(repo)
+    agent = Repo(worktree)
+    if how == "git rm":
+        agent.git("rm", "-q", "d/f")
+    else:
+        shutil.rmtree(worktree / "d")
+        (worktree / "d").write_text("a file now\n")
+        agent.git("add", "d")
+
+    outcome = workspaces.commit(worktree, "T1: d\n", ["d/**", "d"], None, others=list, preserve_ref="refs/orch/v/T1")
+
+    changed = ("d/f",) if how == "git rm" else ("d", "d/f")
+    assert outcome == CommitOutcome(outcome.commit, outcome.commit or "", changed, ())
+    assert outcome.commit == git.branch_commit("orch/T1") and repo.git("rev-parse", f"{outcome.commit}^") == start
+    tree = repo.git("ls-tree", "-r", "--name-only", outcome.commit).splitlines()
+    assert tree == (["README.md"] if how == "git rm" else ["README.md", "d"])
+    assert Git(worktree).status() == []
+
+
+def test_a_file_a_sibling_staged_is_never_committed_as_this_tasks(repo: Repo) -> None:
+    """Two tasks share a worktree, each with its own paths. One's agent stages its file (`git add`, `git mv`)
+    while the other commits: that commit holds only its own paths, whatever the index held besides (until
+    session 9 `git commit` took the whole index, so the sibling's work was committed under the wrong task and
+    the sibling found nothing left to commit). The sibling's files stay for its own commit."""
+    commit_file(repo, "b/old", "old\n", "b's file")
+    git, workspaces, start, worktree = made_t1(repo)
+    (worktree / "a").mkdir()
+    (worktree / "a" / "x").write_text("a\n")
+    (worktree / "b" / "y").write_text("b\n")
+    sibling = Repo(worktree)
+    sibling.git("add", "b/y")
+    sibling.git("mv", "b/old", "b/new")
+
+    mine = workspaces.commit(worktree, "A\n", ["a/**"], None, others=lambda: ["b/**"])
+
+    assert mine == CommitOutcome(mine.commit, mine.commit or "", ("a/x",), ())
+    assert mine.commit == git.branch_commit("orch/T1") and repo.git("rev-parse", f"{mine.commit}^") == start
+    assert repo.git("show", "--name-only", "--format=", mine.commit) == "a/x"
+    theirs = workspaces.commit(worktree, "B\n", ["b/**"], None)
+    assert theirs == CommitOutcome(theirs.commit, theirs.commit or "", ("b/new", "b/old", "b/y"), ())
+    assert repo.git("show", "--name-status", "--no-renames", "--format=", theirs.commit).splitlines() == [
+        "A\tb/new",
+        "D\tb/old",
+        "A\tb/y",
+    ]
+    assert Git(worktree).status() == []

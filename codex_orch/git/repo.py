@@ -275,13 +275,7 @@ class Git:
         if paths is None:
             self.run("add", "-A")
         elif paths or extra:
-            self.run(
-                "add",
-                "-A",
-                "--pathspec-from-file=-",
-                "--pathspec-file-nul",
-                stdin=b"\0".join(p.encode("utf-8") for p in [*paths, *extra]),
-            )
+            self._stage([*paths, *extra])
         else:
             return None, []
         if paths is None:
@@ -296,6 +290,25 @@ class Git:
             self._check_staged(check_staged)
         self.run(*commit_config(identity), "commit", "--no-verify", "-q", "-F", "-", stdin=message.encode("utf-8"))
         return self.head(), staged
+
+    def _stage(self, listed: Sequence[str]) -> None:
+        """Stage exactly these paths (from `git status`), and nothing else. One gone from the worktree is staged
+        as deleted by `rm --cached`, which lets it be gone from the index too (a deletion the agent staged
+        itself with `git rm`): `add` of a path that matches nothing fails."""
+        here = [p for p in listed if os.path.lexists(self.cwd / p)]
+        gone = [p for p in listed if p not in here]
+        for args, chosen in ((("add", "-A"), here), (("rm", "-q", "--cached", "--ignore-unmatch"), gone)):
+            if chosen:
+                nul = b"\0".join(p.encode("utf-8") for p in chosen)
+                self.run(*args, "--pathspec-from-file=-", "--pathspec-file-nul", stdin=nul)
+        # What else the index holds (a sibling's agent in a shared worktree ran `git add`, `git mv`) is not
+        # this commit's: back to HEAD in the index, left as it is in the worktree for its own task's commit.
+        staged = self.run("diff", "--cached", "--no-renames", "--name-only", "-z", strip=False).split("\0")
+        mine = set(listed)
+        others = [p for p in staged if p and p not in mine]
+        if others:
+            nul = b"\0".join(p.encode("utf-8") for p in others)
+            self.run("reset", "-q", "HEAD", "--pathspec-from-file=-", "--pathspec-file-nul", stdin=nul)
 
     def _check_staged(self, check: Callable[[str], None]) -> None:
         """Hand the lines the commit would add (no context, renames found, binary files as text) to

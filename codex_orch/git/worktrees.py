@@ -119,7 +119,7 @@ def set_aside(
         git.run("checkout", "HEAD", "--", *tracked)
     for rel in files:
         if rel not in in_head:
-            git.run("rm", "-q", "--cached", "--ignore-unmatch", "--", rel)
+            git.run("rm", "-q", "-r", "--cached", "--ignore-unmatch", "--", rel)  # -r: a folder in the index
             try:
                 remove(git.cwd, rel)  # never through a link the agent made of a folder above it
             except UnsafePath:
@@ -196,8 +196,8 @@ def detached_worktree(git: Git, folder: Path, commit: str, clean: bool = False) 
     with `clean`, untracked files a command left in it earlier are removed (ignored ones are kept)."""
     try:
         wgit = git.worktree(folder, admin_dir(git, folder))
+        wgit.run("checkout", "-q", "-f", "--detach", commit)  # first: a branch a command left here never moves
         wgit.run("reset", "-q", "--hard", commit)
-        wgit.run("checkout", "-q", "--detach", commit)
         if clean:
             wgit.run("clean", "-q", "-ffd")
     except OrchError:
