@@ -14,6 +14,7 @@ run leaves no handler, thread, child process, log handler or working directory b
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -1233,3 +1234,586 @@ def test_resume_asks_the_agent_again_for_a_task_that_failed_after_its_answer(
     result = resume(repo)
 
     assert len(fake_codex.calls()) == 2, f"resume ended A {result.tasks['A']} without running it"
+
+
+def _own_role(repo: Repo, name: str, schema: dict[str, Any]) -> None:
+    """A role of the user's own, answering with `schema` (written to .orchestrator/schemas/)."""
+    path = repo.path / ".orchestrator" / "schemas" / f"{name}.schema.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(schema))
+    role = {"sandbox": "workspace-write", "output_schema": path.name, "prompt_template": "implementer.md.j2"}
+    repo.configure(roles={name: role})
+
+
+def _closed(**properties: Any) -> dict[str, Any]:
+    """A schema of an object with exactly these properties, each required (OpenAI strict mode)."""
+    return {"type": "object", "additionalProperties": False, "required": list(properties), "properties": properties}
+
+
+def test_what_the_proposals_of_a_role_with_a_schema_of_its_own_become(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    """A role's schema may let a proposal be a plain string, or leave out its prompt or acceptance (the
+    missing one is empty), or let the whole answer be a list (nothing to follow). Each proposal past
+    limits.max_tasks is noted skipped, as is each one that is not an object; those after it go on."""
+    text = {"type": "string"}
+    proposal = {"anyOf": [text, _closed(role=text, prompt=text), _closed(role=text, acceptance=text)]}
+    _own_role(repo, "scout", _closed(status=text, summary=text, next_tasks={"type": "array", "items": proposal}))
+    _own_role(repo, "lister", {"type": "array", "items": text})
+    repo.configure(limits={"max_tasks": 4})
+    proposals = [
+        "look at the tests too",
+        {"role": "implementer", "prompt": "follow-up: no acceptance"},
+        {"role": "tester", "acceptance": "it is tested"},
+        {"role": "implementer", "prompt": "follow-up: one too many"},
+        {"role": "implementer", "prompt": "follow-up: two too many"},
+    ]
+    fake_codex.script(
+        {
+            "rules": [
+                {
+                    "match": "job S.",
+                    "turns": [[{"answer": {"status": "done", "summary": "S", "next_tasks": proposals}}]],
+                },
+                {"match": "job L.", "turns": [[{"answer": ["a", "b"]}]]},
+                {"match": "it is tested", "turns": [[{"answer": answer("tested", tests=[])}]]},
+            ],
+            "default": [[{"answer": answer("followed")}]],
+        }
+    )
+
+    result = run(
+        repo, tmp_path, [job("L", role="lister"), job("S", role="scout")], follow_next_tasks=True, max_workers=1
+    )
+
+    assert result == outcome(
+        repo, "succeeded", L="succeeded", S="succeeded", **{"S.2": "succeeded", "S.3": "succeeded"}
+    )
+    state = read_state(repo, RUN)
+    assert state["task_order"] == ["L", "S", "S.2", "S.3"]
+    assert state["tasks"]["S"]["follow_ups"] == [
+        {"id": "S.1", "skipped": "not an object with role, prompt and acceptance"},
+        {"id": "S.2", "added": "implementer"},
+        {"id": "S.3", "added": "tester"},
+        {"id": "S.4", "skipped": "limits.max_tasks (4) reached"},
+        {"id": "S.5", "skipped": "limits.max_tasks (4) reached"},
+    ]
+    assert [r["task"] for r in recorded(repo, "task.added")] == [
+        {
+            "id": "S.2",
+            "role": "implementer",
+            "prompt": "follow-up: no acceptance",
+            "acceptance": "",
+            "blocked_by": ["S"],
+        },
+        {"id": "S.3", "role": "tester", "prompt": "", "acceptance": "it is tested", "blocked_by": ["S"]},
+    ]
+    assert (state["tasks"]["L"]["result"], state["tasks"]["L"]["follow_ups"]) == (["a", "b"], [])
+    assert steps(repo, "L") == FIRST + COMMITTED  # nothing to follow: no task.follow_ups
+    assert steps(repo, "S") == [*FIRST, *COMMITTED, "task.follow_ups"]
+    assert steps(repo, "S.2") == steps(repo, "S.3") == FIRST + COMMITTED
+
+
+def test_a_proposal_whose_id_a_plan_task_holds_leaves_that_task_alone_and_the_next_ones_join(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    """The plan's own task `A.1` is not replaced by A's first proposal: that proposal is skipped, and its
+    note says why (until session 9 it was dropped without a note); A's second proposal joins as A.2."""
+    proposals = [
+        {"role": "implementer", "prompt": "follow-up: first", "acceptance": "x"},
+        {"role": "implementer", "prompt": "follow-up: second", "acceptance": "y"},
+    ]
+    fake_codex.script(
+        {
+            "rules": [{"match": "job A.", "turns": [[{"answer": answer("A", next_tasks=proposals)}]]}],
+            "default": [[{"answer": answer("followed")}]],
+        }
+    )
+
+    result = run(
+        repo,
+        tmp_path,
+        [job("A"), job("A.1", ["A"], prompt="the plan's own A.1")],
+        follow_next_tasks=True,
+        max_workers=1,
+    )
+
+    assert result == outcome(repo, "succeeded", A="succeeded", **{"A.1": "succeeded", "A.2": "succeeded"})
+    state = read_state(repo, RUN)
+    assert state["task_order"] == ["A", "A.1", "A.2"]
+    assert state["tasks"]["A"]["follow_ups"] == [
+        {"id": "A.1", "skipped": "the plan has a task of that id"},
+        {"id": "A.2", "added": "implementer"},
+    ]
+    assert [r["task"]["id"] for r in recorded(repo, "task.added")] == ["A.2"]
+    assert (state["tasks"]["A.1"].get("proposed_by"), state["tasks"]["A.2"]["proposed_by"]) == (None, "A")
+    assert [
+        prompts_with(fake_codex, text) for text in ("the plan's own A.1", "follow-up: first", "follow-up: second")
+    ] == [
+        1,
+        0,
+        1,
+    ]
+
+
+def test_a_follow_up_whose_agent_is_not_installed_fails_without_an_agent(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    """The agents a plan names are checked before the run starts; a follow-up's role may name another
+    one: its attempt fails as `spawn_failed`, nothing having run, and is not retried."""
+    role = {
+        "sandbox": "workspace-write",
+        "output_schema": "task_result.schema.json",
+        "prompt_template": "implementer.md.j2",
+        "agent": "gemini",
+    }
+    repo.configure(roles={"auditor": role}, agents={"gemini": {"command": ["no-such-gemini"]}})
+    proposal = {"role": "auditor", "prompt": "follow-up: audit it", "acceptance": "x"}
+    fake_codex.script({"default": [[{"answer": answer("A", next_tasks=[proposal])}]]})
+
+    result = run(repo, tmp_path, [job("A")], follow_next_tasks=True)
+
+    assert result == outcome(repo, "partial", A="succeeded", **{"A.1": "failed"})
+    missing = (
+        ".orchestrator/orchestrator.yaml: agents.gemini.command: 'no-such-gemini' was not found on PATH. "
+        "Install gemini (npm i -g @google/gemini-cli) or set agents.gemini.command in orchestrator.yaml."
+    )
+    follow_up = read_state(repo, RUN)["tasks"]["A.1"]
+    assert follow_up["error"] == failed(FailureKind.SPAWN_FAILED, missing)
+    [attempt] = follow_up["attempts"]
+    assert {k: attempt[k] for k in ("agent", "failure", "failure_message", "exit_code", "thread_id", "duration")} == {
+        "agent": "gemini",
+        "failure": "spawn_failed",
+        "failure_message": missing,
+        "exit_code": None,
+        "thread_id": None,
+        "duration": 0.0,
+    }
+    assert (attempt["usage"]["input_tokens"], attempt["events"], len(fake_codex.calls())) == (0, 0, 1)
+    assert attempt_file(repo, "A.1", 1, "validation.txt") == f"not validated: spawn_failed: {missing}\n"
+    assert steps(repo, "A.1") == [
+        "task.workspace",
+        "task.status:running",
+        "attempt.started",
+        "attempt.finished",
+        "task.status:failed",
+    ]
+
+
+def test_a_task_the_run_cost_budget_stopped_ends_the_run_budget_exhausted_and_resume_runs_it_again(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    """B's invalid answer takes the run to its budget: its retry is refused (B fails as `budget`). Nothing
+    is left pending, yet the budget stopped work, so the run is `budget_exhausted`, not `partial`."""
+    repo.configure(prices=PRICE, budgets={"run_cost": 2})
+    fake_codex.script({"rules": [writer("A", "a.txt"), {"match": "job B.", "turns": [[{"answer": "not json"}]]}]})
+
+    first = run(repo, tmp_path, [job("A"), job("B")], max_workers=1)
+
+    assert first == outcome(repo, "budget_exhausted", A="succeeded", B="failed")
+    b = read_state(repo, RUN)["tasks"]["B"]
+    assert b["error"] == failed(FailureKind.BUDGET, "the run's cost $2.00 reached budgets.run_cost $2.00")
+    assert [x["failure"] for x in b["attempts"]] == ["not_json"]
+    assert steps(repo, "B") == [*FIRST, "task.status:failed"]
+
+    fake_codex.script({"rules": [writer("B", "b.txt")]})
+    second = resume(repo, budget_run_cost=10.0)
+
+    assert second == outcome(repo, "succeeded", A="succeeded", B="succeeded")
+    b = read_state(repo, RUN)["tasks"]["B"]
+    assert [(x["n"], x["failure"], x["resumed_thread"]) for x in b["attempts"]] == [
+        (1, "not_json", None),
+        (2, None, None),
+    ]
+    assert steps(repo, "B") == [
+        *FIRST,
+        "task.status:failed",
+        "task.status:running",
+        *AGAIN[:2],
+        "attempt.thread",
+        *AGAIN[2:],
+        *COMMITTED,
+    ]
+    assert prompts_with(fake_codex, "job A.") == 1
+    assert recorded(repo, "run.status") == [
+        {"type": "run.status", "status": "budget_exhausted"},
+        {"type": "run.status", "status": "succeeded"},
+    ]
+
+
+class _OpensGate(Heard):
+    """Creates `gate` when it hears the plan grow by `task` (from the scheduler's own thread)."""
+
+    def __init__(self, gate: Path, task: str) -> None:
+        super().__init__()
+        self.gate, self.task = gate, task
+
+    def __call__(self, kind: str, task: str | None, data: Mapping[str, Any]) -> None:
+        super().__call__(kind, task, data)
+        if kind == "plan" and self.task in data["tasks"]:
+            self.gate.write_text("open\n")
+
+
+def test_a_run_fail_fast_stopped_after_its_budget_held_a_task_is_not_budget_exhausted(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    """C's work takes the run to its budget, so C's follow-up C.1 is held, not started; then A fails and
+    --fail-fast cancels C.1. No work is left to the budget: the run ends `partial`."""
+    repo.configure(workspace="landing", prices=PRICE, budgets={"run_cost": 1})
+    gate = tmp_path / "C.1 held"
+    proposal = {"role": "implementer", "prompt": "follow-up: more", "acceptance": "x"}
+    fake_codex.script(
+        {
+            "rules": [
+                {"match": "job A.", "turns": [[{"gate": str(gate)}, {"exit": 3}]]},
+                {"match": "job C.", "turns": [[{"answer": answer("C", next_tasks=[proposal])}]]},
+            ]
+        }
+    )
+
+    result = run(
+        repo,
+        tmp_path,
+        [job("A"), job("C")],
+        _OpensGate(gate, "C.1"),
+        max_workers=2,
+        fail_fast=True,
+        follow_next_tasks=True,
+    )
+
+    assert result == outcome(repo, "partial", A="failed", C="succeeded", **{"C.1": "cancelled"})
+    tasks = read_state(repo, RUN)["tasks"]
+    assert tasks["A"]["error"] == failed(FailureKind.CRASHED, "codex exited with code 3")
+    assert tasks["C.1"]["error"] == {"kind": "cancelled", "message": "not started: --fail-fast stopped the run"}
+    assert steps(repo, "C.1") == ["task.status:cancelled"]
+    assert [a["cost_usd"] for t in tasks.values() for a in t["attempts"]] == [0.0, 1.0]
+    assert recorded(repo, "run.status") == [{"type": "run.status", "status": "partial"}]
+
+
+class _BreaksOnStart(Heard):
+    """A display that fails when task `task` starts: an error of codex-orch's inside that task."""
+
+    def __init__(self, task: str) -> None:
+        super().__init__()
+        self.task = task
+
+    def __call__(self, kind: str, task: str | None, data: Mapping[str, Any]) -> None:
+        super().__call__(kind, task, data)
+        if (kind, task) == ("started", self.task):
+            raise RuntimeError("the display broke")
+
+
+def test_a_task_whose_failure_cannot_be_recorded_is_not_left_running(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error of codex-orch's in A, and the journal fails (a full disk) as A's failure is recorded: the
+    error ends the run, A is recorded interrupted (never left `running`), B cancelled; resume runs both."""
+    monkeypatch.setenv(faults.FAULT_ENV, "journal:before:task.status#2:error")  # the first is A's `running`
+    monkeypatch.setattr(faults, "_seen", {})
+    fake_codex.script({"rules": [writer("A", "a.txt"), writer("B", "b.txt")]})
+
+    with pytest.raises(OSError, match="No space left on device"):
+        run(repo, tmp_path, [job("A"), job("B")], _BreaksOnStart("A"), max_workers=1)
+
+    state = read_state(repo, RUN)
+    a, b = state["tasks"]["A"], state["tasks"]["B"]
+    why = "the run stopped on an internal error"
+    assert (state["status"], a["status"], b["status"]) == ("failed", "interrupted", "cancelled")
+    assert a["error"] == {"kind": "internal", "message": why}
+    assert b["error"] == {"kind": "cancelled", "message": f"not started: {why}"}
+    assert recorded(repo, "task.status", "A")[1:] == [
+        {"type": "task.status", "task": "A", "status": "interrupted", "error": {"kind": "internal", "message": why}}
+    ]
+    assert steps(repo, "A") == ["task.workspace", "task.status:running", "task.status:interrupted"]
+    assert fake_codex.calls() == []
+
+    monkeypatch.delenv(faults.FAULT_ENV)
+    result = resume(repo)
+
+    assert result == outcome(repo, "succeeded", A="succeeded", B="succeeded")
+    assert steps(repo, "A")[3:] == ["task.status:running", *FIRST[2:], *COMMITTED]
+    assert [call["resume"] for call in fake_codex.calls()] == [False, False]
+
+
+# --- resume after a failure between a landing run's commit and its landing ------------------------------
+def _fail_at_first_commit_record(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The journal fails (a full disk) as the first task commit is recorded: that task fails as
+    `internal`, its commit made on its own branch but neither recorded nor landed."""
+    monkeypatch.setenv(faults.FAULT_ENV, "journal:before:task.committed:error")
+    monkeypatch.setattr(faults, "_seen", {})
+
+
+def test_resume_lands_an_answer_a_failure_left_committed_but_not_landed(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The landed commit is the one its answer would have made: its message, provenance and decisions."""
+    repo.configure(workspace="landing")
+    _fail_at_first_commit_record(monkeypatch)
+    decided = answer("A did it", ["a.txt"], decisions=[{"decision": "use a.txt", "rationale": "simplest"}])
+    fake_codex.script({"default": [[{"write": "a.txt", "content": "A\n"}, {"answer": decided}]]})
+
+    assert run(repo, tmp_path, [job("A")]) == outcome(repo, "failed", A="failed")
+    state = read_state(repo, RUN)
+    a = state["tasks"]["A"]
+    assert (a["error"]["kind"], a["commit"]) == ("internal", None)
+    [(own, _)] = landed(repo, a["branch"])
+    assert landed(repo, state["branch"]) == []
+
+    monkeypatch.delenv(faults.FAULT_ENV)
+    result = resume(repo)
+
+    assert result == outcome(repo, "succeeded", A="succeeded")
+    a = read_state(repo, RUN)["tasks"]["A"]
+    [(sha, _)] = landed(repo, state["branch"])
+    assert (a["commit"], a["files_changed"], len(a["attempts"]), len(fake_codex.calls())) == (sha, ["a.txt"], 1, 1)
+    assert recorded(repo, "task.committed") == [
+        {
+            "type": "task.committed",
+            "task": "A",
+            "commit": own,
+            "head": own,
+            "files_changed": ["a.txt"],
+            "file_claims": None,
+        }
+    ]
+    message = repo.git("log", "-1", "--format=%B", sha)
+    assert message == (
+        f"A (implementer): A did it\n\nOrch-Run: {RUN}\nOrch-Task: A\nOrch-Role: implementer\nOrch-Attempt: 1\n"
+        f"Codex-Thread: {a['thread_id']}"
+    )
+    assert message == repo.git("log", "-1", "--format=%B", own)
+    assert "- **use a.txt** — simplest" in repo.git("show", f"{sha}:docs/ai/decisions.md")
+    assert steps(repo, "A") == [
+        *FIRST,
+        "task.result",
+        "task.status:failed",
+        "task.status:running",
+        "task.committed",
+        "task.landed",
+        "task.status:succeeded",
+    ]
+
+
+def test_resume_hands_a_landing_that_conflicts_now_back_to_the_agents_thread(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A's answer was committed, not landed; B landed a change to the same file meanwhile. Resume replays
+    A's change on the tip and A's agent resolves the conflict on its own thread."""
+    repo.configure(workspace="landing")
+    repo.write("shared.txt", "top\n")
+    repo.git("add", "shared.txt")
+    repo.git("commit", "-qm", "a shared file")
+    _fail_at_first_commit_record(monkeypatch)
+    resolve = "sed -i '/^<<<<<<< \\|^=======$\\|^>>>>>>> /d' shared.txt"  # keep both sides
+    fake_codex.script(
+        {
+            "rules": [
+                {
+                    "match": "job A.",
+                    "turns": [
+                        [{"append": "shared.txt", "content": "line A\n"}, {"answer": answer("A", ["shared.txt"])}],
+                        [{"shell": resolve}, {"answer": answer("A resolved", ["shared.txt"])}],
+                    ],
+                },
+                {
+                    "match": "job B.",
+                    "turns": [
+                        [{"append": "shared.txt", "content": "line B\n"}, {"answer": answer("B", ["shared.txt"])}]
+                    ],
+                },
+            ]
+        }
+    )
+    assert run(repo, tmp_path, [job("A"), job("B")], max_workers=1) == outcome(
+        repo, "partial", A="failed", B="succeeded"
+    )
+    monkeypatch.delenv(faults.FAULT_ENV)
+
+    result = resume(repo)
+
+    assert result == outcome(repo, "succeeded", A="succeeded", B="succeeded")
+    state = read_state(repo, RUN)
+    a, b = state["tasks"]["A"], state["tasks"]["B"]
+    thread = a["thread_id"]
+    assert [(x["n"], x["failure"], x["resumed_thread"]) for x in a["attempts"]] == [(1, None, None), (2, None, thread)]
+    first, _, told = fake_codex.calls()
+    assert (told["resume"], told["thread_id"], first["thread_id"]) == (True, thread, thread)
+    assert (
+        told["prompt"].startswith("Your work could not land on the run branch") and "- shared.txt\n" in told["prompt"]
+    )
+    assert recorded(repo, "task.rebased") == [
+        {"type": "task.rebased", "task": "A", "base_commit": b["commit"], "conflicts": ["shared.txt"]}
+    ]
+    assert landed(repo, state["branch"]) == [(b["commit"], "B"), (a["commit"], "A")]
+    assert repo.git("show", f"{state['branch']}:shared.txt").splitlines() == ["top", "line B", "line A"]
+    assert [s for s in steps(repo, "A") if s != "task.forecast"] == [
+        *FIRST,
+        "task.result",
+        "task.status:failed",
+        "task.status:running",
+        "task.committed",
+        "task.rebased",
+        *AGAIN,
+        *LANDED,
+    ]
+
+
+def test_resume_fails_an_answer_left_unlanded_whose_decisions_now_show_a_secret(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run had secrets.scan off; resume has it on, and the decisions A's answer would land hold an AWS
+    key: A fails as `secret`, nothing of it landed, its agent not asked again."""
+    repo.configure(workspace="landing", secrets={"scan": False})
+    _fail_at_first_commit_record(monkeypatch)
+    leaky = answer("A", ["a.txt"], decisions=[{"decision": f"use {AWS_KEY}", "rationale": "it works"}])
+    fake_codex.script({"default": [[{"write": "a.txt", "content": "A\n"}, {"answer": leaky}]]})
+    assert run(repo, tmp_path, [job("A")]) == outcome(repo, "failed", A="failed")
+    monkeypatch.delenv(faults.FAULT_ENV)
+    repo.configure(secrets={"scan": True})
+
+    result = resume(repo)
+
+    assert result == outcome(repo, "failed", A="failed")
+    state = read_state(repo, RUN)
+    a = state["tasks"]["A"]
+    found = (
+        "secrets in the changes to commit: docs/ai/decisions.md:3: AWS Access Key. Remove them from the files, "
+        "or let them through with secrets.allow in orchestrator.yaml."
+    )
+    assert a["error"] == failed(FailureKind.SECRET, found)
+    assert (a["commit"], len(a["attempts"]), len(fake_codex.calls())) == (None, 1, 1)
+    assert landed(repo, state["branch"]) == []
+    assert AWS_KEY not in repo.git("log", "--all", "-p", "--", "docs")
+    assert steps(repo, "A") == [
+        *FIRST,
+        "task.result",
+        "task.status:failed",
+        "task.status:running",
+        "task.status:failed",
+    ]
+
+
+# --- how many times an agent is asked again -------------------------------------------------------------
+def test_retries_are_counted_one_by_one_up_to_each_limit(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
+    """limits.retries (invalid answers) and limits.transient_retries (crashes) of 2: three attempts each,
+    all on the first attempt's thread; the failure names the first three of the validator's errors (in order)."""
+    repo.configure(limits={"retries": 2, "transient_retries": 2})
+    fake_codex.script(
+        {
+            "rules": [
+                {"match": "job A.", "turns": [[{"answer": {"status": "done"}}]]},
+                {"match": "job B.", "turns": [[{"exit": 3}]]},
+            ]
+        }
+    )
+
+    result = run(repo, tmp_path, [job("A"), job("B")], max_workers=1)
+
+    assert result == outcome(repo, "failed", A="failed", B="failed")
+    tasks = read_state(repo, RUN)["tasks"]
+    a, b = tasks["A"], tasks["B"]
+    missing = [f"{key}: a required property is missing" for key in ("decisions", "files_changed", "next_tasks")]
+    assert a["error"] == failed(FailureKind.SCHEMA_INVALID, "; ".join(missing))
+    assert b["error"] == failed(FailureKind.CRASHED, "codex exited with code 3")
+    for task, failure in ((a, "schema_invalid"), (b, "crashed")):
+        thread = task["thread_id"]
+        assert [(x["n"], x["failure"], x["resumed_thread"]) for x in task["attempts"]] == [
+            (1, failure, None),
+            (2, failure, thread),
+            (3, failure, thread),
+        ]
+    assert steps(repo, "A") == steps(repo, "B") == [*FIRST, *AGAIN, *AGAIN, "task.status:failed"]
+    assert len(fake_codex.calls()) == 6
+
+
+def test_an_agent_that_reports_it_is_blocked_is_not_gated(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
+    """The gates check work that is said to be done: an answer with status `blocked` fails the task as
+    `agent_reported` (its work committed) without running them, nor a fix round."""
+    repo.configure(gates=[{"name": "fixed", "run": "test -f fixed.txt", "sandbox": "none"}])
+    stuck = answer("stuck", ["a.txt"], status="blocked")
+    fake_codex.script({"default": [[{"write": "a.txt", "content": "a"}, {"answer": stuck}]]})
+
+    result = run(repo, tmp_path, [job("A")])
+
+    assert result == outcome(repo, "failed", A="failed")
+    a = read_state(repo, RUN)["tasks"]["A"]
+    assert a["error"] == failed(FailureKind.AGENT_REPORTED, "the agent reported status 'blocked': stuck")
+    assert a["files_changed"] == ["a.txt"] and len(fake_codex.calls()) == 1
+    assert recorded(repo, "task.gates") == [] and recorded(repo, "task.fix_round") == []
+    assert steps(repo, "A") == [*FIRST, "task.result", "task.committed", "task.status:failed"]
+
+
+class _OpensGateWhenDone(Heard):
+    """Creates `gate` when it hears task `task` finish."""
+
+    def __init__(self, gate: Path, task: str) -> None:
+        super().__init__()
+        self.gate, self.task = gate, task
+
+    def __call__(self, kind: str, task: str | None, data: Mapping[str, Any]) -> None:
+        super().__call__(kind, task, data)
+        if (kind, task) == ("finished", self.task):
+            self.gate.write_text("open\n")
+
+
+def test_an_agent_that_leaves_the_conflict_markers_fails_after_the_conflict_rounds(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    """B lands first (A waits at a gate until B has finished), so A's landing conflicts; A's agent answers
+    twice more leaving the markers: limits.conflict_rounds (2) hands it back twice, then A fails."""
+    repo.configure(workspace="landing", limits={"conflict_rounds": 2})
+    repo.write("shared.txt", "top\n")
+    repo.git("add", "shared.txt")
+    repo.git("commit", "-qm", "a shared file")
+    gate = tmp_path / "B finished"
+    fake_codex.script(
+        {
+            "rules": [
+                {
+                    "match": "job A.",
+                    "turns": [
+                        [
+                            {"append": "shared.txt", "content": "line A\n"},
+                            {"gate": str(gate)},
+                            {"answer": answer("A", ["shared.txt"])},
+                        ],
+                        [{"answer": answer("A again", ["shared.txt"])}],
+                    ],
+                },
+                {
+                    "match": "job B.",
+                    "turns": [
+                        [{"append": "shared.txt", "content": "line B\n"}, {"answer": answer("B", ["shared.txt"])}]
+                    ],
+                },
+            ]
+        }
+    )
+
+    result = run(repo, tmp_path, [job("A"), job("B")], _OpensGateWhenDone(gate, "B"), max_workers=2)
+
+    assert result == outcome(repo, "partial", A="failed", B="succeeded")
+    state = read_state(repo, RUN)
+    a, b = state["tasks"]["A"], state["tasks"]["B"]
+    assert a["error"] == failed(FailureKind.CONFLICT, "its change still holds conflict markers in shared.txt")
+    thread = a["thread_id"]
+    assert [(x["n"], x["failure"], x["resumed_thread"]) for x in a["attempts"]] == [
+        (1, None, None),
+        (2, None, thread),
+        (3, None, thread),
+    ]
+    assert recorded(repo, "task.rebased") == [
+        {"type": "task.rebased", "task": "A", "base_commit": b["commit"], "conflicts": ["shared.txt"]}
+    ]
+    assert landed(repo, state["branch"]) == [(b["commit"], "B")]
+    assert [s for s in steps(repo, "A") if s != "task.forecast"] == [
+        *FIRST,
+        "task.result",
+        "task.committed",
+        "task.rebased",
+        *AGAIN,
+        "task.result",
+        *AGAIN,
+        "task.result",
+        "task.status:failed",
+    ]

@@ -309,8 +309,12 @@ def follow_ups(ctx: RunContext, task: Task) -> list[Task]:
         if role is None:
             notes.append({"id": task_id, "skipped": f"unknown role {short(proposal.get('role'))}"})
             continue
-        if task_id in store.get("tasks"):
+        held = store.get("tasks").get(task_id)
+        if held is not None and held.get("proposed_by") == task.id:
             continue  # added before a crash: the scheduler already knows it from the state
+        if held is not None:
+            notes.append({"id": task_id, "skipped": "the plan has a task of that id"})
+            continue
         new = Task(
             id=task_id,
             role=role,
