@@ -226,7 +226,7 @@ class Git:
         return valid_branch_name(branch)
 
     def local_branches(self, prefix: str = "") -> set[str]:
-        out = self.run("for-each-ref", "--format=%(refname:short)", f"refs/heads/{prefix}")
+        out = self.run("for-each-ref", "--format=%(refname:lstrip=2)", f"refs/heads/{prefix}")  # never heads/x
         return set(out.split())
 
     def status(self, paths: Sequence[str] = (), untracked: bool = True, ignored: bool = False) -> list[Status]:
@@ -281,7 +281,8 @@ class Git:
         if paths is None:
             if extra:
                 self.run("add", "-A", "--", *extra)
-            staged = [p for p in self.run("diff", "--cached", "--name-only", "-z", strip=False).split("\0") if p]
+            out = self.run("diff", "--cached", "--no-renames", "--name-only", "-z", strip=False)  # both paths
+            staged = [p for p in out.split("\0") if p]
             if not staged:
                 return None, []
         else:  # the caller listed the changed files from `git status`
@@ -299,7 +300,7 @@ class Git:
         gone = [p for p in listed if p not in here]
         for args, chosen in ((("add", "-A"), here), (("rm", "-q", "--cached", "--ignore-unmatch"), gone)):
             if chosen:
-                nul = b"\0".join(p.encode("utf-8") for p in chosen)
+                nul = b"\0".join(p.encode("utf-8", "surrogateescape") for p in chosen)
                 self.run(*args, "--pathspec-from-file=-", "--pathspec-file-nul", stdin=nul)
         # What else the index holds (a sibling's agent in a shared worktree ran `git add`, `git mv`) is not
         # this commit's: back to HEAD in the index, left as it is in the worktree for its own task's commit.
@@ -307,7 +308,7 @@ class Git:
         mine = set(listed)
         others = [p for p in staged if p and p not in mine]
         if others:
-            nul = b"\0".join(p.encode("utf-8") for p in others)
+            nul = b"\0".join(p.encode("utf-8", "surrogateescape") for p in others)
             self.run("reset", "-q", "HEAD", "--pathspec-from-file=-", "--pathspec-file-nul", stdin=nul)
 
     def _check_staged(self, check: Callable[[str], None]) -> None:
