@@ -51,6 +51,7 @@ def landing_branch_ready(ctx: RunContext, ready: bool) -> None:
     if not ready:
         ctx.workspaces.ensure_branch(ctx.store.get("branch"), ctx.store.get("base_commit"))
         return
+    ctx.workspaces.watch_branch(ctx.store.get("branch"))
     for task in ctx.store.task_fields("status", "worktree").values():
         if task["status"] == "succeeded" and task["worktree"] and Path(task["worktree"]).exists():
             ctx.workspaces.retire(Path(task["worktree"]))

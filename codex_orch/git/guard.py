@@ -113,6 +113,7 @@ class Guard:
         self._refs: dict[str, str] = {}
         self._files: dict[str, bytes | None] = {}
         self._trees: dict[Path, _Tree] = {}
+        self._branches: set[str] = set()  # the run's own branches that no worktree has (a landing run's)
         self._scan = RefScan()
         self._reftable = not refs_as_files(self.common)
 
@@ -157,6 +158,17 @@ class Guard:
             with self._mutex:
                 self._trees[worktree] = _Tree(admin, branch)
                 self._files.update(files)
+                self._refs.update(refs)
+
+    def watch_branch(self, branch: str) -> None:
+        """A branch of this run's that no worktree has checked out (a landing run's branch, where tasks land
+        without a checkout): codex-orch's alone, watched like the branches of its worktrees even under a
+        run-branch prefix, where other runs' branches are left to those runs."""
+        ref = f"refs/heads/{branch}"
+        with self.lock.shared():
+            refs = self._read_refs(ref)
+            with self._mutex:
+                self._branches.add(ref)
                 self._refs.update(refs)
 
     def unwatch(self, worktree: Path) -> None:
@@ -329,7 +341,7 @@ class Guard:
     def _watched(self, ref: str) -> bool:
         if ref.startswith("refs/remotes/"):
             return False  # fetches (an IDE's, the user's) move them; they only cache the remote's state
-        branches = {f"refs/heads/{t.branch}" for t in self._trees.values()}
+        branches = {f"refs/heads/{t.branch}" for t in self._trees.values()} | self._branches
         if ref.startswith(self.own) or ref in branches:
             return True
         if ref.startswith(("refs/orch/", *self.foreign)):

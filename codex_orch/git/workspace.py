@@ -312,6 +312,12 @@ class Workspaces:
         with self._ours(f"refs/heads/{branch}"):
             if not self.git.branch_exists(branch):
                 self.git.run("branch", "--quiet", "--no-track", branch, start)
+        self.watch_branch(branch)
+
+    def watch_branch(self, branch: str) -> None:
+        """The guard watches the run branch from now on: an agent that moves it is caught and put back."""
+        if self.guard is not None:
+            self.guard.watch_branch(branch)
 
     def tip(self, branch: str) -> str:
         return self.git.branch_tip(branch)
