@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -1817,3 +1818,151 @@ def test_an_agent_that_leaves_the_conflict_markers_fails_after_the_conflict_roun
         "task.result",
         "task.status:failed",
     ]
+
+
+# --- quotas: a rate limit waits for the agent, then the attempt goes on -----------------------------------
+LIMIT = "429 Too Many Requests (Retry-After: 0)"  # a reset now: the pause lasts its half-second margin
+
+
+def _went_on(result: str, message: str) -> str:
+    """The prompt an attempt that did not finish goes on with (task_prompts.transient_prompt)."""
+    return TRANSIENT.replace("crashed", result).format(message=message)
+
+
+def test_a_rate_limited_attempt_waits_for_the_quota_and_goes_on_on_its_thread_without_counting(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    """No fallback agent left: the agent is paused until its reset (`run.paused` naming the agent, the task and
+    the reason), then the attempt goes on on its thread, told it did not finish; with limits.transient_retries
+    0 that retry is free."""
+    repo.configure(limits={"transient_retries": 0})
+    fake_codex.script(
+        {"default": [[{"write": "a.txt", "content": "a"}, {"fail": LIMIT}], [{"answer": answer("a", ["a.txt"])}]]}
+    )
+
+    result = run(repo, tmp_path, [job("A")])
+
+    assert result == outcome(repo, "succeeded", A="succeeded")
+    a = read_state(repo, RUN)["tasks"]["A"]
+    thread = a["thread_id"]
+    assert [(x["n"], x["failure"], x["resumed_thread"]) for x in a["attempts"]] == [
+        (1, "rate_limited", None),
+        (2, None, thread),
+    ]
+    first, second = fake_codex.calls()
+    assert (first["thread_id"], second["resume_id"], second["thread_id"]) == (thread, thread, thread)
+    assert second["prompt"] == _went_on("rate_limited", LIMIT)
+    [paused] = recorded(repo, "run.paused")
+    assert {k: v for k, v in paused.items() if k != "until"} == {
+        "type": "run.paused",
+        "agent": "codex",
+        "reason": LIMIT,
+        "task": "A",
+    }
+    assert recorded(repo, "run.unpaused") == [{"type": "run.unpaused", "agent": "codex"}]
+    assert steps(repo, "A") == [*FIRST, "run.paused", *AGAIN, *COMMITTED]
+    assert files_of(repo, read_state(repo, RUN)["branch"]) == ["README.md", "a.txt"]
+
+
+_LIMITED_FIRST = """\
+import json, os, sys
+from pathlib import Path
+
+limited = Path(sys.argv[1])
+if limited.exists():
+    os.execv(sys.argv[2], sys.argv[2:])
+limited.write_text(sys.stdin.read())
+print(json.dumps({"type": "turn.failed", "error": {"message": MESSAGE}}), flush=True)
+sys.exit(1)
+"""
+
+
+def test_a_rate_limit_met_before_the_agent_named_its_thread_asks_again_with_the_task_prompt(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    """An agent that reports its rate limit before its thread starts (a wrapper in front of the fake codex
+    does, once, keeping the prompt it was given): after the pause the task's own prompt starts a new thread."""
+    wrapper, limited = tmp_path / "limited-first.py", tmp_path / "limited-prompt.md"
+    wrapper.write_text(_LIMITED_FIRST.replace("MESSAGE", repr(LIMIT)))
+    codex = fake_codex.config()
+    repo.configure(codex={**codex, "command": [sys.executable, str(wrapper), str(limited), *codex["command"]]})
+    repo.configure(limits={"transient_retries": 0})
+    template = repo.path / ".orchestrator" / "prompts" / "implementer.md.j2"  # the template shows the worktree
+    template.parent.mkdir(parents=True, exist_ok=True)
+    template.write_text("{{ task.prompt }}\nWork in {{ worktree }}.\n")
+    fake_codex.script({"default": [[{"write": "a.txt", "content": "a"}, {"answer": answer("a", ["a.txt"])}]]})
+
+    result = run(repo, tmp_path, [job("A")])
+
+    assert result == outcome(repo, "succeeded", A="succeeded")
+    a = read_state(repo, RUN)["tasks"]["A"]
+    [call] = fake_codex.calls()
+    assert (call["resume"], call["thread_id"]) == (False, a["thread_id"])
+    assert [(x["n"], x["failure"], x["thread_id"], x["resumed_thread"]) for x in a["attempts"]] == [
+        (1, "rate_limited", None, None),
+        (2, None, call["thread_id"], None),
+    ]
+    assert call["prompt"] == limited.read_text() == attempt_file(repo, "A", 1, "prompt.md")
+    assert call["prompt"] == f"job A.\nWork in {a['worktree']}.\n"
+    assert [r["agent"] for r in recorded(repo, "run.paused")] == ["codex"]
+    assert [s for s in steps(repo, "A") if s != "attempt.thread"] == [
+        "task.workspace",
+        "task.status:running",
+        "attempt.started",
+        "attempt.pid",
+        "attempt.finished",
+        "run.paused",
+        *AGAIN,
+        *COMMITTED,
+    ]
+
+
+# --- an answer retried without a verdict; a committed failure run again ------------------------------------
+def test_an_empty_answer_is_asked_for_again_on_the_same_thread(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    """A turn that ends without a final message (`empty_answer`, the agent's failure: no verdict) is retried
+    on its thread within limits.retries, the validator's report quoting what was wrong."""
+    repo.configure(limits={"retries": 1})
+    fake_codex.script({"default": [[{"reasoning": "thinking"}], [{"answer": answer()}]]})
+
+    result = run(repo, tmp_path, [job("A")])
+
+    assert result == outcome(repo, "succeeded", A="succeeded")
+    a = read_state(repo, RUN)["tasks"]["A"]
+    thread = a["thread_id"]
+    assert [(x["n"], x["failure"], x["resumed_thread"]) for x in a["attempts"]] == [
+        (1, "empty_answer", None),
+        (2, None, thread),
+    ]
+    _, second = fake_codex.calls()
+    assert second["prompt"] == (
+        "Your final message could not be accepted: it must be one JSON object that conforms to the output "
+        "schema (task_result.schema.json), with no text around it.\n\n"
+        "The validator reported:\n- the turn ended without a final message\n\n"
+        "Do not redo the work unless it is incomplete. Reply with the corrected JSON object only."
+    )
+    assert steps(repo, "A") == FIRST + AGAIN + COMMITTED
+
+
+def test_resume_commits_the_new_work_of_a_task_that_failed_after_its_commit(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    """A's agent reported `blocked` (its work committed, A failed); resume asks it again and commits its new
+    work in a commit of its own: the earlier commit of A is not taken for it, as after a crash."""
+    first = [{"write": "a.txt", "content": "one\n"}, {"answer": answer("stuck", ["a.txt"], status="blocked")}]
+    again = [{"write": "a.txt", "content": "two\n"}, {"answer": answer("done", ["a.txt"])}]
+    fake_codex.script({"default": [first]})
+    assert run(repo, tmp_path, [job("A")]) == outcome(repo, "failed", A="failed")
+    earlier = read_state(repo, RUN)["tasks"]["A"]["commit"]
+    fake_codex.script({"default": [again]})
+
+    result = resume(repo)
+
+    assert result == outcome(repo, "succeeded", A="succeeded")
+    state = read_state(repo, RUN)
+    a = state["tasks"]["A"]
+    assert a["commit"] != earlier
+    assert [sha for sha, _ in landed(repo, state["branch"])] == [earlier, a["commit"]]
+    assert repo.git("show", f"{a['commit']}:a.txt") == "two"
+    assert [r["commit"] for r in recorded(repo, "task.committed", "A")] == [earlier, a["commit"]]
