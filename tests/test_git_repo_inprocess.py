@@ -446,3 +446,14 @@ def test_codex_orchs_commits_run_no_upkeep_of_their_own(repo: Repo, identity: tu
     assert (sha, files) == (head_of(repo), ["task.txt"])
     assert repo.git("log", "-1", "--format=%an <%ae>|%cn <%ce>|%s") == f"{who}|{who}|task"
     assert objects(repo) == (loose + 3, 0)  # the commit's blob, tree and commit, loose beside the others
+
+
+def test_git_in_a_folder_that_is_gone_says_so_not_that_git_is_missing(repo: Repo, tmp_path: Path) -> None:
+    """A worktree removed under codex-orch (by hand, by an agent) is named as the problem; git is there
+    (until session 9 the message said to install git)."""
+    gone = tmp_path / "gone"
+
+    with pytest.raises(GitError) as failed:
+        Git(gone).run("status")
+
+    assert (failed.value.message, failed.value.hint) == (f"cannot run git in {gone}: the folder does not exist", None)

@@ -405,6 +405,8 @@ def _git_process(
             capture_output=True,
         )
     except FileNotFoundError:
+        if not os.path.isdir(cwd):  # the folder git was to run in is gone, not git
+            raise GitError(f"cannot run git in {cwd}: the folder does not exist", None) from None
         raise GitError("git is not installed or not on PATH.", "Install git and try again.") from None
     out = done.stdout.decode("utf-8", "surrogateescape")
     if strip and out.endswith("\n"):
