@@ -16,7 +16,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import Repo, init_repo
+from conftest import Repo, git, init_repo
 
 from codex_orch.errors import GitError
 from codex_orch.git.repo import FALLBACK_IDENTITY, Git, Status, auto_maintenance, local_changes
@@ -457,3 +457,40 @@ def test_git_in_a_folder_that_is_gone_says_so_not_that_git_is_missing(repo: Repo
         Git(gone).run("status")
 
     assert (failed.value.message, failed.value.hint) == (f"cannot run git in {gone}: the folder does not exist", None)
+
+
+@pytest.mark.parametrize(
+    ("tracked", "text", "ours"),
+    [
+        (True, "node_modules/\n.orchestrator/runs/\n.orchestrator/worktrees/  \n# codex-orch's\n", True),
+        (True, "node_modules/\n.codex-mem/\ndist/\n", False),  # a line of the user's besides
+        (True, ".orchestrator/runs/\n", False),  # node_modules/ taken out
+        (True, "node_modules/\n", False),  # nothing changed
+        (False, ".orchestrator/runs/\n.codex-mem/\n", True),  # a new .gitignore of codex-orch's lines only
+        (False, ".orchestrator/runs/\nsecrets.env\n", False),
+    ],
+)
+def test_a_gitignore_holding_only_codex_orchs_lines_is_not_the_users_change(
+    repo: Repo, tracked: bool, text: str, ours: bool
+) -> None:
+    """`init` adds its lines to .gitignore; a run started before they are committed does not warn about
+    them (engine/drive.py `uncommitted_warning`), and warns about any other change to the file."""
+    from codex_orch.engine.drive import only_our_gitignore_lines
+
+    if tracked:
+        repo.write(".gitignore", "node_modules/\n")
+        repo.git("add", ".gitignore")
+        repo.git("commit", "-q", "-m", "ignore")
+    repo.write(".gitignore", text)
+
+    assert only_our_gitignore_lines(Git(repo.path)) is ours
+
+
+def test_a_gitignore_in_a_repository_without_a_commit_is_not_taken_for_codex_orchs(tmp_path: Path) -> None:
+    """No HEAD to compare with: the file is not said to be codex-orch's lines only."""
+    from codex_orch.engine.drive import only_our_gitignore_lines
+
+    git(tmp_path, "init", "-q")
+    (tmp_path / ".gitignore").write_text(".orchestrator/runs/\n")
+
+    assert only_our_gitignore_lines(Git(tmp_path)) is False
