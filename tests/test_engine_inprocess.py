@@ -158,6 +158,11 @@ def _step(record: dict[str, Any]) -> str:
     return f"{kind}:{record['status']}" if kind in ("task.status", "run.status") else kind
 
 
+def attempt_rows(task: dict[str, Any], *fields: str) -> list[tuple[Any, ...]]:
+    """These fields of each of a task's recorded attempts, in order."""
+    return [tuple(attempt[f] for f in fields) for attempt in task["attempts"]]
+
+
 def steps(repo: Repo, task: str) -> list[str]:
     """One task's journal records, in order."""
     return [_step(r) for r in journal(repo, RUN) if r.get("task") == task]
@@ -502,7 +507,7 @@ def test_crashing_agents_and_agents_that_print_garbage(repo: Repo, fake_codex: F
     tasks = read_state(repo, RUN)["tasks"]
     a, b, c = tasks["A"], tasks["B"], tasks["C"]
     thread_a = a["thread_id"]
-    assert [(x["exit_code"], x["failure"], x["resumed_thread"]) for x in a["attempts"]] == [
+    assert attempt_rows(a, "exit_code", "failure", "resumed_thread") == [
         (3, "crashed", None),
         (0, None, thread_a),
     ]
@@ -513,13 +518,13 @@ def test_crashing_agents_and_agents_that_print_garbage(repo: Repo, fake_codex: F
     assert a["files_changed"] == ["a.txt"] and steps(repo, "A") == FIRST + AGAIN + COMMITTED
     exited = "codex exited 0 without completing its turn"
     assert b["error"] == failed(FailureKind.CRASHED, exited)
-    assert [(x["exit_code"], x["failure"], x["garbage_lines"]) for x in b["attempts"]] == [
+    assert attempt_rows(b, "exit_code", "failure", "garbage_lines") == [
         (0, "crashed", 2),
         (0, "crashed", 2),
     ]
     assert b["attempts"][1]["resumed_thread"] == b["thread_id"]
     assert steps(repo, "B") == [*FIRST, *AGAIN, "task.status:failed"]
-    assert [(x["failure"], x["garbage_lines"]) for x in c["attempts"]] == [(None, 2)]
+    assert attempt_rows(c, "failure", "garbage_lines") == [(None, 2)]
     assert steps(repo, "C") == FIRST + COMMITTED
     assert len(calls) == 5
 
@@ -650,7 +655,7 @@ def test_a_signal_stops_the_run_and_resume_goes_on_on_the_same_thread(
     state = read_state(repo, RUN)
     a, b = state["tasks"]["A"], state["tasks"]["B"]
     assert len(a["attempts"]) == 1 and prompts_with(fake_codex, "job A.") == 1  # never run again
-    assert [(x["n"], x["failure"], x["resumed_thread"], x["agent_source"]) for x in b["attempts"]] == [
+    assert attempt_rows(b, "n", "failure", "resumed_thread", "agent_source") == [
         (1, "interrupted", None, "default"),
         (2, None, thread, "thread"),
     ]
@@ -731,7 +736,7 @@ def test_resume_takes_over_a_task_that_a_killed_codex_orch_left_running(
     state = read_state(repo, RUN)
     a, b = state["tasks"]["A"], state["tasks"]["B"]
     thread = b["thread_id"]
-    assert [(x["n"], x["resumed_thread"], x["agent_source"]) for x in b["attempts"]] == [
+    assert attempt_rows(b, "n", "resumed_thread", "agent_source") == [
         (1, None, "default"),
         (2, thread, "thread"),
     ]
@@ -911,7 +916,7 @@ def test_a_guardrail_violation_is_put_back_and_the_agent_told_on_its_thread(
     change = (
         f"created refs/tags/sneaky at {repo.git('rev-parse', 'main')[:12]}; put back, its version kept at {quarantine}"
     )
-    assert [(x["failure"], x["guardrail"]) for x in a["attempts"]] == [("guardrail", [change]), (None, [])]
+    assert attempt_rows(a, "failure", "guardrail") == [("guardrail", [change]), (None, [])]
     assert a["attempts"][0]["failure_message"] == f"changed what only codex-orch may change: {change}"
     assert repo.git("tag") == "" and repo.git("rev-parse", quarantine) == repo.git("rev-parse", "main")
     first, second = fake_codex.calls()
@@ -955,7 +960,7 @@ def test_a_worktree_the_agent_made_a_link_is_made_again_before_its_retry(
         f"replaced the worktree {worktree} by a link to {victim}: the link was removed and the worktree made "
         "again from its branch (what it held uncommitted is gone)"
     )
-    assert [(x["failure"], x["guardrail"]) for x in a["attempts"]] == [("guardrail", [change]), (None, [])]
+    assert attempt_rows(a, "failure", "guardrail") == [("guardrail", [change]), (None, [])]
     first, second = fake_codex.calls()
     assert (second["resume"], second["thread_id"]) == (True, first["thread_id"])
     assert second["prompt"].startswith(
@@ -1194,7 +1199,7 @@ def test_a_follow_up_prompt_goes_on_on_the_thread_of_the_task_it_continues(
     assert result == outcome(repo, "partial", A="failed", **{"followup-1": "succeeded"})
     state = read_state(repo, RUN)
     task = state["tasks"]["followup-1"]
-    assert [(x["n"], x["resumed_thread"], x["agent_source"]) for x in task["attempts"]] == [(1, thread, "thread")]
+    assert attempt_rows(task, "n", "resumed_thread", "agent_source") == [(1, thread, "thread")]
     assert task["thread_id"] == thread and task["files_changed"] == ["colour.txt"]
     told = fake_codex.calls()[-1]
     assert (told["resume"], told["thread_id"], len(fake_codex.calls())) == (True, thread, 2)
@@ -1422,7 +1427,7 @@ def test_a_task_the_run_cost_budget_stopped_ends_the_run_budget_exhausted_and_re
 
     assert second == outcome(repo, "succeeded", A="succeeded", B="succeeded")
     b = read_state(repo, RUN)["tasks"]["B"]
-    assert [(x["n"], x["failure"], x["resumed_thread"]) for x in b["attempts"]] == [
+    assert attempt_rows(b, "n", "failure", "resumed_thread") == [
         (1, "not_json", None),
         (2, None, None),
     ]
@@ -1636,7 +1641,7 @@ def test_resume_hands_a_landing_that_conflicts_now_back_to_the_agents_thread(
     state = read_state(repo, RUN)
     a, b = state["tasks"]["A"], state["tasks"]["B"]
     thread = a["thread_id"]
-    assert [(x["n"], x["failure"], x["resumed_thread"]) for x in a["attempts"]] == [(1, None, None), (2, None, thread)]
+    assert attempt_rows(a, "n", "failure", "resumed_thread") == [(1, None, None), (2, None, thread)]
     first, _, told = fake_codex.calls()
     assert (told["resume"], told["thread_id"], first["thread_id"]) == (True, thread, thread)
     assert (
@@ -1718,7 +1723,7 @@ def test_retries_are_counted_one_by_one_up_to_each_limit(repo: Repo, fake_codex:
     assert b["error"] == failed(FailureKind.CRASHED, "codex exited with code 3")
     for task, failure in ((a, "schema_invalid"), (b, "crashed")):
         thread = task["thread_id"]
-        assert [(x["n"], x["failure"], x["resumed_thread"]) for x in task["attempts"]] == [
+        assert attempt_rows(task, "n", "failure", "resumed_thread") == [
             (1, failure, None),
             (2, failure, thread),
             (3, failure, thread),
@@ -1798,7 +1803,7 @@ def test_an_agent_that_leaves_the_conflict_markers_fails_after_the_conflict_roun
     a, b = state["tasks"]["A"], state["tasks"]["B"]
     assert a["error"] == failed(FailureKind.CONFLICT, "its change still holds conflict markers in shared.txt")
     thread = a["thread_id"]
-    assert [(x["n"], x["failure"], x["resumed_thread"]) for x in a["attempts"]] == [
+    assert attempt_rows(a, "n", "failure", "resumed_thread") == [
         (1, None, None),
         (2, None, thread),
         (3, None, thread),
@@ -1845,7 +1850,7 @@ def test_a_rate_limited_attempt_waits_for_the_quota_and_goes_on_on_its_thread_wi
     assert result == outcome(repo, "succeeded", A="succeeded")
     a = read_state(repo, RUN)["tasks"]["A"]
     thread = a["thread_id"]
-    assert [(x["n"], x["failure"], x["resumed_thread"]) for x in a["attempts"]] == [
+    assert attempt_rows(a, "n", "failure", "resumed_thread") == [
         (1, "rate_limited", None),
         (2, None, thread),
     ]
@@ -1898,7 +1903,7 @@ def test_a_rate_limit_met_before_the_agent_named_its_thread_asks_again_with_the_
     a = read_state(repo, RUN)["tasks"]["A"]
     [call] = fake_codex.calls()
     assert (call["resume"], call["thread_id"]) == (False, a["thread_id"])
-    assert [(x["n"], x["failure"], x["thread_id"], x["resumed_thread"]) for x in a["attempts"]] == [
+    assert attempt_rows(a, "n", "failure", "thread_id", "resumed_thread") == [
         (1, "rate_limited", None, None),
         (2, None, call["thread_id"], None),
     ]
@@ -1931,7 +1936,7 @@ def test_an_empty_answer_is_asked_for_again_on_the_same_thread(
     assert result == outcome(repo, "succeeded", A="succeeded")
     a = read_state(repo, RUN)["tasks"]["A"]
     thread = a["thread_id"]
-    assert [(x["n"], x["failure"], x["resumed_thread"]) for x in a["attempts"]] == [
+    assert attempt_rows(a, "n", "failure", "resumed_thread") == [
         (1, "empty_answer", None),
         (2, None, thread),
     ]

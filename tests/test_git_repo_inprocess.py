@@ -184,7 +184,7 @@ def test_a_commit_of_listed_paths_holds_exactly_those(repo: Repo) -> None:
 
     sha, files = git.commit_changes("listed", listed, None)
 
-    assert (sha, files) == (head_of(repo), ["README.md", "a.txt", "dir/line\nbreak.txt"])
+    assert (sha, files) == (head_of(repo), ["README.md", "a.txt", "dir/line\nbreak.txt"]) and sha is not None
     assert git.changed_files(sha) == ["README.md", "a.txt", "dir/line\nbreak.txt"]
     assert git.status() == [Status("??", "other.txt")]
 
@@ -338,7 +338,7 @@ def test_file_names_that_are_not_utf8_survive_the_round_trip(repo: Repo) -> None
 
     assert git.status() == [Status("??", HELD_NAME)]
     sha, files = git.commit_changes("latin-1", None, None)
-    assert files == [HELD_NAME] and git.changed_files(sha) == [HELD_NAME]
+    assert sha is not None and files == [HELD_NAME] and git.changed_files(sha) == [HELD_NAME]
     tree = subprocess.run(["git", "ls-tree", "-z", "--name-only", sha], cwd=repo.path, capture_output=True, check=True)
     assert tree.stdout == b"README.md\0" + LATIN1_NAME + b"\0"  # committed under its own bytes
     missing = "gone-" + HELD_NAME
@@ -358,7 +358,7 @@ def test_listed_paths_that_are_not_utf8_are_committed(repo: Repo) -> None:
 
     sha, files = git.commit_changes("latin-1", [e.path for e in git.status()], None)
 
-    assert (sha, files) == (head_of(repo), [HELD_NAME])
+    assert (sha, files) == (head_of(repo), [HELD_NAME]) and sha is not None
     assert git.changed_files(sha) == [HELD_NAME]
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Repo, wait_for
+from test_worktrees_inprocess import admins, files, open_ws
 
 from codex_orch.errors import GitError
 from codex_orch.git.guard import Guard
@@ -27,26 +28,6 @@ from codex_orch.git.repo import FALLBACK_IDENTITY, Git
 from codex_orch.git.workspace import Workspace, Workspaces, path_matches
 
 CODEX_ORCH = "codex-orch <codex-orch@localhost>"
-
-
-def open_ws(repo: Repo, guard: Guard | None = None) -> tuple[Git, Workspaces, str]:
-    git = Git(repo.path)
-    return git, Workspaces(git, Workspaces.identity_for(git), guard), git.head()
-
-
-def admins(repo: Repo) -> list[str]:
-    """The admin folders git keeps for the linked worktrees."""
-    folder = repo.path / ".git" / "worktrees"
-    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
-
-
-def files(tree: Path) -> dict[str, str]:
-    """The folder's files (not .git) and what they hold."""
-    return {
-        str(p.relative_to(tree)): p.read_text()
-        for p in sorted(tree.rglob("*"))
-        if p.is_file() and p.relative_to(tree).parts[0] != ".git"
-    }
 
 
 def commit_on(repo: Repo, branch: str, start: str, rel: str, text: str) -> str:

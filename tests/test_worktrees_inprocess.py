@@ -18,6 +18,7 @@ import pytest
 from conftest import Repo, wait_for
 
 from codex_orch.errors import GitError, GuardrailError, InputError
+from codex_orch.git.guard import Guard
 from codex_orch.git.repo import FALLBACK_IDENTITY, Git
 from codex_orch.git.workspace import (
     DECISIONS_FILE,
@@ -42,9 +43,10 @@ from codex_orch.git.worktrees import (
 )
 
 
-def open_ws(repo: Repo) -> tuple[Git, Workspaces, str]:
+def open_ws(repo: Repo, guard: Guard | None = None) -> tuple[Git, Workspaces, str]:
+    """The run's Workspaces on the repository, as engine/drive.py makes it (with the run's guard, if any)."""
     git = Git(repo.path)
-    return git, Workspaces(git, Workspaces.identity_for(git)), git.head()
+    return git, Workspaces(git, Workspaces.identity_for(git), guard), git.head()
 
 
 def made_t1(repo: Repo) -> tuple[Git, Workspaces, str, Path]:
@@ -1012,7 +1014,7 @@ def test_a_folder_in_the_tasks_paths_replaced_by_a_file_outside_them_is_set_asid
 
     assert outcome == CommitOutcome(outcome.commit, outcome.commit or "", ("d/f",), ("d",))
     assert outcome.commit == git.branch_commit("orch/T1") and repo.git("rev-parse", f"{outcome.commit}^") == start
-    assert repo.git("ls-tree", "-r", "--name-only", outcome.commit).splitlines() == ["README.md"]
+    assert repo.git("ls-tree", "-r", "--name-only", outcome.head).splitlines() == ["README.md"]
     kept = repo.git("rev-parse", "refs/orch/v/T1")
     assert repo.git("ls-tree", "-r", "--name-only", kept).splitlines() == ["README.md", "d"]
     assert repo.git("show", f"{kept}:d") == "a file now"
@@ -1058,7 +1060,7 @@ def test_a_deletion_the_agent_staged_itself_is_committed_with_the_tasks_paths(re
     changed = ("d/f",) if how == "git rm" else ("d", "d/f")
     assert outcome == CommitOutcome(outcome.commit, outcome.commit or "", changed, ())
     assert outcome.commit == git.branch_commit("orch/T1") and repo.git("rev-parse", f"{outcome.commit}^") == start
-    tree = repo.git("ls-tree", "-r", "--name-only", outcome.commit).splitlines()
+    tree = repo.git("ls-tree", "-r", "--name-only", outcome.head).splitlines()
     assert tree == (["README.md"] if how == "git rm" else ["README.md", "d"])
     assert Git(worktree).status() == []
 
@@ -1081,10 +1083,10 @@ def test_a_file_a_sibling_staged_is_never_committed_as_this_tasks(repo: Repo) ->
 
     assert mine == CommitOutcome(mine.commit, mine.commit or "", ("a/x",), ())
     assert mine.commit == git.branch_commit("orch/T1") and repo.git("rev-parse", f"{mine.commit}^") == start
-    assert repo.git("show", "--name-only", "--format=", mine.commit) == "a/x"
+    assert repo.git("show", "--name-only", "--format=", mine.head) == "a/x"
     theirs = workspaces.commit(worktree, "B\n", ["b/**"], None)
     assert theirs == CommitOutcome(theirs.commit, theirs.commit or "", ("b/new", "b/old", "b/y"), ())
-    assert repo.git("show", "--name-status", "--no-renames", "--format=", theirs.commit).splitlines() == [
+    assert repo.git("show", "--name-status", "--no-renames", "--format=", theirs.head).splitlines() == [
         "A\tb/new",
         "D\tb/old",
         "A\tb/y",
