@@ -281,8 +281,7 @@ class Git:
         if paths is None:
             if extra:
                 self.run("add", "-A", "--", *extra)
-            out = self.run("diff", "--cached", "--no-renames", "--name-only", "-z", strip=False)  # both paths
-            staged = [p for p in out.split("\0") if p]
+            staged = self._staged()
             if not staged:
                 return None, []
         else:  # the caller listed the changed files from `git status`
@@ -296,20 +295,24 @@ class Git:
         """Stage exactly these paths (from `git status`), and nothing else. One gone from the worktree is staged
         as deleted by `rm --cached`, which lets it be gone from the index too (a deletion the agent staged
         itself with `git rm`): `add` of a path that matches nothing fails."""
-        here = [p for p in listed if os.path.lexists(self.cwd / p)]
-        gone = [p for p in listed if p not in here]
-        for args, chosen in ((("add", "-A"), here), (("rm", "-q", "--cached", "--ignore-unmatch"), gone)):
-            if chosen:
-                nul = b"\0".join(p.encode("utf-8", "surrogateescape") for p in chosen)
-                self.run(*args, "--pathspec-from-file=-", "--pathspec-file-nul", stdin=nul)
+        gone = {p for p in listed if not os.path.lexists(self.cwd / p)}
+        self._on_paths(("add", "-A"), [p for p in listed if p not in gone])
+        self._on_paths(("rm", "-q", "--cached", "--ignore-unmatch"), sorted(gone))
         # What else the index holds (a sibling's agent in a shared worktree ran `git add`, `git mv`) is not
         # this commit's: back to HEAD in the index, left as it is in the worktree for its own task's commit.
-        staged = self.run("diff", "--cached", "--no-renames", "--name-only", "-z", strip=False).split("\0")
         mine = set(listed)
-        others = [p for p in staged if p and p not in mine]
-        if others:
-            nul = b"\0".join(p.encode("utf-8", "surrogateescape") for p in others)
-            self.run("reset", "-q", "HEAD", "--pathspec-from-file=-", "--pathspec-file-nul", stdin=nul)
+        self._on_paths(("reset", "-q", "HEAD"), [p for p in self._staged() if p not in mine])
+
+    def _on_paths(self, args: tuple[str, ...], paths: Sequence[str]) -> None:
+        """`git <args>` on exactly these paths, given on stdin (not run for none)."""
+        if paths:
+            nul = b"\0".join(p.encode("utf-8", "surrogateescape") for p in paths)
+            self.run(*args, "--pathspec-from-file=-", "--pathspec-file-nul", stdin=nul)
+
+    def _staged(self) -> list[str]:
+        """The paths the index holds changed from HEAD, both paths of a rename."""
+        out = self.run("diff", "--cached", "--no-renames", "--name-only", "-z", strip=False)
+        return [p for p in out.split("\0") if p]
 
     def _check_staged(self, check: Callable[[str], None]) -> None:
         """Hand the lines the commit would add (no context, renames found, binary files as text) to
