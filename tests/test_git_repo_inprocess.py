@@ -189,26 +189,25 @@ def test_a_commit_of_listed_paths_holds_exactly_those(repo: Repo) -> None:
     assert git.status() == [Status("??", "other.txt")]
 
 
-def test_an_extra_file_the_repository_ignores_is_never_silently_left_out(repo: Repo) -> None:
-    """`extra` (the decisions file codex-orch appended to) goes into the commit or the commit fails:
-    when the repository's .gitignore ignores it, git's refusal is the error, whether the task's files
-    are listed or not, and no commit is made without it."""
-    repo.write(".gitignore", "docs/\n")
+def test_an_extra_file_the_repository_ignores_is_committed_all_the_same(repo: Repo) -> None:
+    """`extra` (the decisions file codex-orch appended to) is codex-orch's own record: it goes into the
+    commit even where the repository's .gitignore ignores it (a task whose answer has decisions used to
+    fail on git's refusal), whether the task's files are listed or not; the task's ignored files stay out."""
+    repo.write(".gitignore", "docs/\n*.log\n")
     repo.git("add", ".gitignore")
     repo.git("commit", "-q", "-m", "ignore docs")
-    before = head_of(repo)
-    repo.write("docs/ai/decisions.md", "## T1\n")
-    repo.write("work.txt", "work\n")
     git = Git(repo.path)
 
-    for paths, command in ((None, "git add -A --"), (["work.txt"], "git add -A --pathspec-from-file=-")):
-        with pytest.raises(GitError) as failed:
-            git.commit_changes("task", paths, None, extra=["docs/ai/decisions.md"])
-        assert (failed.value.message, failed.value.hint) == (
-            f"{command} failed: The following paths are ignored by one of your .gitignore files:",
-            None,
-        )
-        assert head_of(repo) == before
+    for n, paths in enumerate((None, ["work1.txt"])):
+        repo.write("docs/ai/decisions.md", f"## T{n}\n")
+        repo.write(f"work{n}.txt", "work\n")
+        repo.write("build.log", f"{n}\n")
+        sha, files = git.commit_changes("task", paths, None, extra=["docs/ai/decisions.md"])
+
+        assert sha == head_of(repo)
+        assert (files, git.changed_files(sha)) == (["docs/ai/decisions.md", f"work{n}.txt"],) * 2
+        assert repo.git("show", f"{sha}:docs/ai/decisions.md") == f"## T{n}"
+        assert git.status() == []  # build.log: ignored, and left out
 
 
 def test_has_identity_needs_both_a_name_and_an_email(

@@ -274,13 +274,13 @@ class Git:
         Returns the new commit (None when nothing was staged) and the files it changed."""
         if paths is None:
             self.run("add", "-A")
+            if extra:  # codex-orch's own files (the decisions): committed even where .gitignore ignores them
+                self.run("add", "-f", "-A", "--", *extra)
         elif paths or extra:
-            self._stage([*paths, *extra])
+            self._stage(paths, extra)
         else:
             return None, []
         if paths is None:
-            if extra:
-                self.run("add", "-A", "--", *extra)
             staged = self._staged()
             if not staged:
                 return None, []
@@ -291,16 +291,18 @@ class Git:
         self.run(*commit_config(identity), "commit", "--no-verify", "-q", "-F", "-", stdin=message.encode("utf-8"))
         return self.head(), staged
 
-    def _stage(self, listed: Sequence[str]) -> None:
-        """Stage exactly these paths (from `git status`), and nothing else. One gone from the worktree is staged
-        as deleted by `rm --cached`, which lets it be gone from the index too (a deletion the agent staged
+    def _stage(self, listed: Sequence[str], extra: Sequence[str]) -> None:
+        """Stage exactly these paths (from `git status`) and `extra` (codex-orch's own files, added even
+        where .gitignore ignores them), and nothing else. A listed path gone from the worktree is staged as
+        deleted by `rm --cached`, which lets it be gone from the index too (a deletion the agent staged
         itself with `git rm`): `add` of a path that matches nothing fails."""
         gone = {p for p in listed if not os.path.lexists(self.cwd / p)}
         self._on_paths(("add", "-A"), [p for p in listed if p not in gone])
+        self._on_paths(("add", "-f", "-A"), extra)
         self._on_paths(("rm", "-q", "--cached", "--ignore-unmatch"), sorted(gone))
         # What else the index holds (a sibling's agent in a shared worktree ran `git add`, `git mv`) is not
         # this commit's: back to HEAD in the index, left as it is in the worktree for its own task's commit.
-        mine = set(listed)
+        mine = {*listed, *extra}
         self._on_paths(("reset", "-q", "HEAD"), [p for p in self._staged() if p not in mine])
 
     def _on_paths(self, args: tuple[str, ...], paths: Sequence[str]) -> None:
