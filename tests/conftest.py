@@ -65,6 +65,43 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["COLUMNS"] = "200"
 
 
+# The stress mode's quick selection (docs/testing.md, `-m "waits and not slow"`): the files whose tests
+# have processes or threads wait on each other — handshakes with held agents, signals, limits, locks,
+# servers, crash drills — where a timing assumption would show under load.
+WAITS = frozenset(
+    {
+        "test_cancel.py",
+        "test_containment.py",
+        "test_dashboard.py",
+        "test_drills.py",
+        "test_engine_inprocess.py",
+        "test_exit.py",
+        "test_fake_codex.py",
+        "test_gates.py",
+        "test_lifecycle.py",
+        "test_merge_queue.py",
+        "test_parallel.py",
+        "test_proc.py",
+        "test_quota.py",
+        "test_reaper.py",
+        "test_reconnect_notices.py",
+        "test_run.py",
+        "test_service_drill.py",
+        "test_service_http.py",
+        "test_service_jobs.py",
+        "test_services.py",
+        "test_two_processes.py",
+        "test_workspace.py",
+    }
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in WAITS:
+            item.add_marker(pytest.mark.waits)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     """The session's HOME goes with the session (each xdist worker removes its own)."""
     home = config.stash.get(_HOME, None)
