@@ -35,6 +35,7 @@ from conftest import (
     kill_all,
     marked,
     read_state,
+    run_cli,
     start_cli,
     wait_for,
     wait_marked,
@@ -50,6 +51,7 @@ from codex_orch.engine.run import resume_run, start_run
 from codex_orch.errors import GitError
 from codex_orch.failures import FailureKind, info
 from codex_orch.interrupts import STOP_SIGNALS
+from codex_orch.state import RunStore
 
 RUN = "r1"
 NEVER = "never-released"  # a gate no test opens: the agent waits there until codex-orch stops it
@@ -1189,7 +1191,7 @@ def test_a_follow_up_prompt_goes_on_on_the_thread_of_the_task_it_continues(
             ]
         }
     )
-    assert run(repo, tmp_path, [job("A")]) == outcome(repo, "failed", A="failed")
+    assert run(repo, tmp_path, [job("A", model="gpt-own")]) == outcome(repo, "failed", A="failed")
     thread = read_state(repo, RUN)["tasks"]["A"]["thread_id"]
 
     follow_up = add_follow_up(repo.path, RUN, "Blue, please.")
@@ -1199,10 +1201,11 @@ def test_a_follow_up_prompt_goes_on_on_the_thread_of_the_task_it_continues(
     assert result == outcome(repo, "partial", A="failed", **{"followup-1": "succeeded"})
     state = read_state(repo, RUN)
     task = state["tasks"]["followup-1"]
-    assert attempt_rows(task, "n", "resumed_thread", "agent_source") == [(1, thread, "thread")]
+    assert attempt_rows(task, "n", "resumed_thread", "agent_source", "model") == [(1, thread, "thread", "gpt-own")]
     assert task["thread_id"] == thread and task["files_changed"] == ["colour.txt"]
     told = fake_codex.calls()[-1]
     assert (told["resume"], told["thread_id"], len(fake_codex.calls())) == (True, thread, 2)
+    assert told["model"] == "gpt-own"  # the thread's model
     assert told["prompt"] == (
         "Blue, please.\n\nWhen you are done, answer with the JSON object the output schema asks for, as before."
     )
@@ -1630,7 +1633,7 @@ def test_resume_hands_a_landing_that_conflicts_now_back_to_the_agents_thread(
             ]
         }
     )
-    assert run(repo, tmp_path, [job("A"), job("B")], max_workers=1) == outcome(
+    assert run(repo, tmp_path, [job("A", model="gpt-own"), job("B")], max_workers=1) == outcome(
         repo, "partial", A="failed", B="succeeded"
     )
     monkeypatch.delenv(faults.FAULT_ENV)
@@ -1641,9 +1644,13 @@ def test_resume_hands_a_landing_that_conflicts_now_back_to_the_agents_thread(
     state = read_state(repo, RUN)
     a, b = state["tasks"]["A"], state["tasks"]["B"]
     thread = a["thread_id"]
-    assert attempt_rows(a, "n", "failure", "resumed_thread") == [(1, None, None), (2, None, thread)]
+    assert attempt_rows(a, "n", "failure", "resumed_thread", "agent_source", "model") == [
+        (1, None, None, "default", "gpt-own"),
+        (2, None, thread, "thread", "gpt-own"),  # on its thread's agent and model
+    ]
     first, _, told = fake_codex.calls()
     assert (told["resume"], told["thread_id"], first["thread_id"]) == (True, thread, thread)
+    assert told["model"] == "gpt-own"
     assert (
         told["prompt"].startswith("Your work could not land on the run branch") and "- shared.txt\n" in told["prompt"]
     )
@@ -1971,3 +1978,647 @@ def test_resume_commits_the_new_work_of_a_task_that_failed_after_its_commit(
     assert [sha for sha, _ in landed(repo, state["branch"])] == [earlier, a["commit"]]
     assert repo.git("show", f"{a['commit']}:a.txt") == "two"
     assert [r["commit"] for r in recorded(repo, "task.committed", "A")] == [earlier, a["commit"]]
+
+
+# --- what an attempt is run on and what it records ----------------------------------------------------
+def test_an_attempt_runs_on_its_tasks_model_and_its_roles_profile_and_records_what_it_cost(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    """The task's `model` and its role's `profile` go to codex; the attempt is priced under that model, its
+    answer kept in final.json, its progress shown with the usage so far. git run by the agent stops looking
+    for a repository at the run's worktrees folder (GIT_CEILING_DIRECTORIES)."""
+    repo.configure(prices={"gpt-own": PRICE["gpt-5.5"]}, roles={"implementer": {"profile": "careful"}})
+    said = answer("A", ["ceiling.txt"])
+    fake_codex.script(
+        {"default": [[{"shell": 'printf %s "$GIT_CEILING_DIRECTORIES" > ceiling.txt'}, {"answer": said}]]}
+    )
+    heard = Heard()
+
+    result = run(repo, tmp_path, [job("A", model="gpt-own")], heard)
+
+    assert result == outcome(repo, "succeeded", A="succeeded")
+    [call] = fake_codex.calls()
+    assert (call["model"], call["profile"]) == ("gpt-own", "careful")
+    [first] = read_state(repo, RUN)["tasks"]["A"]["attempts"]
+    assert (first["model"], first["cost_usd"], first["cost_source"]) == ("gpt-own", 1.0, "prices")
+    assert isinstance(first["duration"], float) and 0 < first["duration"] < 600  # seconds, to the millisecond
+    assert json.loads(attempt_file(repo, "A", 1, "final.json")) == said
+    assert heard.data("attempt") == [("A", {"n": 1, "thread": None, "agent": "codex", "model": "gpt-own"})]
+    usage = [data["usage"] for _, data in heard.data("progress") if data["usage"] is not None]
+    assert usage and usage[-1]["input_tokens"] == 100
+    worktrees = repo.path / ".orchestrator" / "worktrees"
+    assert repo.git("show", f"{read_state(repo, RUN)['branch']}:ceiling.txt") == str(worktrees)
+
+
+_FAKE_CLAUDE = """\
+import json, os, sys, time
+from pathlib import Path
+
+told, capture, how = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+told.write_text(json.dumps({"argv": sys.argv[4:], "ceiling": os.environ.get("GIT_CEILING_DIRECTORIES")}))
+Path("hello.txt").write_text("hello from claude\\n")
+lines = capture.read_text().splitlines()
+print("\\n".join(lines if how == "all" else lines[:2]), flush=True)
+if how == "hang":
+    time.sleep(600)
+"""
+CLAUDE_CAPTURE = Path(__file__).parent / "agent_captures" / "claude_success_structured_stream.jsonl"
+
+
+def _fake_claude(repo: Repo, tmp_path: Path, how: str) -> Path:
+    """claude as a script that replays a captured stream (`all`), or its first response and then waits
+    (`hang`); a role `maker` whose schema fits the captured answer; what claude was told goes to the file
+    returned (its arguments, its GIT_CEILING_DIRECTORIES)."""
+    script, told = tmp_path / "fake-claude.py", tmp_path / "claude-told.json"
+    script.write_text(_FAKE_CLAUDE)
+    command = [sys.executable, str(script), str(told), str(CLAUDE_CAPTURE), how]
+    repo.configure(agents={"claude": {"command": command, "model": "claude-own"}})
+    strings = {"type": "array", "items": {"type": "string"}}
+    _own_role(repo, "maker", _closed(status={"type": "string"}, files_changed=strings, summary={"type": "string"}))
+    return told
+
+
+def test_a_task_on_claude_runs_on_claudes_model_and_records_the_cost_claude_reports(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    told = _fake_claude(repo, tmp_path, "all")
+
+    result = run(repo, tmp_path, [job("A", role="maker", agent="claude")])
+
+    assert result == outcome(repo, "succeeded", A="succeeded")
+    a = read_state(repo, RUN)["tasks"]["A"]
+    assert attempt_rows(a, "agent", "model", "cost_usd", "cost_source", "thread_cost_usd") == [
+        ("claude", "claude-own", 0.002, "agent", 0.002)
+    ]
+    argv = json.loads(told.read_text())["argv"]
+    assert argv[argv.index("--model") + 1] == "claude-own"
+    assert json.loads(told.read_text())["ceiling"] == str(repo.path / ".orchestrator" / "worktrees")
+    assert repo.git("show", f"{read_state(repo, RUN)['branch']}:hello.txt") == "hello from claude"
+    assert fake_codex.calls() == []
+
+
+def test_an_attempt_that_crosses_the_tasks_token_budget_midway_is_stopped_and_fails_the_task_as_budget(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    """budgets.task_tokens in block mode, reached by the usage claude reports while its turn runs: the agent
+    is stopped there, and the task fails as `budget`, saying how far it got."""
+    _fake_claude(repo, tmp_path, "hang")
+    repo.configure(budgets={"task_tokens": 50})
+
+    result = run(repo, tmp_path, [job("A", role="maker", agent="claude")])
+
+    assert result == outcome(repo, "failed", A="failed")
+    a = read_state(repo, RUN)["tasks"]["A"]
+    message = "stopped: A used 101 tokens by the middle of an attempt, budgets.task_tokens is 50"
+    assert a["error"] == failed(FailureKind.BUDGET, message)
+    assert attempt_rows(a, "n", "failure", "failure_message") == [(1, "budget", message)]
+    [pid] = [r["pid"] for r in recorded(repo, "attempt.pid", "A")]
+    assert a["attempts"][0]["stop_steps"][0] == f"sent SIGINT to process group {pid}"
+    assert "not validated: budget: " + message in attempt_file(repo, "A", 1, "validation.txt")
+
+
+def test_a_task_its_provider_failed_goes_on_on_the_fallback_agent_with_that_agents_own_model(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    """codex is rate limited: the next attempt runs on claude (agents.fallback), on claude's configured model,
+    not the task's `model`, which names one of codex's provider."""
+    told = _fake_claude(repo, tmp_path, "all")
+    repo.configure(agents={"fallback": ["claude"]})
+    fake_codex.script({"default": [[{"fail": LIMIT}]]})
+
+    result = run(repo, tmp_path, [job("A", role="maker", model="gpt-own")])
+
+    assert result == outcome(repo, "succeeded", A="succeeded")
+    a = read_state(repo, RUN)["tasks"]["A"]
+    assert attempt_rows(a, "n", "agent", "model", "agent_source", "fallback_from", "failure") == [
+        (1, "codex", "gpt-own", "default", None, "rate_limited"),
+        (2, "claude", "claude-own", "fallback", "codex", None),
+    ]
+    [call] = fake_codex.calls()
+    assert call["model"] == "gpt-own"
+    argv = json.loads(told.read_text())["argv"]
+    assert argv[argv.index("--model") + 1] == "claude-own" and "--resume" not in argv
+
+
+def test_a_task_stopped_while_its_gates_ran_goes_on_on_its_thread_and_model_with_the_fix_rounds_it_used(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    """A's first answer fails the gate (fix round 1 of 1); the run is stopped while the gate checks its second
+    (the gate sends SIGINT to this process, as Ctrl-C would). Resume goes on on A's thread and model; its third answer
+    fails the gate again, and with its one fix round spent before the stop, the task fails."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("drive handles signals only in the main thread")
+    runs = tmp_path / "gate-runs"  # the gate's second run stops the run
+    stop_in_gate = (
+        f"echo run >> {runs}; if [ $(wc -l < {runs}) -eq 2 ]; then kill -INT {os.getpid()}; sleep 600; fi; "
+        "test -f fixed.txt"
+    )
+    gate = {"name": "fixed", "run": ["sh", "-c", stop_in_gate], "sandbox": "none"}
+    repo.configure(gates=[gate], limits={"fix_rounds": 1})
+    fake_codex.script(
+        {
+            "default": [
+                [{"write": "a.txt", "content": "a"}, {"answer": answer("a", ["a.txt"])}],
+                [{"answer": answer("stopped in the gate")}],
+                [{"answer": answer("again")}],
+                [{"write": "fixed.txt", "content": "f"}, {"answer": answer("f", ["fixed.txt"])}],
+            ]
+        }
+    )
+
+    first = run(repo, tmp_path, [job("A", model="gpt-own")])
+
+    assert first == outcome(repo, "interrupted", A="interrupted")
+    a = read_state(repo, RUN)["tasks"]["A"]
+    assert a["error"] == {"kind": "interrupted", "message": "stopped while its gates ran"}
+
+    second = resume(repo)
+
+    assert second == outcome(repo, "failed", A="failed")
+    a = read_state(repo, RUN)["tasks"]["A"]
+    thread = a["thread_id"]
+    assert attempt_rows(a, "n", "resumed_thread", "agent_source", "model") == [
+        (1, None, "default", "gpt-own"),
+        (2, thread, "default", "gpt-own"),
+        (3, thread, "thread", "gpt-own"),
+    ]
+    assert fake_codex.calls()[2]["model"] == "gpt-own"
+    assert fake_codex.calls()[2]["prompt"].startswith("You were interrupted before you finished this task")
+    assert a["error"]["kind"] == "gate_failed" and "after 1 fix rounds" in a["error"]["message"]
+    assert [r["round"] for r in recorded(repo, "task.fix_round")] == [1]
+
+
+def test_after_a_run_that_committed_git_packs_its_objects_when_its_thresholds_say_so(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    """git's own upkeep after commits (`maintenance run --auto`), once at the end of the run: here two packs
+    are more than gc.autoPackLimit allows, so they become one (gc.autoDetach off: before the run returns)."""
+    repo.git("config", "gc.autoPackLimit", "1")
+    repo.git("config", "gc.autoDetach", "false")
+    repo.git("repack", "-d", "-q")
+    repo.write("more.txt", "more\n")
+    repo.git("add", "more.txt")
+    repo.git("commit", "-qm", "more")
+    repo.git("repack", "-d", "-q")
+    packs = repo.path / ".git" / "objects" / "pack"
+    assert len(list(packs.glob("*.pack"))) == 2
+    fake_codex.script({"rules": [writer("A", "a.txt")]})
+
+    assert run(repo, tmp_path, [job("A")]) == outcome(repo, "succeeded", A="succeeded")
+
+    assert len(list(packs.glob("*.pack"))) == 1
+
+
+def test_resume_leaves_a_task_the_merge_queue_found_guilty_alone_and_blocks_what_waits_for_it(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    """A succeeded, then the merge queue found it `integration_failed` (its work is done and merged nowhere):
+    resume does not run it again, and B, which waits for it, is blocked; C, failed at its gate, runs again."""
+    go = tmp_path / "go"
+    gate = {"name": "go", "run": ["sh", "-c", f"test ! -f c.txt || test -f {go}"], "sandbox": "none"}  # C's
+    repo.configure(gates=[gate], limits={"fix_rounds": 0})
+    fake_codex.script({"rules": [writer("A", "a.txt"), writer("B", "b.txt"), writer("C", "c.txt")]})
+    plan = [job("A"), job("C"), job("B", ["A", "C"])]
+    assert run(repo, tmp_path, plan, max_workers=1) == outcome(repo, "partial", A="succeeded", C="failed", B="blocked")
+    guilty = {"kind": "integration_failed", "message": "red", "hint": "fix it on its branch and merge again"}
+    with RunStore.open(repo.path / ".orchestrator" / "runs" / RUN) as store:
+        store.record("task.integration", task="A", result="integration_failed", message="red", error=guilty)
+    go.write_text("")
+
+    result = resume(repo)
+
+    assert result == outcome(repo, "partial", A="failed", C="succeeded", B="blocked")
+    assert [prompts_with(fake_codex, f"job {tid}.") for tid in "ACB"] == [1, 2, 0]
+    state = read_state(repo, RUN)
+    assert state["tasks"]["A"]["error"] == guilty
+    assert state["tasks"]["B"]["error"] == blocked("A")
+
+
+def test_in_a_shared_worktree_the_files_of_a_task_still_running_are_not_a_committing_tasks_violations(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    """B works on b/ and is held until A's commit writes the decisions file; Z, then A (which waits for Z), commit
+    meanwhile: B's file is B's work in progress, not theirs to set aside, and B commits it."""
+    decisions = repo.path / ".orchestrator" / "worktrees" / RUN / "docs" / "ai" / "decisions.md"
+    decided = answer("A", ["a/a.txt"], decisions=[{"decision": "a", "rationale": "b waits for it"}])
+    fake_codex.script(
+        {
+            "rules": [
+                writer("Z", "z/z.txt"),
+                {"match": "job A.", "turns": [[{"write": "a/a.txt", "content": "A\n"}, {"answer": decided}]]},
+                {
+                    "match": "job B.",
+                    "turns": [
+                        [
+                            {"write": "b/b.txt", "content": "B\n"},
+                            {"gate": str(decisions)},
+                            {"answer": answer("B", ["b/b.txt"])},
+                        ]
+                    ],
+                },
+            ]
+        }
+    )
+    plan = [job("B", paths=["b/**"]), job("Z", paths=["z/**"]), job("A", ["Z"], paths=["a/**"])]
+
+    result = run(repo, tmp_path, plan, max_workers=2)
+
+    assert result == outcome(repo, "succeeded", B="succeeded", Z="succeeded", A="succeeded")
+    assert [(r["task"], r["violations"]) for r in recorded(repo, "task.committed")] == [
+        ("Z", []),
+        ("A", []),
+        ("B", []),
+    ]
+    tasks = read_state(repo, RUN)["tasks"]
+    assert [tasks[tid]["files_changed"] for tid in "ZAB"] == [
+        ["z/z.txt"],
+        ["a/a.txt", "docs/ai/decisions.md"],
+        ["b/b.txt"],
+    ]
+
+
+# --- a stop while a task waits ------------------------------------------------------------------------
+def test_a_stop_while_a_task_waits_for_an_agent_slot_interrupts_it_before_its_worktree_is_set_up(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    """A landing run of two workers admits four tasks of five: two agents hold the two agent slots, two
+    tasks (their worktrees made) wait for one, the fifth is not started. The run is stopped (SIGINT, as
+    Ctrl-C would): the waiting tasks are interrupted before their set-up ran, even when a slot a stopped
+    agent gives back comes free for one of them."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("drive handles signals only in the main thread")
+    setups, started = tmp_path / "setups", tmp_path / "started"
+    repo.configure(workspace="landing", worktree={"setup": [["sh", "-c", f"echo set up >> {setups}"]]})
+    fake_codex.script({"default": [[{"marker": str(started)}, {"gate": str(tmp_path / NEVER)}]]})
+
+    def stop_when_two_agents_run() -> None:
+        wait_marked(started, 2)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    stopper = threading.Thread(target=stop_when_two_agents_run)
+    stopper.start()
+    try:
+        result = run(repo, tmp_path, [job(tid) for tid in "ABCDE"], max_workers=2)
+    finally:
+        stopper.join()
+
+    four = dict.fromkeys("ABCD", "interrupted")
+    assert result == outcome(repo, "interrupted", **four, E="pending")
+    tasks = read_state(repo, RUN)["tasks"]
+    waiting = [tid for tid in "ABCD" if not tasks[tid]["attempts"]]
+    assert len(waiting) == 2
+    for tid in waiting:
+        assert tasks[tid]["error"] == {"kind": "interrupted", "message": "stopped before its worktree was set up"}
+        assert steps(repo, tid) == ["task.workspace", "task.status:interrupted"]
+    assert steps(repo, "E") == []
+    assert len(marked(started)) == 2 and len(fake_codex.calls()) == 2
+    assert setups.read_text() == "set up\nset up\n"  # the two others'
+
+
+def test_a_stop_while_a_task_waits_for_its_agents_quota_interrupts_it_before_its_retry(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    """A's agent is rate limited for ten minutes; the run is stopped (SIGINT, as Ctrl-C would) while A waits."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("drive handles signals only in the main thread")
+    fake_codex.script({"default": [[{"fail": "429 Too Many Requests (Retry-After: 600)"}]]})
+
+    def stop_when_paused() -> None:
+        wait_recorded(repo, RUN, "run.paused")
+        os.kill(os.getpid(), signal.SIGINT)
+
+    stopper = threading.Thread(target=stop_when_paused)
+    stopper.start()
+    try:
+        result = run(repo, tmp_path, [job("A")])
+    finally:
+        stopper.join()
+
+    assert result == outcome(repo, "interrupted", A="interrupted")
+    a = read_state(repo, RUN)["tasks"]["A"]
+    assert a["error"] == {"kind": "interrupted", "message": "stopped before a retry"}
+    assert attempt_rows(a, "n", "failure") == [(1, "rate_limited")]
+    assert recorded(repo, "run.unpaused") == [{"type": "run.unpaused", "agent": "codex"}]
+
+
+def test_the_runs_agent_runs_the_tasks_that_name_none(repo: Repo, fake_codex: FakeCodex, tmp_path: Path) -> None:
+    """`--agent claude` (RunOptions.agent): a task without an `agent` of its own runs on claude."""
+    _fake_claude(repo, tmp_path, "all")
+
+    result = run(repo, tmp_path, [job("A", role="maker")], agent="claude")
+
+    assert result == outcome(repo, "succeeded", A="succeeded")
+    a = read_state(repo, RUN)["tasks"]["A"]
+    assert attempt_rows(a, "agent", "agent_source") == [("claude", "--agent")]
+    assert fake_codex.calls() == []
+
+
+def test_a_budget_in_warn_mode_warns_once_and_the_run_goes_on(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    """budgets.run_cost of $1 in warn mode: after A's attempt ($1) the run is told, once, and B runs anyway."""
+    repo.configure(prices=PRICE, budgets={"run_cost": 1, "mode": "warn"})
+    fake_codex.script({"rules": [writer("A", "a.txt"), writer("B", "b.txt"), writer("C", "c.txt")]})
+    heard = Heard()
+
+    result = run(repo, tmp_path, [job("A"), job("B"), job("C")], heard, max_workers=1)
+
+    assert result == outcome(repo, "succeeded", A="succeeded", B="succeeded", C="succeeded")
+    [(task, warning)] = heard.data("warning")
+    assert task is None and warning["message"].startswith("budget: ")
+    assert warning["message"].endswith("(budgets.mode: warn, the run goes on)")
+    assert [r["limit"] for r in recorded(repo, "run.budget_warning")] == ["run_cost"]
+
+
+def test_a_per_task_run_forecasts_the_conflict_of_two_tasks_changing_the_same_lines(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    repo.configure(workspace="per-task")
+    fake_codex.script({"rules": [writer("A", "x.txt", "A\n"), writer("B", "x.txt", "B\n")]})
+    heard = Heard()
+
+    result = run(repo, tmp_path, [job("A"), job("B")], heard, max_workers=1)
+
+    assert result == outcome(repo, "succeeded", A="succeeded", B="succeeded")
+    assert recorded(repo, "task.forecast") == [
+        {"type": "task.forecast", "task": "B", "conflicts": [{"with": "A", "files": ["x.txt"]}]}
+    ]
+    assert heard.data("warning") == [("B", {"message": "B: conflict predicted with A in x.txt"})]
+
+
+def test_tasks_whose_paths_overlap_only_where_concurrency_allows_it_run_side_by_side(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    """concurrency.allow: docs/** may be shared. A and B, whose paths overlap only there, run at once (each
+    agent waits until the other has started)."""
+    repo.configure(concurrency={"allow": ["docs/**"]})
+    a_started, b_started = tmp_path / "A-started", tmp_path / "B-started"
+
+    def meets(tid: str, mine: Path, theirs: Path) -> dict[str, Any]:
+        path = f"docs/{tid}.md"
+        steps = [{"marker": str(mine)}, {"gate": str(theirs)}, {"write": path, "content": tid}]
+        return {"match": f"job {tid}.", "turns": [[*steps, {"answer": answer(tid, [path])}]]}
+
+    fake_codex.script({"rules": [meets("A", a_started, b_started), meets("B", b_started, a_started)]})
+
+    result = run(repo, tmp_path, [job("A", paths=["docs/A.md"]), job("B", paths=["docs/**"])], max_workers=2)
+
+    assert result == outcome(repo, "succeeded", A="succeeded", B="succeeded")
+    state = read_state(repo, RUN)
+    # B's paths hold A's file: whichever commits first, each file is committed once
+    assert sorted(f for task in state["tasks"].values() for f in task["files_changed"]) == ["docs/A.md", "docs/B.md"]
+    assert files_of(repo, state["branch"]) == ["README.md", "docs/A.md", "docs/B.md"]
+
+
+_STOPS_FIRST = """\
+import os, signal, sys, time
+from pathlib import Path
+
+once = Path(sys.argv[1])
+if once.exists():
+    os.execv(sys.argv[3], sys.argv[3:])
+once.write_text("")
+Path("half.txt").write_text("half\\n")
+os.kill(int(sys.argv[2]), signal.SIGINT)
+time.sleep(600)
+"""
+
+
+def test_a_task_stopped_before_its_agent_named_a_thread_starts_over_told_what_the_worktree_holds(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    """An agent (a wrapper in front of the fake codex, once) leaves half.txt and sends SIGINT to this process
+    before any thread started; resume starts A over with its task prompt and a note of the leftover file."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("drive handles signals only in the main thread")
+    wrapper = tmp_path / "stops-first.py"
+    wrapper.write_text(_STOPS_FIRST)
+    codex = fake_codex.config()
+    command = [sys.executable, str(wrapper), str(tmp_path / "stopped-once"), str(os.getpid()), *codex["command"]]
+    repo.configure(codex={**codex, "command": command})
+    fake_codex.script({"default": [[{"write": "a.txt", "content": "a"}, {"answer": answer("a", ["a.txt"])}]]})
+
+    first = run(repo, tmp_path, [job("A")])
+
+    assert first == outcome(repo, "interrupted", A="interrupted")
+    assert read_state(repo, RUN)["tasks"]["A"]["thread_id"] is None
+
+    second = resume(repo)
+
+    assert second == outcome(repo, "succeeded", A="succeeded")
+    a = read_state(repo, RUN)["tasks"]["A"]
+    assert attempt_rows(a, "n", "failure", "resumed_thread") == [(1, "interrupted", None), (2, None, None)]
+    [call] = fake_codex.calls()
+    assert not call["resume"] and "job A." in call["prompt"]
+    assert "An earlier attempt at this task was interrupted." in call["prompt"] and "?? half.txt" in call["prompt"]
+
+
+def test_a_follow_up_of_a_task_on_claude_goes_on_on_claudes_session(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    told = _fake_claude(repo, tmp_path, "all")
+    assert run(repo, tmp_path, [job("A", role="maker", agent="claude")]) == outcome(repo, "succeeded", A="succeeded")
+    session = read_state(repo, RUN)["tasks"]["A"]["thread_id"]
+
+    add_follow_up(repo.path, RUN, "Say hello again.")
+    result = resume(repo)
+
+    assert result == outcome(repo, "succeeded", A="succeeded", **{"followup-1": "succeeded"})
+    task = read_state(repo, RUN)["tasks"]["followup-1"]
+    assert attempt_rows(task, "agent", "model", "agent_source", "resumed_thread") == [
+        ("claude", "claude-own", "thread", session)
+    ]
+    argv = json.loads(told.read_text())["argv"]
+    assert argv[argv.index("--resume") + 1] == session
+    assert fake_codex.calls() == []
+
+
+def test_another_runs_branch_made_while_a_run_works_is_not_put_back(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    """Branches under the templates' `orch/` belong to the runs that make them: one made meanwhile (here by
+    the agent, as another run would) is that run's, not a change this run's guard puts back."""
+    other = "orch/2026-01-01/run-r2/T1-implementer"
+    fake_codex.script(
+        {
+            "default": [
+                [
+                    {"shell": f"git branch {other}"},
+                    {"write": "a.txt", "content": "a"},
+                    {"answer": answer("a", ["a.txt"])},
+                ]
+            ]
+        }
+    )
+
+    result = run(repo, tmp_path, [job("A")])
+
+    assert result == outcome(repo, "succeeded", A="succeeded")
+    assert other in repo.branches()
+    a = read_state(repo, RUN)["tasks"]["A"]
+    assert attempt_rows(a, "n", "failure", "guardrail") == [(1, None, [])]
+    assert recorded(repo, "run.guardrail") == []
+
+
+def test_a_ref_the_agent_makes_among_the_runs_own_refs_is_put_back(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    """refs/orch/<run>/ holds what codex-orch keeps for the run (work set aside, failed work): the agent may
+    not add to it."""
+    fake_codex.script(
+        {
+            "default": [
+                [{"shell": f"git update-ref refs/orch/{RUN}/mine HEAD"}, {"answer": answer("a")}],
+                [{"answer": answer("a")}],
+            ]
+        }
+    )
+
+    result = run(repo, tmp_path, [job("A")])
+
+    assert result == outcome(repo, "succeeded", A="succeeded")
+    assert repo.git("for-each-ref", f"refs/orch/{RUN}/mine") == ""
+    a = read_state(repo, RUN)["tasks"]["A"]
+    sha = repo.git("rev-parse", "--short=12", "main")
+    kept = f"refs/orch/{RUN}/quarantine/A/1/orch/{RUN}/mine"
+    assert attempt_rows(a, "n", "failure", "guardrail") == [
+        (1, "guardrail", [f"created refs/orch/{RUN}/mine at {sha}; put back, its version kept at {kept}"]),
+        (2, None, []),
+    ]
+
+
+def test_a_landing_run_makes_the_next_tasks_worktree_out_of_the_one_a_landed_task_left(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    """A landed: its worktree is kept as a spare while tasks are still to start, and B's is made of it (git's
+    admin folder of the worktree stays A's); none is left at the end."""
+    repo.configure(workspace="landing")
+    gitdir = {"shell": "cat .git > gitdir.txt"}
+    fake_codex.script(
+        {"rules": [writer("A", "a.txt"), {"match": "job B.", "turns": [[gitdir, {"answer": answer("B")}]]}]}
+    )
+
+    result = run(repo, tmp_path, [job("A"), job("B", ["A"])], max_workers=1)
+
+    assert result == outcome(repo, "succeeded", A="succeeded", B="succeeded")
+    told = repo.git("show", f"{read_state(repo, RUN)['branch']}:gitdir.txt")
+    assert told == f"gitdir: {repo.path / '.git' / 'worktrees' / 'A'}"
+    assert repo.worktrees() == [str(repo.path)]
+
+
+def test_resume_lands_the_commit_a_codex_orch_killed_before_recording_it_left_behind(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    """codex-orch (a child process here) is killed (a fault point: SIGKILL) right after A's commit was made
+    and before the journal said so. Resume, in this process, finds A running with no codex-orch, records it
+    interrupted, and lands that commit: the answer is not asked for again."""
+    repo.configure(workspace="landing")
+    fake_codex.script({"rules": [writer("A", "a.txt")]})
+    plan = write_plan(tmp_path / "plan.json", [job("A")])
+    killed = run_cli(
+        repo.path,
+        "run",
+        "--plan-file",
+        str(plan),
+        "--run-id",
+        RUN,
+        "--no-progress",
+        env={faults.FAULT_ENV: "journal:before:task.committed"},
+    )
+    assert killed.code == -signal.SIGKILL
+    assert read_state(repo, RUN)["tasks"]["A"]["status"] == "running"
+
+    result = resume(repo)
+
+    assert result == outcome(repo, "succeeded", A="succeeded")
+    state = read_state(repo, RUN)
+    a = state["tasks"]["A"]
+    assert len(a["attempts"]) == 1 and len(fake_codex.calls()) == 1
+    assert landed(repo, state["branch"]) == [(a["commit"], "A")]
+    assert steps(repo, "A")[-5:] == [
+        "task.status:interrupted",
+        "task.status:running",
+        "task.committed",
+        "task.landed",
+        "task.status:succeeded",
+    ]
+
+
+def test_resume_runs_the_attempt_a_codex_orch_killed_as_it_started_it_had_begun(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    """codex-orch (a child process here) is killed (a fault point: SIGKILL) after it wrote A's first attempt's
+    prompt and before the journal said the attempt started; resume runs that attempt, in the same folder."""
+    fake_codex.script({"rules": [writer("A", "a.txt")]})
+    plan = write_plan(tmp_path / "plan.json", [job("A")])
+    fault = {faults.FAULT_ENV: "journal:before:attempt.started"}
+    killed = run_cli(repo.path, "run", "--plan-file", str(plan), "--run-id", RUN, "--no-progress", env=fault)
+    assert killed.code == -signal.SIGKILL
+    assert read_state(repo, RUN)["tasks"]["A"]["attempts"] == [] and fake_codex.calls() == []
+    assert "job A." in attempt_file(repo, "A", 1, "prompt.md")
+
+    result = resume(repo)
+
+    assert result == outcome(repo, "succeeded", A="succeeded")
+    a = read_state(repo, RUN)["tasks"]["A"]
+    assert attempt_rows(a, "n", "failure") == [(1, None)]
+    [call] = fake_codex.calls()
+    assert attempt_file(repo, "A", 1, "prompt.md") == call["prompt"]
+
+
+def test_resume_commits_the_answer_a_failure_left_uncommitted_of_a_task_on_claude_under_claudes_name(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The journal failed right after A's answer was recorded, before its commit; resume commits and lands
+    that answer, its provenance trailer naming claude's session (not a codex thread)."""
+    _fake_claude(repo, tmp_path, "all")
+    repo.configure(workspace="landing")
+    monkeypatch.setenv(faults.FAULT_ENV, "journal:after:task.result:error")
+    monkeypatch.setattr(faults, "_seen", {})
+    assert run(repo, tmp_path, [job("A", role="maker", agent="claude")]) == outcome(repo, "failed", A="failed")
+    monkeypatch.delenv(faults.FAULT_ENV)
+
+    result = resume(repo)
+
+    assert result == outcome(repo, "succeeded", A="succeeded")
+    state = read_state(repo, RUN)
+    a = state["tasks"]["A"]
+    [(sha, _)] = landed(repo, state["branch"])
+    assert len(a["attempts"]) == 1 and sha == a["commit"]
+    assert trailer(repo, sha, "Agent-Thread") == f"claude:{a['thread_id']}"
+    assert trailer(repo, sha, "Codex-Thread") == ""
+
+
+def test_a_secret_of_the_agents_environment_the_agent_prints_is_redacted_in_its_events_log(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    secret = "tok-" + "9f8e7d6c5b4a3210fedc"
+    repo.configure(codex=fake_codex.config(DEPLOY_TOKEN=secret))
+    fake_codex.script({"default": [[{"shell": "echo $DEPLOY_TOKEN"}, {"answer": answer()}]]})
+
+    result = run(repo, tmp_path, [job("A")])
+
+    assert result == outcome(repo, "succeeded", A="succeeded")
+    events = attempt_file(repo, "A", 1, "events.jsonl")
+    assert "[REDACTED:DEPLOY_TOKEN]" in events and secret not in events
+
+
+def test_a_claude_tasks_thread_usage_adds_up_over_its_fix_rounds(
+    repo: Repo, fake_codex: FakeCodex, tmp_path: Path
+) -> None:
+    """claude reports each attempt's usage alone, on one session: the gate fails twice (two fix rounds on
+    that session), and each attempt's thread_usage is the session's so far."""
+    _fake_claude(repo, tmp_path, "all")
+    runs = tmp_path / "gate-runs"
+    third_passes = f"echo run >> {runs}; [ $(wc -l < {runs}) -ge 3 ]"
+    gate = {"name": "third", "run": ["sh", "-c", third_passes], "sandbox": "none"}
+    repo.configure(gates=[gate], limits={"fix_rounds": 2})
+
+    result = run(repo, tmp_path, [job("A", role="maker", agent="claude")])
+
+    assert result == outcome(repo, "succeeded", A="succeeded")
+    a = read_state(repo, RUN)["tasks"]["A"]
+    each = a["attempts"][0]["usage"]["input_tokens"]
+    assert each > 0
+    assert attempt_rows(a, "n", "resumed_thread") == [(1, None), (2, a["thread_id"]), (3, a["thread_id"])]
+    assert [x["thread_usage"]["input_tokens"] for x in a["attempts"]] == [each, 2 * each, 3 * each]

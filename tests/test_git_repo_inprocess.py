@@ -19,7 +19,7 @@ import pytest
 from conftest import Repo, git, init_repo
 
 from codex_orch.errors import GitError
-from codex_orch.git.repo import FALLBACK_IDENTITY, Git, Status, auto_maintenance, local_changes
+from codex_orch.git.repo import FALLBACK_IDENTITY, Git, Status, auto_maintenance, local_changes, valid_branch_name
 
 
 def head_of(repo: Repo) -> str:
@@ -136,6 +136,84 @@ def test_local_changes_keep_the_runners_config(repo: Repo, tmp_path: Path) -> No
         Status("??", "setup.log"),
         Status("??", "work.txt"),
     ]
+
+
+def test_status_lists_each_change_by_its_path_and_ignored_files_only_when_asked(repo: Repo) -> None:
+    """`status`: a changed file, a renamed one by its new path (the old one is not an entry of its own),
+    each untracked file by its own path, never just its folder; ignored files only when asked for (`clean`
+    and the guardrails look for them), untracked ones left out when not wanted."""
+    repo.write(".gitignore", "*.log\n")
+    repo.write("old.txt", "old\n")
+    repo.git("add", ".gitignore", "old.txt")
+    repo.git("commit", "-q", "-m", "ignore logs")
+    repo.git("mv", "old.txt", "renamed.txt")
+    repo.write("README.md", "# changed\n")
+    repo.write("new/deep/file.txt", "new\n")
+    repo.write("build.log", "log\n")
+    git = Git(repo.path)
+    tracked = [Status(" M", "README.md"), Status("R ", "renamed.txt")]
+
+    assert git.status() == [*tracked, Status("??", "new/deep/file.txt")]
+    assert git.status(ignored=True) == [*tracked, Status("??", "new/deep/file.txt"), Status("!!", "build.log")]
+    assert git.status(untracked=False) == tracked
+
+
+def test_branch_commit_reads_a_branch_however_the_repository_keeps_it(repo: Repo) -> None:
+    """`branch_commit` reads git's own files where it can (a loose ref, a packed one) and asks git
+    otherwise: a branch that is a symbolic ref to another, and every branch where the repository keeps its
+    refs another way (a config naming refstorage makes it ask git, as a reftable would: git 2.39 here has
+    none). A branch that does not exist, or a folder of branches, is None either way."""
+    first = head_of(repo)
+    repo.git("branch", "packed")
+    repo.git("branch", "orch/T1")
+    repo.git("pack-refs", "--all")
+    repo.write("second.txt", "second\n")
+    repo.git("add", "second.txt")
+    repo.git("commit", "-q", "-m", "second")
+    second = head_of(repo)
+    repo.git("branch", "loose")
+    repo.git("symbolic-ref", "refs/heads/alias", "refs/heads/loose")
+    git = Git(repo.path)
+    expected = {"main": second, "packed": first, "loose": second, "alias": second, "orch": None, "gone": None}
+
+    assert {name: git.branch_commit(name) for name in expected} == expected
+    repo.git("config", "test.refstorage", "files")
+    assert {name: git.branch_commit(name) for name in expected} == expected
+
+
+def git_takes_branch_name(repo: Repo, name: str) -> bool:
+    done = subprocess.run(["git", "check-ref-format", "--branch", name], cwd=repo.path, capture_output=True)
+    return done.returncode == 0
+
+
+def test_a_branch_name_is_valid_exactly_when_git_takes_it(repo: Repo) -> None:
+    """`valid_branch_name` applies git's rules without starting git: name by name it agrees with `git
+    check-ref-format --branch`; only `@` (git's name for HEAD) is refused where git would take it."""
+    names = [
+        "orch/T1", "feature/a.b", "a@b", "x/@", "", "-x", "/x", "x/", "x.", "x.lock", "a.lock/b", "a/.b", ".x",
+        "a..b", "a@{b", "a//b", "a b", "a~b", "a^b", "a:b", "a?b", "a*b", "a[b", "a\\b", "a\x01b", "a\x7fb",
+    ]  # fmt: skip
+    taken = {name: git_takes_branch_name(repo, name) for name in names}
+
+    assert {name: valid_branch_name(name) for name in names} == taken
+    assert [name for name, ok in taken.items() if ok] == ["orch/T1", "feature/a.b", "a@b", "x/@"]
+    assert valid_branch_name("@") is False and Git(repo.path).valid_branch_name("@") is False
+
+
+def test_a_worktrees_common_dir_is_the_repositorys_whatever_its_admin_dir_says(repo: Repo, tmp_path: Path) -> None:
+    """git in a worktree codex-orch made has the repository's common dir from the Git that made it, never
+    from the admin dir's `commondir` file (which git itself would read): one rewritten to name another
+    repository changes nothing."""
+    worktree = tmp_path / "wt"
+    repo.git("worktree", "add", "-q", "--detach", str(worktree))
+    admin = repo.path / ".git" / "worktrees" / "wt"
+    other = init_repo(tmp_path / "other") / ".git"
+    (admin / "commondir").write_text(f"{other}\n")
+    git = Git(repo.path)
+
+    child = git.worktree(worktree, admin)
+
+    assert child.common_dir() == git.common_dir() == (repo.path / ".git").resolve()
 
 
 def test_branch_tip_of_a_branch_that_is_gone_says_so(repo: Repo) -> None:
@@ -300,6 +378,24 @@ def test_a_failing_command_names_itself_and_gits_first_line_cut_at_400_character
     assert (failed.value.message, failed.value.hint) == (f"git log --format=%H -1 failed: {said}", None)
 
 
+def test_git_speaks_english_to_codex_orch_whatever_language_the_user_asked_for(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """codex-orch reads git's words (the index lock it waits on, the errors it reports), so its git runs in
+    the C locale: a user who asked for German messages (LANGUAGE=de, which git's translations follow in
+    the C.UTF-8 locale) still gets git's English ones from codex-orch."""
+    monkeypatch.setenv("LANGUAGE", "de")
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    users = subprocess.run(["git", "rev-parse", "--verify", "nope"], cwd=repo.path, capture_output=True, text=True)
+    if not users.stderr.startswith("Schwerwiegend"):
+        pytest.skip("git has no German messages on this machine")
+
+    with pytest.raises(GitError) as failed:
+        Git(repo.path).run("rev-parse", "--verify", "nope")
+
+    assert failed.value.message == "git rev-parse --verify nope failed: fatal: Needed a single revision"
+
+
 def test_a_command_failing_without_a_word_says_there_was_no_message(repo: Repo) -> None:
     """git fails some commands silently (a config key that is not set exits 1): the message says so
     rather than ending at "failed:"."""
@@ -459,30 +555,44 @@ def test_git_in_a_folder_that_is_gone_says_so_not_that_git_is_missing(repo: Repo
 
 
 @pytest.mark.parametrize(
-    ("tracked", "text", "ours"),
+    ("committed", "text", "ours"),
     [
-        (True, "node_modules/\n.orchestrator/runs/\n.orchestrator/worktrees/  \n# codex-orch's\n", True),
-        (True, "node_modules/\n.codex-mem/\ndist/\n", False),  # a line of the user's besides
-        (True, ".orchestrator/runs/\n", False),  # node_modules/ taken out
-        (True, "node_modules/\n", False),  # nothing changed
-        (False, ".orchestrator/runs/\n.codex-mem/\n", True),  # a new .gitignore of codex-orch's lines only
-        (False, ".orchestrator/runs/\nsecrets.env\n", False),
+        ("node_modules/\n", "node_modules/\n.orchestrator/runs/\n.orchestrator/worktrees/  \n# codex-orch's\n", True),
+        ("node_modules/\n", "node_modules/\n.codex-mem/\ndist/\n", False),  # a line of the user's besides
+        ("node_modules/\n", ".orchestrator/runs/\n", False),  # node_modules/ taken out
+        ("node_modules/\n", None, False),  # nothing changed
+        (".orchestrator/runs/\n.codex-mem/\n", None, False),  # codex-orch's lines, committed already
+        (None, ".orchestrator/runs/\n.codex-mem/\n", True),  # a new .gitignore of codex-orch's lines only
+        (None, ".orchestrator/runs/\nsecrets.env\n", False),
+        (None, None, False),  # no .gitignore at all
     ],
 )
 def test_a_gitignore_holding_only_codex_orchs_lines_is_not_the_users_change(
-    repo: Repo, tracked: bool, text: str, ours: bool
+    repo: Repo, committed: str | None, text: str | None, ours: bool
 ) -> None:
     """`init` adds its lines to .gitignore; a run started before they are committed does not warn about
-    them (engine/drive.py `uncommitted_warning`), and warns about any other change to the file."""
+    them (engine/drive.py `uncommitted_warning`), and warns about any other change to the file. A
+    .gitignore with nothing uncommitted (or none at all) holds no lines of codex-orch's to leave out."""
     from codex_orch.engine.drive import only_our_gitignore_lines
 
-    if tracked:
-        repo.write(".gitignore", "node_modules/\n")
+    if committed is not None:
+        repo.write(".gitignore", committed)
         repo.git("add", ".gitignore")
         repo.git("commit", "-q", "-m", "ignore")
-    repo.write(".gitignore", text)
+    if text is not None:
+        repo.write(".gitignore", text)
 
     assert only_our_gitignore_lines(Git(repo.path)) is ours
+
+
+def test_a_new_gitignore_that_is_not_utf8_is_the_users(repo: Repo) -> None:
+    """An untracked .gitignore is read whole; a line in another encoding (Latin-1 here) is read with
+    its undecodable bytes replaced, and is a line of the user's, not a failure."""
+    from codex_orch.engine.drive import only_our_gitignore_lines
+
+    (repo.path / ".gitignore").write_bytes(b".orchestrator/runs/\ncaf\xe9/\n")
+
+    assert only_our_gitignore_lines(Git(repo.path)) is False
 
 
 def test_a_gitignore_in_a_repository_without_a_commit_is_not_taken_for_codex_orchs(tmp_path: Path) -> None:
@@ -493,3 +603,43 @@ def test_a_gitignore_in_a_repository_without_a_commit_is_not_taken_for_codex_orc
     (tmp_path / ".gitignore").write_text(".orchestrator/runs/\n")
 
     assert only_our_gitignore_lines(Git(tmp_path)) is False
+
+
+def test_the_uncommitted_warning_names_three_changes_and_counts_the_rest(repo: Repo) -> None:
+    """A run starts from a commit; the warning at its start names the first three changes the checkout
+    holds and how many more there are. A clean checkout gives none."""
+    from codex_orch.engine.drive import uncommitted_warning
+
+    git = Git(repo.path)
+    assert uncommitted_warning(git, ()) is None
+    for name in "abcde":
+        repo.write(f"{name}.txt", "new\n")
+
+    assert uncommitted_warning(git, ()) == (
+        f"5 uncommitted change(s) in {repo.path} (a.txt, b.txt, c.txt and 2 more) are not part of this run: "
+        "it starts from a commit (git.base_ref). Commit them first if the agents need them."
+    )
+
+
+def test_the_uncommitted_warning_leaves_out_what_the_run_sees_or_owns(repo: Repo, tmp_path: Path) -> None:
+    """Left out of the warning: codex-orch's own folder, the run's input files (a plan inside the
+    checkout; one outside it is no change of the checkout's), codex-orch's lines in .gitignore, and the
+    untracked files `worktree.copy_files` copies into each worktree. A tracked file matching a copy
+    pattern is not copied: its change is warned about, like any file no pattern matches."""
+    from codex_orch.engine.drive import uncommitted_warning
+
+    repo.write("README.md", "# changed\n")  # tracked, matches *.md
+    repo.write(".env", "KEY=1\n")
+    repo.write("config/app.local", "local\n")
+    repo.write("notes.txt", "mine\n")
+    repo.write("plan.json", "{}\n")
+    repo.write(".orchestrator/orchestrator.yaml", "{}\n")
+    repo.write(".gitignore", ".orchestrator/runs/\n")
+    inputs = (repo.path / "plan.json", tmp_path / "outside.json")
+
+    warning = uncommitted_warning(Git(repo.path), inputs, copied=(".env", "config/*.local", "*.md"))
+
+    assert warning == (
+        f"2 uncommitted change(s) in {repo.path} (README.md, notes.txt) are not part of this run: "
+        "it starts from a commit (git.base_ref). Commit them first if the agents need them."
+    )

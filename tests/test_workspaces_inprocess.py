@@ -313,6 +313,28 @@ def test_a_repository_without_an_identity_gets_merges_and_landings_as_codex_orch
     assert repo.git("ls-tree", "--name-only", "orch/run").splitlines() == ["README.md", "d1.txt", "d2.txt", "other.txt"]
 
 
+def test_a_repository_without_an_identity_gets_a_tasks_stray_changes_set_aside_as_codex_orch(repo: Repo) -> None:
+    """In a shared worktree, a task's changes outside its paths are kept in a commit of their own before
+    its commit: in a repository without an identity both are made as codex-orch (a commit git refused
+    would fail the task for its stray files)."""
+    without_identity(repo)
+    git, workspaces, start = open_ws(repo)
+    worktree = repo.path.parent / "wt" / "shared"
+    workspaces.ensure(worktree, "orch/shared", start)
+    (worktree / "a").mkdir()
+    (worktree / "a" / "x.txt").write_text("mine\n")
+    (worktree / "stray.txt").write_text("outside\n")
+
+    outcome = workspaces.commit(worktree, "T1: x\n", ["a/**"], None, others=list, preserve_ref="refs/orch/v/T1")
+
+    assert (outcome.files, outcome.violations) == (("a/x.txt",), ("stray.txt",))
+    assert outcome.commit is not None and outcome.commit == git.branch_commit("orch/shared")
+    kept = repo.git("rev-parse", "refs/orch/v/T1")
+    assert repo.git("show", f"{kept}:stray.txt") == "outside"
+    for made in (outcome.commit, kept):
+        assert repo.git("log", "-1", "--format=%an <%ae>|%cn <%ce>|%P", made) == f"{CODEX_ORCH}|{CODEX_ORCH}|{start}"
+
+
 def test_a_repository_with_an_identity_gets_codex_orchs_commits_in_the_users_name(repo: Repo) -> None:
     """The fallback identity is only for a repository without one: where git knows the user (here the
     session's global config), the task's commit and its landing on a moved run branch are the user's."""

@@ -126,7 +126,7 @@ def sleeper(
 # --- made, found, listed --------------------------------------------------------------------------
 def test_a_new_worktree_is_registered_checked_out_and_found_from_gits_side(repo: Repo) -> None:
     git, workspaces, start = open_ws(repo)
-    worktree = repo.path.parent / "wt" / "T1"
+    worktree = repo.path.parent / "wt" / "r" / "T1"  # folders not made yet, as worktrees/<run>/ at a run's start
 
     ws = workspaces.ensure(worktree, "orch/r/T1", start)
 
@@ -267,6 +267,24 @@ def test_a_worktree_folder_replaced_by_a_file_is_made_again(repo: Repo) -> None:
 
     assert_made_anew(repo, ws, "orch/T1", start)
     assert admins(repo) == ["T1"]
+
+
+def test_a_file_codex_orch_never_made_where_a_worktree_goes_is_kept_and_named(repo: Repo) -> None:
+    """A file where the worktree is to be made, and no worktree of git's there: it is not codex-orch's to
+    remove. It is left as it is, nothing is made, and the error says what to do."""
+    _git, workspaces, start = open_ws(repo)
+    worktree = repo.path.parent / "wt" / "T1"
+    worktree.parent.mkdir()
+    worktree.write_text("the user's\n")
+
+    with pytest.raises(GitError) as failed:
+        workspaces.ensure(worktree, "orch/T1", start)
+
+    assert (failed.value.message, failed.value.hint) == (
+        f"{worktree} already exists and is not a worktree codex-orch made",
+        "Move it away, then run again.",
+    )
+    assert worktree.read_text() == "the user's\n" and admins(repo) == [] and repo.branches() == ["main"]
 
 
 def test_a_worktree_folder_replaced_by_a_link_never_has_the_links_target_removed(repo: Repo, tmp_path: Path) -> None:
@@ -440,6 +458,24 @@ def test_a_spare_that_cannot_be_moved_is_removed_and_the_worktree_made_anew(repo
 
     assert_made_anew(repo, ws, "orch/T2", start)
     assert admins(repo) == ["T2"] and not old.exists()
+
+
+def test_a_spare_that_fails_after_its_switch_is_removed_and_its_new_branch_made_again(repo: Repo) -> None:
+    """The switch made the new branch before the spare failed (here git's `clean` dies on a bad config
+    value, which checkout and reset never read): the spare is removed, the branch it made deleted, and the
+    worktree made anew on that branch from the start."""
+    _git, workspaces, start = open_ws(repo)
+    old = repo.path.parent / "wt" / "T1"
+    workspaces.ensure(old, "orch/T1", start)
+    workspaces.retire(old)
+    repo.git("config", "clean.requireForce", "maybe")
+
+    new = repo.path.parent / "wt" / "T2"
+    ws = workspaces.ensure(new, "orch/T2", start)
+
+    assert_made_anew(repo, ws, "orch/T2", start)
+    assert admins(repo) == ["T2"] and not old.exists()
+    assert repo.branches() == ["main", "orch/T1", "orch/T2"]
 
 
 # --- take up, merge, land -------------------------------------------------------------------------
