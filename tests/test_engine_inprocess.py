@@ -20,6 +20,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -1994,14 +1995,17 @@ def test_an_attempt_runs_on_its_tasks_model_and_its_roles_profile_and_records_wh
     )
     heard = Heard()
 
+    before = time.monotonic()
     result = run(repo, tmp_path, [job("A", model="gpt-own")], heard)
+    whole_run = time.monotonic() - before
 
     assert result == outcome(repo, "succeeded", A="succeeded")
     [call] = fake_codex.calls()
     assert (call["model"], call["profile"]) == ("gpt-own", "careful")
     [first] = read_state(repo, RUN)["tasks"]["A"]["attempts"]
     assert (first["model"], first["cost_usd"], first["cost_source"]) == ("gpt-own", 1.0, "prices")
-    assert isinstance(first["duration"], float) and 0 < first["duration"] < 600  # seconds, to the millisecond
+    # the agent's own time, to the millisecond: within the run, whatever the machine's speed
+    assert isinstance(first["duration"], float) and 0 < first["duration"] <= whole_run
     assert json.loads(attempt_file(repo, "A", 1, "final.json")) == said
     assert heard.data("attempt") == [("A", {"n": 1, "thread": None, "agent": "codex", "model": "gpt-own"})]
     usage = [data["usage"] for _, data in heard.data("progress") if data["usage"] is not None]
